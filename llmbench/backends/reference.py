@@ -1,0 +1,59 @@
+"""The `reference` backend answers every sample with the output its scorer names as correct.
+
+Running a suite with it must score 100%: that proves each scorer can reach full marks on every
+sample, and that prompts, references and scorer options fit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from llmbench.backends.base import BackendInfo, Completion, GenerationRequest, stable_hash
+from llmbench.config import ModelConfig
+from llmbench.telemetry.timing import TokenClock
+
+
+class ReferenceBackend:
+    """No model at all: echoes `request.reference_output`; timings are real but trivially small."""
+
+    name: ClassVar[str] = "reference"
+
+    def __init__(self, model: ModelConfig, model_path: str) -> None:
+        self.config = model
+        self.model_path = model_path
+
+    @property
+    def tokenizer(self) -> Any:
+        return None
+
+    def load(self) -> BackendInfo:
+        return BackendInfo(backend=self.name, model="reference", load_time_s=0.0, device="none")
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        concurrency: int | None = None,
+        arrival_offsets_s: Sequence[float] | None = None,
+    ) -> Iterator[Completion]:
+        for req in requests:
+            clock = TokenClock()
+            text = req.reference_output or ""
+            clock.token()
+            clock.finish()
+            prompt = req.messages or req.prompt or req.prompt_token_ids
+            yield Completion(
+                request_id=req.request_id,
+                text=text,
+                prompt_tokens=None,
+                output_tokens=None,
+                finish_reason="stop",
+                ttft_ms=clock.ttft_ms,
+                latency_ms=clock.latency_ms,
+                prompt_hash=stable_hash(prompt),
+                batch_size=1,
+            )
+
+    def close(self) -> None:
+        pass

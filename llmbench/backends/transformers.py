@@ -1,0 +1,359 @@
+"""Hugging Face Transformers backend: batched `generate` with left padding, timed per token by a streamer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from itertools import groupby, pairwise
+from typing import Any, ClassVar
+
+from llmbench.backends.base import (
+    BackendInfo,
+    Completion,
+    GenerationParams,
+    GenerationRequest,
+    apply_stop,
+    token_ids_hash,
+)
+from llmbench.config import ModelConfig
+from llmbench.errors import BackendError, MissingDependencyError
+from llmbench.telemetry.timing import now_ns
+
+_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
+
+class _StepClock:
+    """A `generate` streamer that timestamps every decoding step as its tokens reach the host.
+
+    transformers calls `put` once with the prompt, then once per step with one token per
+    sequence (after a device sync, since the tokens are copied to the CPU): the first step's
+    timestamp is the batch's time to first token, measured at the token and not after generate.
+    """
+
+    def __init__(self) -> None:
+        self.step_ns: list[int] = []
+        self._seen_prompt = False
+
+    def put(self, value: Any) -> None:
+        if not self._seen_prompt:
+            self._seen_prompt = True
+            return
+        self.step_ns.append(now_ns())
+
+    def end(self) -> None:
+        pass
+
+
+class TransformersBackend:
+    """In-process generation with `AutoModelForCausalLM`; `device_map="auto"` across visible GPUs."""
+
+    name: ClassVar[str] = "transformers"
+
+    def __init__(self, model: ModelConfig, model_path: str) -> None:
+        self.config = model
+        self.model_path = model_path
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._device: str = "cpu"
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    def load(self) -> BackendInfo:
+        try:
+            import torch
+            import transformers
+        except ImportError as exc:
+            raise MissingDependencyError(
+                exc.name or "transformers", purpose="the Transformers backend"
+            ) from None
+        from llmbench.backends.common import chat_template_hash, load_tokenizer, weights_bytes
+
+        transformers.utils.logging.disable_progress_bar()
+        cfg = self.config
+        start = time.perf_counter()
+        cuda = torch.cuda.is_available() and cfg.device != "cpu"
+        self._device = "cuda" if cuda else "cpu"
+        dtype: Any = "auto"
+        if cfg.dtype != "auto":
+            dtype = getattr(torch, _DTYPES[cfg.dtype])
+        elif not cuda:
+            dtype = torch.float32
+        kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": cfg.trust_remote_code}
+        if cfg.revision:
+            kwargs["revision"] = cfg.revision
+        if cuda:
+            kwargs["device_map"] = "auto"
+        if cfg.quantization:
+            kwargs["quantization_config"] = _quantization_config(cfg.quantization, transformers, torch)
+        kwargs.update(cfg.engine_args.get("transformers", {}))
+        try:
+            if cfg.load_format == "dummy":
+                self._model = self._dummy_model(transformers, torch, dtype)
+            else:
+                self._model = transformers.AutoModelForCausalLM.from_pretrained(self.model_path, **kwargs)
+            self._model.eval()
+            if not cuda:
+                self._model.to("cpu")
+            if cfg.load_format != "dummy" or cfg.tokenizer:
+                self._tokenizer = load_tokenizer(cfg, self.model_path)
+                self._tokenizer.padding_side = "left"
+                if self._tokenizer.pad_token is None:
+                    self._tokenizer.pad_token = self._tokenizer.eos_token
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"cannot load model '{self.model_path}': {str(exc).splitlines()[0]}") from exc
+        if cuda:
+            torch.cuda.synchronize()
+        load_time = time.perf_counter() - start
+        return BackendInfo(
+            backend=self.name,
+            model=self.model_path,
+            load_time_s=load_time,
+            dtype=str(next(self._model.parameters()).dtype).removeprefix("torch."),
+            device=self._device
+            if not cuda
+            else ",".join(sorted({str(p.device) for p in self._model.parameters()})),
+            chat_template_hash=chat_template_hash(self._tokenizer) if self._tokenizer is not None else None,
+            max_batch_size=cfg.batch_size,
+            attention_backend=getattr(self._model.config, "_attn_implementation", None),
+            weights_bytes=weights_bytes(self.model_path)
+            if cfg.load_format != "dummy"
+            else _param_bytes(self._model),
+            extra={"transformers": transformers.__version__, "torch": torch.__version__},
+        )
+
+    def _dummy_model(self, transformers: Any, torch: Any, dtype: Any) -> Any:
+        """Random weights in the architecture's shape: performance runs with no download."""
+        source = self.config.architecture or self.model_path
+        arch = transformers.AutoConfig.from_pretrained(
+            source, trust_remote_code=self.config.trust_remote_code
+        )
+        device = "cuda" if self._device == "cuda" else "cpu"
+        with torch.device(device):
+            return transformers.AutoModelForCausalLM.from_config(
+                arch, dtype=dtype if dtype != "auto" else torch.bfloat16
+            )
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        concurrency: int | None = None,
+        arrival_offsets_s: Sequence[float] | None = None,
+    ) -> Iterator[Completion]:
+        if self._model is None:
+            raise BackendError("generate called before load")
+        batch_size = concurrency or self.config.batch_size
+        if arrival_offsets_s is not None:
+            yield from self._generate_arrivals(requests, arrival_offsets_s, batch_size)
+            return
+        prepared = [self._prepare(r) for r in requests]
+        # Batch requests that share settings, longest prompts together: less padding, same results.
+        prepared.sort(key=lambda p: (_params_key(p[0].params), -len(p[1])))
+        for _, group in groupby(prepared, key=lambda p: _params_key(p[0].params)):
+            items = list(group)
+            for i in range(0, len(items), batch_size):
+                yield from self._run_batch(items[i : i + batch_size], start_ns=None)
+
+    def _generate_arrivals(
+        self, requests: Sequence[GenerationRequest], offsets: Sequence[float], batch_size: int
+    ) -> Iterator[Completion]:
+        """Request-rate mode: requests are served in arrival order; latency counts from the arrival time."""
+        t0 = now_ns()
+        order = sorted(range(len(requests)), key=lambda i: offsets[i])
+        pos = 0
+        while pos < len(order):
+            due = t0 + int(offsets[order[pos]] * 1e9)
+            if (wait := due - now_ns()) > 0:
+                time.sleep(wait / 1e9)
+            now = now_ns()
+            batch = [i for i in order[pos : pos + batch_size] if t0 + int(offsets[i] * 1e9) <= now] or [
+                order[pos]
+            ]
+            pos += len(batch)
+            items = [self._prepare(requests[i]) for i in batch]
+            arrivals = [t0 + int(offsets[i] * 1e9) for i in batch]
+            yield from self._run_batch(items, start_ns=arrivals)
+
+    def _prepare(self, request: GenerationRequest) -> tuple[GenerationRequest, list[int], str | None]:
+        from llmbench.backends.common import render_chat
+
+        tok = self._tokenizer
+        if request.prompt_token_ids is not None:
+            return request, list(request.prompt_token_ids), None
+        if tok is None:
+            raise BackendError("this model was loaded without a tokenizer: only token-id prompts can be run")
+        if request.messages is not None:
+            text, ids = render_chat(tok, list(request.messages))
+            return request, list(ids), text
+        assert request.prompt is not None
+        return request, tok(request.prompt, add_special_tokens=True)["input_ids"], request.prompt
+
+    def _run_batch(
+        self, items: list[tuple[GenerationRequest, list[int], str | None]], start_ns: list[int] | None
+    ) -> Iterator[Completion]:
+        import torch
+
+        params = items[0][0].params
+        batch_start = now_ns()
+        try:
+            input_ids, attention = self._pad([ids for _, ids, _ in items])
+            clock = _StepClock()
+            kwargs = self._generate_kwargs(params)
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            with torch.inference_mode():
+                out = self._model.generate(
+                    input_ids=input_ids, attention_mask=attention, streamer=clock, **kwargs
+                )
+            end = now_ns()
+        except Exception as exc:
+            if _is_oom(exc):
+                _free_cuda()
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            for req, ids, text in items:
+                yield Completion(
+                    req.request_id,
+                    "",
+                    prompt_tokens=len(ids),
+                    output_tokens=0,
+                    finish_reason="error",
+                    error=message,
+                    prompt_hash=token_ids_hash(ids),
+                    rendered_prompt=text,
+                    batch_size=len(items),
+                )
+            return
+        generated = out[:, input_ids.shape[1] :].tolist()
+        stop_ids = self._stop_token_ids()
+        pad = self._pad_id()
+        for row, (req, ids, text) in enumerate(items):
+            tokens = generated[row]
+            kept, hit_eos = _generated_part(tokens, stop_ids, pad, req.params.ignore_eos)
+            n = len(kept)
+            decoded = self._decode(kept, stop_ids)
+            decoded, hit_stop = apply_stop(decoded, req.params.stop)
+            steps = clock.step_ns[:n]
+            t0 = start_ns[row] if start_ns is not None else batch_start
+            last = steps[-1] if steps else end
+            yield Completion(
+                request_id=req.request_id,
+                text=decoded,
+                prompt_tokens=len(ids),
+                output_tokens=len(kept),
+                finish_reason="stop"
+                if (hit_eos or hit_stop or len(kept) < req.params.max_new_tokens)
+                else "length",
+                ttft_ms=(steps[0] - t0) / 1e6 if steps else None,
+                latency_ms=(last - t0) / 1e6,
+                itl_ms=[(b - a) / 1e6 for a, b in pairwise(steps)],
+                prompt_hash=token_ids_hash(ids),
+                rendered_prompt=text,
+                batch_size=len(items),
+            )
+
+    def _pad(self, batch: list[list[int]]) -> tuple[Any, Any]:
+        import torch
+
+        pad = self._pad_id()
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, ids in enumerate(batch):  # left padding: every prompt ends where generation starts
+            input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention[i, width - len(ids) :] = 1
+        device = self._model.device if self._device == "cuda" else "cpu"
+        return input_ids.to(device), attention.to(device)
+
+    def _generate_kwargs(self, params: GenerationParams) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": self._pad_id()}
+        if params.temperature > 0:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+            if params.top_k:
+                kwargs["top_k"] = params.top_k
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if params.ignore_eos:
+            kwargs["eos_token_id"] = None
+            kwargs["min_new_tokens"] = params.max_new_tokens
+        if params.stop and self._tokenizer is not None:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self._tokenizer)
+        return kwargs
+
+    def _pad_id(self) -> int:
+        tok = self._tokenizer
+        if tok is not None and tok.pad_token_id is not None:
+            return int(tok.pad_token_id)
+        gen = self._model.generation_config
+        pad = gen.pad_token_id if gen.pad_token_id is not None else gen.eos_token_id
+        if isinstance(pad, list):
+            pad = pad[0]
+        return int(pad) if pad is not None else 0
+
+    def _stop_token_ids(self) -> set[int]:
+        eos = self._model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self._tokenizer is not None and self._tokenizer.eos_token_id is not None:
+            ids.add(self._tokenizer.eos_token_id)
+        return ids
+
+    def _decode(self, tokens: list[int], stop_ids: set[int]) -> str:
+        if self._tokenizer is None:
+            return ""
+        return str(self._tokenizer.decode([t for t in tokens if t not in stop_ids], skip_special_tokens=True))
+
+    def close(self) -> None:
+        self._model = None
+        self._tokenizer = None
+        _free_cuda()
+
+
+def _generated_part(
+    tokens: list[int], stop_ids: set[int], pad: int, ignore_eos: bool
+) -> tuple[list[int], bool]:
+    """The tokens a sequence really generated: up to and including its EOS, without the padding
+    `generate` appends once a sequence has finished (EOS or a stop string) while others go on."""
+    if ignore_eos:
+        return tokens, False
+    for i, t in enumerate(tokens):
+        if t in stop_ids:
+            return tokens[: i + 1], True
+        if t == pad:
+            return tokens[:i], False
+    return tokens, False
+
+
+def _params_key(params: GenerationParams) -> str:
+    return params.fingerprint() + str(params.seed)
+
+
+def _param_bytes(model: Any) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def _quantization_config(name: str, transformers: Any, torch: Any) -> Any:
+    if name in ("bnb-4bit", "bitsandbytes", "4bit"):
+        return transformers.BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+        )
+    if name in ("bnb-8bit", "8bit"):
+        return transformers.BitsAndBytesConfig(load_in_8bit=True)
+    return None  # awq / gptq / fp8 checkpoints carry their own quantization config
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
+
+
+def _free_cuda() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

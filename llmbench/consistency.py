@@ -1,0 +1,138 @@
+"""Sample-by-sample comparison of runs: backend parity and determinism (flip rates).
+
+Two runs of the same suite are matched on (task, sample id, sample index). Matching prompt hashes
+show the two backends saw the same tokens; verdicts that flip show where they disagree; a paired
+test says whether the score difference is more than noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from llmbench.results import RunResult, SampleRecord
+from llmbench.scoring.stats import mcnemar
+
+Key = tuple[str, str, int]
+
+
+def _by_key(run: RunResult) -> dict[Key, SampleRecord]:
+    return {(r.task, r.id, r.sample_index): r for r in run.samples}
+
+
+@dataclass
+class Flip:
+    task: str
+    id: str
+    sample_index: int
+    a_status: str | None
+    b_status: str | None
+
+
+@dataclass
+class TaskParity:
+    task: str
+    n: int
+    a_score: float
+    b_score: float
+    a_only_correct: int
+    b_only_correct: int
+    p_value: float
+
+
+@dataclass
+class ParityReport:
+    a_label: str
+    b_label: str
+    n_common: int
+    prompt_hash_matches: int
+    prompt_hash_compared: int
+    output_matches: int
+    flips: list[Flip] = field(default_factory=list)
+    tasks: list[TaskParity] = field(default_factory=list)
+    prompt_mismatches: list[Key] = field(default_factory=list)
+
+    @property
+    def prompts_match(self) -> bool:
+        return self.prompt_hash_compared > 0 and self.prompt_hash_matches == self.prompt_hash_compared
+
+
+def parity(a: RunResult, b: RunResult) -> ParityReport:
+    """Compare two runs of the same samples (different backends, batch sizes or repeats)."""
+    ra, rb = _by_key(a), _by_key(b)
+    common = sorted(set(ra) & set(rb))
+    report = ParityReport(
+        a_label=_label(a),
+        b_label=_label(b),
+        n_common=len(common),
+        prompt_hash_matches=0,
+        prompt_hash_compared=0,
+        output_matches=0,
+    )
+    by_task: dict[str, list[tuple[SampleRecord, SampleRecord]]] = {}
+    for key in common:
+        x, y = ra[key], rb[key]
+        if x.prompt_hash and y.prompt_hash:
+            report.prompt_hash_compared += 1
+            if x.prompt_hash == y.prompt_hash:
+                report.prompt_hash_matches += 1
+            else:
+                report.prompt_mismatches.append(key)
+        report.output_matches += x.output == y.output
+        if (x.status == "correct") != (y.status == "correct"):
+            report.flips.append(Flip(key[0], key[1], key[2], x.status, y.status))
+        by_task.setdefault(key[0], []).append((x, y))
+    for task, pairs in by_task.items():
+        ca = [x.status == "correct" for x, _ in pairs]
+        cb = [y.status == "correct" for _, y in pairs]
+        b01, b10, p = mcnemar(ca, cb)
+        report.tasks.append(
+            TaskParity(
+                task=task,
+                n=len(pairs),
+                a_score=sum(x.score or 0 for x, _ in pairs) / len(pairs),
+                b_score=sum(y.score or 0 for _, y in pairs) / len(pairs),
+                a_only_correct=int(b10),
+                b_only_correct=int(b01),
+                p_value=float(p),
+            )
+        )
+    return report
+
+
+@dataclass
+class FlipRate:
+    runs: int
+    n: int
+    output_flip_rate: float  # share of samples whose output text differs in some run
+    verdict_flip_rate: float  # share of samples whose correct/incorrect verdict differs in some run
+    flipped: list[Key] = field(default_factory=list)
+
+
+def flip_rate(runs: Sequence[RunResult]) -> FlipRate:
+    """How often greedy decoding gives a different output (or verdict) for the same sample across runs."""
+    maps = [_by_key(r) for r in runs]
+    common = sorted(set.intersection(*(set(m) for m in maps))) if maps else []
+    out_flips = verdict_flips = 0
+    flipped: list[Key] = []
+    for key in common:
+        outputs = {m[key].output for m in maps}
+        verdicts = {m[key].status == "correct" for m in maps}
+        out_flips += len(outputs) > 1
+        if len(verdicts) > 1:
+            verdict_flips += 1
+            flipped.append(key)
+    n = len(common)
+    return FlipRate(
+        runs=len(runs),
+        n=n,
+        output_flip_rate=out_flips / n if n else 0.0,
+        verdict_flip_rate=verdict_flips / n if n else 0.0,
+        flipped=flipped,
+    )
+
+
+def _label(run: RunResult) -> str:
+    backend = run.backend.get("backend", "?")
+    batch = run.backend.get("max_batch_size")
+    return f"{run.model_name}/{backend}" + (f"/bs{batch}" if batch else "")

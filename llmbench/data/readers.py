@@ -1,0 +1,145 @@
+"""The three dataset sources a suite can name: a local file, a Hugging Face dataset, a built-in set."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from llmbench.config import DatasetSpec
+from llmbench.data.base import DataContext, Sample, generators
+from llmbench.errors import DataError, MissingDependencyError
+
+_ID_FIELDS = ("id", "task_id", "key", "idx", "question_id")
+
+
+def records_to_samples(records: Iterable[dict[str, Any]], spec: DatasetSpec, origin: str) -> list[Sample]:
+    """Wrap raw records as samples, taking ids and references from the configured fields."""
+    samples: list[Sample] = []
+    seen: set[str] = set()
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise DataError(f"{origin}: record {i + 1} is not an object")
+        id_field = spec.id_field or next((f for f in _ID_FIELDS if f in rec), None)
+        if spec.id_field and spec.id_field not in rec:
+            raise DataError(f"{origin}: record {i + 1} has no id field '{spec.id_field}'")
+        sid = str(rec[id_field]) if id_field else str(i)
+        if sid in seen:
+            raise DataError(
+                f"{origin}: duplicate sample id '{sid}'", hint="set dataset.id_field to a unique field"
+            )
+        seen.add(sid)
+        if spec.reference_field and spec.reference_field not in rec:
+            raise DataError(f"{origin}: record '{sid}' has no reference field '{spec.reference_field}'")
+        reference = rec.get(spec.reference_field) if spec.reference_field else rec.get("reference")
+        samples.append(Sample(id=sid, fields=dict(rec), reference=reference))
+        if spec.limit and len(samples) >= spec.limit:
+            break
+    return samples
+
+
+class LocalSource:
+    """JSONL, JSON (a list of objects), Parquet or CSV, relative to the suite file."""
+
+    name: ClassVar[str] = "local"
+
+    def load(self, spec: DatasetSpec, ctx: DataContext) -> list[Sample]:
+        assert spec.local is not None
+        path = Path(spec.local)
+        if not path.is_absolute():
+            path = ctx.suite_dir / path
+        if not path.exists():
+            raise DataError(
+                f"{path}: data file not found", hint="paths in a suite are relative to the suite file"
+            )
+        suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+        if suffix in (".jsonl", ".jsonl.gz"):
+            records = list(_read_jsonl(path))
+        elif suffix == ".json":
+            records = _read_json(path)
+        elif suffix in (".parquet", ".csv"):
+            records = _read_tabular(path, suffix)
+        else:
+            raise DataError(
+                f"{path}: unsupported data file type '{suffix}'", hint="use .jsonl, .json, .parquet or .csv"
+            )
+        return records_to_samples(records, spec, str(path))
+
+
+def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: invalid JSON line ({exc.msg})") from None
+
+
+def _read_json(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise DataError(f"{path}: a JSON data file must hold a list of objects")
+    return data
+
+
+def _read_tabular(path: Path, suffix: str) -> list[dict[str, Any]]:
+    try:
+        from datasets import Dataset
+    except ImportError:
+        raise MissingDependencyError("datasets", purpose=f"reading {suffix} files") from None
+    try:
+        ds = Dataset.from_parquet(str(path)) if suffix == ".parquet" else Dataset.from_csv(str(path))
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read {suffix} file ({type(exc).__name__}: {exc})") from None
+    return [dict(r) for r in ds]  # type: ignore[union-attr]
+
+
+class HFSource:
+    """A Hugging Face dataset through `datasets`; needs network or a local datasets cache."""
+
+    name: ClassVar[str] = "hf"
+
+    def load(self, spec: DatasetSpec, ctx: DataContext) -> list[Sample]:
+        try:
+            import datasets
+        except ImportError:
+            raise MissingDependencyError("datasets", purpose="Hugging Face datasets") from None
+        label = f"{spec.hf}" + (f" ({spec.config})" if spec.config else "") + f" split {spec.split}"
+        try:
+            ds = datasets.load_dataset(spec.hf, spec.config, split=spec.split, revision=spec.revision)
+        except Exception as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(
+                f"dataset {label} could not be loaded: {msg}",
+                hint="it needs network (or a datasets cache); the suite's built-in set runs offline",
+            ) from None
+        return records_to_samples((dict(r) for r in ds), spec, f"dataset {label}")
+
+
+class BuiltinSource:
+    """A generator shipped with llmbench, named in YAML as `builtin: NAME`."""
+
+    name: ClassVar[str] = "builtin"
+
+    def load(self, spec: DatasetSpec, ctx: DataContext) -> list[Sample]:
+        assert spec.builtin is not None
+        generate = generators.get(spec.builtin)
+        samples = generate(dict(spec.options), ctx)
+        return samples[: spec.limit] if spec.limit else samples
+
+
+def load_samples(spec: DatasetSpec, ctx: DataContext) -> list[Sample]:
+    from llmbench.data.base import sources
+
+    return sources.get(spec.source)().load(spec, ctx)

@@ -1,0 +1,163 @@
+"""The regression gate: does a candidate run fall behind a baseline by more than noise and tolerance?
+
+Quality metrics regress when they drop by more than their threshold AND the paired test says the drop is
+significant; performance figures regress when they worsen by more than a relative threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llmbench.compare import Row, build_comparison
+from llmbench.results import RunResult
+
+DEFAULT_GATES = Path(__file__).resolve().parent.parent / "configs" / "gates.yaml"
+DEFAULT_PERFORMANCE: dict[str, float | None] = {
+    "ttft_ms p50": 0.10,
+    "output_tokens_per_s": 0.10,
+    "peak_vram_mib": 0.05,
+    "energy_per_output_token_j": 0.10,
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QualityThresholds(_Strict):
+    """Largest tolerated absolute drop of a quality metric (0.02 = two points of accuracy)."""
+
+    default: float = Field(default=0.02, ge=0)
+    # Overrides by name or glob of "metric", "task/metric" or "suite/task/metric": "pass@1", "gsm8k/*".
+    metrics: dict[str, float] = Field(default_factory=dict)
+    primary_only: bool = True  # gate each task's primary metric (and the suite score), not every side metric
+    breakdowns: bool = False  # also gate breakdown cells (per length, language, ...)
+    suite_score: bool = True
+
+
+class GateThresholds(_Strict):
+    """Thresholds of the regression gate (configs/gates.yaml)."""
+
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    quality: QualityThresholds = Field(default_factory=lambda: QualityThresholds())
+    # Largest tolerated relative worsening per performance row name or glob; null switches a default off.
+    performance: dict[str, float | None] = Field(default_factory=lambda: dict(DEFAULT_PERFORMANCE))
+
+    @field_validator("performance", mode="before")
+    @classmethod
+    def _merge_defaults(cls, value: Any) -> Any:
+        return {**DEFAULT_PERFORMANCE, **value} if isinstance(value, dict) else value
+
+    def quality_threshold(self, suite: str, task: str, metric: str) -> float:
+        """The first override whose pattern matches metric, task/metric or suite/task/metric; else the default."""
+        for pattern, value in self.quality.metrics.items():
+            if any(
+                fnmatchcase(name, pattern)
+                for name in (metric, f"{task}/{metric}", f"{suite}/{task}/{metric}")
+            ):
+                return value
+        return self.quality.default
+
+    def performance_threshold(self, name: str) -> float | None:
+        exact = self.performance.get(name, ...)
+        if exact is not ...:
+            return exact
+        return next((v for p, v in self.performance.items() if fnmatchcase(name, p)), None)
+
+
+@dataclass
+class Regression:
+    """One regressed figure; `str()` is the one-line reason."""
+
+    kind: str  # "quality" or "performance"
+    suite: str
+    task: str
+    metric: str
+    baseline: float
+    candidate: float
+    threshold: float
+    p_value: float | None
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def load_thresholds(path: Path | None = None) -> GateThresholds:
+    """Thresholds from a YAML file (configs/gates.yaml by default; built-in defaults if that is absent)."""
+    from llmbench.yamlio import load_yaml, validate_yaml
+
+    if path is None and not DEFAULT_GATES.exists():
+        return GateThresholds()
+    path = path or DEFAULT_GATES
+    data, node = load_yaml(path)
+    return validate_yaml(GateThresholds, path, data if data is not None else {}, node)  # type: ignore[no-any-return]
+
+
+def check_regressions(
+    baseline: RunResult, candidate: RunResult, thresholds: GateThresholds
+) -> list[Regression]:
+    """Every quality and performance regression of `candidate` against `baseline`, worst quality first."""
+    comparison = build_comparison([baseline, candidate], baseline=baseline)
+    base = comparison.baseline if comparison.baseline is not None else 0
+    cand = 1 - base
+    found: list[Regression] = []
+    for row in comparison.rows:
+        if not _gated(row, baseline, thresholds):
+            continue
+        reg = (_performance if row.section == "performance" else _quality)(row, base, cand, thresholds)
+        if reg is not None:
+            found.append(reg)
+    return found
+
+
+def _gated(row: Row, baseline: RunResult, t: GateThresholds) -> bool:
+    if row.section == "quality":
+        task = baseline.task(row.task)
+        return not t.quality.primary_only or (task is not None and task.primary_metric == row.metric)
+    if row.section == "breakdown":
+        return t.quality.breakdowns
+    if row.section == "suite":
+        return t.quality.suite_score
+    return row.section == "performance"
+
+
+def _quality(row: Row, base: int, cand: int, t: GateThresholds) -> Regression | None:
+    a, b, delta = row.cells[base], row.cells[cand], row.deltas[cand]
+    if a is None or b is None or delta is None or row.higher_is_better is None:
+        return None
+    drop = (a.value - b.value) if row.higher_is_better else (b.value - a.value)
+    threshold = t.quality_threshold(row.suite, row.task, row.metric)
+    if drop <= threshold or delta.p_value is None or delta.p_value >= t.alpha:
+        return None
+    note = f"; fingerprints differ: {row.fingerprint_note}" if row.fingerprint_diff else ""
+    reason = (
+        f"{row.suite}/{row.task} {row.metric} fell {a.value:.3f} -> {b.value:.3f} (-{drop:.3f} > "
+        f"{threshold:.3f} allowed), {delta.test} p={delta.p_value:.3g} < {t.alpha}{note}"
+    )
+    return Regression(
+        "quality", row.suite, row.task, row.metric, a.value, b.value, threshold, delta.p_value, reason
+    )
+
+
+def _performance(row: Row, base: int, cand: int, t: GateThresholds) -> Regression | None:
+    a, b = row.cells[base], row.cells[cand]
+    threshold = t.performance_threshold(row.metric)
+    if a is None or b is None or threshold is None or a.value == 0 or row.higher_is_better is None:
+        return None
+    worse = (a.value - b.value) / abs(a.value) if row.higher_is_better else (b.value - a.value) / abs(a.value)
+    if worse <= threshold:
+        return None
+    direction = "fell" if row.higher_is_better else "rose"
+    reason = (
+        f"{row.suite} {row.metric} {direction} {a.value:.4g} -> {b.value:.4g} ({worse:+.1%} worse, "
+        f"{threshold:.0%} allowed)"
+    )
+    return Regression(
+        "performance", row.suite, row.task, row.metric, a.value, b.value, threshold, None, reason
+    )

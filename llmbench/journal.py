@@ -1,0 +1,88 @@
+"""The per-sample journal: every finished sample is appended (and flushed) as soon as it is scored.
+
+A run killed at any point, `kill -9` included, resumes from its journal: what is in it is not run
+again, and the final results file equals that of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from llmbench.errors import UserInputError
+from llmbench.results import SampleRecord
+
+
+class Journal:
+    """One JSON line per finished sample, after a header line that pins what the run is."""
+
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+        self.path = path
+        self.header = header
+        self._fh: Any = None
+
+    @staticmethod
+    def path_for(results_path: Path) -> Path:
+        return results_path.with_name(results_path.name.removesuffix(".json") + ".journal.jsonl")
+
+    def open(self, *, resume: bool) -> dict[str, SampleRecord]:
+        """Start a fresh journal, or (resume) read back the finished samples keyed by request id."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        done: dict[str, SampleRecord] = {}
+        if resume and self.path.exists():
+            done = self._read()
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
+        else:
+            self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+            self._write({"header": self.header})
+        return done
+
+    def _read(self) -> dict[str, SampleRecord]:
+        done: dict[str, SampleRecord] = {}
+        with open(self.path, encoding="utf-8") as fh:
+            lines = fh.read().split("\n")
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                if lineno == len(lines) or all(not rest.strip() for rest in lines[lineno:]):
+                    self._truncate_partial_tail()  # a line cut off by a kill: that sample runs again
+                    break
+                raise UserInputError(f"{self.path}:{lineno}: corrupt journal line") from None
+            if "header" in entry:
+                self._check_header(entry["header"])
+                continue
+            record = SampleRecord.model_validate(entry["sample"])
+            done[entry["request_id"]] = record
+        return done
+
+    def _truncate_partial_tail(self) -> None:
+        data = self.path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        with open(self.path, "r+b") as fh:
+            fh.truncate(keep)
+
+    def _check_header(self, old: dict[str, Any]) -> None:
+        for key in ("suite_hash", "model", "settings"):
+            if old.get(key) != self.header.get(key):
+                raise UserInputError(
+                    f"{self.path}: cannot resume: the run's {key.replace('_', ' ')} changed since it started",
+                    hint="resume with the same suite, model and flags, or start a new run without --resume",
+                )
+
+    def append(self, request_id: str, record: SampleRecord) -> None:
+        self._write({"request_id": request_id, "sample": record.model_dump(mode="json")})
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

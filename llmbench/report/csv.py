@@ -1,0 +1,103 @@
+"""The comparison as one long CSV table: a line per (row, column), easy to load into pandas or a sheet."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from llmbench.compare import Comparison
+
+HEADER = (
+    "section",
+    "suite",
+    "task",
+    "metric",
+    "column",
+    "value",
+    "stderr",
+    "ci_low",
+    "ci_high",
+    "n",
+    "method",
+    "best",
+    "delta",
+    "delta_ci_low",
+    "delta_ci_high",
+    "p_value",
+    "test",
+    "significant",
+    "fingerprint_diff",
+)
+
+
+def _cell(value: object) -> object:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return value
+
+
+def render_csv(comparison: Comparison) -> str:
+    """Rows, sweep points and the accuracy-per-cost figures, one value per line."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(HEADER)
+    labels = comparison.labels
+    for row in comparison.rows:
+        for j, m in enumerate(row.cells):
+            if m is None:
+                continue
+            d = row.deltas[j] if row.deltas else None
+            out.writerow(
+                [
+                    _cell(v)
+                    for v in (
+                        row.section,
+                        row.suite,
+                        row.task,
+                        row.metric,
+                        labels[j],
+                        m.value,
+                        m.stderr,
+                        m.ci_low,
+                        m.ci_high,
+                        m.n,
+                        m.method,
+                        row.best == j,
+                        d.value if d else None,
+                        d.ci_low if d else None,
+                        d.ci_high if d else None,
+                        d.p_value if d else None,
+                        d.test if d else None,
+                        d.significant if d else None,
+                        ";".join(row.fingerprint_diff),
+                    )
+                ]
+            )
+    for table in comparison.sweeps:
+        for x, values in zip(table.xs, table.values, strict=True):
+            for j, v in enumerate(values):
+                if v is not None:
+                    out.writerow(
+                        [
+                            "sweep",
+                            "",
+                            f"{table.x_name}={x:g}",
+                            table.title,
+                            labels[j],
+                            v,
+                            *[""] * (len(HEADER) - 6),
+                        ]
+                    )
+    for c in comparison.cost:
+        for name in (
+            "suite_score",
+            "energy_per_output_token_j",
+            "peak_vram_mib",
+            "ttft_p50_ms",
+            "joules_per_correct",
+        ):
+            value = getattr(c, name)
+            if value is not None:
+                out.writerow(["cost", "", "", name, c.label, value, *[""] * (len(HEADER) - 6)])
+    return buf.getvalue()

@@ -1,0 +1,178 @@
+"""One self-contained HTML report: inline CSS, tables and inline SVG plots; opens offline in any browser."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from html import escape
+
+from llmbench import __version__
+from llmbench.compare import Comparison, Row
+from llmbench.errors import MissingDependencyError
+from llmbench.report.markdown import SECTIONS, cell_text, delta_text, footnote_lines, footnotes, num, row_name
+from llmbench.results import RunResult
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}h3{font-size:1rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right;vertical-align:top}
+th{background:#f4f4f4}td.l,th.l{text-align:left}
+.best{font-weight:700;color:#137333}.sig-good{color:#137333}.sig-bad{color:#b3261e}.ns{color:#777}
+.delta{display:block;font-size:.85em}.note{background:#fff8e1;border-left:4px solid #f4b400;padding:.5rem 1rem}
+figure{margin:1rem 0}figure svg{max-width:100%;height:auto}figcaption{color:#555;font-size:.9em}
+.fp{color:#b06000;font-size:.8em;vertical-align:super}
+"""
+
+
+def _td(text: str, cls: str = "") -> str:
+    return f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>"
+
+
+def _delta_html(row: Row, j: int) -> str:
+    d = row.deltas[j] if row.deltas else None
+    if d is None:
+        return ""
+    cls = "ns"
+    if d.significant and row.higher_is_better is not None:
+        cls = "sig-good" if (d.value > 0) == row.higher_is_better else "sig-bad"
+    return f'<span class="delta {cls}">Δ {escape(delta_text(d))}</span>'
+
+
+def _rows_table(comparison: Comparison, rows: list[Row], marks: dict[int, int]) -> str:
+    index = {id(r): i for i, r in enumerate(comparison.rows)}
+    head = "".join(f"<th>{escape(label)}</th>" for label in comparison.labels)
+    out = [
+        f'<table><thead><tr><th class="l">suite/task</th><th class="l">metric</th>{head}</tr></thead><tbody>'
+    ]
+    for row in rows:
+        mark = marks.get(index[id(row)])
+        fp = f'<span class="fp" title="{escape(row.fingerprint_note)}">[{mark}]</span>' if mark else ""
+        cells = []
+        for j, m in enumerate(row.cells):
+            text = escape(cell_text(m, with_ci=row.section != "failures"))
+            cells.append(_td(text + _delta_html(row, j), "best" if row.best == j else ""))
+        out.append(
+            f'<tr><td class="l">{escape(row_name(row))}</td><td class="l">{escape(row.metric)}{fp}</td>'
+            + "".join(cells)
+            + "</tr>"
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _simple_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(_td(escape(c), "l" if i == 0 else "") for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _runs_table(runs: Sequence[RunResult], labels: Sequence[str]) -> str:
+    rows = []
+    for label, run in zip(labels, runs, strict=False):
+        env = run.environment
+        gpu = env.get("gpu") or env.get("gpus") or env.get("device") or "-"
+        rows.append(
+            [
+                label,
+                str(run.model.get("model", run.model_name)),
+                str(run.backend.get("backend", "-")),
+                run.suite_name,
+                run.created_at,
+                run.run_id,
+                str(gpu)[:80],
+                "yes" if run.finished else "no (partial)",
+            ]
+        )
+    return _simple_table(
+        ["column", "model", "backend", "suite", "created", "run id", "device", "finished"], rows
+    )
+
+
+def _plots_html(comparison: Comparison) -> str:
+    from llmbench.report import plots
+
+    try:
+        figures = plots.all_plots(comparison)
+    except MissingDependencyError as exc:
+        return (
+            f'<p class="note">Plots are not included: {escape(str(exc))}. The tables below are complete.</p>'
+        )
+    if not figures:
+        return '<p class="note">No data to plot.</p>'
+    return "".join(f"<figure>{p.svg}<figcaption>{escape(p.title)}</figcaption></figure>" for p in figures)
+
+
+def render_html(runs: Sequence[RunResult], comparison: Comparison) -> str:
+    """The full report for `runs` (the comparison's columns): overview, plots, every table, fingerprint notes."""
+    labels = comparison.labels
+    marks = footnotes(comparison)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width,initial-scale=1">',
+        f"<title>llmbench report: {escape(', '.join(labels))}</title><style>{CSS}</style></head><body>",
+        "<h1>llmbench report</h1>",
+        f"<p>{len(comparison.columns)} run(s); generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by "
+        f"llmbench {escape(__version__)}.</p>",
+        "<h2>Runs</h2>",
+        _runs_table([c.run for c in comparison.columns] or list(runs), labels),
+    ]
+    if comparison.baseline is not None:
+        how = "baseline" if comparison.baseline_named else "reference (first run)"
+        parts.append(
+            f"<p>Deltas (Δ) are against the {how} <b>{escape(labels[comparison.baseline])}</b>; "
+            "coloured deltas are significant at p &lt; 0.05 (green better, red worse).</p>"
+        )
+    if marks:
+        items = "".join(f"<li>[{n}] {escape(text)}</li>" for n, text in footnote_lines(comparison))
+        parts.append(
+            f'<div class="note"><b>Not strictly comparable:</b> these rows come from runs with different '
+            f"fingerprints (prompts, templates or generation settings).<ul>{items}</ul></div>"
+        )
+    parts += ["<h2>Plots</h2>", _plots_html(comparison)]
+    for section, title in SECTIONS:
+        rows = comparison.section(section)
+        if rows:
+            parts += [
+                f'<h2 id="section-{section}">{escape(title)}</h2>',
+                _rows_table(comparison, rows, marks),
+            ]
+    if comparison.sweeps:
+        parts.append('<h2 id="section-sweeps">Performance sweeps</h2>')
+        for table in comparison.sweeps:
+            points = [
+                [num(x), *(num(v) for v in values)] for x, values in zip(table.xs, table.values, strict=True)
+            ]
+            parts += [f"<h3>{escape(table.title)}</h3>", _simple_table([table.x_name, *labels], points)]
+    if comparison.cost:
+        cost = [
+            [
+                c.label,
+                num(c.suite_score),
+                num(c.energy_per_output_token_j),
+                num(c.peak_vram_mib),
+                num(c.ttft_p50_ms),
+                num(c.joules_per_correct),
+            ]
+            for c in comparison.cost
+        ]
+        parts += [
+            '<h2 id="section-cost">Accuracy per cost</h2>',
+            _simple_table(
+                [
+                    "model",
+                    "suite score",
+                    "J / output token",
+                    "peak VRAM MiB",
+                    "TTFT p50 ms",
+                    "J / correct answer",
+                ],
+                cost,
+            ),
+        ]
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,165 @@
+"""Plain-text cell formatting shared by the renderers, and the Markdown comparison."""
+
+from __future__ import annotations
+
+import math
+
+from llmbench.compare import Comparison, Delta, Row, SweepTable
+from llmbench.results import MetricValue
+
+SECTIONS = (
+    ("quality", "Quality"),
+    ("suite", "Suite scores (weighted)"),
+    ("breakdown", "Breakdowns"),
+    ("failures", "Failure counts"),
+    ("performance", "Performance"),
+)
+
+
+def num(value: float | None) -> str:
+    """A number at a precision that suits its size: 0.734, 12.35, 1,234."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    a = abs(value)
+    if a >= 1000:
+        return f"{value:,.0f}"
+    if a >= 100:
+        return f"{value:.1f}"
+    if a > 1:
+        return f"{value:.2f}"
+    if a >= 0.001 or a == 0:
+        return f"{value:.3f}"
+    return f"{value:.2e}"
+
+
+def cell_text(m: MetricValue | None, *, with_ci: bool = True) -> str:
+    """Value and interval, e.g. `0.734 [0.690, 0.775]`; `-` for a missing cell."""
+    if m is None:
+        return "-"
+    if not with_ci:
+        return f"{int(m.value):,}" if float(m.value).is_integer() else num(m.value)
+    if with_ci and m.ci_low is not None and m.ci_high is not None:
+        return f"{num(m.value)} [{num(m.ci_low)}, {num(m.ci_high)}]"
+    return num(m.value)
+
+
+def delta_text(d: Delta | None) -> str:
+    """Delta against the baseline with its test: `-0.050 (p=0.012, mcnemar)*`; `*` marks significance."""
+    if d is None:
+        return ""
+    sign = "+" if d.value > 0 else ""
+    body = f"{sign}{d.relative:.1%}" if d.relative is not None else f"{sign}{num(d.value)}"
+    if d.p_value is not None:
+        body += f" (p={d.p_value:.2g}, {d.test})"
+    elif d.test == "ci-overlap":
+        body += " (CIs disjoint)" if d.significant else " (CIs overlap)"
+    return body + ("*" if d.significant else "")
+
+
+def row_name(row: Row) -> str:
+    return f"{row.suite}/{row.task}" if row.section != "performance" else row.suite
+
+
+def footnotes(comparison: Comparison) -> dict[int, int]:
+    """Row index -> footnote number for rows whose fingerprints differ; rows of one task share a number."""
+    numbers: dict[tuple[str, str, str], int] = {}
+    marks: dict[int, int] = {}
+    for i, row in enumerate(comparison.rows):
+        if row.fingerprint_diff:
+            key = (row.suite, row.task, row.fingerprint_note)
+            marks[i] = numbers.setdefault(key, len(numbers) + 1)
+    return marks
+
+
+def footnote_lines(comparison: Comparison) -> list[tuple[int, str]]:
+    """(number, text) once per footnote: what differs and where."""
+    seen: dict[int, str] = {}
+    for i, n in footnotes(comparison).items():
+        row = comparison.rows[i]
+        where = row_name(row) if row.section != "performance" else f"{row.suite} performance"
+        seen.setdefault(n, f"{where}: produced with different fingerprints ({row.fingerprint_note})")
+    return sorted(seen.items())
+
+
+def _esc(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(_esc(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_esc(c) for c in r) + " |" for r in rows]
+    return lines
+
+
+def sweep_lines(table: SweepTable, labels: list[str]) -> list[str]:
+    rows = [[num(x), *(num(v) for v in values)] for x, values in zip(table.xs, table.values, strict=True)]
+    return _table([table.x_name, *labels], rows)
+
+
+def render_markdown(comparison: Comparison) -> str:
+    """The comparison as GitHub-flavoured Markdown: one table per section, best value in bold."""
+    labels = comparison.labels
+    lines = ["# llmbench comparison", ""]
+    if comparison.baseline is not None:
+        how = "baseline" if comparison.baseline_named else "reference (first run)"
+        lines += [
+            f"Deltas are against the {how}: **{labels[comparison.baseline]}**. "
+            "`*` marks a significant difference (p < 0.05).",
+            "",
+        ]
+    marks = footnotes(comparison)
+    index = {id(r): i for i, r in enumerate(comparison.rows)}
+    for section, title in SECTIONS:
+        rows = comparison.section(section)
+        if not rows:
+            continue
+        lines += [f"## {title}", ""]
+        body = []
+        for row in rows:
+            cells = []
+            for j, m in enumerate(row.cells):
+                text = cell_text(m, with_ci=section != "failures")
+                if row.best == j:
+                    text = f"**{text}**"
+                d = row.deltas[j] if row.deltas else None
+                if d is not None:
+                    text += f" Δ {delta_text(d)}"
+                cells.append(text)
+            mark = marks.get(index[id(row)])
+            metric = row.metric + (f" [^{mark}]" if mark else "")
+            body.append([row_name(row), metric, *cells])
+        lines += [*_table(["suite/task", "metric", *labels], body), ""]
+    if comparison.sweeps:
+        lines += ["## Performance sweeps", ""]
+        for table in comparison.sweeps:
+            lines += [f"### {table.title}", "", *sweep_lines(table, labels), ""]
+    if comparison.cost:
+        lines += ["## Accuracy per cost", ""]
+        body = [
+            [
+                c.label,
+                num(c.suite_score),
+                num(c.energy_per_output_token_j),
+                num(c.peak_vram_mib),
+                num(c.ttft_p50_ms),
+                num(c.joules_per_correct),
+            ]
+            for c in comparison.cost
+        ]
+        lines += [
+            *_table(
+                [
+                    "model",
+                    "suite score",
+                    "J / output token",
+                    "peak VRAM MiB",
+                    "TTFT p50 ms",
+                    "J / correct answer",
+                ],
+                body,
+            ),
+            "",
+        ]
+    for n, text in footnote_lines(comparison):
+        lines.append(f"[^{n}]: {text}; the columns are not strictly comparable.")
+    return "\n".join(lines).rstrip() + "\n"

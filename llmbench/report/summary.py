@@ -1,0 +1,100 @@
+"""The table printed at the end of `llmbench run`."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from llmbench.results import MetricValue, PerfPoint, RunResult
+
+
+def _cells(m: MetricValue | None) -> tuple[str, str]:
+    if m is None:
+        return "-", ""
+    ci = f"[{m.ci_low:.3f}, {m.ci_high:.3f}]" if m.ci_low is not None and m.ci_high is not None else ""
+    return f"{m.value:.3f}", ci
+
+
+def _failures(counts: dict[str, int]) -> str:
+    """Every outcome that is not `correct`, e.g. "wrong 3, truncated 1"; "-" when all were correct."""
+    parts = [f"{k} {v}" for k, v in counts.items() if k != "correct" and v]
+    return ", ".join(parts) or "-"
+
+
+def print_run_summary(result: RunResult, console: Console) -> None:
+    table = Table(title=f"{result.suite_name} on {result.model_name} ({result.backend.get('backend')})")
+    for col in ("task", "metric", "value", "95% CI", "n", "failures"):
+        table.add_column(col, justify="left" if col in ("task", "metric", "failures", "95% CI") else "right")
+    for t in result.tasks:
+        m = t.metrics.get(t.primary_metric)
+        table.add_row(t.name, t.primary_metric, *_cells(m), str(t.n_samples), _failures(t.counts))
+    if result.suite_score is not None:
+        table.add_row("[bold]suite", "weighted score", *_cells(result.suite_score), "", "")
+    if result.tasks:
+        console.print(table)
+    if result.performance.sweep:
+        print_sweep(result.performance.sweep, console)
+    p = result.performance
+    bits = []
+    if p.ttft_ms:
+        bits.append(f"TTFT p50 {p.ttft_ms.p50:.1f} ms (p90 {p.ttft_ms.p90:.1f})")
+    if p.tpot_ms:
+        bits.append(f"TPOT p50 {p.tpot_ms.p50:.2f} ms")
+    if p.output_tokens_per_s:
+        bits.append(f"{p.output_tokens_per_s:.1f} output tok/s")
+    if p.load_time_s is not None:
+        bits.append(f"load {p.load_time_s:.1f} s")
+    if p.peak_vram_mib is not None:
+        bits.append(f"peak VRAM {p.peak_vram_mib:.0f} MiB")
+    elif p.peak_vram_reason:
+        bits.append(f"peak VRAM n/a ({p.peak_vram_reason})")
+    if p.energy_per_output_token_j is not None:
+        bits.append(f"{p.energy_per_output_token_j:.3f} J/token")
+    if bits:
+        console.print(" | ".join(bits), highlight=False)
+    if result.summary.get("errors"):
+        console.print(
+            f"[yellow]{result.summary['errors']} sample(s) failed; see 'error' in the results file[/]"
+        )
+
+
+def print_sweep(points: list[PerfPoint], console: Console) -> None:
+    table = Table(title="performance sweep")
+    cols = (
+        "in",
+        "out",
+        "conc",
+        "rate/s",
+        "TTFT p50 ms",
+        "TTFT p99 ms",
+        "TPOT p50 ms",
+        "out tok/s",
+        "req/s",
+        "goodput/s",
+        "peak VRAM MiB",
+        "J/token",
+        "note",
+    )
+    for col in cols:
+        table.add_column(col, justify="left" if col == "note" else "right")
+
+    def num(v: float | None, fmt: str = ".1f") -> str:
+        return "-" if v is None else format(v, fmt)
+
+    for pt in points:
+        table.add_row(
+            str(pt.input_tokens),
+            str(pt.output_tokens),
+            str(pt.concurrency or "-"),
+            num(pt.request_rate, ".2f"),
+            num(pt.ttft_ms.p50 if pt.ttft_ms else None),
+            num(pt.ttft_ms.p99 if pt.ttft_ms else None),
+            num(pt.tpot_ms.p50 if pt.tpot_ms else None, ".2f"),
+            num(pt.output_tokens_per_s),
+            num(pt.request_throughput_per_s, ".2f"),
+            num(pt.goodput_per_s, ".2f"),
+            num(pt.peak_vram_mib, ".0f"),
+            num(pt.energy_per_output_token_j, ".3f"),
+            pt.error or "",
+        )
+    console.print(table)

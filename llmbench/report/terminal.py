@@ -1,0 +1,85 @@
+"""The comparison in the terminal: rich tables, best value bold green, significant deltas coloured."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from llmbench.compare import Comparison, Delta, Row
+from llmbench.report.markdown import SECTIONS, cell_text, delta_text, footnote_lines, footnotes, num, row_name
+
+
+def _delta(d: Delta, higher: bool | None) -> Text:
+    text = delta_text(d)
+    if not d.significant or higher is None:
+        return Text(text, style="dim")
+    better = (d.value > 0) == higher
+    return Text(("▲ " if d.value > 0 else "▼ ") + text, style="green" if better else "red")
+
+
+def _cell(row: Row, j: int) -> Text:
+    m = row.cells[j]
+    text = Text(
+        cell_text(m, with_ci=row.section != "failures"),
+        style="bold green" if row.best == j else ("dim" if m is None else ""),
+    )
+    d = row.deltas[j] if row.deltas else None
+    if d is not None:
+        text.append("\n")
+        text.append_text(_delta(d, row.higher_is_better))
+    return text
+
+
+def print_comparison(comparison: Comparison, console: Console) -> None:
+    """Print every section; fingerprint mismatches as numbered footnotes under the tables."""
+    labels = comparison.labels
+    marks = footnotes(comparison)
+    index = {id(r): i for i, r in enumerate(comparison.rows)}
+    if comparison.baseline is not None:
+        how = "baseline" if comparison.baseline_named else "reference (first run)"
+        console.print(
+            f"deltas against the {how}: [bold]{labels[comparison.baseline]}[/]; "
+            "▲/▼ coloured = significant (p < 0.05)",
+            highlight=False,
+        )
+    for section, title in SECTIONS:
+        rows = comparison.section(section)
+        if not rows:
+            continue
+        table = Table(title=title, title_justify="left", show_lines=bool(comparison.baseline is not None))
+        table.add_column("suite/task")
+        table.add_column("metric")
+        for label in labels:
+            table.add_column(label, justify="right")
+        for row in rows:
+            mark = marks.get(index[id(row)])
+            metric = Text(row.metric)
+            if mark:
+                metric.append(f" [{mark}]", style="yellow")
+            table.add_row(row_name(row), metric, *(_cell(row, j) for j in range(len(labels))))
+        console.print(table)
+    for sweep in comparison.sweeps:
+        table = Table(title=sweep.title, title_justify="left")
+        table.add_column(sweep.x_name, justify="right")
+        for label in labels:
+            table.add_column(label, justify="right")
+        for x, values in zip(sweep.xs, sweep.values, strict=True):
+            table.add_row(num(x), *(num(v) for v in values))
+        console.print(table)
+    if any(c.suite_score is not None for c in comparison.cost):
+        table = Table(title="Accuracy per cost", title_justify="left")
+        for col in ("model", "suite score", "J/token", "peak VRAM MiB", "TTFT p50 ms", "J/correct"):
+            table.add_column(col, justify="left" if col == "model" else "right")
+        for c in comparison.cost:
+            table.add_row(
+                c.label,
+                num(c.suite_score),
+                num(c.energy_per_output_token_j),
+                num(c.peak_vram_mib),
+                num(c.ttft_p50_ms),
+                num(c.joules_per_correct),
+            )
+        console.print(table)
+    for n, text in footnote_lines(comparison):
+        console.print(f"[yellow]\\[{n}][/] {text}; not strictly comparable", highlight=False)

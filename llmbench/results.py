@@ -1,0 +1,226 @@
+"""The results file: one JSON document per (model, suite) run, read by `compare` and `report`.
+
+Every figure names its unit; every metric carries its n, standard error and 95% interval; every
+sample keeps its prompt hash, output, verdict and timings, so any number can be recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmbench.errors import ResultsFileError
+
+SCHEMA_VERSION = 1
+KNOWN_SCHEMA_VERSIONS = (1,)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricValue(_Model):
+    """A task metric: its value over `n` samples, standard error and a 95% confidence interval."""
+
+    value: float
+    stderr: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int
+    method: str | None = None  # how the interval was computed: "wilson", "bootstrap", "t"
+
+
+class Distribution(_Model):
+    """Summary of a latency-like quantity, in the unit its field name says."""
+
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    min: float
+    max: float
+    n: int
+    stderr: float | None = None
+    ci: dict[str, tuple[float, float]] = Field(default_factory=dict)  # 95% bootstrap intervals, e.g. "p50"
+
+
+class SampleRecord(_Model):
+    """One output for one sample, with its verdict and timings."""
+
+    task: str
+    id: str
+    sample_index: int = 0
+    prompt: str | list[dict[str, str]] | None = None
+    output: str | None = None
+    reference: Any = None
+    score: float | None = None
+    status: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    reasoning_tokens: int | None = None
+    finish_reason: str | None = None
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+    tpot_ms: float | None = None
+    prompt_hash: str | None = None
+    error: str | None = None
+
+
+class TaskResult(_Model):
+    """Aggregated metrics of one task, its failure counts and breakdowns (per length, language, ...)."""
+
+    name: str
+    scorer: str
+    primary_metric: str
+    weight: float = 1.0
+    metrics: dict[str, MetricValue] = Field(default_factory=dict)
+    counts: dict[str, int] = Field(
+        default_factory=dict
+    )  # correct / wrong / unparsed / truncated / timeout / error
+    breakdown: dict[str, dict[str, MetricValue]] = Field(default_factory=dict)  # "length=4096" -> metrics
+    fingerprint: dict[str, str] = Field(default_factory=dict)
+    n_samples: int = 0
+    n_errors: int = 0
+
+
+class TelemetrySummary(_Model):
+    """What the NVML sampler and the allocator saw; null figures carry the reason in `unavailable`."""
+
+    source: str | None = None
+    sample_hz: float | None = None
+    gpus: list[dict[str, Any]] = Field(default_factory=list)
+    peak_vram_mib: float | None = None
+    vram_after_load_mib: float | None = None
+    torch_peak_allocated_mib: float | None = None
+    torch_peak_reserved_mib: float | None = None
+    mean_gpu_util_pct: float | None = None
+    mean_power_w: float | None = None
+    energy_j: float | None = None
+    timeseries: dict[str, list[float]] = Field(default_factory=dict)
+    unavailable: str | None = None
+
+
+class PerfPoint(_Model):
+    """One point of a performance sweep (input length x output length x concurrency or rate)."""
+
+    input_tokens: int
+    output_tokens: int
+    concurrency: int | None = None
+    request_rate: float | None = None
+    n_requests: int
+    ttft_ms: Distribution | None = None
+    tpot_ms: Distribution | None = None
+    itl_ms: Distribution | None = None
+    e2e_latency_ms: Distribution | None = None
+    output_tokens_per_s: float | None = None  # aggregate over the point's wall time
+    per_request_output_tokens_per_s: Distribution | None = None
+    request_throughput_per_s: float | None = None
+    goodput_per_s: float | None = None
+    peak_vram_mib: float | None = None
+    energy_per_output_token_j: float | None = None
+    bandwidth_utilisation: float | None = None
+    duration_s: float | None = None
+    error: str | None = None
+
+
+class Performance(_Model):
+    """Run-level performance figures, measured on the run's own requests."""
+
+    ttft_ms: Distribution | None = None
+    tpot_ms: Distribution | None = None
+    itl_ms: Distribution | None = None
+    e2e_latency_ms: Distribution | None = None
+    output_tokens_per_s: float | None = None  # aggregate: output tokens / generation wall time
+    per_request_output_tokens_per_s: Distribution | None = None
+    total_output_tokens: int | None = None
+    generation_wall_s: float | None = None
+    load_time_s: float | None = None
+    weights_bytes: int | None = None
+    peak_vram_mib: float | None = None
+    peak_vram_reason: str | None = None
+    energy_j: float | None = None
+    energy_per_output_token_j: float | None = None
+    telemetry: TelemetrySummary | None = None
+    sweep: list[PerfPoint] = Field(default_factory=list)
+
+
+class RunResult(_Model):
+    """The whole results file."""
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    finished: bool = True
+    llmbench_version: str
+    command: list[str] = Field(default_factory=list)
+    model: dict[str, Any]
+    model_name: str
+    backend: dict[str, Any]
+    suite: dict[str, Any]
+    suite_name: str
+    suite_hash: str
+    settings: dict[str, Any] = Field(default_factory=dict)  # limit, seed, task filter, repeats
+    environment: dict[str, Any] = Field(default_factory=dict)
+    fingerprint: dict[str, str] = Field(default_factory=dict)
+    tasks: list[TaskResult] = Field(default_factory=list)
+    suite_score: MetricValue | None = None
+    performance: Performance = Field(default_factory=Performance)
+    samples: list[SampleRecord] = Field(default_factory=list)
+    summary: dict[str, Any] = Field(default_factory=dict)  # counts of samples, errors, wall time
+
+    def task(self, name: str) -> TaskResult | None:
+        return next((t for t in self.tasks if t.name == name), None)
+
+
+def write_results(result: RunResult, path: Path) -> Path:
+    """Write atomically (temporary file + rename): a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(result.model_dump_json(indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_results(path: Path) -> RunResult:
+    """Read a results file; a corrupt file or an unknown schema version is one clear error."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsFileError(f"{path}: no such results file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultsFileError(
+            f"{path}: not a valid results file ({exc})",
+            hint="was the run interrupted? try `llmbench run ... --resume`",
+        ) from None
+    if not isinstance(raw, dict) or "schema_version" not in raw:
+        raise ResultsFileError(f"{path}: not an llmbench results file (no schema_version)")
+    version = raw["schema_version"]
+    if version not in KNOWN_SCHEMA_VERSIONS:
+        newer = isinstance(version, int) and version > SCHEMA_VERSION
+        hint = "upgrade llmbench to read it" if newer else "this version is no longer supported"
+        raise ResultsFileError(
+            f"{path}: results schema version {version!r}; this llmbench reads {list(KNOWN_SCHEMA_VERSIONS)}",
+            hint=hint,
+        )
+    try:
+        return RunResult.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ResultsFileError(f"{path}: invalid results file at {loc}: {err['msg']}") from None

@@ -1,0 +1,45 @@
+"""Where a run writes: its run id, results path and journal, and how `--resume` finds an unfinished run."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from llmbench.errors import UserInputError
+
+if TYPE_CHECKING:
+    from llmbench.runner import RunOptions
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "-", text).strip("-") or "run"
+
+
+def resolve_paths(suite: str, model: str, opts: RunOptions) -> tuple[Path, str]:
+    """Results path and run id: `--output`, else `--run-id`, else `<suite>-<model>-<UTC time>`.
+
+    With `--resume` and neither, the newest unfinished run of this suite and model is picked up.
+    """
+    if opts.output is not None:
+        path = opts.output if opts.output.suffix == ".json" else opts.output.with_suffix(".json")
+        return path, path.stem
+    if opts.run_id:
+        return opts.results_dir / f"{_slug(opts.run_id)}.json", _slug(opts.run_id)
+    prefix = f"{_slug(suite)}-{_slug(model)}-"
+    if opts.resume:
+        journals = sorted(opts.results_dir.glob(f"{prefix}*.journal.jsonl"), key=lambda p: p.stat().st_mtime)
+        unfinished = [
+            j for j in journals if not j.with_name(j.name.removesuffix(".journal.jsonl") + ".json").exists()
+        ]
+        if not unfinished:
+            raise UserInputError(
+                f"--resume: no unfinished run of {suite} on {model} in {opts.results_dir}",
+                hint="name it with --run-id or --output",
+            )
+        run_id = unfinished[-1].name.removesuffix(".journal.jsonl")
+        return opts.results_dir / f"{run_id}.json", run_id
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_id = prefix + stamp
+    return opts.results_dir / f"{run_id}.json", run_id

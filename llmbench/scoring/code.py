@@ -1,0 +1,233 @@
+"""The `code` scorer: runs generated code against a problem's tests in the sandbox, reports pass@k.
+
+Three problem formats are understood from the sample's fields: HumanEval (`prompt`, `test`,
+`entry_point`), MBPP (`test_list`, optional `test_setup_code`) and LeetCode-style (`entry_point`,
+`tests` as input/output pairs or assert strings).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from llmbench.data.base import Sample
+from llmbench.scoring.base import Score, ScoredOutput, Scorer
+from llmbench.scoring.reasoning import split_reasoning
+from llmbench.scoring.sandbox import SandboxLimits, SandboxPool, SandboxResult
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_REASONING = (("<think>", "</think>"), ("<reasoning>", "</reasoning>"))
+_CALIBRATED: dict[str, float] = {}  # reference program -> its runtime on this host (s), per process
+_CALIBRATION_LOCK = threading.Lock()
+_CALIBRATION_TIMEOUT_S = 20.0  # a reference gets this long to show its runtime
+_LEETCODE_CHECK = """
+import json as _json
+def _norm(v):
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    if isinstance(v, dict):
+        return {{str(k): _norm(x) for k, x in v.items()}}
+    if isinstance(v, float):
+        return round(v, 6)
+    return v
+for _i, _case in enumerate(_json.loads({cases!r})):
+    if isinstance(_case, str):
+        exec(_case, globals())
+        continue
+    _args = _case["input"]
+    _got = {entry}(**_args) if isinstance(_args, dict) else {entry}(*_args)
+    assert _norm(_got) == _norm(_case["output"]), f"test {{_i}}: got {{_got!r}}"
+"""
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k), as a stable product."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n (n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+def extract_code(output: str) -> str:
+    """The program in a model's answer: reasoning cut, then the first fenced block (Python first), else all."""
+    text = output
+    if any(tag in text for pair in _REASONING for tag in pair):
+        text = split_reasoning(text, _REASONING).answer  # strips: fine, the answer is then a whole program
+    blocks = _FENCE.findall(text)
+    if blocks:
+        python = [body for lang, body in blocks if lang.lower() in ("python", "py", "python3")]
+        return str((python or [blocks[0][1]])[0]).rstrip()
+    return re.sub(r"\A(?:[ \t]*\n)+", "", text).rstrip()  # keep the first line's indentation (completions)
+
+
+def defines(code: str, name: str) -> bool:
+    return re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(name)}\s*\(", code, re.MULTILINE) is not None
+
+
+def problem_format(fields: dict[str, Any]) -> str:
+    """'humaneval', 'mbpp' or 'leetcode', from the fields a sample has."""
+    if "test" in fields and "entry_point" in fields and "prompt" in fields:
+        return "humaneval"
+    if "test_list" in fields:
+        return "mbpp"
+    if "tests" in fields and "entry_point" in fields:
+        return "leetcode"
+    raise ValueError(
+        "a code sample needs HumanEval (prompt, test, entry_point), MBPP (test_list) "
+        "or LeetCode-style (entry_point, tests) fields"
+    )
+
+
+def build_program(fields: dict[str, Any], code: str) -> str:
+    """The whole program the sandbox runs: the solution followed by the problem's tests."""
+    fmt = problem_format(fields)
+    if fmt == "humaneval":
+        entry, prompt = fields["entry_point"], fields["prompt"]
+        solution = prompt + "\n\n" + code if defines(code, entry) else prompt + code
+        return f"{solution}\n\n{fields['test']}\n\ncheck({entry})\n"
+    if fmt == "mbpp":
+        setup = fields.get("test_setup_code") or ""
+        return "\n".join([setup, code, "", *fields["test_list"], ""])
+    entry = fields["entry_point"]
+    starter = fields.get("starter_code") or fields.get("starter") or ""
+    solution = code if defines(code, entry) else starter + code
+    cases = json.dumps(fields["tests"])
+    return solution + "\n" + _LEETCODE_CHECK.format(cases=cases, entry=entry)
+
+
+class CodeScorer(Scorer):
+    """Runs each output with the problem's tests in the sandbox; `correct` only when every test passed."""
+
+    name: ClassVar[str] = "code"
+    primary_metric: ClassVar[str] = "pass@1"
+
+    def __init__(
+        self,
+        k: Sequence[int] = (1,),
+        timeout_s: float = 10.0,
+        memory_mb: int = 2048,
+        max_processes: int = 64,
+        max_output_bytes: int = 1 << 20,
+        workers: int | None = None,
+        calibrate_timeout: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.k = sorted({int(x) for x in ([k] if isinstance(k, int) else k)})
+        if not self.k or min(self.k) < 1:
+            raise TypeError("k must be a list of positive integers")
+        self.limits = SandboxLimits(timeout_s, memory_mb, max_processes, max_output_bytes)
+        self.calibrate_timeout = calibrate_timeout
+        self.pool = SandboxPool(workers)
+
+    def score(self, sample: Sample, output: str) -> Score:
+        return self.score_batch([(sample, output)])[0]
+
+    def reference_output(self, sample: Sample) -> str:
+        fields = sample.fields
+        fmt = problem_format(fields)
+        ref = {"humaneval": "canonical_solution", "mbpp": "code", "leetcode": "reference"}[fmt]
+        return str(fields.get(ref) or sample.reference)
+
+    def score_batch(self, items: Sequence[tuple[Sample, str]]) -> list[Score]:
+        """Build every program, run the runnable ones in parallel in the sandbox, judge each result."""
+        scores: list[Score | None] = [None] * len(items)
+        programs: list[str] = []
+        limits: list[SandboxLimits] = []
+        where: list[int] = []
+        timeouts = self._timeouts([s for s, _ in items])
+        for i, (sample, output) in enumerate(items):
+            try:
+                code = extract_code(output)
+                if not code.strip():
+                    scores[i] = Score(
+                        0.0, "unparsed", {"syntax_error": 0.0, "timeout": 0.0}, {"reason": "no code"}
+                    )
+                    continue
+                program = build_program(sample.fields, code)
+                compile(program, "<program>", "exec")
+            except SyntaxError as exc:
+                details = {"reason": f"syntax error: {exc.msg} (line {exc.lineno})"}
+                scores[i] = Score(0.0, "unparsed", {"syntax_error": 1.0, "timeout": 0.0}, details)
+                continue
+            except (ValueError, KeyError, TypeError) as exc:
+                scores[i] = Score(0.0, "error", details={"error": f"{type(exc).__name__}: {exc}"})
+                continue
+            programs.append(program)
+            limits.append(_with_timeout(self.limits, timeouts[sample.id]))
+            where.append(i)
+        for i, result in zip(where, self.pool.run_many(programs, limits), strict=True):
+            scores[i] = _judge(result)
+        return [s if s is not None else Score(0.0, "error") for s in scores]
+
+    def _timeouts(self, samples: Sequence[Sample]) -> dict[str, float]:
+        """Per-problem timeouts: max(timeout_s, 4x the reference's runtime here), references run once."""
+        base = self.limits.timeout_s
+        if not self.calibrate_timeout:
+            return {s.id: base for s in samples}
+        refs: dict[str, str] = {}
+        for s in samples:
+            try:
+                refs[s.id] = build_program(s.fields, self.reference_output(s))
+            except (ValueError, KeyError, TypeError):
+                continue
+        with _CALIBRATION_LOCK:
+            todo = sorted({p for p in refs.values() if p not in _CALIBRATED})
+            generous = _with_timeout(self.limits, max(base, _CALIBRATION_TIMEOUT_S))
+            for program, result in zip(todo, self.pool.run_many(todo, generous) if todo else [], strict=True):
+                _CALIBRATED[program] = result.duration_ms / 1000 if result.status == "passed" else 0.0
+            return {s.id: max(base, 4 * _CALIBRATED.get(refs.get(s.id, ""), 0.0)) for s in samples}
+
+    def aggregate(self, outputs: Sequence[ScoredOutput]) -> dict[str, list[float]]:
+        """pass@k per problem for each k up to the outputs per problem, plus syntax-error and timeout rates."""
+        by_sample: dict[str, list[ScoredOutput]] = {}
+        for o in outputs:
+            by_sample.setdefault(o.sample_id, []).append(o)
+        if not by_sample:
+            return {self.primary_metric: []}
+        fewest = min(len(g) for g in by_sample.values())
+        ks = sorted({1, *(k for k in self.k if k <= fewest)})
+        result: dict[str, list[float]] = {f"pass@{k}": [] for k in ks}
+        result["syntax_error_rate"], result["timeout_rate"] = [], []
+        for group in by_sample.values():
+            n, c = len(group), sum(o.score.status == "correct" for o in group)
+            for k in ks:
+                result[f"pass@{k}"].append(pass_at_k(n, c, k))
+            result["syntax_error_rate"].append(
+                sum(o.score.metrics.get("syntax_error", 0.0) for o in group) / n
+            )
+            result["timeout_rate"].append(sum(o.score.status == "timeout" for o in group) / n)
+        return result
+
+    def close(self) -> None:
+        """Stop the sandbox's fork servers (they also stop when this process exits)."""
+        self.pool.close()
+
+
+def _with_timeout(limits: SandboxLimits, timeout_s: float) -> SandboxLimits:
+    from dataclasses import replace
+
+    return replace(limits, timeout_s=timeout_s)
+
+
+def _judge(result: SandboxResult) -> Score:
+    """Map a sandbox outcome to a score; the isolation level is kept so results can record it."""
+    details: dict[str, Any] = {
+        "sandbox_status": result.status,
+        "isolation": result.isolation,
+        "duration_ms": result.duration_ms,
+    }
+    if result.reason:
+        details["reason"] = result.reason
+    if result.status != "passed" and result.stderr:
+        details["stderr_tail"] = result.stderr[-1000:]
+    metrics = {"syntax_error": 0.0, "timeout": float(result.status == "timeout")}
+    status = {"passed": "correct", "timeout": "timeout", "error": "error"}.get(result.status, "wrong")
+    return Score(float(status == "correct"), status, metrics, details)  # type: ignore[arg-type]

@@ -1,0 +1,176 @@
+"""Runs untrusted Python programs, each in its own process, namespaces and limits, and says how it ended.
+
+A pool of fork servers (one per worker) is started once; each server runs `sandbox_server.py` as a
+script and forks a confined child for every program it is sent (how, is told there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, Literal
+
+from llmbench.scoring import sandbox_server
+from llmbench.scoring.sandbox_server import (
+    LEVELS,
+    Isolation,
+    SandboxLimits,
+    SandboxResult,
+    SandboxStatus,
+    clean_env,
+    program_uid,
+    read_message,
+    send_message,
+)
+
+__all__ = [
+    "LEVELS",
+    "Isolation",
+    "SandboxLimits",
+    "SandboxPool",
+    "SandboxResult",
+    "SandboxStatus",
+    "isolation_level",
+    "run",
+    "run_many",
+]
+
+
+class SandboxPool:
+    """Fork servers that run programs in parallel; thread-safe, started on first use, closed by `close`."""
+
+    def __init__(self, workers: int | None = None, isolation: Isolation | Literal["auto"] = "auto") -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.isolation = isolation
+        self._idle: list[_Server] = []
+        self._all: list[_Server] = []
+        self._lock = threading.Lock()
+        self._free = threading.Semaphore(self.workers)
+
+    def run_many(
+        self, programs: Sequence[str], limits: SandboxLimits | Sequence[SandboxLimits] = SandboxLimits()
+    ) -> list[SandboxResult]:
+        """Run every program (in parallel, up to `workers` at a time); results in the programs' order."""
+        per = [limits] * len(programs) if isinstance(limits, SandboxLimits) else list(limits)
+        if len(per) != len(programs):
+            raise ValueError("give one SandboxLimits, or one per program")
+        if len(programs) <= 1:
+            return [self.run(p, lim) for p, lim in zip(programs, per, strict=True)]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(programs))) as pool:
+            return list(pool.map(self.run, programs, per))
+
+    def run(self, program: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
+        """Run one program on a free server, starting a server when none is idle."""
+        with self._free:
+            with self._lock:
+                server = self._idle.pop() if self._idle else None
+            if server is None:
+                server = _Server(self.isolation)
+                with self._lock:
+                    self._all.append(server)
+            try:
+                result = server.run(program, limits)
+            except Exception:
+                server.close()
+                with self._lock:
+                    self._all.remove(server)
+                raise
+            with self._lock:
+                self._idle.append(server)
+            return result
+
+    def program_uids(self) -> set[int]:
+        """The host uids this pool's programs run as (one per fork server)."""
+        with self._lock:
+            return {program_uid(s.proc.pid) for s in self._all}
+
+    def close(self) -> None:
+        with self._lock:
+            servers, self._all, self._idle = self._all, [], []
+        for s in servers:
+            s.close()
+
+    def __enter__(self) -> SandboxPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_many(
+    programs: Sequence[str],
+    limits: SandboxLimits | Sequence[SandboxLimits] = SandboxLimits(),
+    workers: int | None = None,
+    isolation: Isolation | Literal["auto"] = "auto",
+) -> list[SandboxResult]:
+    """Run programs in parallel on a short-lived pool of `workers` fork servers."""
+    with SandboxPool(workers, isolation) as pool:
+        return pool.run_many(programs, limits)
+
+
+def run(program: str, limits: SandboxLimits = SandboxLimits(), isolation: str = "auto") -> SandboxResult:
+    """Run one program in the sandbox."""
+    return run_many([program], limits, workers=1, isolation=isolation)[0]  # type: ignore[arg-type]
+
+
+_detected: Isolation | None = None
+
+
+def isolation_level() -> Isolation:
+    """The strongest isolation that works on this host, detected once per process."""
+    global _detected
+    if _detected is None:
+        server = _Server("auto")
+        _detected = server.isolation
+        server.close()
+    return _detected
+
+
+class _Server:
+    """One fork server process, spoken to over its stdin/stdout with length-prefixed JSON."""
+
+    def __init__(self, isolation: str) -> None:
+        global _detected
+        level = _detected if isolation == "auto" and _detected else isolation
+        boot = "import runpy,sys; runpy.run_path(sys.argv[1], run_name='__llmbench_sandbox__')"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", boot, os.path.abspath(sandbox_server.__file__), level],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=clean_env(),
+            cwd="/",
+            close_fds=True,
+        )
+        hello = self._read()
+        self.isolation: Isolation = hello["isolation"]
+        if isolation == "auto":
+            _detected = self.isolation
+
+    def run(self, program: str, limits: SandboxLimits) -> SandboxResult:
+        send_message(self.proc.stdin, {"source": program, "limits": asdict(limits)})  # type: ignore[arg-type]
+        return SandboxResult(**self._read())
+
+    def _read(self) -> dict[str, Any]:
+        msg = read_message(self.proc.stdout)  # type: ignore[arg-type]
+        if msg is None:
+            raise RuntimeError(f"the sandbox server exited (code {self.proc.poll()})")
+        return msg
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        with contextlib.suppress(OSError):
+            self.proc.stdout.close()  # type: ignore[union-attr]

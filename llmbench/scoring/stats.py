@@ -1,0 +1,237 @@
+"""Statistics for results: means with intervals, latency distributions and paired/unpaired significance tests.
+
+Every interval is a two-sided `confidence` interval (95% by default). Bootstraps use a fixed seed so the
+same values always give the same interval and the same results file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from llmbench.results import Distribution, MetricValue
+
+N_RESAMPLES = 2000
+SEED = 20240611
+_CHUNK_CELLS = 4_000_000  # resample in chunks of at most this many cells, so memory stays bounded
+_MCNEMAR_EXACT_BELOW = 25  # discordant pairs under which the exact binomial test is used
+PERCENTILES = (50, 90, 99)
+
+
+def _z(confidence: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + confidence / 2))
+
+
+def _stderr(arr: np.ndarray) -> float | None:
+    return float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else None
+
+
+def is_binary(values: Sequence[float] | np.ndarray) -> bool:
+    """True when every value is 0 or 1 (accuracy-like metrics)."""
+    arr = np.asarray(values, dtype=float)
+    return bool(arr.size) and bool(np.all((arr == 0.0) | (arr == 1.0)))
+
+
+def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion: well behaved at 0, 1 and small n, unlike the normal one."""
+    if n <= 0:
+        return (0.0, 1.0)
+    z = _z(confidence)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _resampled_stats(
+    arr: np.ndarray, stats: Sequence[str], n_resamples: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Bootstrap replicates of each statistic ("mean" or "pNN") of `arr`, vectorised in bounded chunks."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[np.ndarray]] = {s: [] for s in stats}
+    rows = max(1, _CHUNK_CELLS // max(arr.size, 1))
+    done = 0
+    while done < n_resamples:
+        k = min(rows, n_resamples - done)
+        sample = arr[rng.integers(0, arr.size, size=(k, arr.size))]
+        for s in stats:
+            if s == "mean":
+                out[s].append(sample.mean(axis=1))
+            else:
+                out[s].append(np.percentile(sample, float(s[1:]), axis=1))
+        done += k
+    return {s: np.concatenate(parts) for s, parts in out.items()}
+
+
+def bootstrap_interval(
+    values: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean."""
+    arr = np.asarray(values, dtype=float)
+    reps = _resampled_stats(arr, ["mean"], n_resamples, seed)["mean"]
+    alpha = (1 - confidence) / 2
+    return (float(np.quantile(reps, alpha)), float(np.quantile(reps, 1 - alpha)))
+
+
+def summarize(
+    values: Sequence[float], *, binary: bool | None = None, confidence: float = 0.95
+) -> MetricValue:
+    """Mean, standard error and interval (Wilson for 0/1 values, bootstrap otherwise).
+
+    Empty input gives value 0.0 with n=0 and no interval: JSON has no NaN, and n=0 tells readers it is empty.
+    """
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return MetricValue(value=0.0, n=0)
+    n = int(arr.size)
+    mean = float(arr.mean())
+    if binary is None:
+        binary = is_binary(arr)
+    if binary:
+        lo, hi = wilson_interval(float(arr.sum()), n, confidence)
+        return MetricValue(value=mean, stderr=_stderr(arr), ci_low=lo, ci_high=hi, n=n, method="wilson")
+    if n == 1:
+        return MetricValue(value=mean, n=1, method=None)
+    lo, hi = bootstrap_interval(arr, confidence=confidence)
+    return MetricValue(value=mean, stderr=_stderr(arr), ci_low=lo, ci_high=hi, n=n, method="bootstrap")
+
+
+def distribution(values: Sequence[float], *, confidence: float = 0.95) -> Distribution | None:
+    """Mean, p50/p90/p99 (linear interpolation), min, max, stderr and bootstrap intervals; None when empty."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return None
+    p50, p90, p99 = (float(x) for x in np.percentile(arr, PERCENTILES))
+    ci: dict[str, tuple[float, float]] = {}
+    if arr.size > 1:
+        names = ["mean", *(f"p{q}" for q in PERCENTILES)]
+        reps = _resampled_stats(arr, names, N_RESAMPLES, SEED)
+        alpha = (1 - confidence) / 2
+        ci = {k: (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) for k, v in reps.items()}
+    return Distribution(
+        mean=float(arr.mean()),
+        p50=p50,
+        p90=p90,
+        p99=p99,
+        min=float(arr.min()),
+        max=float(arr.max()),
+        n=int(arr.size),
+        stderr=_stderr(arr),
+        ci=ci,
+    )
+
+
+def paired_bootstrap(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> tuple[float, float, float, float]:
+    """Mean of b - a over paired samples, its bootstrap interval and a two-sided p-value (shifted null)."""
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if xa.shape != xb.shape:
+        raise ValueError(f"paired samples need equal lengths, got {xa.size} and {xb.size}")
+    if xa.size == 0:
+        return (0.0, 0.0, 0.0, 1.0)
+    diff = xb - xa
+    delta = float(diff.mean())
+    if np.all(diff == diff[0]):
+        return (delta, delta, delta, 1.0 if delta == 0 else 0.0)
+    reps = _resampled_stats(diff, ["mean"], n_resamples, seed)["mean"]
+    alpha = (1 - confidence) / 2
+    lo, hi = float(np.quantile(reps, alpha)), float(np.quantile(reps, 1 - alpha))
+    # Under H0 the centred replicates describe the spread of the mean difference around zero.
+    extreme = int(np.sum(np.abs(reps - delta) >= abs(delta) - 1e-12))
+    p = (extreme + 1) / (reps.size + 1)
+    return (delta, lo, hi, min(1.0, p))
+
+
+def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int, float]:
+    """McNemar's test on paired verdicts: (b01 = a wrong & b right, b10 = a right & b wrong, p-value).
+
+    Exact binomial for few discordant pairs, chi-square with continuity correction otherwise.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired verdicts need equal lengths, got {len(a)} and {len(b)}")
+    xa, xb = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    b01 = int(np.sum(~xa & xb))
+    b10 = int(np.sum(xa & ~xb))
+    n = b01 + b10
+    if n == 0:
+        return (b01, b10, 1.0)
+    if n < _MCNEMAR_EXACT_BELOW:
+        from scipy.stats import binomtest
+
+        return (b01, b10, float(binomtest(b01, n, 0.5).pvalue))
+    from scipy.stats import chi2
+
+    stat = (abs(b01 - b10) - 1) ** 2 / n
+    return (b01, b10, float(chi2.sf(stat, 1)))
+
+
+def two_proportion_test(
+    a: MetricValue, b: MetricValue, *, confidence: float = 0.95
+) -> tuple[float, float, float, float]:
+    """Unpaired b - a for two proportions: delta, normal interval, pooled two-sided z-test p-value."""
+    from scipy.stats import norm
+
+    delta = b.value - a.value
+    if a.n == 0 or b.n == 0:
+        return (delta, -math.inf, math.inf, 1.0)
+    se = math.sqrt(a.value * (1 - a.value) / a.n + b.value * (1 - b.value) / b.n)
+    z = _z(confidence)
+    pooled = (a.value * a.n + b.value * b.n) / (a.n + b.n)
+    se0 = math.sqrt(pooled * (1 - pooled) * (1 / a.n + 1 / b.n))
+    p = 1.0 if se0 == 0 else float(2 * norm.sf(abs(delta) / se0))
+    return (delta, delta - z * se, delta + z * se, p)
+
+
+def welch_test(
+    a: MetricValue, b: MetricValue, *, confidence: float = 0.95
+) -> tuple[float, float, float, float]:
+    """Unpaired b - a from two means' standard errors: delta, Welch t interval and two-sided p-value."""
+    from scipy.stats import t
+
+    delta = b.value - a.value
+    if a.stderr is None or b.stderr is None or a.n < 2 or b.n < 2:
+        return (delta, -math.inf, math.inf, 1.0)
+    va, vb = a.stderr**2, b.stderr**2
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return (delta, delta, delta, 1.0 if delta == 0 else 0.0)
+    df = se**4 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
+    q = float(t.ppf(0.5 + confidence / 2, df))
+    return (delta, delta - q * se, delta + q * se, float(2 * t.sf(abs(delta) / se, df)))
+
+
+def aggregate_repeats(per_repeat: Sequence[Mapping[str, float]], *, confidence: float = 0.95) -> MetricValue:
+    """A metric over repeats (seeds) of the same samples: each sample's mean over repeats is one observation.
+
+    Treating the sample, not the generation, as the unit keeps repeats from shrinking the interval as if
+    they were new questions. One repeat is just `summarize` of its values.
+    """
+    repeats = [r for r in per_repeat if r]
+    if not repeats:
+        return MetricValue(value=0.0, n=0)
+    if len(repeats) == 1:
+        return summarize(list(repeats[0].values()), confidence=confidence)
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for rep in repeats:
+        for sid, v in rep.items():
+            sums[sid] = sums.get(sid, 0.0) + v
+            counts[sid] = counts.get(sid, 0) + 1
+    means = [sums[k] / counts[k] for k in sorted(sums)]
+    mv = summarize(means, binary=False, confidence=confidence)
+    return mv.model_copy(update={"method": f"{mv.method or 'mean'}-over-{len(repeats)}-repeats"})

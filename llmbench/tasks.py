@@ -1,0 +1,101 @@
+"""A task, prepared to run: its samples, scorer, prompts and the requests they become."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmbench.backends.base import GenerationRequest, stable_hash
+from llmbench.config import GenerationSpec, ModelConfig, Suite, TaskSpec
+from llmbench.data.base import DataContext, Sample
+from llmbench.data.readers import load_samples
+from llmbench.errors import ConfigError
+from llmbench.prompts import build_messages, build_text, template_fingerprint
+from llmbench.scoring.base import Scorer, scorers
+
+
+@dataclass
+class PreparedTask:
+    spec: TaskSpec
+    samples: list[Sample]
+    scorer: Scorer | None
+    generation: GenerationSpec
+    requests: list[GenerationRequest] = field(default_factory=list)
+    index: dict[str, tuple[Sample, int]] = field(default_factory=dict)  # request id -> (sample, sample index)
+    fingerprint: dict[str, str] = field(default_factory=dict)
+
+    def request(self, request_id: str) -> GenerationRequest | None:
+        if len(self._by_id) != len(self.requests):
+            self._by_id.update((r.request_id, r) for r in self.requests)
+        return self._by_id.get(request_id)
+
+    _by_id: dict[str, GenerationRequest] = field(default_factory=dict, repr=False)
+
+
+def make_scorer(spec: TaskSpec, suite: Suite) -> Scorer | None:
+    if spec.scorer is None:
+        return None
+    cls = scorers.get(spec.scorer.name)
+    try:
+        return cls(**spec.scorer.options)
+    except TypeError as exc:
+        raise ConfigError(f"{suite.path}: task '{spec.name}': scorer '{spec.scorer.name}': {exc}") from None
+
+
+def prepare_task(
+    spec: TaskSpec,
+    suite: Suite,
+    model: ModelConfig,
+    ctx: DataContext,
+    *,
+    limit: int | None,
+    seed: int,
+    chat_template_hash: str | None,
+) -> PreparedTask:
+    """Load the samples and build one request per (sample, sample index)."""
+    scorer = make_scorer(spec, suite)
+    generation = spec.generation.merged(suite.config.generation, model.generation)
+    samples = load_samples(spec.dataset, ctx) if spec.dataset is not None and spec.perf is None else []
+    if limit is not None:
+        samples = samples[:limit]
+    task = PreparedTask(spec, samples, scorer, generation)
+    where = f"{suite.path}: task '{spec.name}'"
+    n = generation.n or 1
+    base_seed = generation.seed if generation.seed is not None else seed
+    for sample in samples:
+        schema = _json_schema(spec, sample, where)
+        reference = scorer.reference_output(sample) if scorer else None
+        if spec.prompt.mode == "chat":
+            prompt: dict[str, Any] = {"messages": build_messages(spec.prompt, sample, where=where)}
+        else:
+            prompt = {"prompt": build_text(spec.prompt, sample, where=where)}
+        if sample.prompt_token_ids is not None:
+            prompt = {"prompt_token_ids": sample.prompt_token_ids}
+        for k in range(n):
+            rid = f"{spec.name}/{sample.id}/{k}"
+            params = generation.to_params(seed=base_seed + k, json_schema=schema)
+            task.requests.append(
+                GenerationRequest(request_id=rid, params=params, reference_output=reference, **prompt)
+            )
+            task.index[rid] = (sample, k)
+    task.fingerprint = {
+        "dataset": stable_hash(spec.dataset.model_dump() if spec.dataset else None),
+        "prompt_template": template_fingerprint(spec.prompt),
+        "generation": stable_hash(generation.model_dump() | {"json_mode": spec.json_mode}),
+        "scorer": stable_hash(spec.scorer.model_dump() if spec.scorer else None),
+        "chat_template": (chat_template_hash or "none") if spec.prompt.mode == "chat" else "not-used",
+    }
+    return task
+
+
+def _json_schema(spec: TaskSpec, sample: Sample, where: str) -> dict[str, Any] | None:
+    if not spec.json_mode:
+        return None
+    schema = sample.fields.get("schema")
+    if isinstance(schema, str):
+        import json
+
+        schema = json.loads(schema)
+    if not isinstance(schema, dict):
+        raise ConfigError(f"{where}: json_mode needs a 'schema' object in every sample (sample {sample.id})")
+    return schema

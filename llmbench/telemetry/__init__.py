@@ -1,0 +1,1 @@
+"""Measurements taken beside generation: token clocks and the NVML sampler."""

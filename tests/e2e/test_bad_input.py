@@ -1,0 +1,126 @@
+"""Bad input of every kind: one clear line on stderr, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import llmbench
+
+pytestmark = pytest.mark.e2e
+
+
+def check(r, *needles: str) -> None:  # type: ignore[no-untyped-def]
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) <= 2, r.stderr
+    for n in needles:
+        assert n in r.stderr, r.stderr
+
+
+def test_suite_typo_names_line_and_key(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ntasks:\n  - name: a\n    dataset: {local: d.jsonl}\n    scorer: {name: exact}\n    wieght: 2\n"
+    )
+    check(llmbench("run", str(suite), "--model", "tiny-qwen2"), "s.yaml:6", "unknown key 'wieght'", "weight")
+
+
+def test_yaml_syntax_error(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ntasks: [\n")
+    check(llmbench("validate", str(suite)), "YAML syntax error")
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ntasks:\n  - name: a\n    dataset: {local: d.jsonl}\n    scorer: {name: exact}\n    weight: heavy\n"
+    )
+    check(llmbench("validate", str(suite)), "s.yaml:6", "weight")
+
+
+def test_unknown_model_alias() -> None:
+    check(llmbench("run", "suites/math.yaml", "--model", "qwen9"), "unknown model 'qwen9'")
+
+
+def test_unknown_backend() -> None:
+    check(
+        llmbench("run", "suites/math.yaml", "--model", "tiny-qwen2", "--backend", "vllmm"),
+        "unknown backend 'vllmm'",
+        "vllm",
+    )
+
+
+def test_unknown_scorer(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ntasks:\n  - name: a\n    dataset: {local: d.jsonl}\n    scorer: {name: maths}\n"
+    )
+    check(llmbench("validate", str(suite)), "unknown scorer 'maths'", "math")
+
+
+def test_missing_data_file(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ntasks:\n  - name: a\n    dataset: {local: nothere.jsonl}\n    scorer: {name: exact}\n"
+    )
+    check(
+        llmbench(
+            "run",
+            str(suite),
+            "--model",
+            "tiny-qwen2",
+            "--backend",
+            "reference",
+            "--results-dir",
+            str(tmp_path),
+        ),
+        "nothere.jsonl: data file not found",
+    )
+
+
+def test_unreachable_hf_dataset_offline(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ntasks:\n  - name: a\n    dataset: {hf: openai/gsm8k, config: main}\n    scorer: {name: math}\n"
+    )
+    check(
+        llmbench(
+            "run",
+            str(suite),
+            "--model",
+            "tiny-qwen2",
+            "--backend",
+            "reference",
+            "--results-dir",
+            str(tmp_path),
+        ),
+        "openai/gsm8k",
+        "could not be loaded",
+    )
+
+
+def test_corrupt_results_file_to_compare(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": 1, "run_id": ')
+    check(llmbench("compare", str(bad)), "bad.json", "not a valid results file")
+
+
+def test_older_or_newer_schema_explained(tmp_path: Path) -> None:
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"schema_version": 0}))
+    check(llmbench("compare", str(old)), "schema version 0")
+
+
+def test_unknown_option_is_exit_2() -> None:
+    r = llmbench("run", "suites/math.yaml", "--model", "tiny-qwen2", "--limitt", "3")
+    assert r.returncode == 2 and "No such option" in r.stderr
+
+
+def test_debug_shows_traceback() -> None:
+    r = llmbench("--debug", "run", "suites/math.yaml", "--model", "qwen9")
+    assert r.returncode == 2 and "Traceback" in r.stderr

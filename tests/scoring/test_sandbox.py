@@ -1,0 +1,98 @@
+"""The sandbox runs a program in a fresh process and says truthfully how it ended."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from llmbench.scoring.sandbox import LEVELS, SandboxLimits, SandboxPool, isolation_level, run, run_many
+
+FAST = SandboxLimits(timeout_s=3)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[SandboxPool]:
+    with SandboxPool(workers=2) as p:
+        yield p
+
+
+def test_program_that_runs_to_its_end_passes_and_its_output_comes_back(pool: SandboxPool) -> None:
+    r = pool.run("print('hello'); import sys; print('oops', file=sys.stderr)", FAST)
+    assert (r.status, r.exit_code, r.stdout, r.stderr) == ("passed", 0, "hello\n", "oops\n")
+    assert r.duration_ms > 0 and r.isolation in LEVELS
+
+
+def test_exception_is_a_failure_with_its_traceback(pool: SandboxPool) -> None:
+    r = pool.run("assert 1 == 2, 'nope'", FAST)
+    assert r.status == "failed" and r.exit_code == 1 and "AssertionError: nope" in r.stderr
+
+
+def test_nonzero_exit_is_a_failure(pool: SandboxPool) -> None:
+    r = pool.run("raise SystemExit(3)", FAST)
+    assert (r.status, r.exit_code) == ("failed", 3)
+
+
+def test_wall_clock_timeout_ends_the_program(pool: SandboxPool) -> None:
+    r = pool.run("import time\ntime.sleep(60)", SandboxLimits(timeout_s=0.5))
+    assert r.status == "timeout" and r.duration_ms < 30_000
+
+
+def test_memory_limit_reports_oom(pool: SandboxPool) -> None:
+    r = pool.run("x = bytearray(600 << 20)", SandboxLimits(timeout_s=5, memory_mb=256))
+    assert r.status == "oom"
+
+
+def test_output_is_capped(pool: SandboxPool) -> None:
+    r = pool.run("print('y' * 5000)", SandboxLimits(timeout_s=3, max_output_bytes=1000))
+    assert r.status == "failed" and "output limit" in r.reason and len(r.stdout) <= 1000
+
+
+def test_each_program_starts_in_an_empty_working_directory(pool: SandboxPool) -> None:
+    first = pool.run("open('left_behind.txt', 'w').write('x')", FAST)
+    second = pool.run("import os\nassert os.listdir('.') == [], os.listdir('.')", FAST)
+    assert first.status == "passed" and second.status == "passed", second.stderr
+
+
+def test_programs_can_import_the_standard_library_and_installed_packages(pool: SandboxPool) -> None:
+    r = pool.run("import statistics, decimal, numpy\nprint(statistics.mean([1, 2, 3]))", FAST)
+    assert r.status == "passed" and r.stdout == "2\n", r.stderr
+
+
+def test_run_many_keeps_the_programs_order_and_per_program_limits() -> None:
+    programs = [f"print({i})" for i in range(6)] + ["import time\ntime.sleep(30)"]
+    limits = [FAST] * 6 + [SandboxLimits(timeout_s=0.3)]
+    results = run_many(programs, limits, workers=3)
+    assert [r.stdout for r in results[:6]] == [f"{i}\n" for i in range(6)]
+    assert results[6].status == "timeout"
+
+
+def test_limits_list_must_match_the_programs() -> None:
+    with pytest.raises(ValueError):
+        run_many(["pass", "pass"], [FAST])
+
+
+def test_isolation_level_is_detected_and_recorded() -> None:
+    level = isolation_level()
+    assert level in LEVELS
+    assert run("pass", FAST).isolation == level
+
+
+@pytest.mark.parametrize("level", ["uid", "rlimits"])
+def test_fallback_levels_still_run_judge_and_time_out(level: str) -> None:
+    with SandboxPool(workers=1, isolation=level) as p:  # type: ignore[arg-type]
+        ok, early, slow = p.run_many(
+            ["print(6 * 7)", "import os\nos._exit(0)", "while True: pass"],
+            [FAST, FAST, SandboxLimits(timeout_s=0.5)],
+        )
+    assert (ok.status, ok.stdout, ok.isolation) == ("passed", "42\n", level)
+    assert early.status == "failed" and slow.status == "timeout"
+
+
+def test_namespaces_give_the_program_its_own_pids_network_and_empty_tmp() -> None:
+    if isolation_level() != "namespaces":
+        pytest.skip("namespaces are refused on this host")
+    program = "import os, socket\nprint(os.getpid(), os.listdir('/tmp'), socket.if_nameindex())"
+    r = run(program, FAST)
+    assert r.status == "passed", r.stderr
+    assert r.stdout == "1 [] [(1, 'lo')]\n"

@@ -1,0 +1,178 @@
+"""The comparison: columns, best values, paired and unpaired significance, fingerprints, sweeps, cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmbench.compare import Comparison, Row, build_comparison, column_labels, load_runs
+from llmbench.errors import ResultsFileError
+from llmbench.results import RunResult, write_results
+from tests.factories import FINGERPRINT, longctx_scores, make_run, performance, verdicts, with_flips
+
+
+def _row(c: Comparison, task: str, metric: str, section: str = "quality") -> Row:
+    return next(r for r in c.rows if r.task == task and r.metric == metric and r.section == section)
+
+
+def _improve(values: list[float], k: int) -> list[float]:
+    """The same verdicts with the first k wrong answers made right (a real, paired improvement)."""
+    out, fixed = list(values), 0
+    for i, v in enumerate(out):
+        if v == 0.0 and fixed < k:
+            out[i], fixed = 1.0, fixed + 1
+    return out
+
+
+def _renamed_ids(run: RunResult, prefix: str) -> RunResult:
+    samples = [s.model_copy(update={"id": prefix + s.id}) for s in run.samples]
+    return run.model_copy(update={"samples": samples})
+
+
+def test_a_real_difference_on_shared_ids_is_significant() -> None:
+    base = verdicts(200, 0.6, seed=1)
+    c = build_comparison([make_run("a", {"gsm8k": base}), make_run("b", {"gsm8k": _improve(base, 24)})])
+    d = _row(c, "gsm8k", "accuracy").deltas[1]
+    assert d is not None and d.test == "mcnemar" and d.n_paired == 200
+    assert d.value == pytest.approx(0.12)
+    assert d.significant and d.p_value is not None and d.p_value < 0.001
+    assert d.ci_low is not None and d.ci_low > 0
+
+
+def test_reruns_of_one_model_with_other_seeds_are_rarely_significant() -> None:
+    truth = verdicts(200, 0.7, seed=5)
+    significant = 0
+    for seed in range(20):
+        a = make_run("m", {"gsm8k": with_flips(truth, 0.1, seed=100 + seed)}, backend="vllm")
+        b = make_run("m", {"gsm8k": with_flips(truth, 0.1, seed=200 + seed)}, backend="transformers")
+        d = _row(build_comparison([a, b]), "gsm8k", "accuracy").deltas[1]
+        assert d is not None and d.test == "mcnemar"
+        significant += bool(d.significant)
+    assert significant <= 3  # about 1 in 20 at alpha 0.05
+
+
+def test_runs_without_shared_ids_use_the_two_proportion_test() -> None:
+    a = make_run("a", {"gsm8k": verdicts(300, 0.5, seed=1)})
+    b = _renamed_ids(make_run("b", {"gsm8k": verdicts(300, 0.7, seed=2)}), "other-")
+    d = _row(build_comparison([a, b]), "gsm8k", "accuracy").deltas[1]
+    assert d is not None and d.test == "two-proportion" and d.significant
+
+
+def test_fractional_scores_use_the_paired_bootstrap() -> None:
+    base = [i % 5 / 4 for i in range(100)]
+    better = [min(1.0, v + 0.25) for v in base]
+    d = _row(
+        build_comparison([make_run("a", {"humaneval": base}), make_run("b", {"humaneval": better})]),
+        "humaneval",
+        "accuracy",
+    ).deltas[1]
+    assert d is not None and d.test == "paired-bootstrap" and d.significant and d.value > 0
+
+
+def test_same_model_columns_are_told_apart_by_backend_then_date() -> None:
+    runs = [
+        make_run("llama3-8b", {"t": [1.0]}, backend="vllm"),
+        make_run("llama3-8b", {"t": [1.0]}, backend="hf"),
+        make_run("qwen", {"t": [1.0]}),
+    ]
+    assert column_labels(runs) == ["llama3-8b (vllm)", "llama3-8b (hf)", "qwen"]
+    same = [
+        make_run("m", {"t": [1.0]}, created_at="2026-11-01T08:00:00+00:00"),
+        make_run("m", {"t": [1.0]}, created_at="2026-11-02T08:00:00+00:00"),
+    ]
+    assert column_labels(same) == ["m (2026-11-01 08:00:00)", "m (2026-11-02 08:00:00)"]
+
+
+def test_best_column_is_lowest_latency_and_highest_throughput_and_score() -> None:
+    fast = make_run("fast", {"t": verdicts(100, 0.5, 1)}, perf=performance(ttft_ms=30, tokens_per_s=3000))
+    slow = make_run("slow", {"t": verdicts(100, 0.8, 2)}, perf=performance(ttft_ms=90, tokens_per_s=1000))
+    c = build_comparison([fast, slow])
+    assert _row(c, "(performance)", "ttft_ms p50", "performance").best == 0
+    assert _row(c, "(performance)", "output_tokens_per_s", "performance").best == 0
+    assert _row(c, "t", "accuracy").best == 1
+    latency = _row(c, "(performance)", "ttft_ms p50", "performance").deltas[1]
+    assert (
+        latency is not None
+        and latency.relative is not None
+        and latency.relative > 1.5
+        and latency.significant
+    )
+
+
+def test_rows_from_different_chat_templates_are_flagged() -> None:
+    other = {**FINGERPRINT, "chat_template": "c-0000"}
+    a = make_run("a", {"gsm8k": verdicts(50, 0.5, 1), "math": verdicts(50, 0.5, 2)})
+    b = make_run(
+        "b", {"gsm8k": verdicts(50, 0.5, 3), "math": verdicts(50, 0.5, 4)}, task_fingerprints={"gsm8k": other}
+    )
+    c = build_comparison([a, b])
+    assert _row(c, "gsm8k", "accuracy").fingerprint_note == "chat_template differs"
+    assert _row(c, "math", "accuracy").fingerprint_diff == []
+    assert any("gsm8k" in w and "chat_template differs" in w for w in c.fingerprint_warnings)
+
+
+def test_mismatched_suites_are_shown_side_by_side() -> None:
+    a = make_run("a", {"gsm8k": verdicts(50, 0.5, 1)}, suite="math")
+    b = make_run("b", {"humaneval": verdicts(50, 0.5, 2)}, suite="coding")
+    c = build_comparison([a, b])
+    gsm = _row(c, "gsm8k", "accuracy")
+    he = _row(c, "humaneval", "accuracy")
+    assert gsm.cells[1] is None and gsm.cells[0] is not None
+    assert he.cells[0] is None and he.cells[1] is not None
+    assert gsm.deltas[1] is None
+
+
+def test_failure_counts_and_breakdowns_become_rows() -> None:
+    lc = longctx_scores([1024, 4096], [0.0, 1.0], per_cell=12, decay=0.2, seed=1)
+    c = build_comparison(
+        [
+            make_run("a", {"gsm8k": verdicts(60, 0.5, 1)}, longctx=lc),
+            make_run("b", {"gsm8k": verdicts(60, 0.6, 2)}, longctx=lc),
+        ]
+    )
+    wrong = _row(c, "gsm8k", "wrong", "failures")
+    assert wrong.cells[0] is not None and wrong.cells[0].value > 0
+    cell = _row(c, "needle", "accuracy [length=4096,depth=1.0]", "breakdown")
+    assert cell.cells[0] is not None and cell.cells[0].n == 12
+    delta = cell.deltas[1]
+    assert delta is not None and delta.test == "mcnemar" and delta.n_paired == 12 and delta.value == 0
+
+
+def test_sweeps_give_ttft_against_input_length_and_throughput_against_concurrency() -> None:
+    c = build_comparison(
+        [
+            make_run("a", {"t": [1.0]}, perf=performance(sweep=True)),
+            make_run("b", {"t": [1.0]}, perf=performance(sweep=True, ttft_ms=80, seed=2)),
+        ]
+    )
+    by_title = {t.title: t for t in c.sweeps}
+    ttft = by_title["ttft_ms p50 vs input_tokens (output_tokens=128, concurrency=1)"]
+    assert ttft.xs == [128, 512, 2048, 8192]
+    assert all(b is not None and a is not None and b > a for a, b in ttft.values)  # b is slower everywhere
+    conc = by_title["output_tokens_per_s vs concurrency (input_tokens=512, output_tokens=128)"]
+    assert conc.xs == [1, 4, 16, 64] and conc.higher_is_better
+    assert not any(t.x_name == "concurrency" and len(t.xs) == 1 for t in c.sweeps)
+
+
+def test_accuracy_per_cost_includes_joules_per_correct_answer() -> None:
+    run = make_run("a", {"t": [1.0] * 30 + [0.0] * 10}, perf=performance(energy_per_token_j=0.5))
+    unknown = make_run("b", {"t": [1.0] * 40}, perf=performance(energy_per_token_j=None, peak_vram_mib=None))
+    cost = build_comparison([run, unknown]).cost
+    assert cost[0].joules_per_correct == pytest.approx(0.5 * 60_000 / 30)
+    assert cost[1].joules_per_correct is None and cost[1].peak_vram_mib is None
+
+
+def test_a_baseline_outside_the_runs_becomes_the_first_column() -> None:
+    base = make_run("base", {"t": verdicts(40, 0.5, 1)})
+    c = build_comparison([make_run("cand", {"t": verdicts(40, 0.5, 2)})], baseline=base)
+    assert c.labels == ["base", "cand"] and c.baseline == 0 and c.baseline_named
+
+
+def test_load_runs_reads_files_and_names_a_bad_one(tmp_path: Path) -> None:
+    path = write_results(make_run("a", {"t": [1.0, 0.0]}), tmp_path / "a.json")
+    assert load_runs([path])[0].model_name == "a"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ResultsFileError, match=r"bad\.json"):
+        load_runs([path, bad])

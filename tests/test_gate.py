@@ -1,0 +1,110 @@
+"""The regression gate: fails on a real regression, passes on noise, reads its thresholds from YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmbench.errors import ConfigError
+from llmbench.gate import DEFAULT_GATES, GateThresholds, check_regressions, load_thresholds
+from tests.factories import make_run, performance, verdicts, with_flips
+
+
+def _break(values: list[float], k: int) -> list[float]:
+    """The same verdicts with the first k right answers made wrong."""
+    out, broken = list(values), 0
+    for i, v in enumerate(out):
+        if v == 1.0 and broken < k:
+            out[i], broken = 0.0, broken + 1
+    return out
+
+
+BASE = verdicts(400, 0.7, seed=7)
+OTHER = verdicts(200, 0.5, seed=8)
+
+
+def test_gate_fails_on_a_crafted_regression() -> None:
+    baseline = make_run("m", {"gsm8k": BASE, "math": OTHER}, perf=performance(ttft_ms=40, tokens_per_s=2400))
+    candidate = make_run(
+        "m",
+        {"gsm8k": _break(BASE, 40), "math": OTHER},
+        perf=performance(ttft_ms=52, tokens_per_s=2300, seed=1),
+    )
+    found = check_regressions(baseline, candidate, GateThresholds())
+    by_metric = {(r.task, r.metric): r for r in found}
+    quality = by_metric[("gsm8k", "accuracy")]
+    assert quality.kind == "quality" and quality.p_value is not None and quality.p_value < 0.05
+    assert quality.baseline - quality.candidate == pytest.approx(0.1)
+    assert "gsm8k accuracy fell" in str(quality) and "mcnemar" in str(quality) and "\n" not in str(quality)
+    ttft = by_metric[("(performance)", "ttft_ms p50")]
+    assert ttft.kind == "performance" and "rose" in str(ttft)
+    assert ("math", "accuracy") not in by_metric
+    assert ("(performance)", "output_tokens_per_s") not in by_metric  # -4% is inside the 10% allowed
+
+
+def test_gate_passes_on_noise_between_seeds() -> None:
+    baseline = make_run("m", {"gsm8k": with_flips(BASE, 0.08, seed=1)}, perf=performance(seed=1))
+    candidate = make_run("m", {"gsm8k": with_flips(BASE, 0.08, seed=2)}, perf=performance(seed=2))
+    assert check_regressions(baseline, candidate, GateThresholds()) == []
+
+
+def test_a_significant_drop_within_tolerance_passes() -> None:
+    big = verdicts(3000, 0.7, seed=3)
+    baseline = make_run("m", {"gsm8k": big})
+    candidate = make_run("m", {"gsm8k": _break(big, 45)})  # -1.5 points, every flip one way: p tiny
+    assert check_regressions(baseline, candidate, GateThresholds()) == []
+    strict = GateThresholds.model_validate({"quality": {"default": 0.01}})
+    assert [r.metric for r in check_regressions(baseline, candidate, strict)] == ["accuracy"]
+
+
+def test_a_large_but_insignificant_drop_passes() -> None:
+    small = [1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    baseline, candidate = make_run("m", {"t": small}), make_run("m", {"t": _break(small, 2)})
+    assert check_regressions(baseline, candidate, GateThresholds()) == []
+
+
+def test_per_metric_glob_overrides_the_default() -> None:
+    baseline = make_run("m", {"gsm8k": BASE})
+    candidate = make_run("m", {"gsm8k": _break(BASE, 40)})
+    lenient = GateThresholds.model_validate({"quality": {"metrics": {"gsm8k/*": 0.2}}})
+    assert lenient.quality_threshold("math", "gsm8k", "accuracy") == 0.2
+    assert lenient.quality_threshold("math", "math", "accuracy") == 0.02
+    assert [r.metric for r in check_regressions(baseline, candidate, lenient)] == ["suite_score"]
+    lenient.quality.suite_score = False
+    assert check_regressions(baseline, candidate, lenient) == []
+
+
+def test_performance_defaults_merge_and_null_switches_one_off() -> None:
+    t = GateThresholds.model_validate({"performance": {"ttft_ms p50": None, "load_time_s": 0.5}})
+    assert t.performance_threshold("ttft_ms p50") is None
+    assert t.performance_threshold("peak_vram_mib") == 0.05
+    assert t.performance_threshold("load_time_s") == 0.5
+    baseline = make_run("m", {"t": BASE}, perf=performance(ttft_ms=40))
+    candidate = make_run("m", {"t": BASE}, perf=performance(ttft_ms=60, peak_vram_mib=19000))
+    names = {r.metric for r in check_regressions(baseline, candidate, t)}
+    assert names == {"peak_vram_mib"}
+
+
+def test_the_shipped_gates_yaml_loads_with_the_documented_defaults() -> None:
+    t = load_thresholds(DEFAULT_GATES)
+    assert t.alpha == 0.05 and t.quality.default == 0.02
+    assert t.performance_threshold("ttft_ms p50") == 0.10
+    assert t.performance_threshold("output_tokens_per_s") == 0.10
+    assert t.performance_threshold("peak_vram_mib") == 0.05
+    assert t.performance_threshold("energy_per_output_token_j") == 0.10
+    assert load_thresholds(None) == t
+
+
+def test_an_unknown_key_in_gates_yaml_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text("alpha: 0.05\nquality:\n  default: 0.02\n  primary_olny: true\n")
+    with pytest.raises(ConfigError, match=r"gates.yaml:4: unknown key 'primary_olny'.*primary_only"):
+        load_thresholds(path)
+
+
+def test_an_out_of_range_alpha_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text("alpha: 1.5\n")
+    with pytest.raises(ConfigError, match=r"gates.yaml:1: alpha"):
+        load_thresholds(path)

@@ -1,0 +1,85 @@
+"""The results file: round-trips exactly, is written atomically, and bad files are one clear error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmbench.errors import ResultsFileError
+from llmbench.results import (
+    SCHEMA_VERSION,
+    MetricValue,
+    RunResult,
+    SampleRecord,
+    TaskResult,
+    read_results,
+    write_results,
+)
+
+
+def make_result() -> RunResult:
+    return RunResult(
+        run_id="r1",
+        llmbench_version="0",
+        model={"name": "m"},
+        model_name="m",
+        backend={"backend": "x"},
+        suite={"name": "s"},
+        suite_name="s",
+        suite_hash="abc",
+        tasks=[
+            TaskResult(
+                name="t",
+                scorer="exact",
+                primary_metric="accuracy",
+                metrics={"accuracy": MetricValue(value=0.5, stderr=0.1, ci_low=0.3, ci_high=0.7, n=10)},
+            )
+        ],
+        samples=[SampleRecord(task="t", id="1", output="x", score=1.0, status="correct", ttft_ms=1.5)],
+    )
+
+
+def test_round_trip_is_exact(tmp_path: Path) -> None:
+    result = make_result()
+    path = write_results(result, tmp_path / "r.json")
+    assert read_results(path) == result
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+
+
+def test_write_leaves_no_temporary_files(tmp_path: Path) -> None:
+    write_results(make_result(), tmp_path / "r.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_truncated_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = write_results(make_result(), tmp_path / "r.json")
+    path.write_text(path.read_text()[:100])
+    with pytest.raises(ResultsFileError, match="not a valid results file") as err:
+        read_results(path)
+    assert err.value.exit_code == 2
+
+
+def test_newer_schema_version_says_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(make_result().model_dump() | {"schema_version": 99}))
+    with pytest.raises(ResultsFileError, match="schema version 99") as err:
+        read_results(path)
+    assert "upgrade llmbench" in str(err.value)
+
+
+def test_not_a_results_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text("[1, 2, 3]")
+    with pytest.raises(ResultsFileError, match="no schema_version"):
+        read_results(path)
+
+
+def test_invalid_field_names_its_path(tmp_path: Path) -> None:
+    data = make_result().model_dump()
+    data["tasks"][0]["metrics"]["accuracy"]["n"] = "many"
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ResultsFileError, match=r"tasks\.0\.metrics\.accuracy\.n"):
+        read_results(path)

@@ -1,0 +1,139 @@
+"""Statistics checked against known values: Wilson, McNemar, Welch, percentiles, bootstrap behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from llmbench.scoring.stats import (
+    aggregate_repeats,
+    distribution,
+    mcnemar,
+    paired_bootstrap,
+    summarize,
+    two_proportion_test,
+    welch_test,
+    wilson_interval,
+)
+
+
+def test_wilson_interval_of_8_out_of_10_matches_the_textbook_value() -> None:
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4)
+    assert hi == pytest.approx(0.9433, abs=1e-4)
+
+
+def test_summarize_uses_wilson_for_zero_one_values() -> None:
+    m = summarize([1.0] * 8 + [0.0] * 2)
+    assert m.method == "wilson" and m.n == 10 and m.value == pytest.approx(0.8)
+    assert (m.ci_low, m.ci_high) == pytest.approx(wilson_interval(8, 10))
+    assert m.stderr == pytest.approx(np.std([1] * 8 + [0] * 2, ddof=1) / np.sqrt(10))
+
+
+def test_summarize_uses_a_reproducible_bootstrap_for_continuous_values() -> None:
+    values = np.random.default_rng(3).normal(10, 2, 400).tolist()
+    first, second = summarize(values), summarize(values)
+    assert first.method == "bootstrap"
+    assert first.ci_low is not None and first.ci_high is not None and first.stderr is not None
+    assert first.ci_low < first.value < first.ci_high
+    assert (first.ci_low, first.ci_high) == (second.ci_low, second.ci_high)
+    # The percentile interval of the mean is close to the normal one for 400 normal draws.
+    assert first.ci_high - first.ci_low == pytest.approx(2 * 1.96 * first.stderr, rel=0.15)
+
+
+def test_summarize_can_be_told_values_are_not_binary() -> None:
+    assert summarize([0.0, 1.0, 1.0, 1.0], binary=False).method == "bootstrap"
+
+
+def test_summarize_of_nothing_is_json_safe() -> None:
+    m = summarize([])
+    assert (m.value, m.n, m.ci_low, m.ci_high) == (0.0, 0, None, None)
+    json.loads(m.model_dump_json())
+
+
+def test_distribution_percentiles_use_linear_interpolation() -> None:
+    d = distribution([float(x) for x in range(1, 101)])
+    assert d is not None
+    assert (d.p50, d.p90, d.p99) == pytest.approx((50.5, 90.1, 99.01))
+    assert (d.min, d.max, d.n, d.mean) == (1.0, 100.0, 100, 50.5)
+    assert set(d.ci) == {"mean", "p50", "p90", "p99"}
+    lo, hi = d.ci["p90"]
+    assert lo <= d.p90 <= hi
+
+
+def test_distribution_of_nothing_is_none() -> None:
+    assert distribution([]) is None
+
+
+def test_mcnemar_exact_p_value_for_few_discordant_pairs() -> None:
+    # a right & b wrong six times, the reverse once: p = 2 * P(X <= 1 | n=7, 0.5) = 16/128.
+    a = [True] * 6 + [False] + [True] * 20
+    b = [False] * 6 + [True] + [True] * 20
+    b01, b10, p = mcnemar(a, b)
+    assert (b01, b10) == (1, 6)
+    assert p == pytest.approx(0.125)
+
+
+def test_mcnemar_uses_corrected_chi_square_for_many_discordant_pairs() -> None:
+    a = [True] * 30 + [False] * 10 + [True] * 50
+    b = [False] * 30 + [True] * 10 + [True] * 50
+    b01, b10, p = mcnemar(a, b)
+    assert (b01, b10) == (10, 30)
+    assert p == pytest.approx(sps.chi2.sf((20 - 1) ** 2 / 40, 1))
+
+
+def test_mcnemar_without_disagreement_is_not_significant() -> None:
+    assert mcnemar([True, False], [True, False]) == (0, 0, 1.0)
+
+
+def test_paired_bootstrap_finds_a_consistent_shift() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.random(300)
+    b = a + 0.05 + rng.normal(0, 0.02, 300)
+    delta, lo, hi, p = paired_bootstrap(a.tolist(), b.tolist())
+    assert delta == pytest.approx(0.05, abs=0.01)
+    assert lo < 0.05 < hi and lo > 0
+    assert p < 0.01
+
+
+def test_paired_bootstrap_of_identical_runs_has_p_one() -> None:
+    values = [0.2, 0.4, 0.9, 0.1]
+    assert paired_bootstrap(values, values) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_paired_bootstrap_refuses_unequal_lengths() -> None:
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_bootstrap([1.0, 2.0], [1.0])
+
+
+def test_welch_test_matches_scipy() -> None:
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(0, 1, 80), rng.normal(0.4, 2, 50)
+    delta, lo, hi, p = welch_test(summarize(x.tolist()), summarize(y.tolist()))
+    expected = sps.ttest_ind(y, x, equal_var=False)
+    assert p == pytest.approx(expected.pvalue, rel=1e-6)
+    assert lo < delta < hi
+
+
+def test_two_proportion_test_matches_the_pooled_z_test() -> None:
+    a, b = summarize([1.0] * 60 + [0.0] * 40), summarize([1.0] * 75 + [0.0] * 25)
+    delta, _, _, p = two_proportion_test(a, b)
+    pooled = 135 / 200
+    z = 0.15 / np.sqrt(pooled * (1 - pooled) * (2 / 100))
+    assert delta == pytest.approx(0.15)
+    assert p == pytest.approx(2 * sps.norm.sf(z))
+
+
+def test_aggregate_repeats_counts_samples_not_generations() -> None:
+    repeats = [{"q1": 1.0, "q2": 0.0, "q3": 1.0}, {"q1": 1.0, "q2": 1.0, "q3": 0.0}]
+    m = aggregate_repeats(repeats)
+    assert m.n == 3
+    assert m.value == pytest.approx((1.0 + 0.5 + 0.5) / 3)
+    assert m.method is not None and "2-repeats" in m.method
+
+
+def test_aggregate_repeats_of_one_repeat_is_summarize() -> None:
+    assert aggregate_repeats([{"a": 1.0, "b": 0.0}]) == summarize([1.0, 0.0])
