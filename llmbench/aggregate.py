@@ -64,6 +64,11 @@ def task_result(
     fingerprint: dict[str, str],
 ) -> TaskResult:
     counts = Counter(r.status or "error" for r in records)
+    levels = {k.removeprefix("isolation_") for r in records for k in r.metrics if k.startswith("isolation_")}
+    if levels:  # code tasks: the weakest sandbox any output ran in, so compare flags a weaker one
+        from llmbench.scoring.sandbox import LEVELS
+
+        fingerprint = fingerprint | {"sandbox_isolation": max(levels, key=LEVELS.index)}
     return TaskResult(
         name=name,
         scorer=scorer.name,
@@ -74,7 +79,7 @@ def task_result(
         breakdown=breakdown(scorer, records, group_by),
         fingerprint=fingerprint,
         n_samples=len({r.id for r in records}),
-        n_errors=sum(1 for r in records if r.error),
+        n_errors=sum(1 for r in records if r.error is not None or r.status == "error"),
     )
 
 
@@ -114,10 +119,15 @@ def _se(m: MetricValue) -> float | None:
     return m.stderr
 
 
-def performance(records: Sequence[SampleRecord], itl_ms: Sequence[float], wall_s: float) -> Performance:
-    """Latency distributions over every generated sample, and aggregate throughput over generation wall time."""
+def performance(
+    records: Sequence[SampleRecord], itl_ms: Sequence[float], wall_s: float, output_tokens: int
+) -> Performance:
+    """Latency distributions over every generated sample; aggregate throughput = `output_tokens` / `wall_s`.
+
+    The caller passes the tokens generated within `wall_s` (a resumed run's earlier samples have
+    latencies but were not generated in this session's wall time).
+    """
     timed = [r for r in records if r.error is None and r.latency_ms is not None]
-    out_tokens = sum(r.tokens_out or 0 for r in timed)
     per_request = [
         (r.tokens_out or 0) / (r.latency_ms / 1000) for r in timed if r.latency_ms and r.tokens_out
     ]
@@ -126,8 +136,8 @@ def performance(records: Sequence[SampleRecord], itl_ms: Sequence[float], wall_s
         tpot_ms=distribution([r.tpot_ms for r in timed if r.tpot_ms is not None]),
         itl_ms=distribution(itl_ms),
         e2e_latency_ms=distribution([r.latency_ms for r in timed if r.latency_ms is not None]),
-        output_tokens_per_s=out_tokens / wall_s if wall_s > 0 and out_tokens else None,
+        output_tokens_per_s=output_tokens / wall_s if wall_s > 0 and output_tokens else None,
         per_request_output_tokens_per_s=distribution(per_request),
-        total_output_tokens=out_tokens,
+        total_output_tokens=output_tokens,
         generation_wall_s=wall_s,
     )

@@ -50,6 +50,12 @@ TaskOpt = Annotated[list[str] | None, typer.Option("--task", "-t", help="run onl
 SeedOpt = Annotated[int, typer.Option("--seed", help="base seed for sampling and generated data")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | markdown | csv | json | html")]
 ResultsArg = Annotated[list[Path], typer.Argument(help="results files (JSON)", show_default=False)]
+KeepRepeatsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-repeats", help="one column per file, even for runs that repeat each other with another seed"
+    ),
+]
 
 
 @app.callback()
@@ -93,8 +99,17 @@ def run(
         bool, typer.Option("--resume", help="continue an interrupted run from its journal")
     ] = False,
     run_id: Annotated[
-        str | None, typer.Option("--run-id", help="name the run (resumes it with --resume)")
+        str | None,
+        typer.Option(
+            "--run-id", help="name the run; an unfinished run of that name continues where it stopped"
+        ),
     ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="discard an unfinished run's journal and start over")
+    ] = False,
+    warmup: Annotated[
+        bool, typer.Option("--warmup/--no-warmup", help="one untimed request before the first timed one")
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     repeat: Annotated[
         int, typer.Option("--repeat", min=1, help="run N times and report the greedy flip rate")
@@ -144,7 +159,9 @@ def run(
         output=output,
         results_dir=results_dir,
         resume=resume,
+        fresh=fresh,
         run_id=run_id,
+        warmup=warmup,
         command=["llmbench", *sys.argv[1:]],
     )
     with RichProgress(console, enabled=not quiet) as progress:
@@ -208,8 +225,9 @@ def compare(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="write to a file instead of the terminal")
     ] = None,
+    keep_repeats: KeepRepeatsOpt = False,
 ) -> None:
-    """Compare results files: one column per run, significance and regressions marked."""
+    """Compare results files: one column per run (repeats merged), significance and regressions marked."""
     from llmbench import commands
 
     code = commands.compare(
@@ -220,6 +238,7 @@ def compare(
         gate_config=gate_config,
         output=output,
         console=out,
+        keep_repeats=keep_repeats,
     )
     raise typer.Exit(code)
 
@@ -228,11 +247,12 @@ def compare(
 def report(
     files: ResultsArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")] = Path("report.html"),
+    keep_repeats: KeepRepeatsOpt = False,
 ) -> None:
     """Write one self-contained HTML report (tables and plots) for results files."""
     from llmbench import commands
 
-    commands.html_report(files, output)
+    commands.html_report(files, output, keep_repeats=keep_repeats)
     out.print(f"report: {output}")
 
 
@@ -306,8 +326,14 @@ def _int_list(text: str) -> list[int]:
 
 def main() -> None:
     """Entry point: one clear line and an exit code for every expected failure; --debug shows tracebacks."""
+    from llmbench import interrupts
+
     try:
-        code = app(standalone_mode=False)  # returns a command's typer.Exit code instead of raising it
+        with interrupts.handling():
+            code = app(standalone_mode=False)  # returns a command's typer.Exit code instead of raising it
+            if interrupts.requested():  # pressed as the command finished: its output is complete
+                console.print("interrupted (after the command had finished its work)")
+                sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

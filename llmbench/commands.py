@@ -75,9 +75,17 @@ def compare(
     gate_config: Path | None,
     output: Path | None,
     console: Console,
+    keep_repeats: bool = False,
+    messages: Console | None = None,
 ) -> int:
-    """Render the comparison; returns the exit code (1 when the gate finds a regression)."""
+    """Render the comparison; returns the exit code (1 when the gate finds a regression).
+
+    Runs that repeat each other (another seed) become one column unless `keep_repeats`; the baseline is
+    never merged. The gate's verdict goes to `messages` (standard error by default), so that the rendered
+    comparison on standard output stays valid JSON, CSV or Markdown.
+    """
     from llmbench.compare import build_comparison, load_runs
+    from llmbench.repeats import merge_repeats
 
     formats = ("table", "markdown", "csv", "json", "html")
     if fmt not in formats:
@@ -85,6 +93,8 @@ def compare(
     if fail_on_regression and baseline is None:
         raise UserInputError("--fail-on-regression needs --baseline BASE.json")
     runs = load_runs([f for f in files if baseline is None or f.resolve() != baseline.resolve()])
+    if not keep_repeats:
+        runs = merge_repeats(runs)
     base = load_runs([baseline])[0] if baseline else None
     comparison = build_comparison(([base] if base else []) + runs, baseline=base)
     text = _render(fmt, comparison, ([base] if base else []) + runs, console if output is None else None)
@@ -97,14 +107,15 @@ def compare(
         return 0
     from llmbench.gate import check_regressions, load_thresholds
 
+    messages = messages or Console(stderr=True, soft_wrap=True)
     thresholds = load_thresholds(gate_config)
     failed = False
     for cand in runs:
         for reg in check_regressions(base, cand, thresholds):
-            console.print(f"REGRESSION {cand.model_name}: {reg}", highlight=False)
+            messages.print(f"REGRESSION {cand.model_name}: {reg}", highlight=False, markup=False)
             failed = True
     if not failed:
-        console.print("gate: no significant regression against the baseline")
+        messages.print("gate: no significant regression against the baseline", highlight=False)
     return 1 if failed else 0
 
 
@@ -125,11 +136,13 @@ def _render(fmt: str, comparison: Comparison, runs: list[RunResult], console: Co
     return renderer(comparison)
 
 
-def html_report(files: Sequence[Path], output: Path) -> Path:
+def html_report(files: Sequence[Path], output: Path, *, keep_repeats: bool = False) -> Path:
+    """Write the HTML report; repeats of one run (another seed) are one column unless `keep_repeats`."""
     from llmbench import report
     from llmbench.compare import build_comparison, load_runs
+    from llmbench.repeats import merge_repeats
 
-    runs = load_runs(files)
+    runs = load_runs(files) if keep_repeats else merge_repeats(load_runs(files))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(report.render_html(runs, build_comparison(runs)), encoding="utf-8")
     return output
@@ -156,15 +169,22 @@ def score_file(
 
 
 def score_lines(scorer: str, samples: Path, *, console: Console) -> None:
+    """One line per verdict, for any scorer: id, status, value, its metrics and its details, each shortened."""
+    import json
+
     from llmbench.offline import score_lines as run_lines
 
+    def brief(value: object, limit: int = 80) -> str:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
     for sid, score in run_lines(scorer, samples):
-        extra = {
-            k: v
-            for k, v in score.details.items()
-            if k in ("extracted", "answer", "reason", "error", "failed")
-        }
-        console.print(f"{sid}\t{score.status}\t{score.value:.3f}\t{extra}", highlight=False)
+        metrics = " ".join(f"{k}={v:g}" for k, v in score.metrics.items())
+        details = "; ".join(
+            f"{k}={brief(v)}" for k, v in score.details.items() if v not in (None, "", [], {})
+        )
+        line = "\t".join(part for part in (sid, score.status, f"{score.value:.3f}", metrics, details) if part)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def run_variants(

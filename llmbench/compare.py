@@ -2,8 +2,9 @@
 
 The comparison is plain data that every renderer (terminal, Markdown, CSV, JSON, HTML) reads. Deltas are
 taken against the baseline (or the first run when none is named): paired tests where the two runs share
-sample ids (McNemar for 0/1 scores, paired bootstrap otherwise), unpaired tests from the summaries
-otherwise, and interval overlap for performance figures.
+sample ids (McNemar for 0/1 scores, a sign-flip permutation test otherwise), unpaired tests from the
+summaries otherwise, and interval overlap for performance figures. Which way is better for each row comes
+from `llmbench.direction`; the sweep and accuracy-per-cost tables are built in `llmbench.perf_tables`.
 """
 
 from __future__ import annotations
@@ -12,30 +13,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmbench.results import (
-    Distribution,
-    MetricValue,
-    PerfPoint,
-    RunResult,
-    SampleRecord,
-    TaskResult,
-    read_results,
-)
+from llmbench.direction import higher_is_better
+from llmbench.perf_tables import CostRow, SweepTable, cost_rows, sweep_tables
+from llmbench.results import Distribution, MetricValue, RunResult, SampleRecord, TaskResult, read_results
 from llmbench.scoring import stats
 
 ALPHA = 0.05
 FAILURE_STATUSES = ("wrong", "unparsed", "truncated", "timeout", "error")
-# (row name, attribute path, statistic, higher is better); the unit is in the attribute's name.
-PERF_ROWS: tuple[tuple[str, str, str | None, bool], ...] = (
-    ("ttft_ms p50", "ttft_ms", "p50", False),
-    ("ttft_ms p90", "ttft_ms", "p90", False),
-    ("ttft_ms p99", "ttft_ms", "p99", False),
-    ("tpot_ms p50", "tpot_ms", "p50", False),
-    ("e2e_latency_ms p50", "e2e_latency_ms", "p50", False),
-    ("output_tokens_per_s", "output_tokens_per_s", None, True),
-    ("peak_vram_mib", "peak_vram_mib", None, False),
-    ("energy_per_output_token_j", "energy_per_output_token_j", None, False),
-    ("load_time_s", "load_time_s", None, False),
+# (row name, attribute of Performance, statistic); the unit is in the attribute's name.
+PERF_ROWS: tuple[tuple[str, str, str | None], ...] = (
+    ("ttft_ms p50", "ttft_ms", "p50"),
+    ("ttft_ms p90", "ttft_ms", "p90"),
+    ("ttft_ms p99", "ttft_ms", "p99"),
+    ("tpot_ms p50", "tpot_ms", "p50"),
+    ("e2e_latency_ms p50", "e2e_latency_ms", "p50"),
+    ("output_tokens_per_s", "output_tokens_per_s", None),
+    ("peak_vram_mib", "peak_vram_mib", None),
+    ("energy_per_output_token_j", "energy_per_output_token_j", None),
+    ("load_time_s", "load_time_s", None),
 )
 
 
@@ -70,38 +65,24 @@ class Row:
     task: str
     metric: str
     cells: list[MetricValue | None]
-    higher_is_better: bool | None
     best: int | None = None
     deltas: list[Delta | None] = field(default_factory=list)
     fingerprint_diff: list[str] = field(default_factory=list)
 
     @property
+    def higher_is_better(self) -> bool | None:
+        """Which way is better for this row's metric (failure counts: fewer; latencies: lower)."""
+        return higher_is_better(self.metric)
+
+    def is_better(self, delta: Delta) -> bool | None:
+        """Whether a delta in this row is an improvement; None when the row has no better side or no change."""
+        if self.higher_is_better is None or delta.value == 0:
+            return None
+        return (delta.value > 0) == self.higher_is_better
+
+    @property
     def fingerprint_note(self) -> str:
         return ", ".join(f"{k} differs" for k in self.fingerprint_diff)
-
-
-@dataclass
-class SweepTable:
-    """A performance sweep: one figure per x value (input length or concurrency) per column."""
-
-    title: str
-    metric: str
-    x_name: str
-    xs: list[float]
-    values: list[list[float | None]]  # values[i][j]: x index i, column j
-    higher_is_better: bool
-
-
-@dataclass
-class CostRow:
-    """Quality against what it cost, for one column."""
-
-    label: str
-    suite_score: float | None
-    energy_per_output_token_j: float | None
-    peak_vram_mib: float | None
-    ttft_p50_ms: float | None
-    joules_per_correct: float | None
 
 
 @dataclass
@@ -134,15 +115,16 @@ def load_runs(paths: Sequence[Path]) -> list[RunResult]:
 
 
 def column_labels(runs: Sequence[RunResult]) -> list[str]:
-    """Model names; runs that share one get the first of backend, date or run id that tells them apart."""
-    labels = [r.model_name for r in runs]
+    """Model names (with the number of runs a merged column averages); runs that share one get the first
+    of backend, date or run id that tells them apart."""
+    labels = [_base_label(r) for r in runs]
     extras = (
         lambda r: str(r.backend.get("backend") or "?"),
         lambda r: r.created_at[:19].replace("T", " "),
         lambda r: r.run_id,
     )
     for name in {x for x in labels if labels.count(x) > 1}:
-        group = [i for i, r in enumerate(runs) if r.model_name == name]
+        group = [i for i, label in enumerate(labels) if label == name]
         for extra in extras:
             tags = [extra(runs[i]) for i in group]
             if len(set(tags)) == len(tags) or extra is extras[-1]:
@@ -150,6 +132,11 @@ def column_labels(runs: Sequence[RunResult]) -> list[str]:
                     labels[i] = f"{name} ({tag})"
                 break
     return labels
+
+
+def _base_label(run: RunResult) -> str:
+    merged = run.settings.get("repeat_run_ids") or []
+    return f"{run.model_name} (mean of {len(merged)} runs)" if len(merged) > 1 else run.model_name
 
 
 def build_comparison(runs: Sequence[RunResult], baseline: RunResult | None = None) -> Comparison:
@@ -161,61 +148,39 @@ def build_comparison(runs: Sequence[RunResult], baseline: RunResult | None = Non
     named = base is not None
     if base is None and len(runs) > 1:
         base = 0
-    columns = [Column(label, run) for label, run in zip(column_labels(runs), runs, strict=True)]
+    labels = column_labels(runs)
+    columns = [Column(label, run) for label, run in zip(labels, runs, strict=True)]
     rows = _quality_rows(runs) + _performance_rows(runs)
     for row in rows:
         row.best = _best(row.cells, row.higher_is_better)
         row.deltas = [
             None if base is None or j == base else _delta(row, runs, base, j) for j in range(len(runs))
         ]
-    return Comparison(columns, rows, base, named, sweeps=sweep_tables(runs), cost=cost_rows(columns))
+    return Comparison(columns, rows, base, named, sweeps=sweep_tables(runs), cost=cost_rows(labels, runs))
 
 
 def _quality_rows(runs: list[RunResult]) -> list[Row]:
     rows: dict[tuple[str, str, str, str], Row] = {}
 
-    def cell(
-        section: str,
-        suite: str,
-        task: str,
-        metric: str,
-        j: int,
-        value: MetricValue | None,
-        higher: bool | None,
-    ) -> None:
+    def cell(section: str, suite: str, task: str, metric: str, j: int, value: MetricValue | None) -> None:
         row = rows.setdefault(
-            (section, suite, task, metric), Row(section, suite, task, metric, [None] * len(runs), higher)
+            (section, suite, task, metric), Row(section, suite, task, metric, [None] * len(runs))
         )
         row.cells[j] = value
 
     for j, run in enumerate(runs):
         for t in run.tasks:
             for name, mv in t.metrics.items():
-                cell("quality", run.suite_name, t.name, name, j, mv, _higher_is_better(name))
+                cell("quality", run.suite_name, t.name, name, j, mv)
             for label, metrics in t.breakdown.items():
                 for name, mv in metrics.items():
-                    cell(
-                        "breakdown",
-                        run.suite_name,
-                        t.name,
-                        f"{name} [{label}]",
-                        j,
-                        mv,
-                        _higher_is_better(name),
-                    )
+                    cell("breakdown", run.suite_name, t.name, f"{name} [{label}]", j, mv)
             for status in FAILURE_STATUSES:
                 if status in t.counts:
-                    cell(
-                        "failures",
-                        run.suite_name,
-                        t.name,
-                        status,
-                        j,
-                        MetricValue(value=t.counts[status], n=t.n_samples),
-                        None,
-                    )
+                    count = MetricValue(value=t.counts[status], n=t.n_samples)
+                    cell("failures", run.suite_name, t.name, status, j, count)
         if run.suite_score is not None:
-            cell("suite", run.suite_name, "(suite)", "suite_score", j, run.suite_score, True)
+            cell("suite", run.suite_name, "(suite)", "suite_score", j, run.suite_score)
     order = {"quality": 0, "breakdown": 1, "failures": 2, "suite": 3}
     kept = [
         r for r in rows.values() if r.section != "failures" or any(c is not None and c.value for c in r.cells)
@@ -229,17 +194,19 @@ def _quality_rows(runs: list[RunResult]) -> list[Row]:
 def _performance_rows(runs: list[RunResult]) -> list[Row]:
     rows: dict[tuple[str, str], Row] = {}
     for j, run in enumerate(runs):
-        for name, attr, stat, higher in PERF_ROWS:
+        for name, attr, stat in PERF_ROWS:
             mv = perf_value(run, attr, stat)
             if mv is not None:
                 key = (run.suite_name, name)
                 row = rows.setdefault(
-                    key, Row("performance", run.suite_name, "(performance)", name, [None] * len(runs), higher)
+                    key, Row("performance", run.suite_name, "(performance)", name, [None] * len(runs))
                 )
                 row.cells[j] = mv
     result = list(rows.values())
     for row in result:
-        row.fingerprint_diff = _diff_keys([r.fingerprint for r, c in zip(runs, row.cells, strict=True) if c])
+        row.fingerprint_diff = _diff_keys(
+            [(r, r.fingerprint) for r, c in zip(runs, row.cells, strict=True) if c]
+        )
     return result
 
 
@@ -263,11 +230,6 @@ def perf_value(run: RunResult, attr: str, stat: str | None = None) -> MetricValu
     return MetricValue(value=float(raw), n=n)
 
 
-def _higher_is_better(metric: str) -> bool:
-    lower = ("error", "latency", "_ms", "vram", "energy", "_time", "loss", "perplexity", "_j")
-    return not any(word in metric.lower() for word in lower)
-
-
 def _best(cells: list[MetricValue | None], higher: bool | None) -> int | None:
     present = [(c.value, j) for j, c in enumerate(cells) if c is not None and c.n > 0]
     if higher is None or len(present) < 2:
@@ -281,17 +243,35 @@ def _best(cells: list[MetricValue | None], higher: bool | None) -> int | None:
 def _fingerprint_diff(runs: list[RunResult], row: Row) -> list[str]:
     present = [runs[j] for j, c in enumerate(row.cells) if c is not None]
     if row.section == "suite":
-        return _diff_keys([r.fingerprint for r in present])
-    tasks = [r.task(row.task) for r in present]
-    return _diff_keys([t.fingerprint for t in tasks if t is not None])
+        return _diff_keys([(r, r.fingerprint) for r in present])
+    pairs = [(r, t.fingerprint) for r in present if (t := r.task(row.task)) is not None]
+    return _diff_keys(pairs)
 
 
-def _diff_keys(prints: list[dict[str, str]]) -> list[str]:
-    """Fingerprint keys whose values differ among the runs that record them."""
-    if len(prints) < 2:
+# What a model brings with it: two different models differ here by nature, so these keys are only
+# compared between runs of the same model (a chat-template override, another backend or dtype).
+MODEL_KEYS = frozenset({"chat_template", "prompt_tokens", "backend", "dtype", "batch_size"})
+
+
+def _diff_keys(pairs: list[tuple[RunResult, dict[str, str]]]) -> list[str]:
+    """Fingerprint keys whose values differ among the runs that record them (model keys: within one model)."""
+    if len(pairs) < 2:
         return []
-    keys = sorted({k for p in prints for k in p})
-    return [k for k in keys if len({p[k] for p in prints if k in p}) > 1]
+    keys = sorted({k for _, p in pairs for k in p})
+    differ = []
+    for key in keys:
+        groups: dict[object, set[str]] = {}
+        for run, prints in pairs:
+            if key in prints:
+                group = _model_identity(run) if key in MODEL_KEYS else None
+                groups.setdefault(group, set()).add(prints[key])
+        if any(len(values) > 1 for values in groups.values()):
+            differ.append(key)
+    return differ
+
+
+def _model_identity(run: RunResult) -> tuple[object, object]:
+    return run.model.get("model"), run.model.get("revision")
 
 
 def per_sample_values(
@@ -351,8 +331,8 @@ def paired_delta(base: RunResult, cand: RunResult, row: Row) -> Delta | None:
         d = (b01 - b10) / len(ids)
         lo, hi = _paired_proportion_interval(b01, b10, len(ids))
         return Delta(d, lo, hi, p, "mcnemar", p < ALPHA, n_paired=len(ids))
-    d, lo, hi, p = stats.paired_bootstrap(xa, xb)
-    return Delta(d, lo, hi, p, "paired-bootstrap", p < ALPHA, n_paired=len(ids))
+    d, lo, hi, p = stats.paired_test(xa, xb)
+    return Delta(d, lo, hi, p, "sign-flip", p < ALPHA, n_paired=len(ids))
 
 
 def _paired_proportion_interval(b01: int, b10: int, n: int) -> tuple[float, float]:
@@ -377,65 +357,3 @@ def _perf_delta(a: MetricValue, b: MetricValue) -> Delta:
         bool(disjoint) if have_ci else None,
         relative=rel,
     )
-
-
-def sweep_tables(runs: Sequence[RunResult]) -> list[SweepTable]:
-    """TTFT and tokens/s against input length, and throughput against concurrency, one table per fixed shape."""
-    tables: list[SweepTable] = []
-    specs = (
-        ("ttft_ms p50", "input_tokens", ("output_tokens", "concurrency"), False),
-        ("output_tokens_per_s", "input_tokens", ("output_tokens", "concurrency"), True),
-        ("output_tokens_per_s", "concurrency", ("input_tokens", "output_tokens"), True),
-    )
-    for metric, x_name, fixed, higher in specs:
-        groups: dict[tuple[object, ...], dict[float, list[float | None]]] = {}
-        for j, run in enumerate(runs):
-            for pt in run.performance.sweep:
-                x, y = getattr(pt, x_name), _sweep_value(pt, metric)
-                if pt.error or x is None or y is None:
-                    continue
-                shape = tuple(getattr(pt, f) for f in fixed)
-                groups.setdefault(shape, {}).setdefault(float(x), [None] * len(runs))[j] = y
-        swept = any(len(points) > 1 for points in groups.values())
-        for shape, points in sorted(groups.items(), key=lambda kv: str(kv[0])):
-            if swept and len(points) < 2:  # a lone point of another shape is not a curve
-                continue
-            fixed_text = ", ".join(f"{f}={v}" for f, v in zip(fixed, shape, strict=True) if v is not None)
-            xs = sorted(points)
-            tables.append(
-                SweepTable(
-                    f"{metric} vs {x_name}" + (f" ({fixed_text})" if fixed_text else ""),
-                    metric,
-                    x_name,
-                    xs,
-                    [points[x] for x in xs],
-                    higher,
-                )
-            )
-    return tables
-
-
-def _sweep_value(pt: PerfPoint, metric: str) -> float | None:
-    if metric == "ttft_ms p50":
-        return pt.ttft_ms.p50 if pt.ttft_ms else None
-    return pt.output_tokens_per_s
-
-
-def cost_rows(columns: Sequence[Column]) -> list[CostRow]:
-    """Suite score next to energy per token, peak VRAM, TTFT and joules per correct answer."""
-    rows = []
-    for col in columns:
-        run, perf = col.run, col.run.performance
-        correct = sum(t.counts.get("correct", 0) for t in run.tasks)
-        jpc = perf.energy_j / correct if perf.energy_j is not None and correct else None
-        rows.append(
-            CostRow(
-                col.label,
-                run.suite_score.value if run.suite_score else None,
-                perf.energy_per_output_token_j,
-                perf.peak_vram_mib,
-                perf.ttft_ms.p50 if perf.ttft_ms else None,
-                jpc,
-            )
-        )
-    return rows

@@ -118,6 +118,11 @@ class PerfSweep(Strict):
     warmup_requests: int = Field(default=1, ge=0)
     repeats: int = Field(default=1, ge=1)
     prompt_kind: Literal["random", "text"] = "random"
+    fit_to_model: bool = Field(
+        default=False,
+        description="cut input lengths that do not fit to the model's limit less the output, instead of "
+        "recording them as failed points (one point per resulting length)",
+    )
     slo_ttft_ms: float | None = None
     slo_tpot_ms: float | None = None
 
@@ -265,6 +270,11 @@ class ModelConfig(Strict):
         default=None, description="Jinja template, or a path to one, overriding the tokenizer's"
     )
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    json_whitespace: Literal["any", "compact"] = Field(
+        default="any",
+        description="JSON mode: 'any' lets the model place whitespace freely (vLLM's default); 'compact' "
+        "allows none, for random-weight models that would otherwise emit whitespace forever",
+    )
     api: ApiSpec = Field(default_factory=ApiSpec)
     builtin: str | None = Field(default=None, description="a model llmbench builds itself, e.g. tiny-qwen2")
     device: str | None = Field(default=None, description="cuda, cpu, or auto")

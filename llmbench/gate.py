@@ -1,7 +1,10 @@
 """The regression gate: does a candidate run fall behind a baseline by more than noise and tolerance?
 
 Quality metrics regress when they drop by more than their threshold AND the paired test says the drop is
-significant; performance figures regress when they worsen by more than a relative threshold.
+significant; performance figures regress when they worsen by more than a relative threshold. "Drop" and
+"worsen" follow `llmbench.direction` (a rising timeout rate or latency is worse). A gated figure that the
+baseline has and the candidate lacks fails too, as does a candidate of another suite: a gate that compared
+nothing must not pass.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmbench.compare import Row, build_comparison
-from llmbench.results import RunResult
+from llmbench.results import MetricValue, RunResult
 
 DEFAULT_GATES = Path(__file__).resolve().parent.parent / "configs" / "gates.yaml"
 DEFAULT_PERFORMANCE: dict[str, float | None] = {
@@ -44,6 +47,8 @@ class GateThresholds(_Strict):
     """Thresholds of the regression gate (configs/gates.yaml)."""
 
     alpha: float = Field(default=0.05, gt=0, lt=1)
+    # Let gated figures of the baseline be absent from the candidate (a smaller task selection on purpose).
+    allow_missing: bool = False
     quality: QualityThresholds = Field(default_factory=lambda: QualityThresholds())
     # Largest tolerated relative worsening per performance row name or glob; null switches a default off.
     performance: dict[str, float | None] = Field(default_factory=lambda: dict(DEFAULT_PERFORMANCE))
@@ -74,13 +79,13 @@ class GateThresholds(_Strict):
 class Regression:
     """One regressed figure; `str()` is the one-line reason."""
 
-    kind: str  # "quality" or "performance"
+    kind: str  # "quality", "performance", "missing" or "suite"
     suite: str
     task: str
     metric: str
-    baseline: float
-    candidate: float
-    threshold: float
+    baseline: float | None
+    candidate: float | None
+    threshold: float | None
     p_value: float | None
     reason: str
 
@@ -102,7 +107,13 @@ def load_thresholds(path: Path | None = None) -> GateThresholds:
 def check_regressions(
     baseline: RunResult, candidate: RunResult, thresholds: GateThresholds
 ) -> list[Regression]:
-    """Every quality and performance regression of `candidate` against `baseline`, worst quality first."""
+    """Every regression of `candidate` against `baseline`: quality, performance, and gated figures missing."""
+    if candidate.suite_name != baseline.suite_name:
+        reason = (
+            f"the candidate ran suite '{candidate.suite_name}' but the baseline ran '{baseline.suite_name}': "
+            "nothing to compare"
+        )
+        return [Regression("suite", candidate.suite_name, "(suite)", "suite", None, None, None, None, reason)]
     comparison = build_comparison([baseline, candidate], baseline=baseline)
     base = comparison.baseline if comparison.baseline is not None else 0
     cand = 1 - base
@@ -110,13 +121,35 @@ def check_regressions(
     for row in comparison.rows:
         if not _gated(row, baseline, thresholds):
             continue
+        if _present(row.cells[base]) and not _present(row.cells[cand]):
+            if not thresholds.allow_missing:
+                found.append(_missing(row, base))
+            continue
         reg = (_performance if row.section == "performance" else _quality)(row, base, cand, thresholds)
         if reg is not None:
             found.append(reg)
     return found
 
 
+def _present(cell: MetricValue | None) -> bool:
+    return cell is not None and cell.n > 0
+
+
+def _missing(row: Row, base: int) -> Regression:
+    where = row.suite if row.section == "performance" else f"{row.suite}/{row.task}"
+    a = row.cells[base]
+    reason = (
+        f"{where} {row.metric} is in the baseline but missing from the candidate "
+        "(set allow_missing: true in the gate config to accept that)"
+    )
+    return Regression(
+        "missing", row.suite, row.task, row.metric, a.value if a else None, None, None, None, reason
+    )
+
+
 def _gated(row: Row, baseline: RunResult, t: GateThresholds) -> bool:
+    if row.higher_is_better is None:
+        return False
     if row.section == "quality":
         task = baseline.task(row.task)
         return not t.quality.primary_only or (task is not None and task.primary_metric == row.metric)
@@ -124,20 +157,21 @@ def _gated(row: Row, baseline: RunResult, t: GateThresholds) -> bool:
         return t.quality.breakdowns
     if row.section == "suite":
         return t.quality.suite_score
-    return row.section == "performance"
+    return row.section == "performance" and t.performance_threshold(row.metric) is not None
 
 
 def _quality(row: Row, base: int, cand: int, t: GateThresholds) -> Regression | None:
     a, b, delta = row.cells[base], row.cells[cand], row.deltas[cand]
-    if a is None or b is None or delta is None or row.higher_is_better is None:
+    if a is None or b is None or delta is None:
         return None
     drop = (a.value - b.value) if row.higher_is_better else (b.value - a.value)
     threshold = t.quality_threshold(row.suite, row.task, row.metric)
     if drop <= threshold or delta.p_value is None or delta.p_value >= t.alpha:
         return None
     note = f"; fingerprints differ: {row.fingerprint_note}" if row.fingerprint_diff else ""
+    moved = "fell" if row.higher_is_better else "rose"
     reason = (
-        f"{row.suite}/{row.task} {row.metric} fell {a.value:.3f} -> {b.value:.3f} (-{drop:.3f} > "
+        f"{row.suite}/{row.task} {row.metric} {moved} {a.value:.3f} -> {b.value:.3f} ({drop:.3f} worse, "
         f"{threshold:.3f} allowed), {delta.test} p={delta.p_value:.3g} < {t.alpha}{note}"
     )
     return Regression(
@@ -148,7 +182,7 @@ def _quality(row: Row, base: int, cand: int, t: GateThresholds) -> Regression | 
 def _performance(row: Row, base: int, cand: int, t: GateThresholds) -> Regression | None:
     a, b = row.cells[base], row.cells[cand]
     threshold = t.performance_threshold(row.metric)
-    if a is None or b is None or threshold is None or a.value == 0 or row.higher_is_better is None:
+    if a is None or b is None or threshold is None or a.value == 0:
         return None
     worse = (a.value - b.value) / abs(a.value) if row.higher_is_better else (b.value - a.value) / abs(a.value)
     if worse <= threshold:

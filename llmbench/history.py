@@ -11,7 +11,9 @@ from rich.table import Table
 
 from llmbench.compare import perf_value
 from llmbench.errors import ResultsFileError, UserInputError
-from llmbench.results import MetricValue, RunResult, read_results
+from llmbench.results import Distribution, MetricValue, Performance, RunResult, read_results
+
+DISTRIBUTION_STATS = ("mean", "p50", "p90", "p99", "min", "max")
 
 
 @dataclass
@@ -39,18 +41,46 @@ def load_history(directory: Path, *, skipped: list[str] | None = None) -> list[R
 
 
 def metric_value(run: RunResult, metric_path: str) -> MetricValue | None:
-    """Look up a metric by path: `suite_score`, `TASK` (its primary metric), `TASK/METRIC`, or
-    `performance.FIELD[.STAT]` such as `performance.ttft_ms.p50` or `performance.output_tokens_per_s`."""
+    """Look up a metric by path: `suite_score`, `TASK` (its primary metric), `TASK.METRIC` (also written
+    `TASK/METRIC`), or `performance.FIELD[.STAT]` such as `performance.ttft_ms.p50`."""
     if metric_path == "suite_score":
         return run.suite_score
     if metric_path.startswith("performance."):
         _, attr, *stat = metric_path.split(".")
-        return perf_value(run, attr, stat[0] if stat else None)
-    task_name, _, metric = metric_path.partition("/")
-    task = run.task(task_name)
-    if task is None:
+        raw = getattr(run.performance, attr, None) if attr in Performance.model_fields else None
+        if isinstance(raw, Distribution) and len(stat) <= 1 and (not stat or stat[0] in DISTRIBUTION_STATS):
+            return perf_value(run, attr, stat[0] if stat else None)
+        if isinstance(raw, int | float) and not stat:
+            return perf_value(run, attr)
         return None
-    return task.metrics.get(metric or task.primary_metric)
+    task = run.task(metric_path)
+    if task is not None:
+        return task.metrics.get(task.primary_metric)
+    for sep in ("/", "."):  # the task name may hold dots; metric names never do
+        task_name, found, metric = metric_path.rpartition(sep)
+        task = run.task(task_name) if found else None
+        if task is not None:
+            return task.metrics.get(metric)
+    return None
+
+
+def available_metrics(runs: Sequence[RunResult]) -> list[str]:
+    """Every path `metric_value` answers for at least one of `runs`, in the documented `TASK.METRIC` form."""
+    names: dict[str, None] = {}
+    for run in runs:
+        if run.suite_score is not None:
+            names["suite_score"] = None
+        for t in run.tasks:
+            names.update((f"{t.name}.{m}", None) for m in t.metrics)
+    for run in runs:
+        perf = run.performance
+        for field in ("ttft_ms", "tpot_ms", "e2e_latency_ms"):
+            if getattr(perf, field) is not None:
+                names[f"performance.{field}.p50"] = None
+        for field in ("output_tokens_per_s", "peak_vram_mib", "energy_per_output_token_j", "load_time_s"):
+            if getattr(perf, field) is not None:
+                names[f"performance.{field}"] = None
+    return list(names)
 
 
 def metric_trend(runs: Sequence[RunResult], metric_path: str) -> list[TrendPoint]:
@@ -89,11 +119,20 @@ def print_history(directory: Path, *, metric: str | None, plot: Path | None, con
     """The runs in `directory` as a table (or one metric's trend), optionally writing the trend as SVG."""
     skipped: list[str] = []
     runs = load_history(directory, skipped=skipped)
+    if not runs:
+        raise UserInputError(f"{directory}: no results files found", hint="; ".join(skipped[:3]) or None)
     metric = metric or "suite_score"
+    trend = metric_trend(runs, metric)
+    if all(p.value is None for p in trend):
+        known = available_metrics(runs)
+        shown = ", ".join(known[:8]) + (f" and {len(known) - 8} more" if len(known) > 8 else "")
+        raise UserInputError(
+            f"no run in {directory} has the metric '{metric}'", hint=f"available: {shown or 'none'}"
+        )
     table = Table(title=f"history of {metric} in {directory}", title_justify="left")
     for col in ("created", "model", "suite", metric, "95% CI", "n", "TTFT p50 ms", "tok/s", "run id"):
         table.add_column(col, justify="left" if col in ("created", "model", "suite", "run id") else "right")
-    for point, run in zip(metric_trend(runs, metric), runs, strict=True):
+    for point, run in zip(trend, runs, strict=True):
         v, perf = point.value, run.performance
         ci = (
             f"[{v.ci_low:.3f}, {v.ci_high:.3f}]"
@@ -116,5 +155,5 @@ def print_history(directory: Path, *, metric: str | None, plot: Path | None, con
         console.print(f"[yellow]skipped[/] {line}", highlight=False)
     if plot is not None:
         plot.parent.mkdir(parents=True, exist_ok=True)
-        plot.write_text(trend_svg(metric_trend(runs, metric), metric), encoding="utf-8")
+        plot.write_text(trend_svg(trend, metric), encoding="utf-8")
         console.print(f"plot: {plot}")

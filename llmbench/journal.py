@@ -27,19 +27,23 @@ class Journal:
     def path_for(results_path: Path) -> Path:
         return results_path.with_name(results_path.name.removesuffix(".json") + ".journal.jsonl")
 
-    def open(self, *, resume: bool) -> dict[str, SampleRecord]:
-        """Start a fresh journal, or (resume) read back the finished samples keyed by request id."""
+    def open(self, *, resume: bool, explicit: bool = True) -> dict[str, SampleRecord]:
+        """Start a fresh journal, or (resume) read back the finished samples keyed by request id.
+
+        `explicit` says the user asked for the resume (--resume) rather than llmbench finding an
+        unfinished run under the same name; it only changes what a mismatch error suggests.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         done: dict[str, SampleRecord] = {}
         if resume and self.path.exists():
-            done = self._read()
+            done = self._read(explicit)
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
         else:
             self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
             self._write({"header": self.header})
         return done
 
-    def _read(self) -> dict[str, SampleRecord]:
+    def _read(self, explicit: bool) -> dict[str, SampleRecord]:
         done: dict[str, SampleRecord] = {}
         with open(self.path, encoding="utf-8") as fh:
             lines = fh.read().split("\n")
@@ -54,7 +58,7 @@ class Journal:
                     break
                 raise UserInputError(f"{self.path}:{lineno}: corrupt journal line") from None
             if "header" in entry:
-                self._check_header(entry["header"])
+                self._check_header(entry["header"], explicit)
                 continue
             record = SampleRecord.model_validate(entry["sample"])
             done[entry["request_id"]] = record
@@ -66,12 +70,18 @@ class Journal:
         with open(self.path, "r+b") as fh:
             fh.truncate(keep)
 
-    def _check_header(self, old: dict[str, Any]) -> None:
+    def _check_header(self, old: dict[str, Any], explicit: bool) -> None:
         for key in ("suite_hash", "model", "settings"):
             if old.get(key) != self.header.get(key):
+                what = key.replace("_", " ")
+                if explicit:
+                    raise UserInputError(
+                        f"{self.path}: cannot resume: the run's {what} changed since it started",
+                        hint="resume with the same suite, model and flags, or start over with --fresh",
+                    )
                 raise UserInputError(
-                    f"{self.path}: cannot resume: the run's {key.replace('_', ' ')} changed since it started",
-                    hint="resume with the same suite, model and flags, or start a new run without --resume",
+                    f"{self.path}: an unfinished run of this name exists, started with another {what}",
+                    hint="continue it with the same suite, model and flags, or start over with --fresh",
                 )
 
     def append(self, request_id: str, record: SampleRecord) -> None:

@@ -1,8 +1,15 @@
-"""Scoring completions produced elsewhere (`llmbench score`): no model, same scorers, same results file."""
+"""Scoring completions produced elsewhere (`llmbench score`): no model, same scorers, same results file.
+
+A task's problems that have no line in the samples file are not dropped: each is scored as failed
+(status `error`, error `MISSING_OUTPUT`) as often as the most-sampled problem, so pass@k stays a figure
+over the whole task, and a warning names how many are missing. A task with no line at all is skipped
+with a warning. `summary.errors` counts every record whose status is `error`, missing ones included.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +23,9 @@ from llmbench.errors import DataError, UserInputError
 from llmbench.results import RunResult, SampleRecord
 from llmbench.scoring.base import scorers
 from llmbench.tasks import PreparedTask, make_scorer, prepare_task
+
+log = logging.getLogger(__name__)
+MISSING_OUTPUT = "no line in the samples file"
 
 
 def read_sample_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -52,7 +62,7 @@ def _line_parts(
 
 def score_samples_file(suite: Suite, samples_path: Path, tasks: Sequence[str]) -> RunResult:
     """Score a JSONL of completions against the suite's tasks; several lines per id are several samples."""
-    from llmbench.runner import _score_chunk  # the runner's scoring step, shared
+    from llmbench.records import is_failure, score_chunk  # the runner's scoring step, shared
 
     wanted = [t for t in suite.config.tasks if (not tasks or t.name in tasks) and t.scorer is not None]
     if not wanted:
@@ -64,9 +74,10 @@ def score_samples_file(suite: Suite, samples_path: Path, tasks: Sequence[str]) -
         lines.setdefault(task_name, {}).setdefault(sid, []).append(output)
     ctx = DataContext(suite_dir=suite.directory)
     model = ModelConfig(name="external", model="external", backend="reference")
-    results, records = [], []
+    results, records, missing_total = [], [], 0
     for spec in wanted:
         if spec.name not in lines:
+            log.warning("warning: task '%s' has no line in %s; not scored", spec.name, samples_path)
             continue
         prepared = prepare_task(spec, suite, model, ctx, limit=None, seed=0, chat_template_hash=None)
         by_id = {s.id: s for s in prepared.samples}
@@ -76,9 +87,20 @@ def score_samples_file(suite: Suite, samples_path: Path, tasks: Sequence[str]) -
                 f"{samples_path}: task '{spec.name}' has no sample '{unknown[0]}'"
                 + (f" (+{len(unknown) - 1} more)" if len(unknown) > 1 else "")
             )
-        sub = _subtask(prepared, [by_id[sid] for sid in lines[spec.name]], lines[spec.name])
-        completions = [Completion(rid, text) for rid, text in sub.outputs.items()]
-        task_records = [rec for _, rec in _score_chunk(sub.task, completions, _NullJournal())]  # type: ignore[arg-type]
+        missing = [s.id for s in prepared.samples if s.id not in lines[spec.name]]
+        if missing:
+            missing_total += len(missing)
+            log.warning(
+                "warning: task '%s': %d of %d problems have no line in %s (%s%s); counted as failed",
+                spec.name,
+                len(missing),
+                len(prepared.samples),
+                samples_path,
+                ", ".join(missing[:5]),
+                ", ..." if len(missing) > 5 else "",
+            )
+        sub = _subtask(prepared, lines[spec.name])
+        task_records = [rec for _, rec in score_chunk(sub.task, sub.completions, _NullJournal())]
         assert sub.task.scorer is not None
         results.append(
             task_result(
@@ -103,25 +125,35 @@ def score_samples_file(suite: Suite, samples_path: Path, tasks: Sequence[str]) -
         tasks=results,
         suite_score=suite_score(results),
         samples=records,
-        summary={"samples": len(records), "errors": 0},
+        summary={
+            "samples": len(records),
+            "errors": sum(1 for r in records if is_failure(r)),
+            "missing": missing_total,
+        },
     )
 
 
 class _Sub:
-    def __init__(self, task: PreparedTask, outputs: dict[str, str]) -> None:
+    def __init__(self, task: PreparedTask, completions: list[Completion]) -> None:
         self.task = task
-        self.outputs = outputs
+        self.completions = completions
 
 
-def _subtask(task: PreparedTask, samples: list[Sample], outputs: dict[str, list[str]]) -> _Sub:
-    sub = PreparedTask(task.spec, samples, task.scorer, task.generation)
-    texts: dict[str, str] = {}
-    for sample in samples:
-        for k, text in enumerate(outputs[sample.id]):
+def _subtask(task: PreparedTask, outputs: dict[str, list[str]]) -> _Sub:
+    """Every problem of the task with its outputs; a problem without any gets failed placeholders."""
+    sub = PreparedTask(task.spec, task.samples, task.scorer, task.generation)
+    per_problem = max(len(texts) for texts in outputs.values())
+    completions = []
+    for sample in task.samples:
+        texts = outputs.get(sample.id)
+        for k in range(len(texts) if texts is not None else per_problem):
             rid = f"{task.spec.name}/{sample.id}/{k}"
             sub.index[rid] = (sample, k)
-            texts[rid] = text
-    return _Sub(sub, texts)
+            if texts is None:
+                completions.append(Completion(rid, "", finish_reason="error", error=MISSING_OUTPUT))
+            else:
+                completions.append(Completion(rid, texts[k]))
+    return _Sub(sub, completions)
 
 
 class _NullJournal:

@@ -25,9 +25,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from llmbench import interrupts
 from llmbench.backends.base import Backend, Completion, GenerationParams, GenerationRequest
 from llmbench.config import PerfSweep
 from llmbench.data.perfprompts import make_prompt_ids, make_prompt_text
@@ -59,8 +60,10 @@ def sweep_points(sweep: PerfSweep) -> list[PointSpec]:
     return points
 
 
-def resolve_input_tokens(spec: PointSpec, max_model_len: int | None) -> tuple[int, str | None]:
-    """The prompt length of a point, and why it cannot run (None when it can)."""
+def resolve_input_tokens(
+    spec: PointSpec, max_model_len: int | None, fit: bool = False
+) -> tuple[int, str | None]:
+    """The prompt length of a point, and why it cannot run (None when it can); `fit` cuts it to the limit."""
     if spec.input_tokens == "max":
         if max_model_len is None:
             return 0, "input_tokens 'max' needs the model's max_model_len"
@@ -72,6 +75,8 @@ def resolve_input_tokens(spec: PointSpec, max_model_len: int | None) -> tuple[in
             )
         return n_in, None
     n_in = spec.input_tokens
+    if fit and max_model_len is not None and n_in + spec.output_tokens > max_model_len:
+        return resolve_input_tokens(replace(spec, input_tokens="max"), max_model_len)
     if max_model_len is not None and n_in + spec.output_tokens > max_model_len:
         return n_in, (
             f"input_tokens + output_tokens = {n_in + spec.output_tokens} exceeds max_model_len {max_model_len}"
@@ -172,8 +177,14 @@ def run_sweep(
         raise ConfigError("a perf sweep needs the model's tokenizer to build prompts of exact token lengths")
     prompts = _PromptFactory(tokenizer, sweep.prompt_kind, seed, needs_text)
     results: list[PerfPoint] = []
+    seen: set[tuple[int, int, int | None, float | None]] = set()
     for point_no, spec in enumerate(sweep_points(sweep)):
-        n_in, reason = resolve_input_tokens(spec, max_model_len)
+        interrupts.check()
+        n_in, reason = resolve_input_tokens(spec, max_model_len, sweep.fit_to_model)
+        shape = (n_in, spec.output_tokens, spec.concurrency, spec.request_rate)
+        if reason is None and shape in seen:  # two lengths cut to the same limit: one point
+            continue
+        seen.add(shape)
         if reason is not None:
             point = _empty_point(spec, n_in, 0, reason)
         else:

@@ -72,7 +72,8 @@ class SampleRecord(_Model):
     latency_ms: float | None = None
     tpot_ms: float | None = None
     prompt_hash: str | None = None
-    error: str | None = None
+    batch_size: int | None = None  # requests that shared the forward pass, where the backend knows
+    error: str | None = None  # generation failed (a scorer's own failure is status "error", details.error)
 
 
 class TaskResult(_Model):
@@ -98,7 +99,9 @@ class TelemetrySummary(_Model):
     source: str | None = None
     sample_hz: float | None = None
     gpus: list[dict[str, Any]] = Field(default_factory=list)
-    peak_vram_mib: float | None = None
+    peak_vram_mib: float | None = None  # device-wide NVML "used": other processes on the GPU included
+    peak_process_vram_mib: float | None = None  # what NVML attributes to this run's own processes
+    vram_before_load_mib: float | None = None  # what was in use before the model loaded
     vram_after_load_mib: float | None = None
     torch_peak_allocated_mib: float | None = None
     torch_peak_reserved_mib: float | None = None
@@ -146,9 +149,10 @@ class Performance(_Model):
     load_time_s: float | None = None
     weights_bytes: int | None = None
     peak_vram_mib: float | None = None
-    peak_vram_reason: str | None = None
-    energy_j: float | None = None
-    energy_per_output_token_j: float | None = None
+    peak_vram_reason: str | None = None  # why there is no figure
+    peak_vram_note: str | None = None  # how to read the figure (e.g. memory the engine reserves up front)
+    energy_j: float | None = None  # GPU energy while this session generated (load and scoring left out)
+    energy_per_output_token_j: float | None = None  # energy_j / the output tokens generated meanwhile
     telemetry: TelemetrySummary | None = None
     sweep: list[PerfPoint] = Field(default_factory=list)
 

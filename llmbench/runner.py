@@ -5,23 +5,24 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from llmbench import __version__
-from llmbench.aggregate import performance, suite_score, task_result
-from llmbench.backends.base import Backend, BackendInfo, Completion, backends, stable_hash
+from llmbench import interrupts
+from llmbench.aggregate import task_result
+from llmbench.assemble import Generated, RunParts, assemble, prompt_tokens_hash
+from llmbench.backends.base import Backend, BackendInfo, Completion, backends
 from llmbench.config import ModelConfig, Suite
 from llmbench.data.base import DataContext
 from llmbench.errors import LLMBenchError, RunFailedError, UserInputError
 from llmbench.journal import Journal
+from llmbench.records import is_failure, make_record, score_chunk
 from llmbench.results import PerfPoint, RunResult, SampleRecord, TaskResult, write_results
 from llmbench.runstate import resolve_paths
 from llmbench.scoring.base import Score
-from llmbench.scoring.reasoning import split_reasoning
 from llmbench.tasks import PreparedTask, prepare_task
+from llmbench.telemetry.nvml import NvmlSampler
 from llmbench.tinymodel import resolve_model_path
 
 SCORE_CHUNK = 16
@@ -35,9 +36,11 @@ class RunOptions:
     output: Path | None = None
     results_dir: Path = Path("results")
     resume: bool = False
+    fresh: bool = False  # discard an unfinished run's journal instead of resuming it
     run_id: str | None = None
     command: list[str] = field(default_factory=list)
     telemetry_hz: float = 20.0
+    warmup: bool = True  # one untimed request before the first quality task
 
 
 class RunInterrupted(LLMBenchError):
@@ -78,14 +81,12 @@ def run_suite(
             "settings": settings,
         },
     )
-    done = journal.open(resume=opts.resume)
+    done = journal.open(resume=_resumes(opts, path, journal), explicit=opts.resume)
     if done:
         progress.message(f"resuming {run_id}: {len(done)} finished samples from {journal.path}")
     from llmbench.environment import capture_environment
     from llmbench.telemetry.memory import reset_torch_peaks, torch_peaks, with_torch_peaks
-    from llmbench.telemetry.nvml import NvmlSampler
 
-    environment = capture_environment(suite.directory)
     sampler = NvmlSampler(hz=opts.telemetry_hz)
     backend: Backend | None = None
     started = time.perf_counter()
@@ -93,21 +94,22 @@ def run_suite(
         model_path = resolve_model_path(model)
         reset_torch_peaks()
         sampler.start()
+        sampler.mark("before_load")
         backend = backends.get(model.backend)(model, model_path)  # type: ignore[call-arg]
         info = backend.load()
         sampler.mark("loaded")
+        environment = capture_environment(suite.directory)  # after the load: torch and CUDA are in by now
+        tokenizer = _tokenizer_for(backend, model, model_path)
         ctx = DataContext(
-            suite_dir=suite.directory,
-            seed=opts.seed,
-            tokenizer=_tokenizer_for(backend, model, model_path),
-            max_model_len=model.max_model_len,
+            suite_dir=suite.directory, seed=opts.seed, tokenizer=tokenizer, max_model_len=model.max_model_len
         )
         records: list[SampleRecord] = []
         tasks: list[TaskResult] = []
         sweep: list[PerfPoint] = []
-        itl: list[float] = []
-        gen_wall = 0.0
+        generated = Generated()
+        warm = not opts.warmup
         for spec in specs:
+            interrupts.check()
             task = prepare_task(
                 spec,
                 suite,
@@ -120,15 +122,16 @@ def run_suite(
             if spec.perf is not None:
                 sweep += _run_perf(task, backend, info, sampler, ctx, model, opts, progress)
                 continue
-            task_records, wall = _run_quality(task, backend, journal, done, itl, progress)
-            gen_wall += wall
+            if not warm:
+                warm = _warm_up(backend, task)
+            task_records = _run_quality(task, backend, journal, done, generated, sampler, tokenizer, progress)
             records += task_records
             assert task.scorer is not None
+            fingerprint = task.fingerprint | {"prompt_tokens": prompt_tokens_hash(task_records)}
             tasks.append(
-                task_result(
-                    spec.name, task.scorer, spec.weight, task_records, spec.group_by, task.fingerprint
-                )
+                task_result(spec.name, task.scorer, spec.weight, task_records, spec.group_by, fingerprint)
             )
+        interrupts.check()
         telemetry = with_torch_peaks(sampler.stop(), torch_peaks())
     except KeyboardInterrupt:
         sampler.stop()
@@ -140,30 +143,52 @@ def run_suite(
         journal.close()
         if backend is not None:
             backend.close()
-    result = _assemble(
-        suite,
-        model,
-        opts,
-        run_id,
-        info,
-        environment,
-        tasks,
-        records,
-        sweep,
-        itl,
-        gen_wall,
-        telemetry,
-        settings,
+    result = assemble(
+        RunParts(
+            suite=suite,
+            model=model,
+            run_id=run_id,
+            command=opts.command,
+            settings=settings,
+            info=info,
+            environment=environment,
+            tasks=tasks,
+            records=records,
+            sweep=sweep,
+            generated=generated,
+            telemetry=telemetry,
+        )
     )
     if suite.config.combined is not None and records:
         _judge(result, suite.config.combined, progress)
     result.summary["wall_s"] = round(time.perf_counter() - started, 3)
     write_results(result, path)
-    if records and all(r.error for r in records):
-        raise RunFailedError(
-            f"every sample failed (first error: {records[0].error}); results written to {path}"
-        )
+    failed = [r for r in records if is_failure(r)]
+    if records and len(failed) == len(records):
+        first = failed[0].error or failed[0].details.get("error") or failed[0].status
+        raise RunFailedError(f"every sample failed (first error: {first}); results written to {path}")
     return result, path
+
+
+def _resumes(opts: RunOptions, path: Path, journal: Journal) -> bool:
+    """Resume when asked, or when a named run (--output/--run-id) left a journal and no results file."""
+    if opts.fresh and opts.resume:
+        raise UserInputError("--fresh and --resume contradict each other: choose one")
+    if opts.fresh:
+        return False
+    named = opts.output is not None or opts.run_id is not None
+    return opts.resume or (named and journal.path.exists() and not path.exists())
+
+
+def _warm_up(backend: Backend, task: PreparedTask) -> bool:
+    """One short request before the first timed one, so start-up costs (CUDA context, kernel
+    selection, a server's first connection) stay out of the first sample's TTFT. Its output is dropped."""
+    if not task.requests:
+        return False
+    first = task.requests[0]
+    params = replace(first.params, max_new_tokens=min(4, first.params.max_new_tokens), stop=())
+    list(backend.generate([replace(first, request_id="llmbench-warmup", params=params)]))
+    return True
 
 
 def _judge(result: RunResult, spec: Any, progress: Progress) -> None:
@@ -208,111 +233,40 @@ def _run_quality(
     backend: Backend,
     journal: Journal,
     done: dict[str, SampleRecord],
-    itl: list[float],
+    generated: Generated,
+    sampler: NvmlSampler,
+    tokenizer: Any,
     progress: Progress,
-) -> tuple[list[SampleRecord], float]:
+) -> list[SampleRecord]:
     """Generate the task's pending requests while a worker thread scores and journals finished ones."""
     pending = [r for r in task.requests if r.request_id not in done]
     progress.task_started(task.spec.name, len(task.requests), len(task.requests) - len(pending))
     by_id: dict[str, SampleRecord] = {rid: done[rid] for rid in task.index if rid in done}
     futures: list[Future[list[tuple[str, SampleRecord]]]] = []
-    wall = 0.0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmbench-score") as scoring:
-        buffer: list[Completion] = []
-        t0 = time.perf_counter()
-        for completion in backend.generate(pending) if pending else ():
-            itl += completion.itl_ms
-            buffer.append(completion)
-            if len(buffer) >= SCORE_CHUNK:
-                futures.append(scoring.submit(_score_chunk, task, buffer, journal))
-                buffer = []
-            progress.advance()
-        wall = time.perf_counter() - t0 if pending else 0.0
-        if buffer:
-            futures.append(scoring.submit(_score_chunk, task, buffer, journal))
+        if pending:
+            buffer: list[Completion] = []
+            with sampler.window() as window:
+                t0 = time.perf_counter_ns()
+                for completion in backend.generate(pending):
+                    interrupts.check()  # a Ctrl-C that landed in a finaliser was dropped: stop here
+                    generated.add(completion)
+                    buffer.append(completion)
+                    if len(buffer) >= SCORE_CHUNK:
+                        futures.append(scoring.submit(score_chunk, task, buffer, journal, tokenizer))
+                        buffer = []
+                    progress.advance()
+                wall_ns = time.perf_counter_ns() - t0
+            generated.add_window(wall_ns / 1e9, window.energy_j)
+            if buffer:
+                futures.append(scoring.submit(score_chunk, task, buffer, journal, tokenizer))
         for fut in futures:
             by_id.update(fut.result())
     progress.task_finished(task.spec.name)
-    missing = [rid for rid in task.index if rid not in by_id]
-    for rid in missing:  # a backend that dropped a request: record it, never lose track of it
-        by_id[rid] = _record(
-            task,
-            Completion(rid, "", finish_reason="error", error="backend returned no output"),
-            Score(0.0, "error"),
-            "",
-        )
-    return [by_id[rid] for rid in task.index], wall
-
-
-def _score_chunk(
-    task: PreparedTask, chunk: list[Completion], journal: Journal
-) -> list[tuple[str, SampleRecord]]:
-    assert task.scorer is not None
-    markers = [tuple(m) for m in task.spec.reasoning_markers]
-    items, splits = [], []
-    for c in chunk:
-        split = split_reasoning(c.text, markers)  # type: ignore[arg-type]
-        splits.append(split)
-        items.append((task.index[c.request_id][0], split.answer))
-    to_score = [i for i, c in enumerate(chunk) if c.error is None]
-    scores: dict[int, Score] = dict(
-        zip(to_score, task.scorer.score_batch([items[i] for i in to_score]), strict=True)
-    )
-    out = []
-    for i, c in enumerate(chunk):
-        score = scores.get(i) or Score(0.0, "error", details={"error": c.error})
-        if score.status != "correct" and (c.finish_reason == "length" or splits[i].unclosed):
-            score = Score(
-                score.value, "truncated", score.metrics, score.details | {"scored_as": score.status}
-            )
-        record = _record(task, c, score, splits[i].reasoning)
-        journal.append(c.request_id, record)
-        out.append((c.request_id, record))
-    return out
-
-
-def _record(task: PreparedTask, c: Completion, score: Score, reasoning: str) -> SampleRecord:
-    sample, k = task.index[c.request_id]
-    req = task.request(c.request_id)
-    prompt: Any = c.rendered_prompt
-    if prompt is None and req is not None:
-        prompt = list(req.messages) if req.messages else req.prompt
-    return SampleRecord(
-        task=task.spec.name,
-        id=sample.id,
-        sample_index=k,
-        prompt=prompt,
-        output=c.text,
-        reference=_jsonable(sample.reference),
-        score=score.value,
-        status=score.status,
-        metrics=score.metrics,
-        details=_jsonable(score.details),
-        metadata=_jsonable(_metadata(task, sample)),
-        tokens_in=c.prompt_tokens,
-        tokens_out=c.output_tokens,
-        reasoning_tokens=len(reasoning.split()) if reasoning else None,
-        finish_reason=c.finish_reason,
-        ttft_ms=c.ttft_ms,
-        latency_ms=c.latency_ms,
-        tpot_ms=c.tpot_ms,
-        prompt_hash=c.prompt_hash,
-        error=c.error,
-    )
-
-
-def _metadata(task: PreparedTask, sample: Any) -> dict[str, Any]:
-    """The sample's metadata, plus any `group_by` key that lives among its fields (e.g. `language`)."""
-    extra = {
-        k: sample.fields[k] for k in task.spec.group_by if k not in sample.metadata and k in sample.fields
-    }
-    return {**sample.metadata, **extra}
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+    for rid in [rid for rid in task.index if rid not in by_id]:  # a backend that dropped a request
+        missing = Completion(rid, "", finish_reason="error", error="backend returned no output")
+        by_id[rid] = make_record(task, missing, Score(0.0, "error"), None)
+    return [by_id[rid] for rid in task.index]
 
 
 def _run_perf(
@@ -325,7 +279,7 @@ def _run_perf(
     opts: RunOptions,
     progress: Progress,
 ) -> list[PerfPoint]:
-    from llmbench.perf import peak_bandwidth_bytes_s, run_sweep
+    from llmbench.perf import run_sweep
 
     assert task.spec.perf is not None
     if ctx.tokenizer is None and model.load_format != "dummy":
@@ -340,7 +294,7 @@ def _run_perf(
         seed=opts.seed,
         needs_text=backend.name == "openai" and model.api.endpoint == "chat",
         weights_bytes=info.weights_bytes,
-        peak_bandwidth_bytes_s=peak_bandwidth_bytes_s(),
+        peak_bandwidth_bytes_s=_peak_bandwidth(info, model),
         on_point=lambda p: progress.message(
             f"  in={p.input_tokens} out={p.output_tokens} c={p.concurrency or '-'}: "
             + (f"error {p.error}" if p.error else f"ttft p50 {p.ttft_ms.p50:.1f} ms" if p.ttft_ms else "done")
@@ -348,68 +302,18 @@ def _run_perf(
     )
 
 
+def _peak_bandwidth(info: BackendInfo, model: ModelConfig) -> float | None:
+    """Peak memory bandwidth of the GPUs that hold the model's weights: the ceiling MBU is read against."""
+    from llmbench.perf import peak_bandwidth_bytes_s
+
+    if info.backend == "openai" and not info.extra.get("managed"):
+        return None  # the server's GPUs are not this host's
+    if info.device in ("cpu", "none"):
+        return None
+    placed = sorted({int(d.split(":")[1]) for d in (info.device or "").split(",") if d.startswith("cuda:")})
+    return peak_bandwidth_bytes_s(placed or list(range(model.tensor_parallel_size)))
+
+
 def _max_len(tokenizer: Any) -> int | None:
     n = getattr(tokenizer, "model_max_length", None)
     return int(n) if isinstance(n, int) and n < 10**7 else None
-
-
-def _assemble(
-    suite: Suite,
-    model: ModelConfig,
-    opts: RunOptions,
-    run_id: str,
-    info: BackendInfo,
-    environment: dict[str, Any],
-    tasks: list[TaskResult],
-    records: list[SampleRecord],
-    sweep: list[PerfPoint],
-    itl: list[float],
-    gen_wall: float,
-    telemetry: Any,
-    settings: dict[str, Any],
-) -> RunResult:
-    perf = performance(records, itl, gen_wall)
-    perf.load_time_s = info.load_time_s
-    perf.weights_bytes = info.weights_bytes
-    perf.telemetry = telemetry
-    perf.sweep = sweep
-    perf.peak_vram_mib = telemetry.peak_vram_mib if telemetry else None
-    perf.peak_vram_reason = (
-        None if perf.peak_vram_mib is not None else (telemetry.unavailable if telemetry else "no telemetry")
-    )
-    perf.energy_j = telemetry.energy_j if telemetry else None
-    if perf.energy_j is not None and perf.total_output_tokens:
-        perf.energy_per_output_token_j = perf.energy_j / perf.total_output_tokens
-    backend_info = {k: v for k, v in info.__dict__.items()}
-    fingerprint = {
-        "suite": suite.content_hash,
-        "chat_template": info.chat_template_hash or "none",
-        "generation": stable_hash([t.fingerprint.get("generation") for t in tasks]),
-        "prompt_template": stable_hash([t.fingerprint.get("prompt_template") for t in tasks]),
-        "backend": info.backend,
-        "dtype": info.dtype or "unknown",
-    }
-    errors = sum(1 for r in records if r.error)
-    return RunResult(
-        run_id=run_id,
-        llmbench_version=__version__,
-        command=opts.command,
-        model=model.model_dump(mode="json"),
-        model_name=model.name,
-        backend=backend_info,
-        suite=suite.config.model_dump(mode="json"),
-        suite_name=suite.name,
-        suite_hash=suite.content_hash,
-        settings=settings,
-        environment=environment,
-        fingerprint=fingerprint,
-        tasks=tasks,
-        suite_score=suite_score(tasks),
-        performance=perf,
-        samples=records,
-        summary={
-            "samples": len(records),
-            "errors": errors,
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
-    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmbench.backends.base import GenerationRequest, stable_hash
@@ -55,7 +55,8 @@ def prepare_task(
     """Load the samples and build one request per (sample, sample index)."""
     scorer = make_scorer(spec, suite)
     generation = spec.generation.merged(suite.config.generation, model.generation)
-    samples = load_samples(spec.dataset, ctx) if spec.dataset is not None and spec.perf is None else []
+    task_ctx = replace(ctx, prompt=spec.prompt)  # generators that size prompts measure this one
+    samples = load_samples(spec.dataset, task_ctx) if spec.dataset is not None and spec.perf is None else []
     if limit is not None:
         samples = samples[:limit]
     task = PreparedTask(spec, samples, scorer, generation)
@@ -80,6 +81,7 @@ def prepare_task(
             task.index[rid] = (sample, k)
     task.fingerprint = {
         "dataset": stable_hash(spec.dataset.model_dump() if spec.dataset else None),
+        "data": stable_hash([(s.id, s.fields, s.reference) for s in samples]),  # the content, wherever from
         "prompt_template": template_fingerprint(spec.prompt),
         "generation": stable_hash(generation.model_dump() | {"json_mode": spec.json_mode}),
         "scorer": stable_hash(spec.scorer.model_dump() if spec.scorer else None),

@@ -54,9 +54,14 @@ def task_result(
     fingerprint: Mapping[str, str] | None = None,
     primary: str = "accuracy",
     weight: float = 1.0,
+    extra_metrics: Mapping[str, Sequence[float]] | None = None,
 ) -> tuple[TaskResult, list[SampleRecord]]:
-    """A task's aggregate (as the runner computes it) and its per-sample records."""
+    """A task's aggregate (as the runner computes it) and its per-sample records.
+
+    `extra_metrics` are side metrics (timeout_rate, no_answer, ...) with one value per sample.
+    """
     metadata = metadata or [{} for _ in scores]
+    extra = {k: list(v) for k, v in (extra_metrics or {}).items()}
     rng = np.random.default_rng(len(scores))
     records = []
     for i, (s, meta) in enumerate(zip(scores, metadata, strict=True)):
@@ -71,6 +76,7 @@ def task_result(
                 score=s,
                 status=status,
                 metadata=dict(meta),
+                metrics={k: v[i] for k, v in extra.items()},
                 output=f"answer {i}",
                 tokens_in=int(rng.integers(200, 900)),
                 tokens_out=out,
@@ -95,7 +101,7 @@ def task_result(
         scorer="exact",
         primary_metric=primary,
         weight=weight,
-        metrics={primary: summarize(scores)},
+        metrics={primary: summarize(scores)} | {k: summarize(v) for k, v in extra.items()},
         counts=counts,
         breakdown=breakdown,
         fingerprint=dict(fingerprint or FINGERPRINT),
@@ -172,12 +178,17 @@ def make_run(
     task_fingerprints: Mapping[str, Mapping[str, str]] | None = None,
     longctx: tuple[list[float], list[dict[str, Any]]] | None = None,
     perf: Performance | None = None,
+    seed: int | None = None,
+    extra_metrics: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
 ) -> RunResult:
-    """A finished run of `suite` on `model_name` with the given per-sample verdicts per task."""
+    """A finished run of `suite` on `model_name` with the given per-sample verdicts per task.
+
+    `seed` goes into the settings as the runner records it; `extra_metrics` maps a task to its side metrics.
+    """
     results, records = [], []
     for name, scores in tasks.items():
         fp = (task_fingerprints or {}).get(name, FINGERPRINT)
-        t, recs = task_result(name, scores, fingerprint=fp)
+        t, recs = task_result(name, scores, fingerprint=fp, extra_metrics=(extra_metrics or {}).get(name))
         results.append(t)
         records += recs
     if longctx is not None:
@@ -185,7 +196,7 @@ def make_run(
         results.append(t)
         records += recs
     return RunResult(
-        run_id=run_id or f"{model_name}-{suite}-{created_at[:10]}",
+        run_id=run_id or f"{model_name}-{suite}-{created_at[:10]}" + ("" if seed is None else f"-seed{seed}"),
         created_at=created_at,
         llmbench_version="0.1.0",
         model={"name": model_name, "model": f"org/{model_name}"},
@@ -194,6 +205,7 @@ def make_run(
         suite={"name": suite},
         suite_name=suite,
         suite_hash="s-1a2b",
+        settings={} if seed is None else {"limit": None, "tasks": [], "seed": seed, "backend": backend},
         environment={"gpu": "NVIDIA H100 80GB HBM3", "driver": "550.54"},
         fingerprint=dict(fingerprint or {**FINGERPRINT, "backend": backend}),
         tasks=results,

@@ -59,7 +59,7 @@ def test_runs_without_shared_ids_use_the_two_proportion_test() -> None:
     assert d is not None and d.test == "two-proportion" and d.significant
 
 
-def test_fractional_scores_use_the_paired_bootstrap() -> None:
+def test_fractional_scores_use_the_sign_flip_test() -> None:
     base = [i % 5 / 4 for i in range(100)]
     better = [min(1.0, v + 0.25) for v in base]
     d = _row(
@@ -67,7 +67,36 @@ def test_fractional_scores_use_the_paired_bootstrap() -> None:
         "humaneval",
         "accuracy",
     ).deltas[1]
-    assert d is not None and d.test == "paired-bootstrap" and d.significant and d.value > 0
+    assert d is not None and d.test == "sign-flip" and d.significant and d.value > 0
+
+
+def test_the_same_gain_on_five_samples_is_not_significant() -> None:
+    base = [0.25, 0.5, 0.0, 0.5, 0.75]
+    better = [v + 0.25 for v in base]  # all five gain a quarter point: 2 of 32 sign patterns are as extreme
+    c = build_comparison([make_run("a", {"humaneval": base}), make_run("b", {"humaneval": better})])
+    d = _row(c, "humaneval", "accuracy").deltas[1]
+    assert d is not None and d.test == "sign-flip" and d.value == pytest.approx(0.25)
+    assert d.p_value == pytest.approx(2 / 32) and not d.significant
+
+
+def test_lower_is_better_for_failure_rates_latency_and_cost() -> None:
+    n = 60
+    scores = verdicts(n, 0.6, seed=1)
+    steady = {"t": {"timeout_rate": [0.0] * n, "no_answer": [0.0] * (n - 2) + [1.0] * 2}}
+    flaky = {"t": {"timeout_rate": [1.0] * 20 + [0.0] * (n - 20), "no_answer": [1.0] * 15 + [0.0] * (n - 15)}}
+    c = build_comparison(
+        [
+            make_run("steady", {"t": scores}, extra_metrics=steady),
+            make_run("flaky", {"t": scores}, extra_metrics=flaky, perf=performance(ttft_ms=90, seed=1)),
+        ]
+    )
+    for metric in ("timeout_rate", "no_answer"):
+        row = _row(c, "t", metric)
+        d = row.deltas[1]
+        assert row.best == 0, metric  # the run with fewer failures is the best column
+        assert d is not None and d.significant and row.is_better(d) is False, metric
+    assert _row(c, "(performance)", "ttft_ms p50", "performance").best == 0
+    assert _row(c, "t", "unparsed", "failures").higher_is_better is False
 
 
 def test_same_model_columns_are_told_apart_by_backend_then_date() -> None:
@@ -101,15 +130,34 @@ def test_best_column_is_lowest_latency_and_highest_throughput_and_score() -> Non
 
 
 def test_rows_from_different_chat_templates_are_flagged() -> None:
+    """One model run twice, once with a chat-template override: the rows it touched say so."""
     other = {**FINGERPRINT, "chat_template": "c-0000"}
-    a = make_run("a", {"gsm8k": verdicts(50, 0.5, 1), "math": verdicts(50, 0.5, 2)})
+    a = make_run("a", {"gsm8k": verdicts(50, 0.5, 1), "math": verdicts(50, 0.5, 2)}, run_id="a-1")
     b = make_run(
-        "b", {"gsm8k": verdicts(50, 0.5, 3), "math": verdicts(50, 0.5, 4)}, task_fingerprints={"gsm8k": other}
+        "a",
+        {"gsm8k": verdicts(50, 0.5, 3), "math": verdicts(50, 0.5, 4)},
+        task_fingerprints={"gsm8k": other},
+        run_id="a-2",
     )
     c = build_comparison([a, b])
     assert _row(c, "gsm8k", "accuracy").fingerprint_note == "chat_template differs"
     assert _row(c, "math", "accuracy").fingerprint_diff == []
     assert any("gsm8k" in w and "chat_template differs" in w for w in c.fingerprint_warnings)
+
+
+def test_two_models_are_not_flagged_for_their_own_templates_but_for_the_suites_prompts() -> None:
+    """Different models bring different chat templates and tokens; a different prompt template is still news."""
+    own = {**FINGERPRINT, "chat_template": "c-0000", "prompt_tokens": "p-9999"}
+    reworded = {**FINGERPRINT, "prompt_template": "t-reworded"}
+    a = make_run("a", {"gsm8k": verdicts(50, 0.5, 1), "math": verdicts(50, 0.5, 2)})
+    b = make_run(
+        "b",
+        {"gsm8k": verdicts(50, 0.5, 3), "math": verdicts(50, 0.5, 4)},
+        task_fingerprints={"gsm8k": own, "math": reworded},
+    )
+    c = build_comparison([a, b])
+    assert _row(c, "gsm8k", "accuracy").fingerprint_diff == []
+    assert _row(c, "math", "accuracy").fingerprint_note == "prompt_template differs"
 
 
 def test_mismatched_suites_are_shown_side_by_side() -> None:

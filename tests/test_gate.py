@@ -108,3 +108,34 @@ def test_an_out_of_range_alpha_is_refused(tmp_path: Path) -> None:
     path.write_text("alpha: 1.5\n")
     with pytest.raises(ConfigError, match=r"gates.yaml:1: alpha"):
         load_thresholds(path)
+
+
+def test_a_task_missing_from_the_candidate_fails_the_gate() -> None:
+    baseline = make_run("m", {"gsm8k": BASE, "math": OTHER})
+    candidate = make_run("m", {"gsm8k": BASE})
+    found = check_regressions(baseline, candidate, GateThresholds())
+    missing = [r for r in found if r.kind == "missing"]
+    assert [(r.task, r.metric) for r in missing] == [("math", "accuracy")]
+    assert "math/math accuracy is in the baseline but missing from the candidate" in str(missing[0])
+
+
+def test_a_candidate_of_another_suite_fails_the_gate_with_one_reason() -> None:
+    baseline = make_run("m", {"gsm8k": BASE}, suite="math")
+    candidate = make_run("m", {"humaneval": BASE}, suite="coding")
+    found = check_regressions(baseline, candidate, GateThresholds())
+    assert [r.kind for r in found] == ["suite"]
+    assert "suite 'coding' but the baseline ran 'math'" in str(found[0])
+
+
+def test_a_performance_figure_missing_from_the_candidate_fails_the_gate() -> None:
+    baseline = make_run("m", {"t": BASE}, perf=performance(peak_vram_mib=17000))
+    candidate = make_run("m", {"t": BASE}, perf=performance(peak_vram_mib=None))
+    found = check_regressions(baseline, candidate, GateThresholds())
+    assert [(r.kind, r.metric) for r in found] == [("missing", "peak_vram_mib")]
+
+
+def test_missing_rows_can_be_allowed_explicitly() -> None:
+    baseline = make_run("m", {"gsm8k": BASE, "math": OTHER})
+    candidate = make_run("m", {"gsm8k": BASE})
+    lenient = GateThresholds.model_validate({"allow_missing": True})
+    assert [r.kind for r in check_regressions(baseline, candidate, lenient)] == []

@@ -58,3 +58,31 @@ def test_fresh_run_truncates_old_journal(tmp_path: Path) -> None:
     j.close()
     Journal(path, HEADER).open(resume=False)
     assert Journal(path, HEADER).open(resume=True) == {}
+
+
+def test_a_named_unfinished_run_resumes_by_itself_and_fresh_starts_over(tmp_path: Path) -> None:
+    from llmbench.runner import RunOptions, _resumes
+
+    results = tmp_path / "run.json"
+    journal = Journal(Journal.path_for(results), HEADER)
+    named = RunOptions(output=results)
+    assert not _resumes(named, results, journal)  # nothing to resume yet
+    journal.open(resume=False)
+    journal.append("t/0/0", record(0))
+    journal.close()
+    assert _resumes(named, results, journal)  # killed before its results file: it continues
+    assert not _resumes(RunOptions(output=results, fresh=True), results, journal)
+    assert not _resumes(RunOptions(results_dir=tmp_path), results, journal)  # unnamed runs get new names
+    results.write_text("{}")
+    assert not _resumes(named, results, journal)  # a finished run is run again from the start
+    with pytest.raises(UserInputError, match="--fresh and --resume"):
+        _resumes(RunOptions(output=results, fresh=True, resume=True), results, journal)
+
+
+def test_an_unasked_resume_that_does_not_match_points_to_fresh(tmp_path: Path) -> None:
+    path = tmp_path / "r.journal.jsonl"
+    Journal(path, HEADER).open(resume=False)
+    changed = HEADER | {"settings": {"limit": 5}}
+    with pytest.raises(UserInputError, match="unfinished run of this name") as info:
+        Journal(path, changed).open(resume=True, explicit=False)
+    assert "--fresh" in (info.value.hint or "")

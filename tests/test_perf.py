@@ -193,6 +193,14 @@ def test_max_input_is_the_model_length_minus_the_output(tokenizer: Any) -> None:
     assert unknown.error is not None and "max_model_len" in unknown.error
 
 
+def test_fit_to_model_runs_lengths_past_the_limit_once_at_the_limit(tokenizer: Any) -> None:
+    backend = ScriptedBackend()
+    sweep = sweep_with(input_tokens=[64, 200, 500], fit_to_model=True)
+    points = run(backend, sweep, tokenizer, max_model_len=128)
+    assert [(p.input_tokens, p.error) for p in points] == [(64, None), (120, None)]
+    assert len(backend.calls) == 2  # 200 and 500 both cut to 120: that point runs once
+
+
 def test_goodput_counts_only_requests_within_every_slo(tokenizer: Any) -> None:
     backend = ScriptedBackend()
     (point,) = run(backend, sweep_with(slo_ttft_ms=25.0), tokenizer)

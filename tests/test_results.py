@@ -83,3 +83,18 @@ def test_invalid_field_names_its_path(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(ResultsFileError, match=r"tasks\.0\.metrics\.accuracy\.n"):
         read_results(path)
+
+
+def test_a_code_task_records_the_weakest_sandbox_its_outputs_ran_in() -> None:
+    from llmbench.aggregate import task_result
+    from llmbench.scoring.code import CodeScorer
+
+    def rec(i: int, level: str) -> SampleRecord:
+        return SampleRecord(
+            task="t", id=str(i), score=1.0, status="correct", metrics={f"isolation_{level}": 1.0}
+        )
+
+    mixed = task_result("t", CodeScorer(), 1.0, [rec(0, "namespaces"), rec(1, "uid")], [], {"data": "d"})
+    assert mixed.fingerprint == {"data": "d", "sandbox_isolation": "uid"}
+    strong = task_result("t", CodeScorer(), 1.0, [rec(0, "namespaces")], [], {"data": "d"})
+    assert strong.fingerprint["sandbox_isolation"] == "namespaces"

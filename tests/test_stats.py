@@ -1,4 +1,4 @@
-"""Statistics checked against known values: Wilson, McNemar, Welch, percentiles, bootstrap behaviour."""
+"""Statistics checked against known values and by simulation: Wilson, McNemar, sign flips, Welch, bootstrap."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from llmbench.scoring.stats import (
     aggregate_repeats,
     distribution,
     mcnemar,
-    paired_bootstrap,
+    mean_over_runs,
+    paired_test,
+    sign_flip_test,
     summarize,
     two_proportion_test,
     welch_test,
@@ -89,24 +91,98 @@ def test_mcnemar_without_disagreement_is_not_significant() -> None:
     assert mcnemar([True, False], [True, False]) == (0, 0, 1.0)
 
 
-def test_paired_bootstrap_finds_a_consistent_shift() -> None:
+def test_paired_test_finds_a_consistent_shift() -> None:
     rng = np.random.default_rng(0)
     a = rng.random(300)
     b = a + 0.05 + rng.normal(0, 0.02, 300)
-    delta, lo, hi, p = paired_bootstrap(a.tolist(), b.tolist())
+    delta, lo, hi, p = paired_test(a.tolist(), b.tolist())
     assert delta == pytest.approx(0.05, abs=0.01)
     assert lo < 0.05 < hi and lo > 0
     assert p < 0.01
 
 
-def test_paired_bootstrap_of_identical_runs_has_p_one() -> None:
+def test_paired_test_finds_a_real_difference_on_ten_samples() -> None:
+    a = np.random.default_rng(4).random(10)
+    b = a + 0.3 + np.random.default_rng(5).normal(0, 0.05, 10)
+    delta, lo, _, p = paired_test(a.tolist(), b.tolist())
+    assert p == pytest.approx(2 / 2**10)  # every difference positive: 2 of 1024 sign patterns as extreme
+    assert lo > 0 and delta == pytest.approx(0.3, abs=0.05)
+
+
+def test_paired_test_of_identical_runs_has_p_one() -> None:
     values = [0.2, 0.4, 0.9, 0.1]
-    assert paired_bootstrap(values, values) == (0.0, 0.0, 0.0, 1.0)
+    assert paired_test(values, values) == (0.0, 0.0, 0.0, 1.0)
 
 
-def test_paired_bootstrap_refuses_unequal_lengths() -> None:
+@pytest.mark.parametrize("n", [1, 2])
+def test_fewer_than_three_nonzero_differences_are_never_significant(n: int) -> None:
+    a, b = [0.0] * n + [0.5] * 20, [1.0] * n + [0.5] * 20  # identical differences on n samples
+    assert paired_test(a, b)[3] == 1.0
+    assert sign_flip_test([0.5] * n) == 1.0
+
+
+def _null_pairs(rng: np.random.Generator, n: int, discrete: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Two runs of one model on n samples: partial-credit scores (0, 0.25 ... 1) or continuous ones."""
+    if discrete:
+        return rng.integers(0, 5, n) / 4, rng.integers(0, 5, n) / 4
+    return rng.random(n), rng.random(n)
+
+
+@pytest.mark.parametrize("n", [3, 5, 8, 12, 20])
+@pytest.mark.parametrize("discrete", [False, True], ids=["continuous", "partial-credit"])
+def test_paired_test_on_noise_is_significant_at_most_five_percent_of_the_time(n: int, discrete: bool) -> None:
+    rng = np.random.default_rng(1000 * n + discrete)
+    trials = 600
+    hits = 0
+    for _ in range(trials):
+        a, b = _null_pairs(rng, n, discrete)
+        hits += paired_test(a.tolist(), b.tolist())[3] < 0.05
+    assert hits / trials <= 0.06  # 0.05 and a standard error of 600 trials; the bootstrap gave 0.13 at n=5
+
+
+def test_sign_flip_test_is_exact_up_to_sixteen_differences() -> None:
+    d = np.random.default_rng(6).normal(0.4, 1, 12)
+    exact = sps.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=2**12)
+    assert sign_flip_test(d) == pytest.approx(exact.pvalue)
+
+
+def test_sign_flip_test_beyond_sixteen_is_seeded_monte_carlo() -> None:
+    d = np.random.default_rng(7).normal(0.3, 1, 40)
+    p = sign_flip_test(d)
+    assert p == sign_flip_test(d)  # the same values always give the same p-value
+    reference = sps.permutation_test(
+        (d,), np.mean, permutation_type="samples", n_resamples=20000, random_state=1
+    )
+    assert p == pytest.approx(reference.pvalue, abs=0.01)
+
+
+def test_paired_test_refuses_unequal_lengths() -> None:
     with pytest.raises(ValueError, match="equal lengths"):
-        paired_bootstrap([1.0, 2.0], [1.0])
+        paired_test([1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize("n", [8, 15, 30, 60, 120])
+def test_mcnemar_on_noise_is_significant_at_most_five_percent_of_the_time(n: int) -> None:
+    rng = np.random.default_rng(n)
+    trials = 1000
+    hits = sum(mcnemar(rng.random(n) < 0.6, rng.random(n) < 0.6)[2] < 0.05 for _ in range(trials))
+    assert hits / trials <= 0.05
+
+
+def test_mcnemar_finds_a_real_difference() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.random(200) < 0.5
+    b = a | (rng.random(200) < 0.2)  # some wrong answers become right, none the other way
+    b01, b10, p = mcnemar(a.tolist(), b.tolist())
+    assert b10 == 0 and b01 > 10 and p < 0.001
+
+
+def test_mean_over_runs_uses_student_t_over_the_runs() -> None:
+    values = [0.71, 0.74, 0.69]
+    m = mean_over_runs(values)
+    lo, hi = sps.t.interval(0.95, 2, loc=np.mean(values), scale=sps.sem(values))
+    assert (m.value, m.n, m.method) == (pytest.approx(np.mean(values)), 3, "t-over-3-runs")
+    assert (m.ci_low, m.ci_high) == pytest.approx((lo, hi))
 
 
 def test_welch_test_matches_scipy() -> None:

@@ -104,6 +104,25 @@ def weights_bytes(model_path: str) -> int | None:
     return sum(p.stat().st_size for p in chosen)
 
 
+def architecture_weights_bytes(config_dir: str, dtype: str, trust_remote_code: bool = False) -> int | None:
+    """Bytes the weights of an architecture take at `dtype` (a dummy-weight load has no files to measure).
+
+    The model is built on the meta device, so nothing is allocated; None where the architecture
+    cannot be built here (a remote-code model without its code, say).
+    """
+    try:
+        import torch
+        import transformers
+
+        config = transformers.AutoConfig.from_pretrained(config_dir, trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            model = transformers.AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        size = torch.empty((), dtype=getattr(torch, dtype)).element_size()
+        return int(sum(p.numel() for p in model.parameters()) * size)
+    except Exception:
+        return None
+
+
 def model_dtype_name(dtype: Any) -> str:
     """'torch.bfloat16' -> 'bfloat16'; works on torch dtypes and plain strings."""
     return str(dtype).removeprefix("torch.")

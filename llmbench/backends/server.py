@@ -107,6 +107,13 @@ class ManagedVLLMServer:
             )
         if cfg.trust_remote_code:
             args.append("--trust-remote-code")
+        if cfg.json_whitespace == "compact" and "structured_outputs_config" not in cfg.engine_args.get(
+            "vllm", {}
+        ):
+            args += [
+                "--structured-outputs-config",
+                json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
+            ]
         # engine options, spelled as on the command line
         for key, value in cfg.engine_args.get("vllm", {}).items():
             flag = "--" + key.replace("_", "-")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from itertools import groupby, pairwise
 from typing import Any, ClassVar
 
@@ -55,6 +56,7 @@ class TransformersBackend:
         self._model: Any = None
         self._tokenizer: Any = None
         self._device: str = "cpu"
+        self._grammars: Any = None  # xgrammar's compiler for JSON mode, built on first use
 
     @property
     def tokenizer(self) -> Any:
@@ -148,7 +150,12 @@ class TransformersBackend:
         if arrival_offsets_s is not None:
             yield from self._generate_arrivals(requests, arrival_offsets_s, batch_size)
             return
-        prepared = [self._prepare(r) for r in requests]
+        prepared = []
+        for request in requests:
+            try:
+                prepared.append(self._prepare(request))
+            except Exception as exc:  # a prompt that cannot be rendered fails alone
+                yield _failed(request, [], None, f"cannot render the prompt: {_first_line(exc)}")
         # Batch requests that share settings, longest prompts together: less padding, same results.
         prepared.sort(key=lambda p: (_params_key(p[0].params), -len(p[1])))
         for _, group in groupby(prepared, key=lambda p: _params_key(p[0].params)):
@@ -172,9 +179,15 @@ class TransformersBackend:
                 order[pos]
             ]
             pos += len(batch)
-            items = [self._prepare(requests[i]) for i in batch]
-            arrivals = [t0 + int(offsets[i] * 1e9) for i in batch]
-            yield from self._run_batch(items, start_ns=arrivals)
+            items, arrivals = [], []
+            for i in batch:
+                try:
+                    items.append(self._prepare(requests[i]))
+                    arrivals.append(t0 + int(offsets[i] * 1e9))
+                except Exception as exc:
+                    yield _failed(requests[i], [], None, f"cannot render the prompt: {_first_line(exc)}")
+            if items:
+                yield from self._run_batch(items, start_ns=arrivals)
 
     def _prepare(self, request: GenerationRequest) -> tuple[GenerationRequest, list[int], str | None]:
         from llmbench.backends.common import render_chat
@@ -201,6 +214,9 @@ class TransformersBackend:
             input_ids, attention = self._pad([ids for _, ids, _ in items])
             clock = _StepClock()
             kwargs = self._generate_kwargs(params)
+            schemas = [req.params.json_schema for req, _, _ in items]
+            if any(schema is not None for schema in schemas):
+                kwargs["logits_processor"] = [self._json_constraint(schemas)]
             if params.seed is not None:
                 torch.manual_seed(params.seed)
             with torch.inference_mode():
@@ -211,29 +227,21 @@ class TransformersBackend:
         except Exception as exc:
             if _is_oom(exc):
                 _free_cuda()
-            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            for req, ids, text in items:
-                yield Completion(
-                    req.request_id,
-                    "",
-                    prompt_tokens=len(ids),
-                    output_tokens=0,
-                    finish_reason="error",
-                    error=message,
-                    prompt_hash=token_ids_hash(ids),
-                    rendered_prompt=text,
-                    batch_size=len(items),
-                )
+            if len(items) > 1:  # one bad prompt (or a batch too big for memory) must not fail the others
+                for k, item in enumerate(items):
+                    yield from self._run_batch([item], [start_ns[k]] if start_ns is not None else None)
+                return
+            req, ids, text = items[0]
+            yield _failed(req, ids, text, f"{type(exc).__name__}: {_first_line(exc)}")
             return
         generated = out[:, input_ids.shape[1] :].tolist()
         stop_ids = self._stop_token_ids()
-        pad = self._pad_id()
         for row, (req, ids, text) in enumerate(items):
-            tokens = generated[row]
-            kept, hit_eos = _generated_part(tokens, stop_ids, pad, req.params.ignore_eos)
+            kept, hit_eos = _generated_part(generated[row], stop_ids, req.params.ignore_eos)
+            if not hit_eos and req.params.stop:
+                kept = self._cut_at_stop_string(kept, req.params.stop)
+            decoded, hit_stop = apply_stop(self._decode(kept, stop_ids), req.params.stop)
             n = len(kept)
-            decoded = self._decode(kept, stop_ids)
-            decoded, hit_stop = apply_stop(decoded, req.params.stop)
             steps = clock.step_ns[:n]
             t0 = start_ns[row] if start_ns is not None else batch_start
             last = steps[-1] if steps else end
@@ -241,10 +249,8 @@ class TransformersBackend:
                 request_id=req.request_id,
                 text=decoded,
                 prompt_tokens=len(ids),
-                output_tokens=len(kept),
-                finish_reason="stop"
-                if (hit_eos or hit_stop or len(kept) < req.params.max_new_tokens)
-                else "length",
+                output_tokens=n,
+                finish_reason="stop" if (hit_eos or hit_stop or n < req.params.max_new_tokens) else "length",
                 ttft_ms=(steps[0] - t0) / 1e6 if steps else None,
                 latency_ms=(last - t0) / 1e6,
                 itl_ms=[(b - a) / 1e6 for a, b in pairwise(steps)],
@@ -252,6 +258,29 @@ class TransformersBackend:
                 rendered_prompt=text,
                 batch_size=len(items),
             )
+
+    def _cut_at_stop_string(self, tokens: list[int], stop: Sequence[str]) -> list[int]:
+        """The shortest prefix whose text holds a stop string: where `generate` stopped this sequence.
+
+        What follows it is the padding `generate` writes for finished sequences while others go on.
+        """
+        if self._tokenizer is None:
+            return tokens
+
+        def holds_stop(n: int) -> bool:
+            text = self._tokenizer.decode(tokens[:n], skip_special_tokens=True)
+            return any(s and s in text for s in stop)
+
+        if not holds_stop(len(tokens)):
+            return tokens
+        low, high = 1, len(tokens)  # holds_stop(high) is true; find the least such n
+        while low < high:
+            mid = (low + high) // 2
+            if holds_stop(mid):
+                high = mid
+            else:
+                low = mid + 1
+        return tokens[:high]
 
     def _pad(self, batch: list[list[int]]) -> tuple[Any, Any]:
         import torch
@@ -281,6 +310,33 @@ class TransformersBackend:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self._tokenizer)
         return kwargs
 
+    def _json_constraint(self, schemas: list[dict[str, Any] | None]) -> Any:
+        """JSON mode: xgrammar masks each row's logits to its own schema (the engine vLLM uses too)."""
+        try:
+            import xgrammar
+            from xgrammar.contrib.hf import LogitsProcessor
+        except ImportError:
+            raise MissingDependencyError(
+                "xgrammar", "structured", purpose="JSON mode on the Transformers backend"
+            ) from None
+        if self._tokenizer is None:
+            raise BackendError("JSON mode needs the model's tokenizer")
+        if self._grammars is None:
+            info = xgrammar.TokenizerInfo.from_huggingface(
+                self._tokenizer,
+                vocab_size=self._model.config.get_text_config().vocab_size,
+                stop_token_ids=sorted(self._stop_token_ids()),
+            )
+            self._grammars = xgrammar.GrammarCompiler(info)
+        compact = self.config.json_whitespace == "compact"
+        compiled = [
+            self._grammars.compile_json_schema(schema, any_whitespace=not compact)
+            if schema is not None
+            else self._grammars.compile_builtin_json_grammar()
+            for schema in schemas
+        ]
+        return LogitsProcessor(compiled)
+
     def _pad_id(self) -> int:
         tok = self._tokenizer
         if tok is not None and tok.pad_token_id is not None:
@@ -306,26 +362,48 @@ class TransformersBackend:
     def close(self) -> None:
         self._model = None
         self._tokenizer = None
+        self._grammars = None
         _free_cuda()
 
 
-def _generated_part(
-    tokens: list[int], stop_ids: set[int], pad: int, ignore_eos: bool
-) -> tuple[list[int], bool]:
-    """The tokens a sequence really generated: up to and including its EOS, without the padding
-    `generate` appends once a sequence has finished (EOS or a stop string) while others go on."""
+def _generated_part(tokens: list[int], stop_ids: set[int], ignore_eos: bool) -> tuple[list[int], bool]:
+    """The tokens up to and including the first EOS, and whether there was one.
+
+    After its EOS a sequence only holds the padding `generate` appends while others go on. The pad
+    id is not a marker by itself: a model may generate that token for real (tiny-qwen2's pad is BOS).
+    """
     if ignore_eos:
         return tokens, False
     for i, t in enumerate(tokens):
         if t in stop_ids:
             return tokens[: i + 1], True
-        if t == pad:
-            return tokens[:i], False
     return tokens, False
 
 
+def _failed(request: GenerationRequest, ids: list[int], text: str | None, error: str) -> Completion:
+    """The completion of a request that could not be generated: its error, and what is known of its prompt."""
+    return Completion(
+        request.request_id,
+        "",
+        prompt_tokens=len(ids) if ids else None,
+        output_tokens=0,
+        finish_reason="error",
+        error=error,
+        prompt_hash=token_ids_hash(ids) if ids else None,
+        rendered_prompt=text,
+        batch_size=1,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _params_key(params: GenerationParams) -> str:
-    return params.fingerprint() + str(params.seed)
+    """Requests that may share a `generate` call: same settings; JSON schemas may differ per row."""
+    shared = replace(params, json_schema={} if params.json_schema is not None else None)
+    return shared.fingerprint() + str(params.seed)
 
 
 def _param_bytes(model: Any) -> int:

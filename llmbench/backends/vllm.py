@@ -29,6 +29,7 @@ from llmbench.backends.base import (
 )
 from llmbench.backends.common import (
     BackgroundLoop,
+    architecture_weights_bytes,
     chat_template_hash,
     load_tokenizer,
     render_chat,
@@ -101,7 +102,13 @@ class VLLMBackend:
             chat_template_hash=chat_template_hash(self._tokenizer),
             max_batch_size=vc.scheduler_config.max_num_seqs,
             attention_backend=self._attention_backend(),
-            weights_bytes=weights_bytes(self.model_path) if self.config.load_format != "dummy" else None,
+            weights_bytes=weights_bytes(self.model_path)
+            if self.config.load_format != "dummy"
+            else architecture_weights_bytes(
+                self._architecture_dir() or self.model_path,
+                str(vc.model_config.dtype).removeprefix("torch."),
+                self.config.trust_remote_code,
+            ),
             extra={
                 "vllm": vllm.__version__,
                 "kv_cache_dtype": str(vc.cache_config.cache_dtype),
@@ -109,7 +116,8 @@ class VLLMBackend:
                 "enable_prefix_caching": bool(vc.cache_config.enable_prefix_caching),
                 "max_model_len": vc.model_config.max_model_len,
                 "quantization": vc.model_config.quantization,
-            },
+            }
+            | _memory_facts(vc, on_cpu),
         )
 
     def _load_tokenizer(self) -> Any:
@@ -154,6 +162,8 @@ class VLLMBackend:
         kwargs.update({k: v for k, v in optional.items() if v is not None})
         if self._tokenizer is None:
             kwargs["skip_tokenizer_init"] = True
+        if cfg.json_whitespace == "compact":
+            kwargs["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
         kwargs.update(cfg.engine_args.get("vllm", {}))
         try:
             return AsyncEngineArgs(**kwargs)
@@ -174,6 +184,8 @@ class VLLMBackend:
             raise ConfigError(f"architecture: no such file '{arch}'")
         if path.name == "config.json":
             return str(path.parent)
+        if self._tmpdir is not None:
+            return self._tmpdir.name
         self._tmpdir = tempfile.TemporaryDirectory(prefix="llmbench-arch-")
         (Path(self._tmpdir.name) / "config.json").write_text(json.dumps(json.loads(path.read_text())))
         return self._tmpdir.name
@@ -368,6 +380,33 @@ async def _shutdown_engine(engine: Any) -> None:
     pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     if pending:
         await asyncio.wait(pending, timeout=5)
+
+
+def _memory_facts(vc: Any, on_cpu: bool) -> dict[str, Any]:
+    """What vLLM set aside: its share of GPU memory, and how many tokens of KV cache that holds.
+
+    On a GPU vLLM reserves `gpu_memory_utilization` of the device at start-up, so NVML's peak is
+    that reservation whatever the requests needed; the KV cache's capacity is the figure that tells
+    two models (or FP16 and 4-bit builds of one) apart.
+    """
+    cc, mc = vc.cache_config, vc.model_config
+    facts: dict[str, Any] = {"preallocates_memory": not on_cpu}
+    if not on_cpu:
+        facts["gpu_memory_utilization"] = cc.gpu_memory_utilization
+    if cc.num_gpu_blocks:
+        facts["kv_cache_tokens"] = int(cc.num_gpu_blocks) * int(cc.block_size)
+    try:  # 2 (K and V) x layers x KV heads x head size x bytes per element, summed over the model
+        from vllm.utils.torch_utils import STR_DTYPE_TO_TORCH_DTYPE
+
+        dtype = mc.dtype if cc.cache_dtype == "auto" else STR_DTYPE_TO_TORCH_DTYPE[cc.cache_dtype]
+        layers = mc.get_num_layers(vc.parallel_config) * vc.parallel_config.pipeline_parallel_size
+        per_token = 2 * layers * mc.get_total_num_kv_heads() * mc.get_head_size() * dtype.itemsize
+        facts["kv_cache_bytes_per_token"] = per_token
+        if "kv_cache_tokens" in facts:
+            facts["kv_cache_bytes"] = per_token * facts["kv_cache_tokens"]
+    except Exception:  # internal API (MLA models, a moved helper): these figures are left out
+        pass
+    return facts
 
 
 def _first_line(exc: BaseException) -> str:

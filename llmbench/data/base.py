@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from llmbench.config import DatasetSpec
+    from llmbench.config import DatasetSpec, PromptSpec
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class DataContext:
     tokenizer: Any = None  # a Hugging Face tokenizer where one is available (long-context, perf)
     max_model_len: int | None = None
     offline: bool = False
+    prompt: PromptSpec | None = None  # the task's prompt: generators that size prompts must measure it
 
 
 class DataSource(Protocol):

@@ -168,6 +168,7 @@ def _generate(name: str, opts: _Options, ctx: DataContext, items: list[_Item]) -
             f"the '{name}' data set needs the model's tokenizer to size its prompts",
             hint="long-context tasks need a backend with a local tokenizer",
         )
+    opts = _with_task_prompt(name, opts, ctx)
     targets = _resolve_lengths(name, opts.lengths, ctx, tok)
     paragraphs = _read_haystack(_data_path(opts.haystack, "haystack.txt", ctx))
     key = stable_hash({
@@ -183,6 +184,34 @@ def _generate(name: str, opts: _Options, ctx: DataContext, items: list[_Item]) -
             raise DataError(f"the '{name}' data set produced no samples", hint="raise the lengths")
         _store_cache(path, samples)
     return samples
+
+
+def _with_task_prompt(name: str, opts: _Options, ctx: DataContext) -> _Options:
+    """The options with the system prompt and chat mode the task will really send, or a ConfigError.
+
+    The generator measures the whole prompt to hit its target length, so the task's prompt must pass
+    the generated text through unchanged, and agree with any system/chat option given here.
+    """
+    prompt = ctx.prompt
+    if prompt is None:  # scored offline, or called directly: the options say it all
+        return opts
+    if prompt.template.replace(" ", "") != "{{prompt}}" or prompt.few_shot or prompt.assistant_prefix:
+        raise ConfigError(
+            f"{name}: the task's prompt must be template '{{{{ prompt }}}}' with no few_shot or "
+            "assistant_prefix: this data set sizes the whole prompt to its target length itself",
+            hint="word the message with the dataset option prompt_template ({context}, {question})",
+        )
+    chat = prompt.mode == "chat"
+    if opts.chat is not None and opts.chat != chat:
+        raise ConfigError(
+            f"{name}: dataset option chat: {opts.chat}, but the task's prompt.mode is {prompt.mode}"
+        )
+    if opts.system is not None and opts.system != prompt.system:
+        raise ConfigError(
+            f"{name}: dataset option system differs from the task's prompt.system",
+            hint="set the system prompt once, under the task's prompt",
+        )
+    return opts.model_copy(update={"system": prompt.system, "chat": chat})
 
 
 def _expand(

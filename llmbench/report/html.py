@@ -9,7 +9,18 @@ from html import escape
 from llmbench import __version__
 from llmbench.compare import Comparison, Row
 from llmbench.errors import MissingDependencyError
-from llmbench.report.markdown import SECTIONS, cell_text, delta_text, footnote_lines, footnotes, num, row_name
+from llmbench.report.markdown import (
+    COST_HEADER,
+    SECTIONS,
+    cell_text,
+    cost_cells,
+    delta_text,
+    footnote_lines,
+    footnotes,
+    num,
+    row_name,
+    verdict,
+)
 from llmbench.results import RunResult
 
 CSS = """
@@ -33,9 +44,7 @@ def _delta_html(row: Row, j: int) -> str:
     d = row.deltas[j] if row.deltas else None
     if d is None:
         return ""
-    cls = "ns"
-    if d.significant and row.higher_is_better is not None:
-        cls = "sig-good" if (d.value > 0) == row.higher_is_better else "sig-bad"
+    cls = {"better": "sig-good", "worse": "sig-bad"}.get(verdict(row, d) or "", "ns")
     return f'<span class="delta {cls}">Δ {escape(delta_text(d))}</span>'
 
 
@@ -149,30 +158,7 @@ def render_html(runs: Sequence[RunResult], comparison: Comparison) -> str:
             ]
             parts += [f"<h3>{escape(table.title)}</h3>", _simple_table([table.x_name, *labels], points)]
     if comparison.cost:
-        cost = [
-            [
-                c.label,
-                num(c.suite_score),
-                num(c.energy_per_output_token_j),
-                num(c.peak_vram_mib),
-                num(c.ttft_p50_ms),
-                num(c.joules_per_correct),
-            ]
-            for c in comparison.cost
-        ]
-        parts += [
-            '<h2 id="section-cost">Accuracy per cost</h2>',
-            _simple_table(
-                [
-                    "model",
-                    "suite score",
-                    "J / output token",
-                    "peak VRAM MiB",
-                    "TTFT p50 ms",
-                    "J / correct answer",
-                ],
-                cost,
-            ),
-        ]
+        cost = [cost_cells(c) for c in comparison.cost]
+        parts += ['<h2 id="section-cost">Accuracy per cost</h2>', _simple_table(COST_HEADER, cost)]
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from llmbench.compare import Comparison, Delta, Row, SweepTable
+from llmbench.compare import Comparison, Delta, Row
+from llmbench.perf_tables import CostRow, SweepTable
 from llmbench.results import MetricValue
 
 SECTIONS = (
@@ -13,6 +14,14 @@ SECTIONS = (
     ("breakdown", "Breakdowns"),
     ("failures", "Failure counts"),
     ("performance", "Performance"),
+)
+COST_HEADER = (
+    "model",
+    "suite score",
+    "J / output token",
+    "peak VRAM MiB",
+    "TTFT p50 ms",
+    "J / correct answer",
 )
 
 
@@ -54,6 +63,26 @@ def delta_text(d: Delta | None) -> str:
     elif d.test == "ci-overlap":
         body += " (CIs disjoint)" if d.significant else " (CIs overlap)"
     return body + ("*" if d.significant else "")
+
+
+def verdict(row: Row, d: Delta | None) -> str | None:
+    """ "better" or "worse" for a significant delta, by the row's direction; None for noise or no direction."""
+    if d is None or not d.significant:
+        return None
+    better = row.is_better(d)
+    return None if better is None else ("better" if better else "worse")
+
+
+def cost_cells(c: CostRow) -> list[str]:
+    """One accuracy-per-cost line, in the order of COST_HEADER (shared by every renderer)."""
+    return [
+        c.label,
+        num(c.suite_score),
+        num(c.energy_per_output_token_j),
+        num(c.peak_vram_mib),
+        num(c.ttft_p50_ms),
+        num(c.joules_per_correct),
+    ]
 
 
 def row_name(row: Row) -> str:
@@ -104,7 +133,7 @@ def render_markdown(comparison: Comparison) -> str:
         how = "baseline" if comparison.baseline_named else "reference (first run)"
         lines += [
             f"Deltas are against the {how}: **{labels[comparison.baseline]}**. "
-            "`*` marks a significant difference (p < 0.05).",
+            "`*` marks a significant difference (p < 0.05), followed by whether it is better or worse.",
             "",
         ]
     marks = footnotes(comparison)
@@ -124,6 +153,8 @@ def render_markdown(comparison: Comparison) -> str:
                 d = row.deltas[j] if row.deltas else None
                 if d is not None:
                     text += f" Δ {delta_text(d)}"
+                    if (word := verdict(row, d)) is not None:
+                        text += f" {word}"
                 cells.append(text)
             mark = marks.get(index[id(row)])
             metric = row.metric + (f" [^{mark}]" if mark else "")
@@ -134,32 +165,8 @@ def render_markdown(comparison: Comparison) -> str:
         for table in comparison.sweeps:
             lines += [f"### {table.title}", "", *sweep_lines(table, labels), ""]
     if comparison.cost:
-        lines += ["## Accuracy per cost", ""]
-        body = [
-            [
-                c.label,
-                num(c.suite_score),
-                num(c.energy_per_output_token_j),
-                num(c.peak_vram_mib),
-                num(c.ttft_p50_ms),
-                num(c.joules_per_correct),
-            ]
-            for c in comparison.cost
-        ]
-        lines += [
-            *_table(
-                [
-                    "model",
-                    "suite score",
-                    "J / output token",
-                    "peak VRAM MiB",
-                    "TTFT p50 ms",
-                    "J / correct answer",
-                ],
-                body,
-            ),
-            "",
-        ]
+        body = [cost_cells(c) for c in comparison.cost]
+        lines += ["## Accuracy per cost", "", *_table(list(COST_HEADER), body), ""]
     for n, text in footnote_lines(comparison):
         lines.append(f"[^{n}]: {text}; the columns are not strictly comparable.")
     return "\n".join(lines).rstrip() + "\n"

@@ -45,16 +45,22 @@ def print_run_summary(result: RunResult, console: Console) -> None:
     if p.load_time_s is not None:
         bits.append(f"load {p.load_time_s:.1f} s")
     if p.peak_vram_mib is not None:
-        bits.append(f"peak VRAM {p.peak_vram_mib:.0f} MiB")
+        own = p.telemetry.peak_process_vram_mib if p.telemetry else None
+        bits.append(
+            f"peak VRAM {p.peak_vram_mib:.0f} MiB" + (f" (this run {own:.0f})" if own is not None else "")
+        )
     elif p.peak_vram_reason:
         bits.append(f"peak VRAM n/a ({p.peak_vram_reason})")
     if p.energy_per_output_token_j is not None:
         bits.append(f"{p.energy_per_output_token_j:.3f} J/token")
     if bits:
         console.print(" | ".join(bits), highlight=False)
+    if p.peak_vram_note:
+        console.print(f"[dim]peak VRAM: {p.peak_vram_note}[/]", highlight=False)
     if result.summary.get("errors"):
         console.print(
-            f"[yellow]{result.summary['errors']} sample(s) failed; see 'error' in the results file[/]"
+            f"[yellow]{result.summary['errors']} sample(s) failed; see 'error' (generation) or "
+            "'details.error' (scoring) in the results file[/]"
         )
 
 

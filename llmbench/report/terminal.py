@@ -7,15 +7,26 @@ from rich.table import Table
 from rich.text import Text
 
 from llmbench.compare import Comparison, Delta, Row
-from llmbench.report.markdown import SECTIONS, cell_text, delta_text, footnote_lines, footnotes, num, row_name
+from llmbench.report.markdown import (
+    COST_HEADER,
+    SECTIONS,
+    cell_text,
+    cost_cells,
+    delta_text,
+    footnote_lines,
+    footnotes,
+    num,
+    row_name,
+    verdict,
+)
 
 
-def _delta(d: Delta, higher: bool | None) -> Text:
+def _delta(row: Row, d: Delta) -> Text:
     text = delta_text(d)
-    if not d.significant or higher is None:
+    word = verdict(row, d)
+    if word is None:
         return Text(text, style="dim")
-    better = (d.value > 0) == higher
-    return Text(("▲ " if d.value > 0 else "▼ ") + text, style="green" if better else "red")
+    return Text(("▲ " if d.value > 0 else "▼ ") + text, style="green" if word == "better" else "red")
 
 
 def _cell(row: Row, j: int) -> Text:
@@ -27,7 +38,7 @@ def _cell(row: Row, j: int) -> Text:
     d = row.deltas[j] if row.deltas else None
     if d is not None:
         text.append("\n")
-        text.append_text(_delta(d, row.higher_is_better))
+        text.append_text(_delta(row, d))
     return text
 
 
@@ -67,19 +78,12 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
         for x, values in zip(sweep.xs, sweep.values, strict=True):
             table.add_row(num(x), *(num(v) for v in values))
         console.print(table)
-    if any(c.suite_score is not None for c in comparison.cost):
+    if comparison.cost:
         table = Table(title="Accuracy per cost", title_justify="left")
-        for col in ("model", "suite score", "J/token", "peak VRAM MiB", "TTFT p50 ms", "J/correct"):
+        for col in COST_HEADER:
             table.add_column(col, justify="left" if col == "model" else "right")
         for c in comparison.cost:
-            table.add_row(
-                c.label,
-                num(c.suite_score),
-                num(c.energy_per_output_token_j),
-                num(c.peak_vram_mib),
-                num(c.ttft_p50_ms),
-                num(c.joules_per_correct),
-            )
+            table.add_row(*cost_cells(c))
         console.print(table)
     for n, text in footnote_lines(comparison):
         console.print(f"[yellow]\\[{n}][/] {text}; not strictly comparable", highlight=False)

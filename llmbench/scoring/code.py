@@ -16,13 +16,14 @@ from typing import Any, ClassVar
 from llmbench.data.base import Sample
 from llmbench.scoring.base import Score, ScoredOutput, Scorer
 from llmbench.scoring.reasoning import split_reasoning
-from llmbench.scoring.sandbox import SandboxLimits, SandboxPool, SandboxResult
+from llmbench.scoring.sandbox import LEVELS, SandboxLimits, SandboxPool, SandboxResult
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _REASONING = (("<think>", "</think>"), ("<reasoning>", "</reasoning>"))
 _CALIBRATED: dict[str, float] = {}  # reference program -> its runtime on this host (s), per process
 _CALIBRATION_LOCK = threading.Lock()
 _CALIBRATION_TIMEOUT_S = 20.0  # a reference gets this long to show its runtime
+_ISOLATION_METRICS = tuple(f"isolation_{level}" for level in LEVELS)  # strongest first
 _LEETCODE_CHECK = """
 import json as _json
 def _norm(v):
@@ -186,7 +187,12 @@ class CodeScorer(Scorer):
             return {s.id: max(base, 4 * _CALIBRATED.get(refs.get(s.id, ""), 0.0)) for s in samples}
 
     def aggregate(self, outputs: Sequence[ScoredOutput]) -> dict[str, list[float]]:
-        """pass@k per problem for each k up to the outputs per problem, plus syntax-error and timeout rates."""
+        """pass@k per problem for each k up to the outputs per problem, error and timeout rates, isolation.
+
+        `isolation_<level>` (namespaces, uid, rlimits) is the share of a problem's executed outputs that ran
+        at that sandbox level. Only levels used appear, so a task scored even partly with weaker isolation
+        says so in its metrics.
+        """
         by_sample: dict[str, list[ScoredOutput]] = {}
         for o in outputs:
             by_sample.setdefault(o.sample_id, []).append(o)
@@ -204,6 +210,7 @@ class CodeScorer(Scorer):
                 sum(o.score.metrics.get("syntax_error", 0.0) for o in group) / n
             )
             result["timeout_rate"].append(sum(o.score.status == "timeout" for o in group) / n)
+        _add_isolation_shares(result, list(by_sample.values()))
         return result
 
     def close(self) -> None:
@@ -228,6 +235,21 @@ def _judge(result: SandboxResult) -> Score:
         details["reason"] = result.reason
     if result.status != "passed" and result.stderr:
         details["stderr_tail"] = result.stderr[-1000:]
-    metrics = {"syntax_error": 0.0, "timeout": float(result.status == "timeout")}
+    metrics = {
+        "syntax_error": 0.0,
+        "timeout": float(result.status == "timeout"),
+        f"isolation_{result.isolation}": 1.0,
+    }
     status = {"passed": "correct", "timeout": "timeout", "error": "error"}.get(result.status, "wrong")
     return Score(float(status == "correct"), status, metrics, details)  # type: ignore[arg-type]
+
+
+def _add_isolation_shares(result: dict[str, list[float]], groups: list[list[ScoredOutput]]) -> None:
+    """Per problem, the share of its executed outputs run at each isolation level any output used."""
+    used = [m for m in _ISOLATION_METRICS if any(m in o.score.metrics for g in groups for o in g)]
+    for group in groups:
+        ran = [o for o in group if any(m in o.score.metrics for m in used)]
+        if not ran:  # nothing of this problem reached the sandbox (no code, syntax errors)
+            continue
+        for m in used:
+            result.setdefault(m, []).append(sum(o.score.metrics.get(m, 0.0) for o in ran) / len(ran))

@@ -5,11 +5,15 @@ first), else each top-level balanced {...} / [...] span, in order, until one par
 are not JSON and do not parse. `strict_json_only: true` accepts only an output that is JSON and nothing else.
 
 Per sample: `parsed` (0/1); `schema_valid` (0/1, JSON Schema Draft 2020-12 from the `schema` field, a dict
-or a JSON string; no schema means any JSON is valid); `field_accuracy`, the share of the reference's leaf
-values (scalars, and empty containers) found at the same path in the output, numbers within a relative
-1e-6, strings compared case-folded with spaces collapsed, arrays by position. `accuracy` (primary) is 1 when
-the output is schema-valid and every leaf matches; with `require_exact: true` it must also hold nothing
-beyond the reference (same keys, same array lengths). Statuses: correct, wrong, unparsed (no JSON found).
+or a JSON string; no schema means any JSON is valid). Fields are compared leaf by leaf (scalars, and empty
+containers) at the same path, numbers within a relative 1e-6, strings case-folded with spaces collapsed:
+`field_accuracy` is the recall, the share of the reference's leaves found in the output; `field_precision`
+the share of the output's leaves that the reference holds, so invented fields cost; `field_f1` their
+harmonic mean. Arrays are compared by position, or as multisets with `unordered_arrays: true` (every
+array) or a list of paths such as `["$.tags", "$.items[*].labels"]` (set-like fields only). `accuracy`
+(primary) is 1 when the output is schema-valid and every reference leaf matches; with `require_exact: true`
+it must also hold nothing beyond the reference (same keys, same array lengths). Statuses: correct, wrong,
+unparsed (no JSON found).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import math
 import re
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from llmbench.data.base import Sample
@@ -29,6 +33,7 @@ from llmbench.scoring.base import Score, Scorer
 from llmbench.scoring.extract import balanced_spans, fenced_blocks, strip_reasoning
 
 MAX_SPAN_CANDIDATES = 64  # balanced spans tried before giving up: bounds the cost of a hostile output
+_FIELD_METRICS = ("field_accuracy", "field_precision", "field_f1")  # field_accuracy is the recall
 _MISSING = object()
 
 
@@ -79,7 +84,7 @@ def leaves(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple
         yield path, value
 
 
-def format_path(path: Any) -> str:
+def format_path(path: Iterable[str | int]) -> str:
     """`$.items[0].name` style, for error details."""
     out = "$"
     for part in path:
@@ -129,6 +134,76 @@ def same_shape(expected: Any, got: Any) -> bool:
     return True
 
 
+ArraySelector = Callable[[tuple[str | int, ...]], bool]
+
+
+def array_pattern(path: Sequence[str | int]) -> str:
+    """An array's path with every index as `[*]` (`$.items[*].labels`), as `unordered_arrays` names it."""
+    return "$" + "".join("[*]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _equal_items(expected: Any, got: Any, unordered: ArraySelector, path: tuple[str | int, ...]) -> bool:
+    if not isinstance(expected, (dict, list)):
+        return values_match(expected, got)
+    aligned = align_arrays(expected, got, unordered, path)
+    return same_shape(expected, aligned) and all(
+        values_match(v, _lookup(aligned, p)) for p, v in leaves(expected)
+    )
+
+
+def align_arrays(expected: Any, got: Any, unordered: ArraySelector, path: tuple[str | int, ...] = ()) -> Any:
+    """`got` with the items of each unordered array moved to the positions of the reference items they equal.
+
+    Items equal to no reference item fill the remaining positions in their own order; with none left a
+    position holds a marker that matches nothing, and surplus items go at the end.
+    """
+    if isinstance(expected, dict) and isinstance(got, dict):
+        return {
+            k: align_arrays(expected[k], v, unordered, (*path, k)) if k in expected else v
+            for k, v in got.items()
+        }
+    if not (isinstance(expected, list) and isinstance(got, list)):
+        return got
+    if got and unordered(path):
+        free = list(range(len(got)))
+        slots: list[int | None] = []
+        for e in expected:
+            j = next((j for j in free if _equal_items(e, got[j], unordered, (*path, 0))), None)
+            slots.append(j)
+            if j is not None:
+                free.remove(j)
+        rest = iter(free)
+        slots = [j if j is not None else next(rest, None) for j in slots]
+        got = [got[j] if j is not None else _MISSING for j in slots] + [got[j] for j in rest]
+    paired = [
+        align_arrays(e, g, unordered, (*path, i)) for i, (e, g) in enumerate(zip(expected, got, strict=False))
+    ]
+    return paired + got[len(expected) :]
+
+
+def field_scores(reference: Any, aligned: Any) -> tuple[list[str], list[str], float, float]:
+    """(reference leaves missed, output leaves the reference lacks, recall, precision), paths as `$.a[0]`.
+
+    `aligned` is the output after `align_arrays`; the positions of extra leaves are those after pairing.
+    """
+    expected = list(leaves(reference))
+    wrong = [p for p, v in expected if not values_match(v, _lookup(aligned, p))]
+    produced = [(p, v) for p, v in leaves(aligned) if v is not _MISSING]
+    extra = [p for p, v in produced if not values_match(_lookup(reference, p), v)]
+    recall = 1 - len(wrong) / len(expected)
+    precision = 1 - len(extra) / len(produced) if produced else 0.0
+    return [format_path(p) for p in wrong], [format_path(p) for p in extra], recall, precision
+
+
+def _selector(option: bool | list[str]) -> ArraySelector:
+    if isinstance(option, bool):
+        return lambda _path: option
+    if not isinstance(option, list) or not all(isinstance(p, str) and p.startswith("$") for p in option):
+        raise TypeError("unordered_arrays must be true, false or a list of paths such as '$.tags'")
+    wanted = {re.sub(r"\[\d+\]", "[*]", p) for p in option}
+    return lambda path: array_pattern(path) in wanted
+
+
 class JsonScorer(Scorer):
     """Parse rate, schema validity and field accuracy of JSON outputs."""
 
@@ -136,12 +211,18 @@ class JsonScorer(Scorer):
     primary_metric: ClassVar[str] = "accuracy"
 
     def __init__(
-        self, *, require_exact: bool = False, strict_json_only: bool = False, **options: Any
+        self,
+        *,
+        require_exact: bool = False,
+        strict_json_only: bool = False,
+        unordered_arrays: bool | list[str] = False,
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         for key, flag in (("require_exact", require_exact), ("strict_json_only", strict_json_only)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{key} must be true or false")
+        self._unordered = _selector(unordered_arrays)
         try:
             import jsonschema  # noqa: F401
         except ImportError as exc:
@@ -200,7 +281,7 @@ class JsonScorer(Scorer):
             return Score(
                 0.0,
                 "unparsed",
-                {"parsed": 0.0, "schema_valid": 0.0, "field_accuracy": 0.0},
+                {"parsed": 0.0, "schema_valid": 0.0} | dict.fromkeys(_FIELD_METRICS, 0.0),
                 {"reason": reason},
             )
         value, where = found
@@ -210,13 +291,16 @@ class JsonScorer(Scorer):
         reference = sample.reference
         all_match = True
         if reference is not None:
-            expected = list(leaves(reference))
-            wrong = [p for p, v in expected if not values_match(v, _lookup(value, p))]
-            metrics["field_accuracy"] = 1 - len(wrong) / len(expected)
+            aligned = align_arrays(reference, value, self._unordered)
+            wrong, extra, recall, precision = field_scores(reference, aligned)
+            f1 = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+            metrics |= dict(zip(_FIELD_METRICS, (recall, precision, f1), strict=True))
             all_match = not wrong
             if wrong:
-                details["wrong_fields"] = [format_path(p) for p in wrong[:10]]
-            if self.require_exact and all_match and not same_shape(reference, value):
+                details["wrong_fields"] = wrong[:10]
+            if extra:
+                details["extra_fields"] = extra[:10]
+            if self.require_exact and all_match and not same_shape(reference, aligned):
                 all_match = False
                 details["reason"] = "the output holds fields or items beyond the reference"
         ok = valid and all_match

@@ -8,16 +8,25 @@ Rules of `LanguageScorer` (sample fields `question`, `language`, `answers`, opti
 - answers and output are compared normalised: NFKC, case-folded, accents and punctuation dropped, digits of
   any script as ASCII digits, digit-group separators removed (`1 000`, `1,000` -> `1000`); an answer counts
   when it appears as whole words (`4` is not found in `14`; in Chinese or Japanese text no spaces are needed);
-- `language_match` is judged on the output with the matched answer removed, so that a named entity
-  (`Buenos Aires` in a French sentence) does not decide the language. What is left is then judged:
-  no letters at all (a bare number, only the answer) -> match; short (fewer than `SHORT_TEXT_LETTERS`
-  letters, a Chinese/Japanese/Korean character counting two) -> match when every letter is in a script of
-  the requested language (a short Latin answer cannot be told apart among Latin-script languages);
-  otherwise -> lingua must find the requested language at least `RELATIVE_CONFIDENCE` times as likely as
-  its best guess (short sentences are ambiguous: `Nine times six is 54.` scores French 0.37, English 0.34;
-  a whole sentence in another language scores the requested one near zero);
-- `accuracy` (primary) = `correct` AND `language_match`: a right answer in the wrong language is wrong.
-  `correct` and `language_match` are reported separately too. Statuses: correct, wrong, unparsed (empty).
+- the language is judged on the output with the matched answer removed, so that a named entity
+  (`Buenos Aires` in a French sentence) does not decide the language. What is left gets one of three
+  verdicts, match, mismatch or undetermined:
+  - no letters at all (a bare number, only the answer) -> match;
+  - short (fewer than `SHORT_TEXT_LETTERS` letters, a Chinese/Japanese/Korean character counting two) ->
+    mismatch when a letter is outside the scripts of the requested language; else match for a language
+    whose script is a strong signal on its own (CJK, Cyrillic, Arabic, Devanagari, Thai ...), but
+    undetermined for a Latin-script language: `It is .` left over from an English answer to a French
+    question cannot be told from French by its script, and lingua is no more reliable on so few letters;
+  - otherwise -> lingua must find the requested language at least `RELATIVE_CONFIDENCE` times as likely
+    as its best guess (short sentences are ambiguous: `Nine times six is 54.` scores French 0.37, English
+    0.34; a whole sentence in another language scores the requested one near zero); where lingua has no
+    opinion the script decides as for short texts;
+- `accuracy` (primary) = `correct` AND no language mismatch: a right answer in the wrong language does not
+  count; one whose language cannot be told either way counts on its correctness alone (`C'est Rome.` is
+  as likely French as `It is Rome.` is English). `correct` is reported for every sample;
+  `language_match` (1 match, 0 mismatch) only where the language was determined, and
+  `language_undetermined` (0/1) for every answered sample, so an undetermined sample never passes as a
+  language match and their share is in plain view. Statuses: correct, wrong, unparsed (empty).
 """
 
 from __future__ import annotations
@@ -118,27 +127,35 @@ def detect_language(text: str) -> str | None:
     return found.iso_code_639_1.name.lower() if found is not None else None
 
 
-def language_verdict(text: str, code: str) -> tuple[bool, str]:
-    """Whether `text` is in language `code`, with the reason (see the module rules on short texts)."""
+def language_verdict(text: str, code: str) -> tuple[bool | None, str]:
+    """Whether `text` is in language `code` (None: undetermined), with the reason; see the module rules."""
     code = language_code(code)
     text = unicodedata.normalize("NFKC", text)
     scripts = [s for s in map(script_of, text) if s]
     if not scripts:
         return True, "no letters"
     expected = LANGUAGE_SCRIPTS[code]
-    in_script = all(s in expected for s in scripts)
     if code in SCRIPT_ONLY:
         ok = sum(s in expected for s in scripts) * 2 > len(scripts)
         return ok, f"script {'is' if ok else 'is not mainly'} {SCRIPT_ONLY[code]}"
     weight = sum(2 if s in _WIDE_SCRIPTS else 1 for s in scripts)
     if weight < SHORT_TEXT_LETTERS:
-        return in_script, "short text, " + ("letters in the expected script" if in_script else "other script")
+        return _by_script(scripts, expected, "short text")
     confidences = _confidences(text)
     if not confidences or confidences[0][1] <= 0.0:
-        return in_script, "undetermined, judged by script"
+        return _by_script(scripts, expected, "no language detected")
     best, top = confidences[0]
     own = dict(confidences).get(code, 0.0)
     return own >= RELATIVE_CONFIDENCE * top, f"detected {best} ({top:.2f}), {code} {own:.2f}"
+
+
+def _by_script(scripts: list[str], expected: frozenset[str], why: str) -> tuple[bool | None, str]:
+    """The verdict letters' scripts alone allow: Latin letters are shared by too many languages to decide."""
+    if not all(s in expected for s in scripts):
+        return False, f"{why}, other script"
+    if expected == _LATIN:
+        return None, f"{why}, Latin script: undetermined"
+    return True, f"{why}, letters in the expected script"
 
 
 def _confidences(text: str) -> list[tuple[str, float]]:
@@ -147,8 +164,11 @@ def _confidences(text: str) -> list[tuple[str, float]]:
 
 
 def matches_language(text: str, code: str) -> bool:
-    """Whether `text` is written in language `code` (ISO 639-1)."""
-    return language_verdict(text, code)[0]
+    """Whether `text` is written in language `code` (ISO 639-1); an undetermined verdict is not held against it.
+
+    For instruction checks on whole responses; the multilingual scorer reports undetermined verdicts apart.
+    """
+    return language_verdict(text, code)[0] is not False
 
 
 _GROUPED_NUMBER = re.compile(r"(?<![\d.,])\d{1,3}(?:[ ,'\u00a0\u202f\u2009]\d{3})+(?![\d]|[.,]\d)")
@@ -205,7 +225,7 @@ def _answers(sample: Sample) -> list[str]:
 
 
 class LanguageScorer(Scorer):
-    """Right answer, in the requested language: `accuracy` needs both; `correct` and `language_match` apart."""
+    """Right answer, not in a wrong language: `accuracy` needs both; each is reported apart too."""
 
     name: ClassVar[str] = "multilingual"
     primary_metric: ClassVar[str] = "accuracy"
@@ -215,17 +235,20 @@ class LanguageScorer(Scorer):
         code = language_code(sample.fields.get("language"))
         details: dict[str, Any] = {"language": code, "mixed": bool(sample.fields.get("mixed", False))}
         if not output.strip():
-            zero = {"correct": 0.0, "language_match": 0.0}
+            zero = {"correct": 0.0, "language_match": 0.0, "language_undetermined": 0.0}
             return Score(0.0, "unparsed", zero, {**details, "reason": "empty output"})
         matched = find_answer(output, answers)
         rest = without_answer(output, matched) if matched is not None else output
         match, reason = language_verdict(rest, code)
         correct = matched is not None
-        ok = correct and match
-        details.update(matched_answer=matched, language_reason=reason)
+        ok = correct and match is not False
+        verdict = "undetermined" if match is None else "match" if match else "mismatch"
+        details.update(matched_answer=matched, language_verdict=verdict, language_reason=reason)
         if not correct:
             details["answers"] = answers[:5]
-        metrics = {"correct": float(correct), "language_match": float(match)}
+        metrics = {"correct": float(correct), "language_undetermined": float(match is None)}
+        if match is not None:
+            metrics["language_match"] = float(match)
         return Score(float(ok), "correct" if ok else "wrong", metrics, details)
 
     def reference_output(self, sample: Sample) -> str:

@@ -1,15 +1,16 @@
 """Math answers: extract the final answer from free text and check it for equivalence, not string equality.
 
-Extraction (`extract: auto`) tries, in order: the last `\\boxed{}`, the last `#### N` (GSM8K), the last
-"the (final) answer is ...", the last "Answer: ..." line; these are explicit markers. Failing all of them,
-the last number in the text is taken as a lenient fallback. `boxed`, `hash` and `last_number` use one
-method only. The reference is the sample's reference: the part after `####`, the last `\\boxed{}` of a
-worked solution, or the value itself.
+Extraction (`extract: auto`, in `math_extract`) tries, in order: the last `\\boxed{}`, the last `#### N`
+(GSM8K), the last and innermost "the (final) answer is ...", the last "Answer: ..." line; these are explicit
+markers. A marker whose capture reads as prose ("therefore 42") gives the mathematics inside it: its last
+`\\boxed{}`, inline-math segment or number. Failing all markers, the last number in the text is taken as a
+lenient fallback. `boxed`, `hash` and `last_number` use one method only. The reference is the sample's
+reference: the part after `####`, the last `\\boxed{}` of a worked solution, or the value itself.
 
-Equivalence: plain numbers (thousands separators, currency, units, percent signs, fractions, unicode
-digits) are compared exactly in Python; anything else goes to `math_verify` in worker processes owned by
-the scorer, because its own SIGALRM timeout fails outside the main thread and C-level arithmetic cannot be
-interrupted at all. Each item has `timeout_s`; a worker that overruns is killed and the item is `error`.
+Equivalence: plain numbers (thousands separators, currency, a listed unit such as `km` or `dollars`,
+percent signs, scale words such as `million`, fractions, unicode digits) are compared exactly in Python;
+anything else (`2 pi`, `2i`) goes to `math_verify` in worker processes owned by the scorer, because its
+own SIGALRM timeout fails outside the main thread and C-level arithmetic cannot be interrupted at all. Each item has `timeout_s`; a worker that overruns is killed and the item is `error`.
 
 Per sample: `accuracy` (primary) = `lenient`: correct by any extraction, fallback included, so that format
 slips do not hide ability; `strict`: correct and found by an explicit marker (omitted for `last_number`);
@@ -29,7 +30,6 @@ import subprocess
 import sys
 import threading
 import time
-import unicodedata
 import weakref
 from collections import deque
 from collections.abc import Sequence
@@ -40,98 +40,30 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from llmbench.data.base import Sample
-from llmbench.errors import DataError, MissingDependencyError
+from llmbench.errors import MissingDependencyError
 from llmbench.scoring.base import Score, Scorer
-from llmbench.scoring.extract import boxed_contents, strip_reasoning
-
-EXTRACT_MODES = ("auto", "boxed", "hash", "last_number")
-MAX_ANSWER_CHARS = 2000  # no real final answer is longer; longer ones are not worth a sympy parse
-_STARTUP_TIMEOUT_S = 120.0
-_WORKER_MEMORY_BYTES = (
-    4 << 30
-)  # a runaway sympy expansion fails with MemoryError instead of swapping  # importing sympy in a fresh worker on a loaded machine
-
-_HASH = re.compile(r"####\s*([^\n]+)")
-_PHRASE = re.compile(r"(?:final answer|the answer)\s*(?:is\b|=|:)\s*:?\s*([^\n]+)", re.IGNORECASE)
-_LABEL = re.compile(r"^[\s*#_]*(?:final\s+)?answer[\s*_]*[:：][\s*_]*([^\n]+)", re.IGNORECASE | re.MULTILINE)
-_NUMBER = re.compile(r"(?<![\d.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?")
-_SENTENCE_END = re.compile(r"\.(?:\s|$)")
-_UNIT_TEXT = re.compile(r"\\(?:text|mbox|mathrm|textrm|textbf|mathbf)\s*\{([^{}]*)\}")
-_PLAIN_NUMBER = re.compile(
-    r"^(-?)(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?:/(\d+))?\s*(%|percent)?(?:\s*[a-zA-Z][a-zA-Z /.]*)?$"
+from llmbench.scoring.math_extract import (
+    EXTRACT_MODES,
+    ascii_digits,
+    extract_answer,
+    parse_number,
+    reference_answer,
 )
-_FRAC = re.compile(r"^(-?)\\[dt]?frac\s*\{(-?\d+)\}\s*\{(\d+)\}$")
-_CURRENCY = "$€£¥₹"
 
+MAX_ANSWER_CHARS = 2000  # no real final answer is longer; longer ones are not worth a sympy parse
+_STARTUP_TIMEOUT_S = 120.0  # importing sympy in a fresh worker on a loaded machine
+_WORKER_MEMORY_BYTES = 4 << 30  # a runaway sympy expansion fails with MemoryError instead of swapping
 
-def ascii_digits(text: str) -> str:
-    """NFKC-normalised text with every decimal digit (Arabic-Indic, Devanagari...) as ASCII and − as -."""
-    text = unicodedata.normalize("NFKC", text).replace("\u2212", "-")
-    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c for c in text)
-
-
-def _clean(answer: str) -> str:
-    """Drop markup around an extracted answer: a box, `$`, `\\(`, bold, a closing full stop."""
-    answer = answer.strip()
-    if answer.lstrip(" $*\\([").startswith(("boxed", "fbox")) and (boxes := boxed_contents(answer)):
-        answer = boxes[0]
-    answer = _SENTENCE_END.split(answer, maxsplit=1)[0]
-    for wrap in ("**", "\\(", "\\)", "\\[", "\\]", "`"):
-        answer = answer.replace(wrap, "")
-    if answer.count("$") - answer.count("\\$") >= 2:  # $...$ math delimiters, not a currency sign
-        answer = re.sub(r"(?<!\\)\$", "", answer)
-    return answer.strip().rstrip(".,;:").strip()
-
-
-def extract_answer(text: str, mode: str = "auto") -> tuple[str, str] | None:
-    """(answer, method) from a model output, or None; `method` says which marker found it."""
-    text = ascii_digits(strip_reasoning(text))
-    if mode in ("auto", "boxed") and (boxes := boxed_contents(text)):
-        return _clean(boxes[-1]), "boxed"
-    if mode in ("auto", "hash") and (hashes := _HASH.findall(text)):
-        return _clean(hashes[-1]), "hash"
-    if mode == "auto":
-        for method, pattern in (("answer_phrase", _PHRASE), ("answer_label", _LABEL)):
-            if (found := pattern.findall(text)) and (answer := _clean(found[-1])):
-                return answer, method
-    if mode in ("auto", "last_number") and (numbers := _NUMBER.findall(text)):
-        return numbers[-1], "last_number"
-    return None
-
-
-def reference_answer(reference: Any) -> str:
-    """The final answer in a sample's reference: after the last `####`, the last `\\boxed{}`, or the value."""
-    if reference is None or isinstance(reference, bool):
-        raise DataError(f"a math sample needs a reference answer, not {reference!r}")
-    text = ascii_digits(str(reference))
-    if "####" in text:
-        return _clean(text.rsplit("####", 1)[1])
-    if boxes := boxed_contents(text):
-        return _clean(boxes[-1])
-    return _clean(text)
-
-
-def parse_number(answer: str) -> Fraction | None:
-    """The exact value of a plain-number answer (`-1,234.5`, `$18 dollars`, `25%`, `3/4`, `\\frac{1}{2}`), else None."""
-    text = _UNIT_TEXT.sub(r" \1", answer).replace("{,}", ",").replace("\\%", "%").replace("\\!", "")
-    text = re.sub(r"\\[,;: ]|[\u00a0\u202f\u2009]", "", text).strip()
-    text = re.sub(r"^[a-zA-Z]\s*=\s*", "", text).strip(_CURRENCY + " ").replace("\\$", "").strip()
-    text = text.replace("-$", "-").replace("$", "")
-    if m := _FRAC.match(text):
-        return (
-            Fraction(int(m.group(2)), int(m.group(3))) * (-1 if m.group(1) else 1)
-            if int(m.group(3))
-            else None
-        )
-    m = _PLAIN_NUMBER.match(text)
-    if m is None:
-        return None
-    value = Fraction(f"{m.group(2).replace(',', '')}.{m.group(3) or '0'}")
-    if m.group(4):
-        if int(m.group(4)) == 0 or m.group(3):
-            return None
-        value /= int(m.group(4))
-    return -value if m.group(1) else value
+__all__ = [
+    "EXTRACT_MODES",
+    "MathScorer",
+    "VerifierPool",
+    "ascii_digits",
+    "extract_answer",
+    "parse_number",
+    "reference_answer",
+    "serve_verifier",
+]
 
 
 def _same_text(a: str, b: str) -> bool:

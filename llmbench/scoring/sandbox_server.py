@@ -1,9 +1,9 @@
 """The fork server inside each sandbox worker process, and the messages it exchanges with the harness.
 
 For every program the server forks a child that drops to an unprivileged uid, enters fresh
-user/pid/net/mount namespaces, mounts an empty tmpfs over every world-writable directory, remounts
-the rest read-only, sets rlimits and runs the program. The kernel kills the program's whole process
-tree when its PID namespace ends. The harness side is `llmbench.scoring.sandbox`.
+user/pid/net/mount namespaces over a locked read-only view of the host (`sandbox_confine` tells how),
+sets rlimits and runs the program. The kernel kills the program's whole process tree when its PID
+namespace ends. The harness side is `llmbench.scoring.sandbox`.
 This module imports only the standard library: the harness runs it as a script, outside the package.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import json
 import os
 import select
@@ -21,7 +22,24 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
+
+
+def _load_beside(name: str) -> ModuleType:
+    """A module from this file's directory, by path: run as a script, this file has no package."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"__llmbench_{name}__", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from llmbench.scoring import sandbox_confine as confine
+else:
+    confine = _load_beside("sandbox_confine")
 
 SandboxStatus = Literal["passed", "failed", "timeout", "oom", "error"]
 Isolation = Literal["namespaces", "uid", "rlimits"]
@@ -31,10 +49,6 @@ _PRELOAD = (
     "string typing random hashlib json fractions decimal statistics operator copy array datetime"
 )
 _SETUP_FAILED = 97
-_CLONE_NEWNS = 0x00020000
-_NS = 0x00020000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000  # NS UTS IPC USER PID NET
-_MS_FLAGS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
-_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 _EXPOSE: list[str] = []  # set in the fork server: Python's own directories, kept visible to programs
 _UID_BASE = 1_500_000_000  # sandboxed programs run as uid _UID_BASE + server pid: no one else's uid
 
@@ -95,7 +109,7 @@ def _serve(level: str) -> None:
         with contextlib.suppress(ImportError):
             __import__(name)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    _EXPOSE[:] = _python_paths()
+    _EXPOSE[:] = confine.python_paths()
     if level == "auto":
         candidates = [lv for lv in LEVELS if lv != "uid" or os.geteuid() == 0]
         probe = SandboxLimits(timeout_s=5)
@@ -108,8 +122,8 @@ def _serve(level: str) -> None:
 
 def _execute(source: str, limits: SandboxLimits, level: Isolation) -> SandboxResult:
     """Fork a child for one program, feed nothing, collect its output until it ends or times out."""
-    marker = os.urandom(16).hex().encode()
-    pipes = [os.pipe() for _ in range(4)]  # stdout, stderr, completion, the grandchild's pid
+    # stdout, stderr, completion (the marker, written by the program's process), the marker to expect, pid
+    pipes = [os.pipe() for _ in range(5)]
     uid = program_uid(os.getpid())
     workdir = "/tmp" if level == "namespaces" else tempfile.mkdtemp(prefix="llmbench-sandbox-")
     if level == "uid":
@@ -119,7 +133,7 @@ def _execute(source: str, limits: SandboxLimits, level: Isolation) -> SandboxRes
     if child == 0:
         _exit = os._exit
         try:
-            _child(source, limits, level, [w for _, w in pipes], marker, uid, workdir)
+            _child(source, limits, level, [w for _, w in pipes], uid, workdir)
         except BaseException as exc:  # reported on the program's stderr
             with contextlib.suppress(BaseException):
                 os.write(2, f"sandbox setup: {type(exc).__name__}: {exc}\n".encode())
@@ -127,14 +141,14 @@ def _execute(source: str, limits: SandboxLimits, level: Isolation) -> SandboxRes
             _exit(_SETUP_FAILED)
     for _, w in pipes:
         os.close(w)
-    out, err, done, info = (r for r, _ in pipes)
+    out, err, done, key, info = (r for r, _ in pipes)
     grandchild = int(_read_all(info) or 0)
-    bufs: dict[int, bytearray] = {out: bytearray(), err: bytearray(), done: bytearray()}
+    bufs: dict[int, bytearray] = {fd: bytearray() for fd in (out, err, done, key)}
     deadline = start + limits.timeout_s
     reason = ""
     status: SandboxStatus | None = None
     code: int | None = None
-    open_fds = [out, err, done]
+    open_fds = [out, err, done, key]
     while True:
         left = deadline - time.perf_counter()
         if left <= 0:
@@ -156,15 +170,18 @@ def _execute(source: str, limits: SandboxLimits, level: Isolation) -> SandboxRes
         if len(bufs[out]) + len(bufs[err]) > limits.max_output_bytes:
             status, reason = "failed", f"output limit of {limits.max_output_bytes} bytes exceeded"
             break
+        if len(bufs[done]) > confine.MARKER_BYTES:  # only the sandbox writes there, and only the marker
+            status, reason = "failed", "wrote to the sandbox's completion pipe"
+            break
     code = _kill(child, grandchild, level, uid, code)
-    for fd in (out, err, done):
+    for fd in (out, err, done, key):
         os.close(fd)
     if level != "namespaces":
         shutil.rmtree(workdir, ignore_errors=True)
     duration_ms = (time.perf_counter() - start) * 1000
     text = {fd: bytes(b[-limits.max_output_bytes :]).decode("utf-8", "replace") for fd, b in bufs.items()}
     if status is None:
-        status, reason = _verdict(code, bytes(bufs[done]), marker, text[err])
+        status, reason = _verdict(code, bytes(bufs[done]), bytes(bufs[key]), text[err])
     return SandboxResult(status, code, text[out], text[err], round(duration_ms, 3), level, reason)
 
 
@@ -173,7 +190,7 @@ def _verdict(code: int, done: bytes, marker: bytes, stderr: str) -> tuple[Sandbo
         return "error", "the sandbox could not be set up: " + stderr[-300:]
     if done.startswith(b"oom") or (code != 0 and "MemoryError" in stderr[-300:]):
         return "oom", "memory limit reached"
-    if code == 0 and done == marker:
+    if code == 0 and done == marker and len(marker) == confine.MARKER_BYTES:
         return "passed", ""
     if code == 0:
         return "failed", "exited before running to its end"
@@ -221,147 +238,49 @@ def _read_all(fd: int) -> bytes:
 
 
 def _child(
-    source: str,
-    limits: SandboxLimits,
-    level: Isolation,
-    fds: list[int],
-    marker: bytes,
-    uid: int,
-    workdir: str,
+    source: str, limits: SandboxLimits, level: Isolation, fds: list[int], uid: int, workdir: str
 ) -> None:
     """In the forked child: leave the server's session, drop privileges, enter namespaces, fork the program."""
     libc = ctypes.CDLL(None, use_errno=True)
-    out, err, done, info = fds
+    out, err, done, key, info = fds
     os.setsid()
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the server
     devnull = os.open("/dev/null", os.O_RDONLY)
     for src, dst in ((devnull, 0), (out, 1), (err, 2)):
         os.dup2(src, dst)
     for fd in [int(f) for f in os.listdir("/proc/self/fd")]:
-        if fd > 2 and fd not in (done, info):
+        if fd > 2 and fd not in (done, key, info):
             with contextlib.suppress(OSError):
                 os.close(fd)
-    _enter(libc, level, uid, limits, _EXPOSE)
+    confine.enter(libc, level, uid, limits.tmp_size_mb, _EXPOSE)
     pid = os.fork()
     if pid == 0:
         os.close(info)
-        _program(libc, source, limits, level, workdir, done, marker)
+        _program(libc, source, limits, level, workdir, done, key)
     os.write(info, str(pid).encode())
-    os.close(info)
-    os.close(done)
-    for fd in (0, 1, 2):
+    for fd in (info, done, key, 0, 1, 2):
         os.close(fd)
     os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF)
 
 
-def _enter(libc: Any, level: Isolation, uid: int, limits: SandboxLimits, expose: list[str]) -> None:
-    """Switch to the program's identity: a read-only private view and an unused uid, then fresh namespaces."""
-    if level == "rlimits":
-        return
-    root = os.geteuid() == 0
-    if level == "namespaces" and root:
-        _unshare(libc, _CLONE_NEWNS)
-        _make_private_view(libc, limits, expose)
-    if root:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        libc.prctl(4, 1)  # PR_SET_DUMPABLE: setuid cleared it, and /proc/self must stay ours
-    elif level == "uid":
-        raise OSError("the 'uid' isolation level needs root")
-    if level == "uid":
-        return
-    real_uid, real_gid = os.getuid(), os.getgid()
-    _unshare(libc, _NS)  # a second mount namespace, owned by the new user namespace, locks the view
-    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {real_uid} 1"), ("gid_map", f"0 {real_gid} 1")):
-        with open(f"/proc/self/{name}", "w") as fh:
-            fh.write(text)
-    if not root:
-        _make_private_view(libc, limits, [])
-
-
-def _unshare(libc: Any, flags: int) -> None:
-    if libc.unshare(flags) != 0:
-        raise OSError(ctypes.get_errno(), "unshare: " + os.strerror(ctypes.get_errno()))
-
-
-def _mount(libc: Any, src: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> bool:
-    def enc(text: str | None) -> bytes | None:
-        return text.encode() if text is not None else None
-
-    return bool(libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) == 0)
-
-
-def _must_mount(
-    libc: Any, src: str | None, target: str, fstype: str | None, flags: int, data: str | None
-) -> None:
-    if not _mount(libc, src, target, fstype, flags, data):
-        raise OSError(ctypes.get_errno(), f"mount {target}: {os.strerror(ctypes.get_errno())}")
-
-
-def _make_private_view(libc: Any, limits: SandboxLimits, expose: list[str]) -> None:
-    """Every mount read-only, an empty tmpfs over world-writable and private directories, Python visible."""
-    _must_mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE, None)
-    tmpfs = f"size={limits.tmp_size_mb}m,mode=1777"
-    _must_mount(libc, "tmpfs", "/tmp", "tmpfs", _MS_FLAGS["nosuid"] | _MS_FLAGS["nodev"], tmpfs)
-    hidden = sorted({top for p in expose if (top := _hidden_ancestor(p))})
-    stages = []
-    for i, path in enumerate(expose):
-        if _hidden_ancestor(path) is not None:
-            os.mkdir(stage := f"/tmp/.stage{i}")
-            _must_mount(libc, path, stage, None, _MS_BIND | _MS_REC, None)
-            stages.append((stage, path))
-    for top in hidden:
-        _must_mount(libc, "tmpfs", top, "tmpfs", _MS_FLAGS["nosuid"] | _MS_FLAGS["nodev"], "size=1m,mode=755")
-    for stage, path in stages:
-        os.makedirs(path, exist_ok=True)
-        _must_mount(libc, stage, path, None, 8192, None)  # MS_MOVE
-        os.rmdir(stage)
-    with open("/proc/self/mountinfo") as fh:
-        mounts = [line.split() for line in fh]
-    for parts in sorted(mounts, key=lambda p: len(p[4])):
-        if parts[4] != "/tmp" and parts[4].split("/")[1] != "proc":  # our own /proc comes later
-            flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY
-            flags |= sum(_MS_FLAGS.get(opt, 0) for opt in parts[5].split(","))
-            _mount(libc, None, parts[4].replace("\\040", " "), None, flags, None)
-    for path in ("/var/tmp", "/dev/shm", "/run/lock"):
-        if os.path.isdir(path):
-            _mount(libc, "tmpfs", path, "tmpfs", _MS_FLAGS["nosuid"] | _MS_FLAGS["nodev"], tmpfs)
-
-
-def _hidden_ancestor(path: str) -> str | None:
-    """The top-most directory above `path` that others may not enter (e.g. /root), if any."""
-    parts = os.path.abspath(path).split("/")[1:]
-    for i in range(1, len(parts) + 1):
-        top = "/" + "/".join(parts[:i])
-        with contextlib.suppress(OSError):
-            if not os.stat(top).st_mode & 0o001:
-                return top
-    return None
-
-
-def _python_paths() -> list[str]:
-    """Directories the program's interpreter reads: its prefixes and import path, outermost only."""
-    paths = sorted(
-        {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p and os.path.isdir(p)}
-    )
-    return [p for p in paths if not any(p.startswith(q + "/") for q in paths if q != p)]
-
-
 def _program(
-    libc: Any, source: str, limits: SandboxLimits, level: Isolation, workdir: str, done: int, marker: bytes
+    libc: Any, source: str, limits: SandboxLimits, level: Isolation, workdir: str, done: int, key: int
 ) -> None:
-    """In the grandchild (PID 1 of its namespace): build the view, set limits, run the program to its end."""
+    """In the grandchild (PID 1 of its namespace): set limits, guard the marker, run the program to its end.
+
+    Only this frame can have the marker written (`confine.guard`), and only once `exec` has returned.
+    """
     import builtins
     import resource
     import traceback
 
-    _exit, _write, flush = os._exit, os.write, sys.stdout.flush
+    _exit, _write, flush, audit = os._exit, os.write, sys.stdout.flush, sys.audit
     try:
         os.setsid()
         libc.prctl(1, signal.SIGKILL)
         if level == "namespaces":
-            _must_mount(libc, "proc", "/proc", "proc", 2 | 4 | 8, None)
+            confine.must_mount(libc, "proc", "/proc", "proc", 2 | 4 | 8, None)
+        confine.drop_privileges(libc, level)
         os.chdir(workdir)
         os.environ.clear()
         os.environ.update(clean_env(), HOME=workdir)
@@ -377,28 +296,31 @@ def _program(
         ):
             resource.setrlimit(res, (value, value))
         sys.argv = ["<program>"]
+        confine.guard(done, key)
     except BaseException as exc:  # any failure here means the sandbox is not in place
         with contextlib.suppress(BaseException):
             _write(2, f"sandbox setup: {exc}\n".encode())
         _exit(_SETUP_FAILED)
-    code = 0
+    finished, ended, suppress = confine.FINISHED, confine.ENDED, contextlib.suppress  # bound before it runs
+    code, error, outcome = 0, None, finished
     try:
         exec(compile(source, "<program>", "exec"), {"__name__": "__main__", "__builtins__": builtins})
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        marker = b""
+        outcome = ended
     except MemoryError:
-        marker, code = b"oom", 1
-    except BaseException:  # the program's own failure, reported as its traceback
-        with contextlib.suppress(BaseException):
-            traceback.print_exc()
-        marker, code = b"", 1
-    with contextlib.suppress(BaseException):
+        code, outcome = 1, "oom"
+    except BaseException as exc:  # the program's own failure, reported as its traceback
+        code, error, outcome = 1, exc, ended
+    with suppress(BaseException):
         flush()
         sys.stderr.flush()
-    if marker:
-        with contextlib.suppress(BaseException):
-            _write(done, marker)
+    with suppress(BaseException):
+        audit(finished if outcome == finished else ended)
+        if error is not None:
+            traceback.print_exception(error)
+        if outcome == "oom":
+            _write(done, b"oom")
     _exit(code & 0xFF)
 
 

@@ -1,7 +1,9 @@
 """Statistics for results: means with intervals, latency distributions and paired/unpaired significance tests.
 
-Every interval is a two-sided `confidence` interval (95% by default). Bootstraps use a fixed seed so the
-same values always give the same interval and the same results file.
+Every interval is a two-sided `confidence` interval (95% by default). Bootstraps and Monte Carlo permutations
+use a fixed seed so the same values always give the same interval, p-value and results file. Paired tests
+are exact where the samples are small (sign flips, binomial), so a difference on a handful of samples is
+not called significant more often than the test's level says.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import numpy as np
 from llmbench.results import Distribution, MetricValue
 
 N_RESAMPLES = 2000
+N_PERMUTATIONS = 9999  # Monte Carlo sign flips when there are too many pairs to enumerate
+EXACT_SIGN_FLIPS_UP_TO = 16  # non-zero paired differences up to which all 2^n sign flips are enumerated
+MIN_NONZERO_PAIRS = 3  # fewer non-zero paired differences than this are never significant (p = 1)
+T_INTERVAL_BELOW = 30  # pairs under which the paired interval is Student's t rather than a bootstrap
 SEED = 20240611
 _CHUNK_CELLS = 4_000_000  # resample in chunks of at most this many cells, so memory stays bounded
 _MCNEMAR_EXACT_BELOW = 25  # discordant pairs under which the exact binomial test is used
@@ -130,31 +136,70 @@ def distribution(values: Sequence[float], *, confidence: float = 0.95) -> Distri
     )
 
 
-def paired_bootstrap(
+def sign_flip_test(
+    differences: Sequence[float] | np.ndarray, *, n_resamples: int = N_PERMUTATIONS, seed: int = SEED
+) -> float:
+    """Two-sided p-value that paired differences are centred on zero: a sign-flip permutation test.
+
+    Under the null each difference is as likely to have either sign, so the observed sum is compared
+    with the sums under sign flips: all 2^n patterns (an exact test) up to EXACT_SIGN_FLIPS_UP_TO non-zero
+    differences, a seeded Monte Carlo sample of them beyond (p = (extreme + 1) / (draws + 1), never 0).
+    Zero differences carry no sign and are left out. Fewer than MIN_NONZERO_PAIRS non-zero differences
+    give p = 1: no outcome of so few pairs is evidence of a difference.
+    """
+    # The same test as scipy.stats.permutation_test(permutation_type="samples") on one sample (the tests
+    # check it against that), written with numpy because enumerating 2^16 patterns there is ~20x slower.
+    d = np.asarray(differences, dtype=float)
+    d = d[d != 0]
+    if d.size < MIN_NONZERO_PAIRS:
+        return 1.0
+    observed = abs(float(d.sum()))
+    tolerance = 1e-9 * max(1.0, float(np.abs(d).sum()))  # sums of the same values in another order
+    if d.size <= EXACT_SIGN_FLIPS_UP_TO:
+        patterns = (np.arange(2**d.size)[:, None] >> np.arange(d.size)) & 1
+        sums = (1 - 2 * patterns) @ d
+        return float(np.mean(np.abs(sums) >= observed - tolerance))
+    rng = np.random.default_rng(seed)
+    rows = max(1, _CHUNK_CELLS // d.size)
+    extreme, done = 0, 0
+    while done < n_resamples:
+        k = min(rows, n_resamples - done)
+        signs = rng.integers(0, 2, size=(k, d.size), dtype=np.int8) * 2 - 1
+        extreme += int(np.sum(np.abs(signs @ d) >= observed - tolerance))
+        done += k
+    return min(1.0, (extreme + 1) / (n_resamples + 1))
+
+
+def paired_test(
     a: Sequence[float],
     b: Sequence[float],
     *,
     confidence: float = 0.95,
-    n_resamples: int = N_RESAMPLES,
+    n_resamples: int = N_PERMUTATIONS,
     seed: int = SEED,
 ) -> tuple[float, float, float, float]:
-    """Mean of b - a over paired samples, its bootstrap interval and a two-sided p-value (shifted null)."""
+    """Mean of b - a over paired samples, its interval and the sign-flip test's two-sided p-value.
+
+    The interval is Student's t below T_INTERVAL_BELOW pairs, where a percentile bootstrap is too narrow,
+    and a percentile bootstrap of the mean difference from there on; unknown (infinite) below 2 pairs.
+    """
     xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if xa.shape != xb.shape:
         raise ValueError(f"paired samples need equal lengths, got {xa.size} and {xb.size}")
-    if xa.size == 0:
-        return (0.0, 0.0, 0.0, 1.0)
     diff = xb - xa
+    if diff.size < 2:
+        return (float(diff.mean()) if diff.size else 0.0, -math.inf, math.inf, 1.0)
     delta = float(diff.mean())
-    if np.all(diff == diff[0]):
-        return (delta, delta, delta, 1.0 if delta == 0 else 0.0)
-    reps = _resampled_stats(diff, ["mean"], n_resamples, seed)["mean"]
-    alpha = (1 - confidence) / 2
-    lo, hi = float(np.quantile(reps, alpha)), float(np.quantile(reps, 1 - alpha))
-    # Under H0 the centred replicates describe the spread of the mean difference around zero.
-    extreme = int(np.sum(np.abs(reps - delta) >= abs(delta) - 1e-12))
-    p = (extreme + 1) / (reps.size + 1)
-    return (delta, lo, hi, min(1.0, p))
+    if diff.size < T_INTERVAL_BELOW:
+        from scipy.stats import t
+
+        half = (
+            float(t.ppf(0.5 + confidence / 2, diff.size - 1)) * float(diff.std(ddof=1)) / math.sqrt(diff.size)
+        )
+        lo, hi = delta - half, delta + half
+    else:
+        lo, hi = bootstrap_interval(diff, confidence=confidence, seed=seed)
+    return (delta, lo, hi, sign_flip_test(diff, n_resamples=n_resamples, seed=seed))
 
 
 def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int, float]:
@@ -235,3 +280,29 @@ def aggregate_repeats(per_repeat: Sequence[Mapping[str, float]], *, confidence: 
     means = [sums[k] / counts[k] for k in sorted(sums)]
     mv = summarize(means, binary=False, confidence=confidence)
     return mv.model_copy(update={"method": f"{mv.method or 'mean'}-over-{len(repeats)}-repeats"})
+
+
+def mean_over_runs(values: Sequence[float], *, confidence: float = 0.95) -> MetricValue:
+    """Between-run mean of one figure from k runs, with Student's t interval on k - 1 degrees of freedom.
+
+    `n` is the number of runs. For figures without per-sample values; where those exist,
+    `aggregate_repeats` gives the better interval because it also counts the spread over samples.
+    """
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return MetricValue(value=0.0, n=0)
+    mean = float(arr.mean())
+    if arr.size == 1:
+        return MetricValue(value=mean, n=1)
+    from scipy.stats import t
+
+    se = float(arr.std(ddof=1)) / math.sqrt(arr.size)
+    half = float(t.ppf(0.5 + confidence / 2, arr.size - 1)) * se
+    return MetricValue(
+        value=mean,
+        stderr=se,
+        ci_low=mean - half,
+        ci_high=mean + half,
+        n=int(arr.size),
+        method=f"t-over-{arr.size}-runs",
+    )

@@ -3,6 +3,8 @@
 Peak memory is the maximum of samples taken every 1/hz seconds (plus one at every mark, window edge
 and stop), so any spike longer than the sample period is caught. Energy is the difference of the
 driver's total-energy counter (mJ) where the GPU has one, else the integral of the sampled power.
+Beside NVML's device-wide "used" memory (everything on the GPU, other users' processes included),
+each sample sums the memory NVML attributes to this run's own processes, where NVML can see them.
 Without pynvml or an NVIDIA GPU nothing runs and `stop()` returns a summary that says why.
 """
 
@@ -20,6 +22,7 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 from llmbench.results import TelemetrySummary
+from llmbench.telemetry.processes import ProcessTree
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class _Sample:
     vram_mib: list[float | None]
     util_pct: list[float | None]
     power_w: list[float | None]
+    own_mib: list[float | None]  # memory of this run's processes; None where NVML cannot tell
 
 
 @dataclass
@@ -63,6 +67,7 @@ class _GpuState:
     energy_supported: bool = True
     util_supported: bool = True
     power_supported: bool = True
+    processes_supported: bool = True
     errors: int = 0
     last_error: str | None = None
     marks: dict[str, float] = field(default_factory=dict)
@@ -171,6 +176,7 @@ class NvmlSampler:
         self._thread: threading.Thread | None = None
         self._start_ns = 0
         self._summary: TelemetrySummary | None = None
+        self._tree = ProcessTree()
 
     @property
     def running(self) -> bool:
@@ -293,6 +299,8 @@ class NvmlSampler:
                     state.power_supported = False
                 elif fn == "nvmlDeviceGetTotalEnergyConsumption":
                     state.energy_supported = False
+                elif fn == "nvmlDeviceGetComputeRunningProcesses":
+                    state.processes_supported = False
             else:
                 state.errors += 1
                 state.last_error = f"{fn}: {exc}"
@@ -302,6 +310,8 @@ class NvmlSampler:
         vram: list[float | None] = []
         util: list[float | None] = []
         power: list[float | None] = []
+        own: list[float | None] = []
+        pids = self._tree.pids()
         for i, (target, state) in enumerate(zip(self.targets, self._state, strict=True)):
             mem = self._read(i, "nvmlDeviceGetMemoryInfo", target.handle)
             vram.append(mem.used / MIB if mem is not None else None)
@@ -317,7 +327,13 @@ class NvmlSampler:
                 else None
             )
             power.append(mw / 1000.0 if mw is not None else None)
-        sample = _Sample(time.perf_counter_ns(), vram, util, power)
+            procs = (
+                self._read(i, "nvmlDeviceGetComputeRunningProcesses", target.handle)
+                if state.processes_supported
+                else None
+            )
+            own.append(_own_mib(procs, pids))
+        sample = _Sample(time.perf_counter_ns(), vram, util, power, own)
         with self._lock:
             self._samples.append(sample)
         return sample
@@ -346,6 +362,7 @@ class NvmlSampler:
         gpus: list[dict[str, Any]] = []
         for i, (target, state) in enumerate(zip(self.targets, self._state, strict=True)):
             peak = _peak(samples, i)
+            own_peak = _peak(samples, i, "own_mib")
             energy, energy_source = _gpu_energy(state.energy_start_mj, energy_end[i], samples, i)
             gpus.append(
                 {
@@ -354,6 +371,8 @@ class NvmlSampler:
                     "name": target.name,
                     "mig": target.is_mig,
                     "peak_vram_mib": peak,
+                    "peak_process_vram_mib": own_peak,
+                    "vram_before_load_mib": state.marks.get("before_load"),
                     "vram_after_load_mib": state.marks.get("loaded"),
                     "marks_mib": dict(state.marks),
                     "mean_util_pct": _mean(s.util_pct[i] for s in samples),
@@ -364,16 +383,15 @@ class NvmlSampler:
                     "last_error": state.last_error,
                 }
             )
-        loaded = [s.marks.get("loaded") for s in self._state]
         powers = [g["mean_power_w"] for g in gpus if g["mean_power_w"] is not None]
         return TelemetrySummary(
             source="nvml",
             sample_hz=self.hz,
             gpus=gpus,
             peak_vram_mib=_summed_peak(samples, n),
-            vram_after_load_mib=sum(x for x in loaded if x is not None)
-            if any(x is not None for x in loaded)
-            else None,
+            peak_process_vram_mib=_summed_peak(samples, n, "own_mib"),
+            vram_before_load_mib=_summed_mark(self._state, "before_load"),
+            vram_after_load_mib=_summed_mark(self._state, "loaded"),
             mean_gpu_util_pct=_mean(g["mean_util_pct"] for g in gpus),
             mean_power_w=sum(powers) if powers else None,
             energy_j=self._energy_j([s.energy_start_mj for s in self._state], energy_end, samples),
@@ -386,15 +404,29 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def _peak(samples: list[_Sample], i: int) -> float | None:
-    vals = [v for s in samples if (v := s.vram_mib[i]) is not None]
+def _peak(samples: list[_Sample], i: int, series: str = "vram_mib") -> float | None:
+    vals = [v for s in samples if (v := getattr(s, series)[i]) is not None]
     return max(vals) if vals else None
 
 
-def _summed_peak(samples: list[_Sample], n: int) -> float | None:
+def _summed_peak(samples: list[_Sample], n: int, series: str = "vram_mib") -> float | None:
     """Sum over GPUs of each GPU's peak (a sharded model's peaks line up in time)."""
-    peaks = [p for i in range(n) if (p := _peak(samples, i)) is not None]
+    peaks = [p for i in range(n) if (p := _peak(samples, i, series)) is not None]
     return sum(peaks) if peaks else None
+
+
+def _summed_mark(states: list[_GpuState], label: str) -> float | None:
+    values = [v for s in states if (v := s.marks.get(label)) is not None]
+    return sum(values) if values else None
+
+
+def _own_mib(procs: list[Any] | None, pids: frozenset[int]) -> float | None:
+    """MiB that NVML attributes to `pids` on one GPU; None where none of them is listed (not using
+    this GPU, or a container whose PID namespace NVML does not see) or NVML withholds the figure."""
+    if not procs:
+        return None
+    ours = [p.usedGpuMemory for p in procs if p.pid in pids and p.usedGpuMemory is not None]
+    return sum(ours) / MIB if ours else None
 
 
 def _gpu_energy(

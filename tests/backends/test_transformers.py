@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -105,3 +106,67 @@ def test_arrival_offsets_count_latency_from_arrival(backend: TransformersBackend
     out = list(backend.generate(reqs, arrival_offsets_s=[0.0, 0.2, 0.4]))
     assert time.perf_counter() - t0 >= 0.4
     assert len(out) == 3 and all(c.ttft_ms is not None and c.ttft_ms < 1000 for c in out)
+
+
+def test_json_mode_holds_each_row_to_its_own_schema(backend: TransformersBackend) -> None:
+    """Guided decoding (xgrammar) on a random-weight model: every finished output is valid JSON of its schema."""
+    jsonschema = pytest.importorskip("jsonschema")
+    flags = {
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}, "color": {"enum": ["red", "blue"]}},
+        "required": ["ok", "color"],
+        "additionalProperties": False,
+    }
+    size = {
+        "type": "object",
+        "properties": {"size": {"enum": ["s", "m", "l"]}},
+        "required": ["size"],
+        "additionalProperties": False,
+    }
+    schemas = [flags, size, flags]
+    reqs = [chat(str(i), "Answer in JSON.", max_new_tokens=40, json_schema=s) for i, s in enumerate(schemas)]
+    out = {c.request_id: c for c in backend.generate(reqs)}
+    for i, schema in enumerate(schemas):
+        c = out[str(i)]
+        assert c.error is None and c.finish_reason == "stop", c
+        jsonschema.validate(json.loads(c.text), schema)
+    assert {c.batch_size for c in out.values()} == {3}  # different schemas still share one batch
+    (free,) = backend.generate([chat("free", "Answer in JSON.", max_new_tokens=40)])
+    with pytest.raises(json.JSONDecodeError):  # unguided, the random model writes no JSON at all
+        json.loads(free.text)
+
+
+def test_a_request_that_breaks_its_batch_fails_alone(backend: TransformersBackend) -> None:
+    fine = [
+        GenerationRequest(str(i), GenerationParams(max_new_tokens=4), prompt_token_ids=(5, 6, 7))
+        for i in range(3)
+    ]
+    bad = GenerationRequest("bad", GenerationParams(max_new_tokens=4), prompt_token_ids=(5, 10**7))
+    out = {c.request_id: c for c in backend.generate([*fine, bad], concurrency=4)}
+    assert out["bad"].finish_reason == "error" and out["bad"].error
+    assert all(out[str(i)].error is None and out[str(i)].output_tokens == 4 for i in range(3))
+
+
+def test_a_generated_pad_token_is_kept_and_eos_ends_the_sequence() -> None:
+    from llmbench.backends.transformers import _generated_part
+
+    assert _generated_part([5, 0, 7, 0], {2}, ignore_eos=False) == ([5, 0, 7, 0], False)  # 0 is the pad id
+    assert _generated_part([5, 2, 0, 0], {2}, ignore_eos=False) == ([5, 2], True)
+    assert _generated_part([5, 2, 7], {2}, ignore_eos=True) == ([5, 2, 7], False)
+
+
+def test_a_sequence_stopped_by_a_stop_string_counts_only_its_own_tokens(backend: TransformersBackend) -> None:
+    """In a batch, a row that hit its stop string is padded while the others go on: that padding is not output."""
+    (free,) = backend.generate([chat("f", "tell me", max_new_tokens=16, ignore_eos=True)])
+    stop = (free.text[2:5],)
+    reqs = [
+        chat("early", "tell me", max_new_tokens=16, stop=stop),
+        chat("other", "go on and on", max_new_tokens=16, stop=stop),
+    ]
+    batched = {c.request_id: c for c in backend.generate(reqs, concurrency=2)}
+    single = {c.request_id: c for r in reqs for c in backend.generate([r], concurrency=1)}
+    for rid in ("early", "other"):
+        assert batched[rid].text == single[rid].text
+        assert batched[rid].output_tokens == single[rid].output_tokens
+    assert batched["early"].output_tokens is not None and batched["early"].output_tokens < 16
+    assert len(batched["early"].itl_ms) == batched["early"].output_tokens - 1

@@ -66,6 +66,15 @@ def test_load_reports_engine_facts(engine: tuple[VLLMBackend, BackendInfo], tiny
     assert info.attention_backend  # the engine's own choice (CPU_ATTN on CPU)
     assert info.weights_bytes == (tiny_model_path / "model.safetensors").stat().st_size
     assert info.dtype in {"bfloat16", "float16", "float32"}
+    # KV cache capacity from the engine's own block count: 2 (K, V) x 2 layers x 2 KV heads x 64 x element size
+    element = {"bfloat16": 2, "float16": 2, "float32": 4}[info.dtype]
+    assert info.extra["kv_cache_bytes_per_token"] == 2 * 2 * 2 * 64 * element
+    assert (
+        info.extra["preallocates_memory"] is False
+    )  # the CPU engine: VLLM_CPU_KVCACHE_SPACE, not a GPU share
+    kv_bytes = info.extra["kv_cache_bytes"]
+    assert kv_bytes == info.extra["kv_cache_tokens"] * info.extra["kv_cache_bytes_per_token"]
+    assert 0.5 * 2**30 <= kv_bytes <= 2**30  # VLLM_CPU_KVCACHE_SPACE=1 (GiB)
 
 
 def test_generates_chat_text_and_token_ids_with_per_token_timings(
@@ -172,7 +181,10 @@ def test_close_frees_the_engine_so_another_can_load(
     second = VLLMBackend(config, str(tiny_model_path))
     try:
         info = second.load()
-        assert info.max_batch_size == 4 and info.weights_bytes is None
+        assert info.max_batch_size == 4
+        # no weight files to measure: the architecture's parameters at the run's dtype (float32 here)
+        on_disk = (tiny_model_path / "model.safetensors").stat().st_size
+        assert info.weights_bytes is not None and abs(info.weights_bytes - on_disk) < 0.01 * on_disk
         (c,) = second.generate([GenerationRequest("after", FIXED, prompt_token_ids=(1, 2, 3))])
         assert c.error is None and c.output_tokens == 8
     finally:

@@ -260,3 +260,34 @@ def test_samples_feed_the_default_prompt_template(tokenizer: Any) -> None:
     (s,) = needle({"lengths": [1024]}, make_ctx(tokenizer))
     assert isinstance(s, Sample) and s.fields["prompt"].endswith(s.fields["question"])
     assert s.fields["context"] in s.fields["prompt"]
+
+
+def test_the_tasks_own_system_prompt_is_measured(tokenizer: Any) -> None:
+    """A suite that sets `prompt.system` on the task (not in the dataset options) still lands on target."""
+    from llmbench.config import PromptSpec
+
+    system = "You are a meticulous archivist. Answer with the exact value only."
+    ctx = make_ctx(tokenizer)
+    ctx.prompt = PromptSpec(system=system, template="{{ prompt }}")
+    (s,) = needle({"lengths": [1500]}, ctx)
+    assert 1500 - FIT_TOLERANCE <= chat_tokens(tokenizer, s.fields["prompt"], system) + 32 <= 1500
+
+
+@pytest.mark.parametrize(
+    ("prompt", "options", "message"),
+    [
+        ({"template": "Read this: {{ prompt }}"}, {}, "must be template"),
+        ({"few_shot": [{"user": "q", "assistant": "a"}]}, {}, "no few_shot"),
+        ({"mode": "completion"}, {"chat": True}, "prompt.mode is completion"),
+        ({"system": "one"}, {"system": "another"}, "system differs"),
+    ],
+)
+def test_a_task_prompt_the_generator_cannot_measure_is_refused(
+    tokenizer: Any, prompt: dict[str, Any], options: dict[str, Any], message: str
+) -> None:
+    from llmbench.config import PromptSpec
+
+    ctx = make_ctx(tokenizer)
+    ctx.prompt = PromptSpec(**({"template": "{{ prompt }}"} | prompt))
+    with pytest.raises(ConfigError, match=message):
+        needle({"lengths": [1024]} | options, ctx)

@@ -81,6 +81,7 @@ def test_ctrl_c_saves_work_and_says_how_to_resume(tmp_path: Path) -> None:
     assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
     saved = journal.read_bytes().count(b'"request_id"')
     assert saved >= 1
-    r = llmbench(*ARGS, "--output", str(out), "--resume")
+    r = llmbench(*ARGS, "--output", str(out))  # the same named run again: it continues, no --resume needed
     assert r.returncode == 0, r.stderr
+    assert f"{saved} finished samples" in r.stderr + r.stdout
     assert len(json.loads(out.read_text())["samples"]) == 24

@@ -1,9 +1,15 @@
-"""The HTML report opened in real headless Chromium, offline: the DOM it builds holds every plot and table."""
+"""The HTML report opened in real headless Chromium, offline: the DOM it builds holds every plot and table.
+
+Without Chromium the tests skip on a developer's machine and fail in CI (where `CI` is set), so a CI image
+that lost its browser cannot pass them silently.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -35,6 +41,16 @@ def _chromium() -> str | None:
         ),
         None,
     )
+
+
+def _require_chromium() -> str:
+    binary = _chromium()
+    if binary is None:
+        message = f"Chromium is not installed (install it with: {INSTALL_HINT})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI is set, so this test must run")
+        pytest.skip(message)
+    return binary
 
 
 class _Elements(HTMLParser):
@@ -87,9 +103,7 @@ def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_chromium_renders_every_plot_and_table(report_file: Path, tmp_path: Path) -> None:
-    binary = _chromium()
-    if binary is None:
-        pytest.skip(f"Chromium is not installed (CI installs it with: {INSTALL_HINT})")
+    binary = _require_chromium()
     done = _run_chromium(binary, tmp_path, "--dump-dom", report_file.as_uri())
     assert done.returncode == 0, done.stderr[-2000:]
     parser = _Elements()
@@ -104,9 +118,7 @@ def test_chromium_renders_every_plot_and_table(report_file: Path, tmp_path: Path
 
 
 def test_chromium_screenshot_of_the_report_is_drawn(report_file: Path, tmp_path: Path) -> None:
-    binary = _chromium()
-    if binary is None:
-        pytest.skip(f"Chromium is not installed (CI installs it with: {INSTALL_HINT})")
+    binary = _require_chromium()
     shot = tmp_path / "report.png"
     done = _run_chromium(
         binary, tmp_path, "--window-size=1280,4000", f"--screenshot={shot}", report_file.as_uri()
@@ -115,3 +127,13 @@ def test_chromium_screenshot_of_the_report_is_drawn(report_file: Path, tmp_path:
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 100_000  # a page of tables and plots; a blank page of this size is ~25 kB
+
+
+def test_a_missing_chromium_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "_chromium", lambda: None)
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        _require_chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        _require_chromium()

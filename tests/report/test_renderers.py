@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from llmbench.compare import Comparison, build_comparison
+from llmbench.errors import UserInputError
 from llmbench.history import load_history, metric_trend, print_history
 from llmbench.report import print_comparison, render_csv, render_html, render_json, render_markdown
 from llmbench.results import RunResult, write_results
@@ -31,7 +32,7 @@ def _runs() -> list[RunResult]:
             {"gsm8k": improved},
             longctx=lc,
             perf=performance(sweep=True, ttft_ms=70, seed=1),
-            task_fingerprints={"gsm8k": {**FINGERPRINT, "chat_template": "c-other"}},
+            task_fingerprints={"gsm8k": {**FINGERPRINT, "prompt_template": "t-other"}},
         ),
         make_run(
             MODELS[2], {"gsm8k": verdicts(120, 0.4, seed=3)}, perf=performance(peak_vram_mib=None, seed=2)
@@ -49,8 +50,35 @@ def test_markdown_shows_every_model_and_marks_fingerprints(comparison: Compariso
     header = next(line for line in text.splitlines() if line.startswith("| suite/task"))
     assert all(m in header for m in MODELS)
     assert "mcnemar)*" in text  # qwen's paired improvement on gsm8k is significant
-    assert "[^1]" in text and "chat_template differs" in text
+    assert "[^1]" in text and "prompt_template differs" in text
     assert "## Accuracy per cost" in text and "ttft_ms p50 vs input_tokens" in text
+
+
+def test_markdown_and_csv_carry_the_accuracy_per_cost_table(comparison: Comparison) -> None:
+    lines = render_markdown(comparison).splitlines()
+    start = lines.index("## Accuracy per cost")
+    table = [line for line in lines[start + 1 :] if line.startswith("|")][: 2 + len(MODELS)]
+    assert (
+        table[0]
+        == "| model | suite score | J / output token | peak VRAM MiB | TTFT p50 ms | J / correct answer |"
+    )
+    assert [row.split(" | ")[0].lstrip("| ") for row in table[2:]] == list(MODELS)
+    phi = table[2 + MODELS.index("phi-3-mini")].split(" | ")
+    assert phi[3] == "-"  # phi-3-mini has no peak VRAM figure: shown as unknown, not 0
+    cost = [r for r in csv.DictReader(io.StringIO(render_csv(comparison))) if r["section"] == "cost"]
+    by_model = {(r["column"], r["metric"]): float(r["value"]) for r in cost}
+    for j, model in enumerate(MODELS):
+        assert by_model[(model, "suite_score")] == pytest.approx(comparison.cost[j].suite_score)
+        assert by_model[(model, "joules_per_correct")] == pytest.approx(comparison.cost[j].joules_per_correct)
+    assert (MODELS[2], "peak_vram_mib") not in by_model
+
+
+def test_markdown_says_whether_a_significant_delta_is_better_or_worse(comparison: Comparison) -> None:
+    line = next(
+        x for x in render_markdown(comparison).splitlines() if x.startswith("| math/gsm8k | accuracy")
+    )
+    qwen, phi = line.rstrip(" |").split(" | ")[3:5]
+    assert qwen.endswith("mcnemar)* better") and phi.endswith("mcnemar)* worse")
 
 
 def test_csv_has_one_line_per_cell_for_every_model(comparison: Comparison) -> None:
@@ -58,7 +86,7 @@ def test_csv_has_one_line_per_cell_for_every_model(comparison: Comparison) -> No
     assert {r["column"] for r in rows} == set(MODELS)
     gsm = {r["column"]: r for r in rows if r["task"] == "gsm8k" and r["metric"] == "accuracy"}
     assert gsm[MODELS[1]]["test"] == "mcnemar" and gsm[MODELS[1]]["significant"] == "True"
-    assert gsm[MODELS[1]]["fingerprint_diff"] == "chat_template"
+    assert gsm[MODELS[1]]["fingerprint_diff"] == "prompt_template"
     assert float(gsm[MODELS[0]]["value"]) == pytest.approx(comparison.rows[0].cells[0].value)  # type: ignore[union-attr]
     assert any(r["section"] == "sweep" for r in rows) and any(r["section"] == "cost" for r in rows)
 
@@ -68,7 +96,7 @@ def test_json_is_strict_and_has_every_model(comparison: Comparison) -> None:
     data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert [c["label"] for c in data["columns"]] == list(MODELS)
     assert data["baseline"] == MODELS[0] and data["baseline_named"] is False
-    assert any("chat_template differs" in w for w in data["fingerprint_warnings"])
+    assert any("prompt_template differs" in w for w in data["fingerprint_warnings"])
 
 
 def test_terminal_table_shows_every_model_and_footnotes(comparison: Comparison) -> None:
@@ -76,7 +104,7 @@ def test_terminal_table_shows_every_model_and_footnotes(comparison: Comparison) 
     print_comparison(comparison, console)
     text = console.export_text()
     assert all(m in text for m in MODELS)
-    assert "[1] math/gsm8k: produced with different fingerprints (chat_template differs)" in text
+    assert "[1] math/gsm8k: produced with different fingerprints (prompt_template differs)" in text
     assert "▲" in text  # the significant improvement is marked
 
 
@@ -117,8 +145,11 @@ def test_history_orders_runs_by_date_and_skips_bad_files(tmp_path: Path) -> None
     runs = load_history(tmp_path, skipped=skipped)
     assert [r.created_at[:10] for r in runs] == ["2026-11-01", "2026-11-02", "2026-11-03"]
     assert len(skipped) == 1 and "notes.json" in skipped[0]
-    trend = metric_trend(runs, "gsm8k/accuracy")
-    assert [p.value.value for p in trend if p.value] == [r.tasks[0].metrics["accuracy"].value for r in runs]
+    for path in ("gsm8k.accuracy", "gsm8k/accuracy"):
+        trend = metric_trend(runs, path)
+        assert [p.value.value for p in trend if p.value] == [
+            r.tasks[0].metrics["accuracy"].value for r in runs
+        ]
     assert metric_trend(runs, "performance.ttft_ms.p50")[0].value is not None
     assert metric_trend(runs, "missing_task")[0].value is None
     plot = tmp_path / "trend.svg"
@@ -126,3 +157,15 @@ def test_history_orders_runs_by_date_and_skips_bad_files(tmp_path: Path) -> None
     print_history(tmp_path, metric="gsm8k", plot=plot, console=console)
     assert "2026-11-01" in console.export_text()
     assert plot.read_text().startswith('<svg id="plot-history"')
+
+
+def test_history_of_a_metric_no_run_has_is_a_user_error(tmp_path: Path) -> None:
+    write_results(make_run("llama3-8b", {"gsm8k": verdicts(20, 0.5, seed=1)}), tmp_path / "run.json")
+    console = Console(record=True, width=200, color_system=None)
+    with pytest.raises(UserInputError, match=r"no run in .* has the metric 'gsm8k\.acc'") as raised:
+        print_history(tmp_path, metric="gsm8k.acc", plot=None, console=console)
+    assert raised.value.hint is not None and "gsm8k.accuracy" in raised.value.hint
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserInputError, match="no results files"):
+        print_history(empty, metric=None, plot=None, console=console)

@@ -94,7 +94,9 @@ def test_humaneval_outputs_are_judged(
     assert score.status == status, score.details
     assert score.value == float(status == "correct") and score.metrics["syntax_error"] == syntax_error
     if status in ("correct", "wrong", "timeout"):
-        assert score.details["isolation"] in ("namespaces", "uid", "rlimits")
+        level = score.details["isolation"]
+        assert level in ("namespaces", "uid", "rlimits")
+        assert score.metrics[f"isolation_{level}"] == 1.0
 
 
 def test_timeout_is_counted_separately(scorer: CodeScorer) -> None:
@@ -157,6 +159,31 @@ def test_aggregate_gives_pass_at_k_up_to_the_outputs_per_problem() -> None:
     assert set(agg) == {"pass@1", "pass@2", "syntax_error_rate", "timeout_rate"}  # 5 > 3 outputs per problem
     assert agg["pass@1"] == pytest.approx([1 / 3, 0.0]) and agg["pass@2"] == pytest.approx([2 / 3, 0.0])
     assert agg["syntax_error_rate"] == pytest.approx([0.0, 1 / 3])
+    scorer.close()
+
+
+def test_aggregate_names_every_isolation_level_the_task_ran_at() -> None:
+    """A task run (or resumed) partly with weaker isolation says so in its metrics, with the share."""
+    scorer = CodeScorer()
+
+    def out(sid: str, i: int, level: str | None) -> ScoredOutput:
+        metrics = {"syntax_error": float(level is None), "timeout": 0.0}
+        if level:
+            metrics[f"isolation_{level}"] = 1.0
+        return ScoredOutput(sid, i, Score(0.0, "wrong" if level else "unparsed", metrics))
+
+    outputs = [
+        out("a", 0, "namespaces"),
+        out("a", 1, "rlimits"),
+        out("b", 0, "namespaces"),
+        out("b", 1, None),
+    ]
+    outputs += [out("c", 0, None)]  # never ran: counts for neither level
+    agg = scorer.aggregate(outputs)
+    assert agg["isolation_namespaces"] == pytest.approx([0.5, 1.0])
+    assert agg["isolation_rlimits"] == pytest.approx([0.5, 0.0])
+    assert "isolation_uid" not in agg
+    assert "isolation_namespaces" not in scorer.aggregate([out("c", 0, None)])
     scorer.close()
 
 

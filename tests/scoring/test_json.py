@@ -126,14 +126,120 @@ def test_the_json_scorer_is_registered_by_name() -> None:
 
 def test_a_correct_object_scores_full_marks_in_any_wrapping() -> None:
     s = JsonScorer()
-    body = json.dumps(variant(name="ana lima", extra_field="allowed by the schema"))
+    body = json.dumps(variant(name="ana lima"))
     for output in (body, f"```json\n{body}\n```", f"Here you go: {body} - done."):
         score = s.score(sample(), output)
         assert (score.status, score.value, score.metrics) == (
             "correct",
             1.0,
-            {"parsed": 1.0, "schema_valid": 1.0, "field_accuracy": 1.0},
+            {
+                "parsed": 1.0,
+                "schema_valid": 1.0,
+                "field_accuracy": 1.0,
+                "field_precision": 1.0,
+                "field_f1": 1.0,
+            },
         )
+
+
+def test_invented_fields_lower_precision_and_f1_but_not_recall() -> None:
+    score = JsonScorer().score(sample(), json.dumps(variant(nickname="Aninha", tags=["a", "b", "c"])))
+    assert score.status == "correct"  # the schema allows extra fields; require_exact would refuse them
+    assert score.metrics["field_accuracy"] == 1.0
+    assert score.metrics["field_precision"] == pytest.approx(7 / 9)
+    assert score.metrics["field_f1"] == pytest.approx(2 * (7 / 9) / (1 + 7 / 9))
+    assert score.details["extra_fields"] == ["$.tags[2]", "$.nickname"]
+
+
+def test_a_wrong_value_costs_both_precision_and_recall() -> None:
+    score = JsonScorer().score(sample(), json.dumps(variant(age=31)))
+    assert score.metrics["field_accuracy"] == pytest.approx(6 / 7)
+    assert score.metrics["field_precision"] == pytest.approx(6 / 7)
+    assert score.details["wrong_fields"] == score.details["extra_fields"] == ["$.age"]
+
+
+def test_a_json_value_of_another_shape_scores_zero_fields() -> None:
+    score = JsonScorer().score(sample(schema=None), '["Ana Lima", 30]')
+    assert (score.status, score.metrics["field_accuracy"], score.metrics["field_precision"]) == (
+        "wrong",
+        0.0,
+        0.0,
+    )
+    assert score.metrics["field_f1"] == 0.0
+
+
+def test_unparsed_outputs_report_every_field_metric_as_zero() -> None:
+    score = JsonScorer().score(sample(), "no json")
+    assert score.metrics == dict.fromkeys(
+        ("parsed", "schema_valid", "field_accuracy", "field_precision", "field_f1"), 0.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("tags", "unordered", "status", "recall", "precision"),
+    [
+        (["b", "a"], True, "correct", 1.0, 1.0),
+        (["b", "a"], False, "wrong", 5 / 7, 5 / 7),
+        (["B ", "a", "c"], True, "correct", 1.0, 7 / 8),
+        (["a", "a"], True, "wrong", 6 / 7, 6 / 7),  # a multiset: one "a" cannot stand for "b"
+        (["b"], True, "wrong", 6 / 7, 1.0),
+        ([], True, "wrong", 5 / 7, 5 / 6),
+        ("a, b", True, "wrong", 5 / 7, 5 / 6),
+    ],
+)
+def test_unordered_arrays_compare_items_as_multisets(
+    tags: Any, unordered: bool, status: str, recall: float, precision: float
+) -> None:
+    score = JsonScorer(unordered_arrays=unordered).score(sample(schema=None), json.dumps(variant(tags=tags)))
+    assert score.status == status
+    assert score.metrics["field_accuracy"] == pytest.approx(recall)
+    assert score.metrics["field_precision"] == pytest.approx(precision)
+
+
+NESTED = {
+    "steps": ["mix", "bake"],
+    "items": [{"name": "x", "labels": ["p", "q"]}, {"name": "y", "labels": ["r"]}],
+}
+
+
+def test_unordered_arrays_by_path_leave_the_other_arrays_ordered() -> None:
+    reordered = {
+        "steps": ["mix", "bake"],
+        "items": [{"name": "y", "labels": ["r"]}, {"name": "x", "labels": ["q", "p"]}],
+    }
+    paths = ["$.items", "$.items[*].labels"]
+    assert JsonScorer(unordered_arrays=paths).score(sample(None, NESTED), json.dumps(reordered)).status == (
+        "correct"
+    )
+    assert JsonScorer(unordered_arrays=["$.items"]).score(
+        sample(None, NESTED), json.dumps(reordered)
+    ).status == ("wrong")
+    swapped_steps = {**NESTED, "steps": ["bake", "mix"]}
+    score = JsonScorer(unordered_arrays=paths).score(sample(None, NESTED), json.dumps(swapped_steps))
+    assert score.status == "wrong" and score.details["wrong_fields"] == ["$.steps[0]", "$.steps[1]"]
+
+
+def test_unordered_objects_that_differ_in_one_field_still_pair_for_partial_credit() -> None:
+    output = {
+        "steps": ["mix", "bake"],
+        "items": [{"name": "y", "labels": ["r"]}, {"name": "x", "labels": ["p", "z"]}],
+    }
+    score = JsonScorer(unordered_arrays=True).score(sample(None, NESTED), json.dumps(output))
+    assert score.status == "wrong"
+    assert score.details["wrong_fields"] == ["$.items[0].labels[1]"]
+    assert score.metrics["field_accuracy"] == pytest.approx(6 / 7)
+
+
+def test_require_exact_with_unordered_arrays_accepts_a_permutation_only() -> None:
+    s = JsonScorer(require_exact=True, unordered_arrays=True)
+    assert s.score(sample(), json.dumps(variant(tags=["b", "a"]))).status == "correct"
+    assert s.score(sample(), json.dumps(variant(tags=["b", "a", "a"]))).status == "wrong"
+
+
+def test_a_huge_unordered_output_is_still_scored() -> None:
+    big = variant(tags=[*(["filler"] * 200_000), "b", "a"])
+    score = JsonScorer(unordered_arrays=True).score(sample(), json.dumps(big))
+    assert score.status == "correct" and score.metrics["field_precision"] < 0.001
 
 
 def test_a_wrong_field_lowers_field_accuracy_and_is_named() -> None:
@@ -227,7 +333,17 @@ def test_without_a_schema_any_json_is_valid() -> None:
     assert (score.status, score.metrics["schema_valid"]) == ("correct", 1.0)
 
 
-@pytest.mark.parametrize("options", [{"require_exact": "yes"}, {"strict_json_only": 1}, {"mode": "x"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"require_exact": "yes"},
+        {"strict_json_only": 1},
+        {"mode": "x"},
+        {"unordered_arrays": "yes"},
+        {"unordered_arrays": ["tags"]},
+        {"unordered_arrays": "$.tags"},
+    ],
+)
 def test_bad_options_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(TypeError):
         JsonScorer(**options)

@@ -112,6 +112,62 @@ def test_a_short_wrong_answer_in_another_script_does_not_match_the_language() ->
     assert not verdict and "short" in reason
 
 
+@pytest.mark.parametrize(
+    ("language", "answers", "output"),
+    [
+        ("fr", ["Rome"], "It is Rome."),
+        ("fr", ["Rome"], "C'est Rome."),  # French, but four Latin letters cannot show it
+        ("de", ["Rom"], "It's Rom!"),
+        ("es", ["42"], "Is 42"),
+    ],
+)
+def test_a_short_latin_remainder_is_undetermined_and_never_counts_as_a_match(
+    language: str, answers: list[str], output: str
+) -> None:
+    score = LanguageScorer().score(sample(language, answers), output)
+    assert (score.value, score.status) == (1.0, "correct")  # judged on the answer alone
+    assert score.metrics == {"correct": 1.0, "language_undetermined": 1.0}  # no language_match either way
+    assert score.details["language_verdict"] == "undetermined"
+
+
+def test_the_short_text_rule_reports_latin_script_as_undetermined() -> None:
+    assert language_verdict("It is .", "fr") == (None, "short text, Latin script: undetermined")
+    assert matches_language(
+        "It is .", "fr"
+    )  # instruction checks give whole responses the benefit of the doubt
+
+
+@pytest.mark.parametrize(
+    ("language", "answers", "output"),
+    [
+        ("ru", ["Париж"], "Это Париж."),
+        ("zh", ["北京"], "是北京。"),
+        ("ja", ["東京"], "東京です"),
+        ("ar", ["القاهرة"], "إنها القاهرة"),
+        ("fr", ["Rome"], "Rome."),  # nothing but the answer: no letters left to judge
+    ],
+)
+def test_short_answers_in_a_distinctive_script_are_still_judged_by_script(
+    language: str, answers: list[str], output: str
+) -> None:
+    score = LanguageScorer().score(sample(language, answers), output)
+    assert (score.value, score.status) == (1.0, "correct"), score.details
+    assert (score.metrics["language_match"], score.metrics["language_undetermined"]) == (1.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("language", "output"), [("ru", "It is Париж"), ("zh", "It is 北京"), ("fr", "это Rome")]
+)
+def test_a_short_remainder_in_another_script_is_a_mismatch(language: str, output: str) -> None:
+    score = LanguageScorer().score(sample(language, ["Париж", "北京", "Rome"]), output)
+    assert (score.value, score.metrics["language_match"], score.metrics["language_undetermined"]) == (
+        0.0,
+        0.0,
+        0.0,
+    )
+    assert score.details["language_verdict"] == "mismatch"
+
+
 def test_hostile_outputs_are_scored_without_crashing() -> None:
     scorer = LanguageScorer()
     s = sample("ar", ["القاهرة", "Cairo"])
@@ -150,4 +206,8 @@ def test_every_builtin_reference_is_detected_as_its_language_and_scores_full_mar
         reference = scorer.reference_output(s)
         assert (s.id, detect_language(reference)) == (s.id, s.fields["language"])
         score = scorer.score(s, reference)
-        assert (s.id, score.value, score.metrics) == (s.id, 1.0, {"correct": 1.0, "language_match": 1.0})
+        assert (s.id, score.value, score.metrics) == (
+            s.id,
+            1.0,
+            {"correct": 1.0, "language_match": 1.0, "language_undetermined": 0.0},
+        )

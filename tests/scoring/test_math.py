@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -59,6 +60,24 @@ def suite_samples(task: str) -> list[Sample]:
         ("#### 9\nbut \\boxed{8}", "boxed", ("8", "boxed")),
         ("#### 9 but 7", "last_number", ("7", "last_number")),
         ("the answer is 5", "boxed", None),
+        ("The answer is therefore 42.", "auto", ("42", "answer_phrase")),
+        ("The answer is: Janet has 18 dollars left", "auto", ("18", "answer_phrase")),
+        (
+            "Final Answer: The final answer is $\\frac34$. I hope it is correct.",
+            "auto",
+            ("\\frac34", "answer_phrase"),
+        ),
+        ("So the answer is $\\frac{3}{4}$ of the pie.", "auto", ("\\frac{3}{4}", "answer_phrase")),
+        ("The answer is 18 apples.", "auto", ("18", "answer_phrase")),
+        ("The answer is 18 dollars.", "auto", ("18 dollars", "answer_phrase")),
+        ("The answer is 3 million.", "auto", ("3 million", "answer_phrase")),
+        ("The answer is clearly 3 million.", "auto", ("3 million", "answer_phrase")),
+        ("The answer is 2 pi", "auto", ("2 pi", "answer_phrase")),
+        ("The answer is \\sin(x) + 2", "auto", ("\\sin(x) + 2", "answer_phrase")),
+        ("The answer is Monday.", "auto", ("Monday", "answer_phrase")),
+        ("The answer is 7. Later: the final answer is 8.", "auto", ("8", "answer_phrase")),
+        ("#### The total is 72", "auto", ("72", "hash")),
+        ("Answer: she needs 5 more boxes", "auto", ("5", "answer_label")),
         ("no numbers at all", "auto", None),
         ("", "auto", None),
     ],
@@ -86,6 +105,18 @@ def test_extract_answer_finds_the_final_answer(
         ("1{,}000", Fraction(1000)),
         ("x = 4", Fraction(4)),
         ("€7", Fraction(7)),
+        ("3 million", Fraction(3_000_000)),
+        ("2.5 billion dollars", Fraction(2_500_000_000)),
+        ("3\\text{ million}", Fraction(3_000_000)),
+        ("60 miles per hour", Fraction(60)),
+        ("5 square units", Fraction(5)),
+        ("7 lbs.", Fraction(7)),
+        ("2 pi", None),
+        ("2\\pi", None),
+        ("2i", None),
+        ("2 m", None),
+        ("18 apples", None),
+        ("4 x", None),
         ("2\\sqrt{3}", None),
         ("1/0", None),
         ("3 and 4", None),
@@ -127,6 +158,12 @@ def test_the_math_scorer_is_registered_by_name() -> None:
         ("\\boxed{x^2 - x - 6}", "\\boxed{(x+2)(x-3)}"),
         ("\\boxed{25\\pi}", "Answer: $25 \\pi$"),
         ("\\boxed{\\left(2, \\frac{\\pi}{3}\\right)}", "\\boxed{(2,\\pi/3)}"),
+        ("\\boxed{\\frac{3}{4}}", "Final Answer: The final answer is $\\frac34$. I hope it is correct."),
+        ("#### 42", "The answer is therefore 42."),
+        ("#### 18", "The answer is: Janet has 18 dollars left"),
+        ("#### 3000000", "The answer is 3 million."),
+        ("#### 3,000,000", "The answer is $3\\text{ million}$."),
+        ("\\boxed{2\\pi}", "The answer is $2\\pi$."),
     ],
 )
 def test_equivalent_answers_are_correct(scorer: MathScorer, reference: str, output: str) -> None:
@@ -142,6 +179,12 @@ def test_equivalent_answers_are_correct(scorer: MathScorer, reference: str, outp
         ("\\boxed{\\frac{17}{12}}", "\\boxed{\\frac{12}{17}}"),
         ("\\boxed{2 + \\sqrt{3}}", "\\boxed{2 - \\sqrt{3}}"),
         ("\\boxed{x^2 - x - 6}", "\\boxed{x^2 + x - 6}"),
+        ("#### 2", "The answer is 2 pi"),
+        ("#### 2", "The answer is $2\\pi$."),
+        ("#### 2", "The answer is 2i"),
+        ("#### 3", "The answer is 3 million"),
+        ("#### 43", "The answer is therefore 42."),
+        ("\\boxed{\\frac{3}{4}}", "Final Answer: The final answer is $\\frac43$. I hope it is correct."),
     ],
 )
 def test_different_answers_are_wrong(scorer: MathScorer, reference: str, output: str) -> None:
@@ -165,6 +208,22 @@ def test_outputs_without_an_answer_are_unparsed(scorer: MathScorer, output: str)
 def test_a_huge_output_is_scored_by_its_final_answer(scorer: MathScorer) -> None:
     output = "Let me think. " * 80_000 + "1 2 3 " * 20_000 + "\nThe answer is 17."
     assert scorer.score(sample("#### 17"), output).status == "correct"
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "the answer is " * 100_000 + "17",
+        "The answer is \\(" * 100_000 + " so 17",
+        "The answer is clearly " + "\\boxed{" * 100_000 + "17",
+        "The answer is clearly " + "$ " * 100_000 + "17",
+    ],
+)
+def test_hostile_repetitions_of_markers_are_scored_in_linear_time(scorer: MathScorer, output: str) -> None:
+    started = time.perf_counter()
+    score = scorer.score(sample("#### 17"), output)
+    assert (score.status, score.details["extracted"]) == ("correct", "17")
+    assert time.perf_counter() - started < 5
 
 
 def test_an_overlong_answer_is_wrong_without_reaching_sympy(scorer: MathScorer) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +62,22 @@ def test_programs_can_import_the_standard_library_and_installed_packages(pool: S
     assert r.status == "passed" and r.stdout == "2\n", r.stderr
 
 
+def test_standard_library_code_that_looks_at_its_callers_still_runs(pool: SandboxPool) -> None:
+    """The guard refuses frames; namedtuple, typing, enum, logging and warnings fall back without them."""
+    program = (
+        "import collections, dataclasses, enum, logging, typing, warnings\n"
+        "P = collections.namedtuple('P', 'x y')\nT = typing.TypeVar('T')\nE = enum.Enum('E', 'A B')\n"
+        "class Q(typing.NamedTuple):\n    a: int\n"
+        "@dataclasses.dataclass\nclass D:\n    x: int = 1\n"
+        "logging.warning('logged')\nwarnings.warn('warned')\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    assert e.__traceback__.tb_lineno == 13\n"
+        "print(P(1, 2), Q(3), E.A, D())"
+    )
+    r = pool.run(program, FAST)
+    assert r.status == "passed", r.stderr
+    assert r.stdout == "P(x=1, y=2) Q(a=3) E.A D(x=1)\n" and "logged" in r.stderr and "warned" in r.stderr
+
+
 def test_run_many_keeps_the_programs_order_and_per_program_limits() -> None:
     programs = [f"print({i})" for i in range(6)] + ["import time\ntime.sleep(30)"]
     limits = [FAST] * 6 + [SandboxLimits(timeout_s=0.3)]
@@ -96,3 +115,23 @@ def test_namespaces_give_the_program_its_own_pids_network_and_empty_tmp() -> Non
     r = run(program, FAST)
     assert r.status == "passed", r.stderr
     assert r.stdout == "1 [] [(1, 'lo')]\n"
+
+
+def test_the_fork_server_imports_only_the_standard_library() -> None:
+    """The server runs as a script with `python -I`: the llmbench package is not importable there."""
+    scoring = Path(__file__).resolve().parents[2] / "llmbench" / "scoring"
+    for name in ("sandbox_server.py", "sandbox_confine.py"):
+        tree = ast.parse((scoring / name).read_text())
+        typing_only = {
+            id(node)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+            for node in ast.walk(ast.Module(body=block.body, type_ignores=[]))
+        }
+        imported = {
+            alias.name if isinstance(node, ast.Import) else node.module or ""
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in typing_only
+            for alias in node.names
+        }
+        assert {m.split(".")[0] for m in imported} <= set(sys.stdlib_module_names) | {"__future__"}, name

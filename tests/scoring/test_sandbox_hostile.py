@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,6 +160,69 @@ def test_closing_stdout_and_the_marker_pipe_is_not_a_pass(pool: SandboxPool) -> 
     )
 
 
+def test_flooding_the_completion_pipe_is_cut_off_at_once(pool: SandboxPool) -> None:
+    program = "import os\nfor fd in range(3, 64):\n    try:\n        while True:\n            os.write(fd, b'1' * 65536)\n    except OSError:\n        pass"
+    result = run_hostile(pool, program, SandboxLimits(timeout_s=20))
+    assert result.status == "failed" and "completion pipe" in result.reason, result
+    assert result.duration_ms < 10_000
+
+
+# Each finds a 32-character hex bytes value (the completion marker) in the sandbox's own frames, writes it
+# to every descriptor and exits 0; the sandbox must neither let it reach those frames nor count it a pass.
+FORGE = """
+import os, sys
+def steal(frame):
+    while frame is not None:
+        for value in list(frame.f_locals.values()):
+            if isinstance(value, list) and value:
+                value = value[0]
+            if isinstance(value, bytes) and len(value) == 32:
+                for fd in range(3, 64):
+                    try:
+                        os.write(fd, value)
+                    except OSError:
+                        pass
+                os._exit(0)
+        frame = frame.f_back
+"""
+FRAME_ROUTES = {
+    "sys._getframe": "steal(sys._getframe(1))",
+    "inspect": "import inspect\nsteal(inspect.currentframe())",
+    "traceback": "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    steal(e.__traceback__.tb_frame)",
+    "generator": "def g():\n    steal(me.gi_frame)\n    yield\nme = g()\nnext(me)",
+    "threads": "for f in sys._current_frames().values():\n    steal(f)",
+    "tracing": "sys.settrace(lambda f, *a: steal(f))\n(lambda: 0)()",
+    "gc": "import gc\nfor o in gc.get_objects():\n    if type(o).__name__ == 'frame':\n        steal(o)",
+}
+
+
+@pytest.mark.parametrize("route", FRAME_ROUTES)
+def test_reading_the_sandbox_frames_to_forge_the_marker_is_refused(pool: SandboxPool, route: str) -> None:
+    result = run_hostile(pool, FORGE + FRAME_ROUTES[route] + "\nraise SystemExit(1)")
+    assert result.status == "failed" and result.exit_code == 1, result
+    assert "not allowed in the sandbox" in result.stderr or "frames are not available" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("attack", "refusal"),
+    [
+        ("import sys, os\nsys.audit('llmbench.sandbox.finished')\nos._exit(0)", "the sandbox's own event"),
+        ("import ctypes\nctypes.string_at(id(0), 8)", "ctypes.string_at is not allowed"),
+        ("import ctypes\nctypes.CDLL(None).getpid()", "ctypes.dlopen is not allowed"),
+        ("open('/proc/self/mem', 'rb')", "open is not allowed"),
+        ("import os\nos.symlink('/proc/self/mem', 'm')\nopen('m', 'rb')", "os.symlink is not allowed"),
+        (
+            "import sys\nseen = []\nsys.addaudithook(lambda e, a: seen.append(e))\nid(0)\nassert seen, 'no hook'",
+            "AssertionError: no hook",
+        ),
+    ],
+)
+def test_the_guard_refuses_its_own_event_raw_memory_and_new_hooks(
+    pool: SandboxPool, attack: str, refusal: str
+) -> None:
+    assert refusal in run_hostile(pool, attack).stderr
+
+
 def test_flooding_stdout_is_cut_off(pool: SandboxPool) -> None:
     result = run_hostile(
         pool, "while True:\n    print('x' * 65536)", SandboxLimits(timeout_s=5, max_output_bytes=1 << 20)
@@ -183,6 +251,7 @@ HUMANEVAL_LIKE = Sample(
         "import builtins, os, sys\nbuiltins.AssertionError = Exception\nos._exit = lambda c: None\n"
         "sys.exit = lambda *a: None\nbuiltins.print = lambda *a, **k: None\ndef add(a, b):\n    return 0",
         "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    return 0",
+        "import os, sys\nf = sys._getframe(1)\nos.write(f.f_locals['done'], f.f_locals['marker'])\nos._exit(0)",
     ],
 )
 def test_completions_that_dodge_the_tests_score_wrong(completion: str) -> None:
@@ -194,3 +263,89 @@ def test_completions_that_dodge_the_tests_score_wrong(completion: str) -> None:
         )  # builtins are fresh again
     finally:
         scorer.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+UNPRIVILEGED_HARNESS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from llmbench.scoring.sandbox import SandboxLimits, SandboxPool
+with open(sys.argv[3] + "/control.txt", "w") as fh:  # the harness's own user may write here
+    fh.write("x")
+with SandboxPool(workers=1) as pool:
+    results = [pool.run(p, SandboxLimits(timeout_s=10, max_processes=16)) for p in json.loads(sys.argv[2])]
+print(json.dumps([[r.status, r.isolation, r.stdout + r.stderr] for r in results]))
+"""
+REMOUNT_AND_WRITE = "umount -l /tmp; mount -o remount,rw /; mount -o remount,bind,rw /; echo x > {target}"
+REMOUNT_BY_SYSCALL = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+print(libc.umount2(b"/tmp", 2), libc.mount(None, b"/", None, 32 | 4096, None), ctypes.get_errno())
+open({target!r}, "w").write("x")
+"""
+
+
+def escape_attempts(targets: list[str]) -> list[str]:
+    """Programs that try to undo the read-only view and write to the host as the harness's user."""
+    programs = []
+    for target in targets:
+        shell = REMOUNT_AND_WRITE.format(target=target)
+        programs += [
+            f"import subprocess\nsubprocess.run({shell!r}, shell=True)",
+            f"import subprocess\nsubprocess.run(['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', {shell!r}])",
+            REMOUNT_BY_SYSCALL.format(target=target),
+            f"open({target!r}, 'w').write('x')",
+        ]
+    return programs
+
+
+def python_that_imports_llmbench(env: dict[str, str], as_user: dict[str, object]) -> str | None:
+    """This interpreter, or the system's when another user may not run this one (e.g. it lives under /root)."""
+    probe = ["-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import llmbench.scoring.sandbox"]
+    system = shutil.which("python3", path=env["PATH"])
+    for exe in dict.fromkeys([sys.executable, sys._base_executable, *([system] if system else [])]):
+        with contextlib.suppress(OSError):
+            if (
+                subprocess.run([exe, *probe], env=env, cwd="/", capture_output=True, **as_user).returncode
+                == 0
+            ):  # type: ignore[call-overload]
+                return exe
+    return None
+
+
+def test_an_unprivileged_harness_keeps_its_programs_off_the_host() -> None:
+    """Without root, the view is built in the harness user's own user namespace: it must still be locked."""
+    as_user: dict[str, object] = {}
+    uid = os.getuid()
+    if os.geteuid() == 0:  # become a user of our own, as most users of shared GPU hosts are
+        uid = 1_450_000_000 + os.getpid()
+        as_user = {"user": uid, "group": uid, "extra_groups": []}
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp"}
+    python = python_that_imports_llmbench(env, as_user)
+    if python is None:
+        pytest.skip(f"no Python interpreter that uid {uid} may run imports llmbench from {ROOT}")
+    if subprocess.run(["unshare", "--user", "--map-root-user", "true"], env=env, **as_user).returncode:  # type: ignore[call-overload]
+        pytest.skip("unprivileged user namespaces are refused on this host")
+    home = tempfile.mkdtemp(prefix="llmbench-unprivileged-", dir="/tmp")
+    os.chown(home, uid, uid)
+    loose = f"/tmp/llmbench-planted-{os.getpid()}.txt"  # /tmp itself is writable by everyone
+    targets = [f"{home}/planted.txt", loose]
+    try:
+        run = subprocess.run(
+            [python, "-c", UNPRIVILEGED_HARNESS, str(ROOT), json.dumps(escape_attempts(targets)), home],
+            env=env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=300,
+            **as_user,  # type: ignore[arg-type]
+        )
+        assert run.returncode == 0, run.stderr
+        results = json.loads(run.stdout)
+        assert os.listdir(home) == ["control.txt"], (os.listdir(home), results)
+        assert not os.path.exists(loose), results
+        assert {isolation for _, isolation, _ in results} == {"namespaces"}, results
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(loose)

@@ -111,6 +111,8 @@ class FakeGpu:
     mig_enabled: bool = False
     mig_devices: list[FakeGpu | None] = field(default_factory=list)  # None: an empty MIG slot
     lost_after_reads: int | None = None  # memory reads after which the GPU "falls off the bus"
+    processes: list[tuple[int, float | None]] = field(default_factory=list)  # (pid, MiB or None: withheld)
+    processes_supported: bool = True
     memory_reads: int = 0
     parent: FakeGpu | None = None
 
@@ -226,6 +228,17 @@ def nvmlDeviceGetMemoryInfo(handle: FakeGpu, version: int | None = None) -> Simp
     used = int(curve[min(k, len(curve) - 1)] * MIB)
     total = int(handle.memory_total_mib * MIB)
     return SimpleNamespace(total=total, free=total - used, used=used)
+
+
+def nvmlDeviceGetComputeRunningProcesses(handle: FakeGpu) -> list[SimpleNamespace]:
+    """Like c_nvmlProcessInfo_t: pid and usedGpuMemory in bytes (None when the driver withholds it)."""
+    _check(handle)
+    if not handle.processes_supported:
+        _raise(NVML_ERROR_NOT_SUPPORTED)
+    return [
+        SimpleNamespace(pid=pid, usedGpuMemory=None if mib is None else int(mib * MIB))
+        for pid, mib in handle.processes
+    ]
 
 
 def nvmlDeviceGetUtilizationRates(handle: FakeGpu) -> SimpleNamespace:

@@ -104,6 +104,60 @@ def test_loaded_mark_separates_weights_from_peak(nvml: ModuleType) -> None:
     assert summary.gpus[0]["marks_mib"] == {"loaded": 15_500.0}
 
 
+def test_before_load_mark_shows_what_others_already_used(nvml: ModuleType) -> None:
+    (gpu,) = fake_pynvml.configure([FakeGpu(uuid="GPU-1", memory_used_mib=[9_000.0])])  # another job
+    sampler = NvmlSampler(hz=200).start()
+    sampler.mark("before_load")
+    gpu.memory_used_mib = [24_500.0]
+    sampler.mark("loaded")
+    summary = sampler.stop()
+    assert summary.vram_before_load_mib == 9_000.0 and summary.vram_after_load_mib == 24_500.0
+
+
+def test_process_memory_counts_this_run_and_its_children_only(nvml: ModuleType) -> None:
+    """Device-wide "used" includes a neighbour's 30 GiB; the run's own figure holds its processes alone."""
+    import os
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # an engine worker, say
+    try:
+        neighbour = 1  # init: never one of ours
+        (gpu,) = fake_pynvml.configure([FakeGpu(uuid="GPU-1", memory_used_mib=[50_000.0])])
+        gpu.processes = [(os.getpid(), 500.0), (child.pid, 15_000.0), (neighbour, 30_000.0)]
+        sampler = NvmlSampler(hz=200).start()
+        reads = gpu.memory_reads
+        wait_until(lambda: gpu.memory_reads >= reads + 3, "3 more memory reads")
+        gpu.processes = [(os.getpid(), 500.0), (child.pid, 19_000.0), (neighbour, 30_000.0)]
+        reads = gpu.memory_reads
+        wait_until(lambda: gpu.memory_reads >= reads + 3, "3 more memory reads")
+        gpu.processes = [(os.getpid(), 500.0), (neighbour, 30_000.0)]  # the worker exited
+        summary = sampler.stop()
+    finally:
+        child.kill()
+        child.wait()
+    assert summary.peak_vram_mib == 50_000.0
+    assert summary.peak_process_vram_mib == 19_500.0
+    assert summary.gpus[0]["peak_process_vram_mib"] == 19_500.0
+
+
+@pytest.mark.parametrize(
+    ("processes", "supported"),
+    [([(1, 30_000.0)], True), ([], False), ([(0, None)], True)],
+    ids=["none-of-ours-listed", "not-supported", "figure-withheld"],
+)
+def test_process_memory_is_unknown_where_nvml_cannot_attribute_it(
+    nvml: ModuleType, processes: list[tuple[int, float | None]], supported: bool
+) -> None:
+    import os
+
+    gpu = FakeGpu(uuid="GPU-1", processes_supported=supported)
+    gpu.processes = [(os.getpid() if pid == 0 else pid, mib) for pid, mib in processes]
+    fake_pynvml.configure([gpu])
+    summary = NvmlSampler(hz=200).start().stop()
+    assert summary.peak_vram_mib is not None
+    assert summary.peak_process_vram_mib is None  # never 0: "unknown" is not "nothing"
+
+
 def test_window_gives_peak_and_energy_of_its_interval_only(nvml: ModuleType) -> None:
     (gpu,) = fake_pynvml.configure([FakeGpu(uuid="GPU-1", memory_used_mib=[2000.0], energy_mj=1_000_000)])
     with NvmlSampler(hz=200) as sampler:

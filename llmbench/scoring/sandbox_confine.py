@@ -1,0 +1,230 @@
+"""How a sandboxed program is confined: namespaces, mounts and capabilities around its process, a guard inside it.
+
+`enter` and `drop_privileges` run in the forked child before the program starts; `guard` is the last
+step before the program's code runs in the same interpreter. Like `sandbox_server`, this module
+imports only the standard library: the fork server loads it from its file, outside the package.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import ctypes
+import os
+import sys
+from typing import Any
+
+FINISHED = "llmbench.sandbox.finished"  # raised by the sandbox once the program returned: writes the marker
+ENDED = "llmbench.sandbox.ended"  # raised by the sandbox once the program raised: no marker, guard off
+MARKER_BYTES = 32  # the marker's length: a completion pipe holding more is a forgery
+_CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
+_NS = 0x00020000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000  # NS UTS IPC USER PID NET
+_MS_FLAGS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE, _MS_MOVE = 1, 32, 4096, 16384, 1 << 18, 8192
+_PR_CAPBSET_DROP, _PR_SET_SECUREBITS, _PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT = 24, 28, 38, 47
+_SECURE_BITS = 0xEF  # NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE, each locked; KEEP_CAPS locked off
+_DENIED_EVENTS = frozenset(
+    {
+        "sys._getframe",
+        "sys._current_frames",
+        "sys._current_exceptions",
+        "sys.settrace",
+        "sys.setprofile",
+        "sys.addaudithook",
+        "gc.get_objects",
+        "gc.get_referrers",
+        "gc.get_referents",
+    }
+)
+_FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
+
+
+def enter(libc: Any, level: str, uid: int, tmp_size_mb: int, expose: list[str]) -> None:
+    """Switch to the program's identity: a locked read-only view, an unused uid, fresh namespaces.
+
+    The view is built in a mount namespace of its own (as root: before dropping to `uid`; otherwise:
+    inside a user namespace of the caller's), then the program's namespaces are entered from a further
+    user namespace. Mounts copied into a namespace owned by another user namespace are locked: the
+    program can neither unmount the tmpfs over `/tmp` nor make a read-only mount writable again.
+    """
+    if level == "rlimits":
+        return
+    root = os.geteuid() == 0
+    if level == "uid":
+        if not root:
+            raise OSError("the 'uid' isolation level needs root")
+        _become(libc, uid)
+        return
+    if root:
+        _unshare(libc, _CLONE_NEWNS)
+        make_private_view(libc, tmp_size_mb, expose)
+        _become(libc, uid)
+    else:
+        _enter_user_namespace(libc, _CLONE_NEWUSER | _CLONE_NEWNS)
+        make_private_view(libc, tmp_size_mb, [])
+    _enter_user_namespace(libc, _NS)
+
+
+def drop_privileges(libc: Any, level: str) -> None:
+    """In the program's process: no capabilities, no way to regain any (exec, setuid files, user namespaces)."""
+    if level == "namespaces":  # root of its user namespace until now
+        with contextlib.suppress(OSError), open("/proc/sys/user/max_user_namespaces", "w") as fh:
+            fh.write("0")  # no nested user namespace (and no capabilities in one), where the kernel allows
+        cap = 0
+        while libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+            cap += 1
+        libc.prctl(_PR_CAP_AMBIENT, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL
+        if libc.prctl(_PR_SET_SECUREBITS, _SECURE_BITS, 0, 0, 0) != 0:
+            raise _os_error("prctl(PR_SET_SECUREBITS)")
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+        if libc.capset(header, (ctypes.c_uint32 * 6)()) != 0:
+            raise _os_error("capset")
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise _os_error("prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def guard(done: int, key: int) -> None:
+    """Make the completion marker, hand it to the server on `key`, and keep it out of the program's reach.
+
+    Call it last before the program runs, from the frame that runs it. The marker then exists only in
+    the closure of an audit hook, which refuses the events that reach frames, the objects of other
+    code, or raw memory (`sys._getframe`, `tb_frame`, `gc.get_objects`, `ctypes`, `/proc/*/mem`, ...).
+    `sys.audit(FINISHED)` from the calling frame writes the marker to `done`; `sys.audit(ENDED)` drops
+    it; both switch the refusals off for the sandbox's own epilogue (printing a traceback needs frames).
+    Everything the hook uses is bound here, so a program that rebinds builtins or this module's globals
+    cannot change what it does.
+    """
+    marker = [os.urandom(MARKER_BYTES // 2).hex().encode()]
+    os.write(key, marker[0])
+    os.close(key)
+    owner = sys._getframe(1)
+    exempt = [0]  # the thread checking a caller right now, or -1 once the guard is off
+    ident, getframe, write, str_type, bytes_type = _thread.get_ident, sys._getframe, os.write, str, bytes
+    denied, frame_attributes = _DENIED_EVENTS, _FRAME_ATTRIBUTES
+    finished, ended = FINISHED, ENDED
+    refuse, refuse_frames = PermissionError, ValueError  # stdlib callers of _getframe fall back on ValueError
+
+    def is_mem(path: Any) -> bool:
+        if type(path) is bytes_type:
+            path = path.decode("utf-8", "replace")
+        return type(path) is str_type and path.rstrip("/").rpartition("/")[2] == "mem"
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if exempt[0] == -1 or exempt[0] == ident():
+            return
+        if event in (finished, ended):
+            exempt[0] = ident()
+            try:
+                ours = getframe(1) is owner
+            finally:
+                exempt[0] = 0
+            if not ours:
+                raise refuse(f"{event} is the sandbox's own event")
+            if event == finished:
+                write(done, marker[0])
+            marker.clear()
+            exempt[0] = -1
+        elif event == "sys._getframe":
+            raise refuse_frames("frames are not available in the sandbox")
+        elif (
+            event in denied
+            or event.startswith("ctypes.")
+            or (event == "object.__getattr__" and type(args[1]) is str_type and args[1] in frame_attributes)
+            or ((event == "open" or event == "os.symlink") and is_mem(args[0]))
+        ):
+            what = f"reading {args[1]}" if event == "object.__getattr__" else event
+            raise refuse(f"{what} is not allowed in the sandbox")
+
+    for name in [m for m in sys.modules if m.startswith("__llmbench")]:  # the sandbox's own modules
+        del sys.modules[name]
+    sys.addaudithook(hook)
+
+
+def _become(libc: Any, uid: int) -> None:
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: setuid cleared it, and /proc/self must stay ours
+
+
+def _enter_user_namespace(libc: Any, flags: int) -> None:
+    """Unshare `flags` (a new user namespace among them) and be root in it, mapped to who we were."""
+    uid, gid = os.getuid(), os.getgid()
+    _unshare(libc, flags)
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
+
+
+def _unshare(libc: Any, flags: int) -> None:
+    if libc.unshare(flags) != 0:
+        raise _os_error("unshare")
+
+
+def _os_error(what: str) -> OSError:
+    errno = ctypes.get_errno()
+    return OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def mount(libc: Any, src: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> bool:
+    def enc(text: str | None) -> bytes | None:
+        return text.encode() if text is not None else None
+
+    return bool(libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) == 0)
+
+
+def must_mount(
+    libc: Any, src: str | None, target: str, fstype: str | None, flags: int, data: str | None
+) -> None:
+    if not mount(libc, src, target, fstype, flags, data):
+        raise _os_error(f"mount {target}")
+
+
+def make_private_view(libc: Any, tmp_size_mb: int, expose: list[str]) -> None:
+    """Every mount read-only, an empty tmpfs over world-writable and private directories, Python visible."""
+    must_mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE, None)
+    tmpfs = f"size={tmp_size_mb}m,mode=1777"
+    no_dev = _MS_FLAGS["nosuid"] | _MS_FLAGS["nodev"]
+    must_mount(libc, "tmpfs", "/tmp", "tmpfs", no_dev, tmpfs)
+    hidden = sorted({top for p in expose if (top := _hidden_ancestor(p))})
+    stages = []
+    for i, path in enumerate(expose):
+        if _hidden_ancestor(path) is not None:
+            os.mkdir(stage := f"/tmp/.stage{i}")
+            must_mount(libc, path, stage, None, _MS_BIND | _MS_REC, None)
+            stages.append((stage, path))
+    for top in hidden:
+        must_mount(libc, "tmpfs", top, "tmpfs", no_dev, "size=1m,mode=755")
+    for stage, path in stages:
+        os.makedirs(path, exist_ok=True)
+        must_mount(libc, stage, path, None, _MS_MOVE, None)
+        os.rmdir(stage)
+    with open("/proc/self/mountinfo") as fh:
+        mounts = [line.split() for line in fh]
+    for parts in sorted(mounts, key=lambda p: len(p[4])):
+        if parts[4] != "/tmp" and parts[4].split("/")[1] != "proc":  # the program's own /proc comes later
+            flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY
+            flags |= sum(_MS_FLAGS.get(opt, 0) for opt in parts[5].split(","))
+            mount(libc, None, parts[4].replace("\\040", " "), None, flags, None)
+    for path in ("/var/tmp", "/dev/shm", "/run/lock"):
+        if os.path.isdir(path):
+            mount(libc, "tmpfs", path, "tmpfs", no_dev, tmpfs)
+
+
+def _hidden_ancestor(path: str) -> str | None:
+    """The top-most directory above `path` that others may not enter (e.g. /root), if any."""
+    parts = os.path.abspath(path).split("/")[1:]
+    for i in range(1, len(parts) + 1):
+        top = "/" + "/".join(parts[:i])
+        with contextlib.suppress(OSError):
+            if not os.stat(top).st_mode & 0o001:
+                return top
+    return None
+
+
+def python_paths() -> list[str]:
+    """Directories the program's interpreter reads: its prefixes and import path, outermost only."""
+    paths = sorted(
+        {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p and os.path.isdir(p)}
+    )
+    return [p for p in paths if not any(p.startswith(q + "/") for q in paths if q != p)]

@@ -1,0 +1,91 @@
+"""`llmbench compare --fail-on-regression` and `llmbench history` run as a user runs them, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmbench.results import write_results
+from tests.e2e.helpers import llmbench
+from tests.factories import make_run, performance, verdicts, with_flips
+
+BASE = verdicts(400, 0.7, seed=7)
+
+
+def _break(values: list[float], k: int) -> list[float]:
+    """The same verdicts with the first k right answers made wrong."""
+    out, broken = list(values), 0
+    for i, v in enumerate(out):
+        if v == 1.0 and broken < k:
+            out[i], broken = 0.0, broken + 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("results")
+    runs = {
+        "base": make_run("m", {"gsm8k": with_flips(BASE, 0.08, seed=1)}, perf=performance(seed=1)),
+        "noise": make_run("m", {"gsm8k": with_flips(BASE, 0.08, seed=2)}, perf=performance(seed=2)),
+        "regressed": make_run("m", {"gsm8k": _break(BASE, 60)}, perf=performance(seed=3)),
+    }
+    return {name: write_results(run, folder / f"{name}.json") for name, run in runs.items()}
+
+
+def test_the_gate_exits_1_on_a_crafted_regression_and_says_why_on_stderr(files: dict[str, Path]) -> None:
+    done = llmbench(
+        "compare", "--baseline", str(files["base"]), str(files["regressed"]), "--fail-on-regression"
+    )
+    assert done.returncode == 1, done.stderr
+    assert "REGRESSION m: math/gsm8k accuracy fell" in done.stderr
+    assert "REGRESSION" not in done.stdout
+
+
+def test_the_gate_exits_0_on_noise_between_seeds(files: dict[str, Path]) -> None:
+    done = llmbench("compare", "--baseline", str(files["base"]), str(files["noise"]), "--fail-on-regression")
+    assert done.returncode == 0, done.stderr
+    assert "no significant regression" in done.stderr
+
+
+def test_json_output_stays_valid_when_the_gate_fails(files: dict[str, Path]) -> None:
+    done = llmbench(
+        "compare",
+        "--baseline",
+        str(files["base"]),
+        str(files["regressed"]),
+        "--fail-on-regression",
+        "--format",
+        "json",
+    )
+    assert done.returncode == 1
+    data = json.loads(done.stdout)  # nothing but the comparison on stdout
+    assert len(data["columns"]) == 2 and data["baseline_named"] is True
+    assert "REGRESSION" in done.stderr
+
+
+def test_history_takes_the_documented_task_dot_metric(tmp_path: Path) -> None:
+    runs = [
+        make_run("m", {"gsm8k": verdicts(50, 0.5, seed=day)}, created_at=f"2026-11-0{day}T02:00:00+00:00")
+        for day in (1, 2, 3)
+    ]
+    for run in runs:
+        write_results(run, tmp_path / f"{run.created_at[:10]}.json")
+    done = llmbench("history", str(tmp_path), "--metric", "gsm8k.accuracy")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if "2026-11-0" in line]
+    assert len(rows) == 3
+    expected = [f"{r.tasks[0].metrics['accuracy'].value:.4g}" for r in runs]
+    assert all(f" {value} " in row for value, row in zip(expected, rows, strict=True)), rows
+    assert len(set(expected)) > 1  # the nights differ, so each row shows its own value
+
+
+def test_history_of_an_unknown_metric_exits_2_listing_what_there_is(tmp_path: Path) -> None:
+    write_results(make_run("m", {"gsm8k": verdicts(20, 0.5, seed=1)}), tmp_path / "night.json")
+    done = llmbench("history", str(tmp_path), "--metric", "gsm8k.acuracy")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "no run in" in lines[0] and "'gsm8k.acuracy'" in lines[0]
+    assert "gsm8k.accuracy" in lines[0] and "performance.ttft_ms.p50" in lines[0]
