@@ -61,7 +61,9 @@ def main() -> None:
     print(f"model={args.model} batch={args.batch} tokens={args.tokens} repeat={args.repeat}")
     print(f"plain generate:   median {pa * 1000:.1f} ms  (min {min(a) * 1000:.1f})")
     print(f"llmbench backend: median {pb * 1000:.1f} ms  (min {min(b) * 1000:.1f})")
-    print(f"overhead: {(pb - pa) * 1000:+.1f} ms per batch ({(pb / pa - 1) * 100:+.1f}%), includes tokenizing and decoding")
+    print(
+        f"overhead: {(pb - pa) * 1000:+.1f} ms per batch ({(pb / pa - 1) * 100:+.1f}%), includes tokenizing and decoding"
+    )
     backend.close()
 
 

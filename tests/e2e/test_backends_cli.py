@@ -79,6 +79,7 @@ def test_openai_backend_ttft_agrees_with_server_histogram(server: str, tmp_path:
         "--output",
         str(out),
         "--quiet",
+        "--no-warmup",  # the server's histogram then holds exactly the run's own requests
     )
     assert r.returncode == 0, r.stderr
     data = json.loads(out.read_text())
