@@ -20,6 +20,7 @@ from llmbench.config import resolve_model
 from llmbench.tinymodel import resolve_model_path
 
 METRIC = "vllm:time_to_first_token_seconds"
+E2E = "vllm:e2e_request_latency_seconds"
 
 
 def delta(before: dict[str, object], after: dict[str, object]) -> list[tuple[float, float]]:
@@ -49,7 +50,8 @@ def main() -> None:
     backend.load()  # managed mode: no base_url, so llmbench starts a vLLM server on loopback
     try:
         assert backend.base_url is not None
-        before = fetch_server_metrics(backend.base_url).get(METRIC, {})
+        scraped = fetch_server_metrics(backend.base_url)
+        before, e2e_before = scraped.get(METRIC, {}), scraped.get(E2E, {})
         params = GenerationParams(max_new_tokens=args.tokens, ignore_eos=True)
         requests = [
             GenerationRequest(
@@ -60,7 +62,8 @@ def main() -> None:
             for i in range(args.requests)
         ]
         out = list(backend.generate(requests, concurrency=1))
-        after = fetch_server_metrics(backend.base_url)[METRIC]
+        scraped = fetch_server_metrics(backend.base_url)
+        after, e2e_after = scraped[METRIC], scraped[E2E]
     finally:
         backend.close()
     buckets = delta(before, after)
@@ -77,7 +80,8 @@ def main() -> None:
             f"p{int(q * 100)}: llmbench {ours:.1f} ms | server {1000 * (server or 0):.1f} ms"
             f" (bucket {1000 * low:.0f}-{1000 * high:.0f} ms)"
         )
-    print(f"llmbench E2E p50 {e2e:.1f} ms")
+    server_e2e = histogram_quantile(delta(e2e_before, e2e_after), 0.5)
+    print(f"E2E p50: llmbench {e2e:.1f} ms | server {1000 * (server_e2e or 0):.1f} ms")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,8 @@ def suite_score(tasks: Sequence[TaskResult]) -> MetricValue | None:
     ]
     if not parts:
         return None
+    if len(parts) == 1:  # one task: its own value and interval, not a normal approximation of it
+        return parts[0][1].model_copy()
     total = sum(w for w, _ in parts)
     value = sum(w * m.value for w, m in parts) / total
     n = sum(m.n for _, m in parts)

@@ -87,7 +87,8 @@ def torch_cuda() -> dict[str, Any]:
 
 def gpu_info() -> dict[str, Any]:
     """GPU names, memory, driver and CUDA driver version from NVML; the reason when there is none."""
-    from llmbench.telemetry.nvml import MIB, load_pynvml
+    from llmbench.telemetry.gpus import load_pynvml
+    from llmbench.telemetry.nvml import MIB
 
     nvml, reason = load_pynvml()
     if nvml is None:

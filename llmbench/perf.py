@@ -35,7 +35,8 @@ from llmbench.data.perfprompts import make_prompt_ids, make_prompt_text
 from llmbench.errors import ConfigError
 from llmbench.results import PerfPoint
 from llmbench.scoring.stats import distribution
-from llmbench.telemetry.nvml import NvmlSampler, TelemetryWindow, load_pynvml, visible_targets
+from llmbench.telemetry.gpus import load_pynvml, visible_targets
+from llmbench.telemetry.nvml import NvmlSampler, TelemetryWindow
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,16 @@ def peak_bandwidth_bytes_s(device_indices: list[int] | None = None) -> float | N
 class _PromptFactory:
     """Builds the requests of a sweep; every prompt gets its own index, so no two share a prefix."""
 
-    def __init__(self, tokenizer: Any, kind: Literal["random", "text"], seed: int, needs_text: bool) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        kind: Literal["random", "text"],
+        seed: int,
+        needs_text: bool,
+        vocab_size: int | None,
+    ) -> None:
         self.tokenizer, self.kind, self.seed, self.needs_text = tokenizer, kind, seed, needs_text
+        self.vocab_size = vocab_size
         self.next_index = 0
 
     def requests(self, n: int, n_in: int, n_out: int, tag: str) -> list[GenerationRequest]:
@@ -154,7 +163,7 @@ class _PromptFactory:
                 text = make_prompt_text(self.tokenizer, n_in, self.seed, index, kind=self.kind)
                 out.append(GenerationRequest(request_id=rid, params=params, prompt=text))
             else:
-                ids = make_prompt_ids(self.tokenizer, n_in, self.kind, self.seed, index)
+                ids = make_prompt_ids(self.tokenizer, n_in, self.kind, self.seed, index, self.vocab_size)
                 out.append(GenerationRequest(request_id=rid, params=params, prompt_token_ids=ids))
         return out
 
@@ -171,11 +180,18 @@ def run_sweep(
     weights_bytes: int | None,
     peak_bandwidth_bytes_s: float | None,
     on_point: Callable[[PerfPoint], None] | None = None,
+    vocab_size: int | None = None,
 ) -> list[PerfPoint]:
-    """Run every point of `sweep` on a loaded backend; a point that fails is recorded and the sweep goes on."""
-    if tokenizer is None:
-        raise ConfigError("a perf sweep needs the model's tokenizer to build prompts of exact token lengths")
-    prompts = _PromptFactory(tokenizer, sweep.prompt_kind, seed, needs_text)
+    """Run every point of `sweep` on a loaded backend; a point that fails is recorded and the sweep goes on.
+
+    Without a tokenizer (a dummy-weight architecture) prompts are random ids below `vocab_size`.
+    """
+    if tokenizer is None and (not vocab_size or needs_text or sweep.prompt_kind != "random"):
+        raise ConfigError(
+            "a perf sweep needs the model's tokenizer to build prompts of exact token lengths",
+            hint="without one, only random token-id prompts can run (prompt_kind: random, a completions endpoint)",
+        )
+    prompts = _PromptFactory(tokenizer, sweep.prompt_kind, seed, needs_text, vocab_size)
     results: list[PerfPoint] = []
     seen: set[tuple[int, int, int | None, float | None]] = set()
     for point_no, spec in enumerate(sweep_points(sweep)):

@@ -284,6 +284,7 @@ def _run_perf(
     assert task.spec.perf is not None
     if ctx.tokenizer is None and model.load_format != "dummy":
         raise UserInputError(f"task '{task.spec.name}': the performance sweep needs the model's tokenizer")
+    vocab_size = info.extra.get("vocab_size") if ctx.tokenizer is None else None
     progress.message(f"performance sweep '{task.spec.name}'")
     return run_sweep(
         backend,
@@ -295,6 +296,7 @@ def _run_perf(
         needs_text=backend.name == "openai" and model.api.endpoint == "chat",
         weights_bytes=info.weights_bytes,
         peak_bandwidth_bytes_s=_peak_bandwidth(info, model),
+        vocab_size=vocab_size,
         on_point=lambda p: progress.message(
             f"  in={p.input_tokens} out={p.output_tokens} c={p.concurrency or '-'}: "
             + (f"error {p.error}" if p.error else f"ttft p50 {p.ttft_ms.p50:.1f} ms" if p.ttft_ms else "done")

@@ -98,3 +98,15 @@ def test_a_code_task_records_the_weakest_sandbox_its_outputs_ran_in() -> None:
     assert mixed.fingerprint == {"data": "d", "sandbox_isolation": "uid"}
     strong = task_result("t", CodeScorer(), 1.0, [rec(0, "namespaces")], [], {"data": "d"})
     assert strong.fingerprint["sandbox_isolation"] == "namespaces"
+
+
+def test_a_one_task_suite_scores_with_the_tasks_own_interval() -> None:
+    from llmbench.aggregate import suite_score
+    from llmbench.results import MetricValue, TaskResult
+
+    wilson = MetricValue(value=1.0, stderr=0.0, ci_low=0.977, ci_high=1.0, n=164, method="wilson")
+    task = TaskResult(name="humaneval", scorer="code", primary_metric="pass@1", metrics={"pass@1": wilson})
+    score = suite_score([task])
+    assert score is not None and (score.value, score.ci_low, score.ci_high) == (1.0, 0.977, 1.0)
+    two = suite_score([task, task.model_copy(update={"name": "again"})])
+    assert two is not None and two.method == "weighted-normal"

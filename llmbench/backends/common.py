@@ -123,6 +123,23 @@ def architecture_weights_bytes(config_dir: str, dtype: str, trust_remote_code: b
         return None
 
 
+def first_line(exc: BaseException) -> str:
+    """The gist of an error in one line (validation errors put the detail on their later lines)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return " ".join(lines[:3])[:400] if lines else type(exc).__name__
+
+
+def free_device_memory() -> None:
+    """Collect garbage and hand the CUDA allocator's cached blocks back (after a close or an OOM)."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")  # never import torch just to free what it never held
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def model_dtype_name(dtype: Any) -> str:
     """'torch.bfloat16' -> 'bfloat16'; works on torch dtypes and plain strings."""
     return str(dtype).removeprefix("torch.")

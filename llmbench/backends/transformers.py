@@ -16,6 +16,8 @@ from llmbench.backends.base import (
     apply_stop,
     token_ids_hash,
 )
+from llmbench.backends.common import first_line, free_device_memory
+from llmbench.backends.guided import JsonGuide
 from llmbench.config import ModelConfig
 from llmbench.errors import BackendError, MissingDependencyError
 from llmbench.telemetry.timing import now_ns
@@ -56,7 +58,7 @@ class TransformersBackend:
         self._model: Any = None
         self._tokenizer: Any = None
         self._device: str = "cpu"
-        self._grammars: Any = None  # xgrammar's compiler for JSON mode, built on first use
+        self._guided: JsonGuide | None = None  # JSON mode, built on first use
 
     @property
     def tokenizer(self) -> Any:
@@ -122,7 +124,11 @@ class TransformersBackend:
             weights_bytes=weights_bytes(self.model_path)
             if cfg.load_format != "dummy"
             else _param_bytes(self._model),
-            extra={"transformers": transformers.__version__, "torch": torch.__version__},
+            extra={
+                "transformers": transformers.__version__,
+                "torch": torch.__version__,
+                "vocab_size": self._model.config.get_text_config().vocab_size,
+            },
         )
 
     def _dummy_model(self, transformers: Any, torch: Any, dtype: Any) -> Any:
@@ -155,7 +161,7 @@ class TransformersBackend:
             try:
                 prepared.append(self._prepare(request))
             except Exception as exc:  # a prompt that cannot be rendered fails alone
-                yield _failed(request, [], None, f"cannot render the prompt: {_first_line(exc)}")
+                yield _failed(request, [], None, f"cannot render the prompt: {first_line(exc)}")
         # Batch requests that share settings, longest prompts together: less padding, same results.
         prepared.sort(key=lambda p: (_params_key(p[0].params), -len(p[1])))
         for _, group in groupby(prepared, key=lambda p: _params_key(p[0].params)):
@@ -185,7 +191,7 @@ class TransformersBackend:
                     items.append(self._prepare(requests[i]))
                     arrivals.append(t0 + int(offsets[i] * 1e9))
                 except Exception as exc:
-                    yield _failed(requests[i], [], None, f"cannot render the prompt: {_first_line(exc)}")
+                    yield _failed(requests[i], [], None, f"cannot render the prompt: {first_line(exc)}")
             if items:
                 yield from self._run_batch(items, start_ns=arrivals)
 
@@ -216,7 +222,11 @@ class TransformersBackend:
             kwargs = self._generate_kwargs(params)
             schemas = [req.params.json_schema for req, _, _ in items]
             if any(schema is not None for schema in schemas):
-                kwargs["logits_processor"] = [self._json_constraint(schemas)]
+                if self._guided is None:
+                    self._guided = JsonGuide(
+                        self._tokenizer, self._model, self._stop_token_ids(), self.config
+                    )
+                kwargs["logits_processor"] = [self._guided.constraint(schemas)]
             if params.seed is not None:
                 torch.manual_seed(params.seed)
             with torch.inference_mode():
@@ -226,13 +236,13 @@ class TransformersBackend:
             end = now_ns()
         except Exception as exc:
             if _is_oom(exc):
-                _free_cuda()
+                free_device_memory()
             if len(items) > 1:  # one bad prompt (or a batch too big for memory) must not fail the others
                 for k, item in enumerate(items):
                     yield from self._run_batch([item], [start_ns[k]] if start_ns is not None else None)
                 return
             req, ids, text = items[0]
-            yield _failed(req, ids, text, f"{type(exc).__name__}: {_first_line(exc)}")
+            yield _failed(req, ids, text, f"{type(exc).__name__}: {first_line(exc)}")
             return
         generated = out[:, input_ids.shape[1] :].tolist()
         stop_ids = self._stop_token_ids()
@@ -310,33 +320,6 @@ class TransformersBackend:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self._tokenizer)
         return kwargs
 
-    def _json_constraint(self, schemas: list[dict[str, Any] | None]) -> Any:
-        """JSON mode: xgrammar masks each row's logits to its own schema (the engine vLLM uses too)."""
-        try:
-            import xgrammar
-            from xgrammar.contrib.hf import LogitsProcessor
-        except ImportError:
-            raise MissingDependencyError(
-                "xgrammar", "structured", purpose="JSON mode on the Transformers backend"
-            ) from None
-        if self._tokenizer is None:
-            raise BackendError("JSON mode needs the model's tokenizer")
-        if self._grammars is None:
-            info = xgrammar.TokenizerInfo.from_huggingface(
-                self._tokenizer,
-                vocab_size=self._model.config.get_text_config().vocab_size,
-                stop_token_ids=sorted(self._stop_token_ids()),
-            )
-            self._grammars = xgrammar.GrammarCompiler(info)
-        compact = self.config.json_whitespace == "compact"
-        compiled = [
-            self._grammars.compile_json_schema(schema, any_whitespace=not compact)
-            if schema is not None
-            else self._grammars.compile_builtin_json_grammar()
-            for schema in schemas
-        ]
-        return LogitsProcessor(compiled)
-
     def _pad_id(self) -> int:
         tok = self._tokenizer
         if tok is not None and tok.pad_token_id is not None:
@@ -362,8 +345,8 @@ class TransformersBackend:
     def close(self) -> None:
         self._model = None
         self._tokenizer = None
-        self._grammars = None
-        _free_cuda()
+        self._guided = None
+        free_device_memory()
 
 
 def _generated_part(tokens: list[int], stop_ids: set[int], ignore_eos: bool) -> tuple[list[int], bool]:
@@ -395,11 +378,6 @@ def _failed(request: GenerationRequest, ids: list[int], text: str | None, error:
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _params_key(params: GenerationParams) -> str:
     """Requests that may share a `generate` call: same settings; JSON schemas may differ per row."""
     shared = replace(params, json_schema={} if params.json_schema is not None else None)
@@ -422,16 +400,3 @@ def _quantization_config(name: str, transformers: Any, torch: Any) -> Any:
 
 def _is_oom(exc: BaseException) -> bool:
     return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
-
-
-def _free_cuda() -> None:
-    import gc
-
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass

@@ -8,7 +8,6 @@ TTFT and inter-token latencies mean what they mean in `vllm bench`.
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import json
 import os
@@ -31,6 +30,8 @@ from llmbench.backends.common import (
     BackgroundLoop,
     architecture_weights_bytes,
     chat_template_hash,
+    first_line,
+    free_device_memory,
     load_tokenizer,
     render_chat,
     weights_bytes,
@@ -90,7 +91,7 @@ class VLLMBackend:
         except Exception as exc:
             self._loop.close()
             self._loop = None
-            raise BackendError(f"vLLM could not load '{self.model_path}': {_first_line(exc)}") from exc
+            raise BackendError(f"vLLM could not load '{self.model_path}': {first_line(exc)}") from exc
         load_time = time.perf_counter() - start
         vc = self._engine.vllm_config
         return BackendInfo(
@@ -111,6 +112,7 @@ class VLLMBackend:
             ),
             extra={
                 "vllm": vllm.__version__,
+                "vocab_size": vc.model_config.get_vocab_size(),
                 "kv_cache_dtype": str(vc.cache_config.cache_dtype),
                 "enforce_eager": bool(vc.model_config.enforce_eager),
                 "enable_prefix_caching": bool(vc.cache_config.enable_prefix_caching),
@@ -277,7 +279,7 @@ class VLLMBackend:
                 None,
             )
         except Exception as exc:
-            return request, [], None, f"cannot render the prompt: {_first_line(exc)}"
+            return request, [], None, f"cannot render the prompt: {first_line(exc)}"
 
     async def _stream_one(
         self, request: GenerationRequest, ids: list[int], rendered: str | None, arrival_ns: int | None
@@ -303,7 +305,7 @@ class VLLMBackend:
             await self._engine.abort(engine_id)
             raise
         except Exception as exc:  # one bad request must not end the run
-            error = f"{type(exc).__name__}: {_first_line(exc)}"
+            error = f"{type(exc).__name__}: {first_line(exc)}"
         clock.finish()
         text, cut = apply_stop("".join(pieces), request.params.stop)
         reason: FinishReason = "error" if error else "stop" if cut else _FINISH.get(finish, "stop")
@@ -355,14 +357,7 @@ class VLLMBackend:
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        free_device_memory()
 
 
 async def _create_engine(args: Any) -> Any:
@@ -407,9 +402,3 @@ def _memory_facts(vc: Any, on_cpu: bool) -> dict[str, Any]:
     except Exception:  # internal API (MLA models, a moved helper): these figures are left out
         pass
     return facts
-
-
-def _first_line(exc: BaseException) -> str:
-    """The gist of an error in one line (validation errors put the detail on their later lines)."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return " ".join(lines[:3])[:400] if lines else type(exc).__name__

@@ -47,8 +47,16 @@ _caches: dict[int, tuple[list[int], list[int]]] = {}
 _safe_caches: dict[int, list[int]] = {}
 
 
-def _vocab_and_corpus(tokenizer: Any) -> tuple[list[int], list[int]]:
-    """The ordinary vocabulary ids and the corpus's ids for this tokenizer (cached per tokenizer)."""
+def _vocab_and_corpus(tokenizer: Any, vocab_size: int | None = None) -> tuple[list[int], list[int]]:
+    """The ordinary vocabulary ids and the corpus's ids for this tokenizer (cached per tokenizer).
+
+    Without a tokenizer (a dummy-weight run of a bare architecture) every id below `vocab_size`
+    is ordinary and there is no corpus.
+    """
+    if tokenizer is None:
+        if not vocab_size:
+            raise ValueError("prompts without a tokenizer need the architecture's vocab_size")
+        return list(range(vocab_size)), []
     key = id(tokenizer)
     if key not in _caches:
         special = set(tokenizer.all_special_ids) | set(tokenizer.get_added_vocab().values())
@@ -66,12 +74,17 @@ def _index_prefix(vocab: Sequence[int], seed: int, index: int) -> list[int]:
 
 
 def make_prompt_ids(
-    tokenizer: Any, n_tokens: int, kind: PromptKind, seed: int, index: int
+    tokenizer: Any, n_tokens: int, kind: PromptKind, seed: int, index: int, vocab_size: int | None = None
 ) -> tuple[int, ...]:
-    """Exactly `n_tokens` prompt ids; the same arguments always give the same prompt."""
+    """Exactly `n_tokens` prompt ids; the same arguments always give the same prompt.
+
+    `tokenizer` may be None for "random" prompts when `vocab_size` is given (architecture-only runs).
+    """
     if n_tokens < 1:
         raise ValueError(f"a prompt needs at least one token, not {n_tokens}")
-    vocab, corpus = _vocab_and_corpus(tokenizer)
+    if tokenizer is None and kind != "random":
+        raise ValueError(f"'{kind}' prompts need the model's tokenizer; without one use 'random'")
+    vocab, corpus = _vocab_and_corpus(tokenizer, vocab_size)
     rng = random.Random(f"{seed}:{index}:{kind}")
     ids = _index_prefix(vocab, seed, index)
     if kind == "random":

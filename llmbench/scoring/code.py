@@ -141,9 +141,7 @@ class CodeScorer(Scorer):
         """Build every program, run the runnable ones in parallel in the sandbox, judge each result."""
         scores: list[Score | None] = [None] * len(items)
         programs: list[str] = []
-        limits: list[SandboxLimits] = []
         where: list[int] = []
-        timeouts = self._timeouts([s for s, _ in items])
         for i, (sample, output) in enumerate(items):
             try:
                 code = extract_code(output)
@@ -162,14 +160,38 @@ class CodeScorer(Scorer):
                 scores[i] = Score(0.0, "error", details={"error": f"{type(exc).__name__}: {exc}"})
                 continue
             programs.append(program)
-            limits.append(_with_timeout(self.limits, timeouts[sample.id]))
             where.append(i)
-        for i, result in zip(where, self.pool.run_many(programs, limits), strict=True):
+        results = self.pool.run_many(programs, self.limits)
+        if self.calibrate_timeout:
+            self._rerun_with_calibrated_timeouts(items, programs, where, results)
+        for i, result in zip(where, results, strict=True):
             scores[i] = _judge(result)
         return [s if s is not None else Score(0.0, "error") for s in scores]
 
+    def _rerun_with_calibrated_timeouts(
+        self,
+        items: Sequence[tuple[Sample, str]],
+        programs: list[str],
+        where: list[int],
+        results: list[SandboxResult],
+    ) -> None:
+        """Give outputs that ran out of `timeout_s` the problem's calibrated time, where it is longer.
+
+        The calibrated timeout is never shorter than `timeout_s`, so only an output that timed out can
+        change its verdict: references run (once per process) for those problems alone, which keeps a
+        batch of quick outputs as fast as without calibration and gives the same verdicts as with it.
+        """
+        slow = [j for j, r in enumerate(results) if r.status == "timeout"]
+        if not slow:
+            return
+        timeouts = self._timeouts([items[where[j]][0] for j in slow])
+        again = [j for j in slow if timeouts[items[where[j]][0].id] > self.limits.timeout_s]
+        limits = [_with_timeout(self.limits, timeouts[items[where[j]][0].id]) for j in again]
+        for j, result in zip(again, self.pool.run_many([programs[j] for j in again], limits), strict=True):
+            results[j] = result
+
     def _timeouts(self, samples: Sequence[Sample]) -> dict[str, float]:
-        """Per-problem timeouts: max(timeout_s, 4x the reference's runtime here), references run once."""
+        """Per-problem timeouts: max(timeout_s, 4x the reference's runtime here), each reference run once."""
         base = self.limits.timeout_s
         if not self.calibrate_timeout:
             return {s.id: base for s in samples}

@@ -205,3 +205,31 @@ def test_a_run_where_every_sample_fails_exits_non_zero(server: str, tmp_path: Pa
     assert r.returncode == 1
     assert "every sample failed" in r.stderr and "Traceback" not in r.stderr
     assert out.exists()  # what was done is still written, errors and all
+
+
+@pytest.mark.parametrize("backend", ["transformers", "vllm"])
+def test_perf_suite_runs_on_a_bare_architecture_with_dummy_weights(backend: str, tmp_path: Path) -> None:
+    """No weights, no tokenizer: only tiny-qwen2's config.json, as a 7B run would use a shipped architecture."""
+    if backend == "vllm":
+        pytest.importorskip("vllm")
+    from llmbench.tinymodel import ensure_tiny_model
+
+    arch = tmp_path / "arch"
+    arch.mkdir()
+    (arch / "tiny-arch.json").write_text((ensure_tiny_model() / "config.json").read_text())
+    model = tmp_path / "tiny-dummy.yaml"
+    model.write_text(
+        f"name: tiny-dummy\nmodel: {arch}\nload_format: dummy\narchitecture: {arch / 'tiny-arch.json'}\n"
+        "dtype: float32\nmax_model_len: 1024\n"
+    )
+    suite = tmp_path / "perf-mini.yaml"
+    suite.write_text(PERF_SUITE)
+    out = tmp_path / "dummy.json"
+    r = llmbench(
+        "run", str(suite), "--model", str(model), "--backend", backend, "--output", str(out), "--quiet"
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert [p["error"] for p in data["performance"]["sweep"]] == [None] * 4
+    tiny_bytes = (ensure_tiny_model() / "model.safetensors").stat().st_size
+    assert abs(data["performance"]["weights_bytes"] - tiny_bytes) < 0.01 * tiny_bytes  # from the architecture

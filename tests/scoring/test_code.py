@@ -210,3 +210,21 @@ def test_calibrated_timeout_is_at_least_four_times_the_reference(scorer: CodeSco
         )  # 0.2 s alone would time out
     finally:
         quick.close()
+
+
+def test_quick_outputs_never_run_the_reference_and_a_loop_still_times_out() -> None:
+    """Calibration is paid only for outputs that ran out of time_s; verdicts are those of calibrating first."""
+    from llmbench.scoring.code import _CALIBRATED, build_program
+
+    reference = "import time\ndef g():\n    time.sleep(0.25)\n    return 2"
+    problem = Sample(id="lazy", fields={"test_list": ["assert g() == 2"], "code": reference})
+    ref_program = build_program(problem.fields, reference)
+    scorer = CodeScorer(timeout_s=0.2, workers=1)
+    try:
+        assert scorer.score(problem, "def g():\n    return 2").status == "correct"
+        assert ref_program not in _CALIBRATED  # nothing timed out: the reference never ran
+        looping = scorer.score(problem, "def g():\n    while True:\n        pass")
+        assert looping.status == "timeout" and ref_program in _CALIBRATED
+        assert looping.details["duration_ms"] >= 4 * 0.25 * 1000 * 0.9  # judged with the calibrated time
+    finally:
+        scorer.close()

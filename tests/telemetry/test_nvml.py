@@ -13,7 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from llmbench.telemetry.nvml import NvmlSampler, visible_targets
+from llmbench.telemetry.gpus import visible_targets
+from llmbench.telemetry.nvml import NvmlSampler
 from tests.telemetry import fake_pynvml
 from tests.telemetry.fake_pynvml import FakeGpu
 
