@@ -20,7 +20,7 @@ MARKER_BYTES = 32  # the marker's length: a completion pipe holding more is a fo
 _CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
 _NS = 0x00020000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000  # NS UTS IPC USER PID NET
 _MS_FLAGS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
-_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE, _MS_MOVE = 1, 32, 4096, 16384, 1 << 18, 8192
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 _PR_CAPBSET_DROP, _PR_SET_SECUREBITS, _PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT = 24, 28, 38, 47
 _SECURE_BITS = 0xEF  # NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE, each locked; KEEP_CAPS locked off
 _DENIED_EVENTS = frozenset(
@@ -57,11 +57,11 @@ def enter(libc: Any, level: str, uid: int, tmp_size_mb: int, expose: list[str]) 
         return
     if root:
         _unshare(libc, _CLONE_NEWNS)
-        make_private_view(libc, tmp_size_mb, expose)
+        make_private_view(libc, tmp_size_mb, expose, hide_private=True)
         _become(libc, uid)
-    else:
+    else:  # the caller's own files stay readable to it; only the world-writable ones are covered
         _enter_user_namespace(libc, _CLONE_NEWUSER | _CLONE_NEWNS)
-        make_private_view(libc, tmp_size_mb, [])
+        make_private_view(libc, tmp_size_mb, expose, hide_private=False)
     _enter_user_namespace(libc, _NS)
 
 
@@ -180,35 +180,48 @@ def must_mount(
         raise _os_error(f"mount {target}")
 
 
-def make_private_view(libc: Any, tmp_size_mb: int, expose: list[str]) -> None:
-    """Every mount read-only, an empty tmpfs over world-writable and private directories, Python visible."""
+COVERED = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable: each gets an empty tmpfs
+
+
+def make_private_view(libc: Any, tmp_size_mb: int, expose: list[str], hide_private: bool) -> None:
+    """Every mount read-only, an empty tmpfs over world-writable (and, `hide_private`, private) directories,
+    with the directories in `expose` (Python's own) still visible, read-only, wherever they live.
+
+    Those under a directory about to be covered (a virtual environment in /tmp, a Python under /root)
+    are held open first and bind-mounted back through /proc/self/fd once the cover is in place.
+    """
+    covered = [c for c in COVERED if os.path.isdir(c)]
+    hidden = sorted({top for p in expose if (top := _hidden_ancestor(p)) and not _under(top, covered)})
+    hidden = hidden if hide_private else []  # a private directory inside /tmp goes with /tmp's cover
+    keep = [p for p in expose if _under(p, [*covered, *hidden])]
+    held = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in keep]
     must_mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE, None)
-    tmpfs = f"size={tmp_size_mb}m,mode=1777"
     no_dev = _MS_FLAGS["nosuid"] | _MS_FLAGS["nodev"]
-    must_mount(libc, "tmpfs", "/tmp", "tmpfs", no_dev, tmpfs)
-    hidden = sorted({top for p in expose if (top := _hidden_ancestor(p))})
-    stages = []
-    for i, path in enumerate(expose):
-        if _hidden_ancestor(path) is not None:
-            os.mkdir(stage := f"/tmp/.stage{i}")
-            must_mount(libc, path, stage, None, _MS_BIND | _MS_REC, None)
-            stages.append((stage, path))
+    for path in covered:
+        data = f"size={tmp_size_mb}m,mode=1777"
+        if path == "/tmp":
+            must_mount(libc, "tmpfs", path, "tmpfs", no_dev, data)
+        else:
+            mount(libc, "tmpfs", path, "tmpfs", no_dev, data)
     for top in hidden:
         must_mount(libc, "tmpfs", top, "tmpfs", no_dev, "size=1m,mode=755")
-    for stage, path in stages:
+    for path, fd in zip(keep, held, strict=True):
         os.makedirs(path, exist_ok=True)
-        must_mount(libc, stage, path, None, _MS_MOVE, None)
-        os.rmdir(stage)
+        must_mount(libc, f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC, None)
+        os.close(fd)
     with open("/proc/self/mountinfo") as fh:
         mounts = [line.split() for line in fh]
     for parts in sorted(mounts, key=lambda p: len(p[4])):
-        if parts[4] != "/tmp" and parts[4].split("/")[1] != "proc":  # the program's own /proc comes later
-            flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY
-            flags |= sum(_MS_FLAGS.get(opt, 0) for opt in parts[5].split(","))
-            mount(libc, None, parts[4].replace("\\040", " "), None, flags, None)
-    for path in ("/var/tmp", "/dev/shm", "/run/lock"):
-        if os.path.isdir(path):
-            mount(libc, "tmpfs", path, "tmpfs", no_dev, tmpfs)
+        target = parts[4].replace("\\040", " ")
+        if target in covered or target.split("/")[1] == "proc":  # the program's own /proc comes later
+            continue
+        flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY
+        flags |= sum(_MS_FLAGS.get(opt, 0) for opt in parts[5].split(","))
+        mount(libc, None, target, None, flags, None)
+
+
+def _under(path: str, tops: list[str]) -> bool:
+    return any(path == top or path.startswith(top + "/") for top in tops)
 
 
 def _hidden_ancestor(path: str) -> str | None:

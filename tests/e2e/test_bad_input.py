@@ -43,6 +43,17 @@ def test_wrong_type(tmp_path: Path) -> None:
     check(llmbench("validate", str(suite)), "s.yaml:6", "weight")
 
 
+def test_missing_required_field(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ntasks:\n  - name: a\n    scorer: {name: exact}\n")  # no dataset
+    check(llmbench("validate", str(suite)), "s.yaml:3", "needs a dataset")
+    model = tmp_path / "m.yaml"
+    model.write_text("name: m\nbackend: vllm\nmodell: org/x\n")  # 'model' misspelt, so missing
+    check(
+        llmbench("run", "suites/math.yaml", "--model", str(model)), "m.yaml:1", "missing required key 'model'"
+    )
+
+
 def test_unknown_model_alias() -> None:
     check(llmbench("run", "suites/math.yaml", "--model", "qwen9"), "unknown model 'qwen9'")
 

@@ -135,3 +135,46 @@ def test_the_fork_server_imports_only_the_standard_library() -> None:
             for alias in node.names
         }
         assert {m.split(".")[0] for m in imported} <= set(sys.stdlib_module_names) | {"__future__"}, name
+
+
+def test_a_python_that_lives_under_tmp_stays_visible_and_read_only(tmp_path: Path) -> None:
+    """A virtual environment in /tmp (a CI clone, say) must not vanish under the program's empty /tmp."""
+    import subprocess
+    from dataclasses import asdict
+
+    from llmbench.scoring import sandbox_server
+    from llmbench.scoring.sandbox_server import clean_env, read_message, send_message
+
+    assert str(tmp_path).startswith("/tmp/")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next(venv.glob("lib/python*/site-packages"))
+    (site / "probe_in_tmp.py").write_text("X = 42\n")
+    (site / "probe_in_tmp.py").chmod(0o666)  # writable by anyone: only a read-only mount can refuse it
+    boot = "import runpy,sys; runpy.run_path(sys.argv[1], run_name='__llmbench_sandbox__')"
+    server = subprocess.Popen(
+        [str(venv / "bin" / "python"), "-I", "-c", boot, sandbox_server.__file__, "auto"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=clean_env(),
+        cwd="/",
+    )
+    try:
+        hello = read_message(server.stdout)
+        assert hello is not None and hello["isolation"] == isolation_level()
+        outcomes = []
+        for source in (
+            "import probe_in_tmp; print(probe_in_tmp.X)",
+            "import probe_in_tmp; open(probe_in_tmp.__file__, 'a').write('Y = 1')",
+        ):
+            send_message(server.stdin, {"source": source, "limits": asdict(SandboxLimits(timeout_s=10))})
+            outcomes.append(read_message(server.stdout))
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait(timeout=10)
+    imported, written = outcomes
+    assert imported is not None and (imported["status"], imported["stdout"]) == ("passed", "42\n"), imported
+    assert written is not None and written["status"] == "failed"
+    if isolation_level() == "namespaces":
+        assert "Read-only file system" in written["stderr"]
+    assert (site / "probe_in_tmp.py").read_text() == "X = 42\n"
