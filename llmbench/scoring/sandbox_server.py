@@ -50,6 +50,7 @@ _PRELOAD = (
 )
 _SETUP_FAILED = 97
 _EXPOSE: list[str] = []  # set in the fork server: Python's own directories, kept visible to programs
+_NAMESPACE_WORKDIR = "/tmp/work"
 _UID_BASE = 1_500_000_000  # sandboxed programs run as uid _UID_BASE + server pid: no one else's uid
 
 
@@ -125,7 +126,8 @@ def _execute(source: str, limits: SandboxLimits, level: Isolation) -> SandboxRes
     # stdout, stderr, completion (the marker, written by the program's process), the marker to expect, pid
     pipes = [os.pipe() for _ in range(5)]
     uid = program_uid(os.getpid())
-    workdir = "/tmp" if level == "namespaces" else tempfile.mkdtemp(prefix="llmbench-sandbox-")
+    # namespaces: a directory on the program's own empty /tmp (which may also hold Python's directories)
+    workdir = _NAMESPACE_WORKDIR if level == "namespaces" else tempfile.mkdtemp(prefix="llmbench-sandbox-")
     if level == "uid":
         os.chown(workdir, uid, uid)
     start = time.perf_counter()
@@ -280,6 +282,7 @@ def _program(
         libc.prctl(1, signal.SIGKILL)
         if level == "namespaces":
             confine.must_mount(libc, "proc", "/proc", "proc", 2 | 4 | 8, None)
+            os.makedirs(workdir, exist_ok=True)
         confine.drop_privileges(libc, level)
         os.chdir(workdir)
         os.environ.clear()

@@ -108,13 +108,18 @@ def test_fallback_levels_still_run_judge_and_time_out(level: str) -> None:
     assert early.status == "failed" and slow.status == "timeout"
 
 
-def test_namespaces_give_the_program_its_own_pids_network_and_empty_tmp() -> None:
+def test_namespaces_give_the_program_its_own_pids_network_and_empty_tmp(tmp_path: Path) -> None:
     if isolation_level() != "namespaces":
         pytest.skip("namespaces are refused on this host")
-    program = "import os, socket\nprint(os.getpid(), os.listdir('/tmp'), socket.if_nameindex())"
+    (tmp_path / "harness-secret.txt").write_text("x")  # the host's /tmp holds this; the program's must not
+    program = (
+        "import os, socket\n"
+        f"print(os.getpid(), os.path.exists({str(tmp_path / 'harness-secret.txt')!r}), socket.if_nameindex())\n"
+        "print(os.getcwd(), os.listdir('.'))"
+    )
     r = run(program, FAST)
     assert r.status == "passed", r.stderr
-    assert r.stdout == "1 [] [(1, 'lo')]\n"
+    assert r.stdout == "1 False [(1, 'lo')]\n/tmp/work []\n"
 
 
 def test_the_fork_server_imports_only_the_standard_library() -> None:
