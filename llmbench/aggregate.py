@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
+from llmbench.records import is_failure
 from llmbench.results import MetricValue, Performance, SampleRecord, TaskResult
 from llmbench.scoring.base import STATUSES, Score, ScoredOutput, Scorer
 from llmbench.scoring.stats import distribution, summarize
@@ -79,7 +80,7 @@ def task_result(
         breakdown=breakdown(scorer, records, group_by),
         fingerprint=fingerprint,
         n_samples=len({r.id for r in records}),
-        n_errors=sum(1 for r in records if r.error is not None or r.status == "error"),
+        n_errors=sum(1 for r in records if is_failure(r)),
     )
 
 

@@ -17,11 +17,9 @@ Warm-up requests run before each point, with the same shapes, and are left out o
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext, suppress
@@ -30,6 +28,7 @@ from typing import Any, Literal
 
 from llmbench import interrupts
 from llmbench.backends.base import Backend, Completion, GenerationParams, GenerationRequest
+from llmbench.backends.common import free_device_memory, is_out_of_memory
 from llmbench.config import PerfSweep
 from llmbench.data.perfprompts import make_prompt_ids, make_prompt_text
 from llmbench.errors import ConfigError
@@ -96,17 +95,9 @@ def poisson_offsets(n: int, rate: float, rng: random.Random) -> list[float]:
 
 def describe_failure(exc: BaseException) -> str:
     """One line for a failed point; out-of-memory errors are named as such."""
-    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+    if is_out_of_memory(exc):
         return f"out of memory: {exc}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _release_memory() -> None:
-    """Give cached device memory back after a failed point, so the next one starts clean."""
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def peak_bandwidth_bytes_s(device_indices: list[int] | None = None) -> float | None:
@@ -258,7 +249,7 @@ def _run_point(
                 )
                 wall_ns += time.perf_counter_ns() - t0
     except Exception as exc:  # an OOM or a backend error fails this point only
-        _release_memory()
+        free_device_memory()  # give cached device memory back, so the next point starts clean
         return _empty_point(spec, n_in, n_requests, describe_failure(exc))
     return summarise_point(spec, n_in, n_requests, completions, wall_ns / 1e9, window, sweep)
 

@@ -49,8 +49,10 @@ def score_chunk(
 
 def reasoning_tokens(reasoning: str, tokenizer: Any) -> int | None:
     """Tokens of the stripped reasoning, counted with the model's tokenizer; None without one."""
-    if not reasoning or tokenizer is None:
-        return 0 if not reasoning else None
+    if not reasoning:
+        return 0
+    if tokenizer is None:
+        return None
     try:
         return len(tokenizer.encode(reasoning, add_special_tokens=False))
     except Exception:  # a tokenizer that cannot take the text costs this figure, not the sample

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from llmbench.backends.base import GenerationRequest
 from llmbench.config import ModelConfig
 from llmbench.errors import BackendError, ConfigError, MissingDependencyError
 
@@ -91,6 +92,24 @@ def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> tuple[
     return text, [int(i) for i in ids]
 
 
+def prompt_ids(tokenizer: Any, request: GenerationRequest) -> tuple[list[int], str | None]:
+    """The exact token ids a request is generated from, and the text they render (None for given ids).
+
+    Every in-process backend renders through here, so the same request gives the same `prompt_hash`
+    whichever backend runs it. Raises BackendError without a tokenizer, and whatever the chat template
+    raises for a conversation it cannot render.
+    """
+    if request.prompt_token_ids is not None:
+        return list(request.prompt_token_ids), None
+    if tokenizer is None:
+        raise BackendError("this model was loaded without a tokenizer: only token-id prompts can run")
+    if request.messages is not None:
+        text, ids = render_chat(tokenizer, request.messages)
+        return ids, text
+    assert request.prompt is not None
+    return list(tokenizer(request.prompt, add_special_tokens=True)["input_ids"]), request.prompt
+
+
 def weights_bytes(model_path: str) -> int | None:
     """Bytes of weight files (*.safetensors, *.bin, ...) in a local model directory; None for hub ids."""
     root = Path(model_path)
@@ -127,6 +146,15 @@ def first_line(exc: BaseException) -> str:
     """The gist of an error in one line (validation errors put the detail on their later lines)."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return " ".join(lines[:3])[:400] if lines else type(exc).__name__
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch's OutOfMemoryError (recognised by name: torch may not be imported) or a CUDA OOM message."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+# vLLM's structured outputs for `json_whitespace: compact`; only xgrammar (and guidance) take the option.
+COMPACT_JSON_OUTPUTS: dict[str, Any] = {"backend": "xgrammar", "disable_any_whitespace": True}
 
 
 def free_device_memory() -> None:

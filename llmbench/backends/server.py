@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from llmbench.backends.common import resolve_chat_template
+from llmbench.backends.common import COMPACT_JSON_OUTPUTS, resolve_chat_template
 from llmbench.config import ModelConfig
 from llmbench.errors import BackendError
 
@@ -110,10 +110,7 @@ class ManagedVLLMServer:
         if cfg.json_whitespace == "compact" and "structured_outputs_config" not in cfg.engine_args.get(
             "vllm", {}
         ):
-            args += [
-                "--structured-outputs-config",
-                json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
-            ]
+            args += ["--structured-outputs-config", json.dumps(COMPACT_JSON_OUTPUTS)]
         # engine options, spelled as on the command line
         for key, value in cfg.engine_args.get("vllm", {}).items():
             flag = "--" + key.replace("_", "-")

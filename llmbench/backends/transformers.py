@@ -16,7 +16,7 @@ from llmbench.backends.base import (
     apply_stop,
     token_ids_hash,
 )
-from llmbench.backends.common import first_line, free_device_memory
+from llmbench.backends.common import first_line, free_device_memory, is_out_of_memory, prompt_ids
 from llmbench.backends.guided import JsonGuide
 from llmbench.config import ModelConfig
 from llmbench.errors import BackendError, MissingDependencyError
@@ -158,10 +158,11 @@ class TransformersBackend:
             return
         prepared = []
         for request in requests:
-            try:
-                prepared.append(self._prepare(request))
-            except Exception as exc:  # a prompt that cannot be rendered fails alone
-                yield _failed(request, [], None, f"cannot render the prompt: {first_line(exc)}")
+            item = self._try_prepare(request)
+            if isinstance(item, Completion):
+                yield item
+            else:
+                prepared.append(item)
         # Batch requests that share settings, longest prompts together: less padding, same results.
         prepared.sort(key=lambda p: (_params_key(p[0].params), -len(p[1])))
         for _, group in groupby(prepared, key=lambda p: _params_key(p[0].params)):
@@ -187,27 +188,27 @@ class TransformersBackend:
             pos += len(batch)
             items, arrivals = [], []
             for i in batch:
-                try:
-                    items.append(self._prepare(requests[i]))
-                    arrivals.append(t0 + int(offsets[i] * 1e9))
-                except Exception as exc:
-                    yield _failed(requests[i], [], None, f"cannot render the prompt: {first_line(exc)}")
+                item = self._try_prepare(requests[i])
+                if isinstance(item, Completion):
+                    yield item
+                    continue
+                items.append(item)
+                arrivals.append(t0 + int(offsets[i] * 1e9))
             if items:
                 yield from self._run_batch(items, start_ns=arrivals)
 
-    def _prepare(self, request: GenerationRequest) -> tuple[GenerationRequest, list[int], str | None]:
-        from llmbench.backends.common import render_chat
+    def _try_prepare(
+        self, request: GenerationRequest
+    ) -> tuple[GenerationRequest, list[int], str | None] | Completion:
+        """The request's prompt ids, or its error completion: a prompt that cannot be rendered fails alone."""
+        try:
+            return self._prepare(request)
+        except Exception as exc:
+            return _failed(request, [], None, f"cannot render the prompt: {first_line(exc)}")
 
-        tok = self._tokenizer
-        if request.prompt_token_ids is not None:
-            return request, list(request.prompt_token_ids), None
-        if tok is None:
-            raise BackendError("this model was loaded without a tokenizer: only token-id prompts can be run")
-        if request.messages is not None:
-            text, ids = render_chat(tok, list(request.messages))
-            return request, list(ids), text
-        assert request.prompt is not None
-        return request, tok(request.prompt, add_special_tokens=True)["input_ids"], request.prompt
+    def _prepare(self, request: GenerationRequest) -> tuple[GenerationRequest, list[int], str | None]:
+        ids, text = prompt_ids(self._tokenizer, request)
+        return request, ids, text
 
     def _run_batch(
         self, items: list[tuple[GenerationRequest, list[int], str | None]], start_ns: list[int] | None
@@ -235,7 +236,7 @@ class TransformersBackend:
                 )
             end = now_ns()
         except Exception as exc:
-            if _is_oom(exc):
+            if is_out_of_memory(exc):
                 free_device_memory()
             if len(items) > 1:  # one bad prompt (or a batch too big for memory) must not fail the others
                 for k, item in enumerate(items):
@@ -396,7 +397,3 @@ def _quantization_config(name: str, transformers: Any, torch: Any) -> Any:
     if name in ("bnb-8bit", "8bit"):
         return transformers.BitsAndBytesConfig(load_in_8bit=True)
     return None  # awq / gptq / fp8 checkpoints carry their own quantization config
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"

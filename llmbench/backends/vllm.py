@@ -27,13 +27,14 @@ from llmbench.backends.base import (
     token_ids_hash,
 )
 from llmbench.backends.common import (
+    COMPACT_JSON_OUTPUTS,
     BackgroundLoop,
     architecture_weights_bytes,
     chat_template_hash,
     first_line,
     free_device_memory,
     load_tokenizer,
-    render_chat,
+    prompt_ids,
     weights_bytes,
 )
 from llmbench.config import ModelConfig
@@ -165,7 +166,7 @@ class VLLMBackend:
         if self._tokenizer is None:
             kwargs["skip_tokenizer_init"] = True
         if cfg.json_whitespace == "compact":
-            kwargs["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
+            kwargs["structured_outputs_config"] = COMPACT_JSON_OUTPUTS
         kwargs.update(cfg.engine_args.get("vllm", {}))
         try:
             return AsyncEngineArgs(**kwargs)
@@ -257,29 +258,13 @@ class VLLMBackend:
         self, request: GenerationRequest
     ) -> tuple[GenerationRequest, list[int], str | None, str | None]:
         """Prompt token ids and rendered text; a request that cannot be rendered carries its error instead."""
-        if request.prompt_token_ids is not None:
-            return request, list(request.prompt_token_ids), None, None
-        tok = self._tokenizer
-        if tok is None:
-            return (
-                request,
-                [],
-                None,
-                "this model was loaded without a tokenizer: only token-id prompts can run",
-            )
         try:
-            if request.messages is not None:
-                text, ids = render_chat(tok, request.messages)
-                return request, ids, text, None
-            assert request.prompt is not None
-            return (
-                request,
-                list(tok(request.prompt, add_special_tokens=True)["input_ids"]),
-                request.prompt,
-                None,
-            )
+            ids, text = prompt_ids(self._tokenizer, request)
+        except BackendError as exc:
+            return request, [], None, str(exc)
         except Exception as exc:
             return request, [], None, f"cannot render the prompt: {first_line(exc)}"
+        return request, ids, text, None
 
     async def _stream_one(
         self, request: GenerationRequest, ids: list[int], rendered: str | None, arrival_ns: int | None
