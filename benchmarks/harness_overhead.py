@@ -12,10 +12,10 @@ import argparse
 import statistics
 import time
 
-from llmbench.backends.base import GenerationParams, GenerationRequest
 from llmbench.backends.transformers import TransformersBackend
 from llmbench.config import resolve_model
 from llmbench.tinymodel import resolve_model_path
+from llmbench.types import GenerationParams, GenerationRequest
 
 
 def main() -> None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from llmbench.backends.base import GenerationParams, GenerationRequest
 from llmbench.backends.openai import OpenAIBackend, fetch_server_metrics, histogram_quantile
 from llmbench.config import resolve_model
 from llmbench.tinymodel import resolve_model_path
+from llmbench.types import GenerationParams, GenerationRequest
 
 METRIC = "vllm:time_to_first_token_seconds"
 E2E = "vllm:e2e_request_latency_seconds"

@@ -123,7 +123,7 @@ def run(
     from llmbench.config import load_suite
     from llmbench.report.progress import RichProgress
     from llmbench.report.summary import print_run_summary
-    from llmbench.runner import RunOptions, run_suite
+    from llmbench.run.pipeline import RunOptions, run_suite
 
     cfg = _model(model, backend, base_url, api_key_env)
     if repeat > 1 or batch_sizes:

@@ -12,7 +12,7 @@ from rich.table import Table
 from llmbench.errors import ConfigError, UserInputError
 
 if TYPE_CHECKING:
-    from llmbench.compare import Comparison
+    from llmbench.analysis.compare import Comparison
     from llmbench.results import RunResult
 
 
@@ -84,8 +84,8 @@ def compare(
     never merged. The gate's verdict goes to `messages` (standard error by default), so that the rendered
     comparison on standard output stays valid JSON, CSV or Markdown.
     """
-    from llmbench.compare import build_comparison, load_runs
-    from llmbench.repeats import merge_repeats
+    from llmbench.analysis.compare import build_comparison, load_runs
+    from llmbench.analysis.repeats import merge_repeats
 
     formats = ("table", "markdown", "csv", "json", "html")
     if fmt not in formats:
@@ -105,7 +105,7 @@ def compare(
             console.print(text, highlight=False, markup=False, soft_wrap=True)
     if not fail_on_regression or base is None:
         return 0
-    from llmbench.gate import check_regressions, load_thresholds
+    from llmbench.analysis.gate import check_regressions, load_thresholds
 
     messages = messages or Console(stderr=True, soft_wrap=True)
     thresholds = load_thresholds(gate_config)
@@ -139,8 +139,8 @@ def _render(fmt: str, comparison: Comparison, runs: list[RunResult], console: Co
 def html_report(files: Sequence[Path], output: Path, *, keep_repeats: bool = False) -> Path:
     """Write the HTML report; repeats of one run (another seed) are one column unless `keep_repeats`."""
     from llmbench import report
-    from llmbench.compare import build_comparison, load_runs
-    from llmbench.repeats import merge_repeats
+    from llmbench.analysis.compare import build_comparison, load_runs
+    from llmbench.analysis.repeats import merge_repeats
 
     runs = load_runs(files) if keep_repeats else merge_repeats(load_runs(files))
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +149,7 @@ def html_report(files: Sequence[Path], output: Path, *, keep_repeats: bool = Fal
 
 
 def history(directory: Path, *, metric: str | None, plot: Path | None, console: Console) -> None:
-    from llmbench.history import print_history
+    from llmbench.analysis.history import print_history
 
     print_history(directory, metric=metric, plot=plot, console=console)
 
@@ -158,9 +158,9 @@ def score_file(
     suite: Path, samples: Path, *, tasks: Sequence[str], output: Path | None, console: Console
 ) -> Path:
     from llmbench.config import load_suite
-    from llmbench.offline import score_samples_file
     from llmbench.report.summary import print_run_summary
     from llmbench.results import write_results
+    from llmbench.run.offline import score_samples_file
 
     result = score_samples_file(load_suite(suite), samples, tasks)
     print_run_summary(result, console)
@@ -172,7 +172,7 @@ def score_lines(scorer: str, samples: Path, *, console: Console) -> None:
     """One line per verdict, for any scorer: id, status, value, its metrics and its details, each shortened."""
     import json
 
-    from llmbench.offline import score_lines as run_lines
+    from llmbench.run.offline import score_lines as run_lines
 
     def brief(value: object, limit: int = 80) -> str:
         text = json.dumps(value, ensure_ascii=False, default=str)
@@ -200,7 +200,7 @@ def run_variants(
     """Run one suite once per (label, model config) and return the results files (parity, determinism)."""
     from llmbench.config import ModelConfig, load_suite
     from llmbench.report.progress import RichProgress
-    from llmbench.runner import RunOptions, run_suite
+    from llmbench.run.pipeline import RunOptions, run_suite
 
     loaded = load_suite(suite)
     paths = []
@@ -217,8 +217,8 @@ def run_variants(
 
 
 def parity(files: Sequence[Path], console: Console) -> None:
-    from llmbench.compare import load_runs
-    from llmbench.consistency import parity as compare_pair
+    from llmbench.analysis.compare import load_runs
+    from llmbench.analysis.parity import parity as compare_pair
     from llmbench.report.parity import print_parity
 
     runs = load_runs(files)
@@ -228,8 +228,8 @@ def parity(files: Sequence[Path], console: Console) -> None:
 
 
 def determinism(files: Sequence[Path], label: str, console: Console) -> None:
-    from llmbench.compare import load_runs
-    from llmbench.consistency import flip_rate
+    from llmbench.analysis.compare import load_runs
+    from llmbench.analysis.parity import flip_rate
     from llmbench.report.parity import print_flip_rate
 
     print_flip_rate(flip_rate(load_runs(files)), label, console)

@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from llmbench.backends.base import GenerationParams, stable_hash
 from llmbench.errors import ConfigError
+from llmbench.hashing import stable_hash
+from llmbench.types import GenerationParams
 from llmbench.yamlio import load_yaml, validate_yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -8,10 +8,11 @@ from typing import Any
 import jinja2
 import jinja2.sandbox
 
-from llmbench.backends.base import Message, stable_hash
 from llmbench.config import PromptSpec
 from llmbench.data.base import Sample
 from llmbench.errors import ConfigError
+from llmbench.hashing import stable_hash
+from llmbench.types import Message
 
 
 @lru_cache(maxsize=1)

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from llmbench.aggregate import suite_score
 from llmbench.results import MetricValue, Performance, PerfPoint, RunResult, SampleRecord, TaskResult
+from llmbench.run.aggregate import suite_score
 from llmbench.scoring.stats import distribution, summarize
 
 FINGERPRINT = {

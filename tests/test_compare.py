@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.compare import Comparison, Row, build_comparison, column_labels, load_runs
+from llmbench.analysis.compare import Comparison, Row, build_comparison, column_labels, load_runs
 from llmbench.errors import ResultsFileError
 from llmbench.results import RunResult, write_results
 from tests.factories import FINGERPRINT, longctx_scores, make_run, performance, verdicts, with_flips

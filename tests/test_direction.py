@@ -6,9 +6,9 @@ from typing import get_args
 
 import pytest
 
-from llmbench.compare import build_comparison
-from llmbench.direction import higher_is_better
-from llmbench.gate import GateThresholds, check_regressions
+from llmbench.analysis.compare import build_comparison
+from llmbench.analysis.direction import higher_is_better
+from llmbench.analysis.gate import GateThresholds, check_regressions
 from llmbench.report import render_html, render_markdown
 from llmbench.results import Distribution, Performance, PerfPoint
 from tests.factories import make_run, verdicts

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from llmbench.analysis.gate import DEFAULT_GATES, GateThresholds, check_regressions, load_thresholds
 from llmbench.errors import ConfigError
-from llmbench.gate import DEFAULT_GATES, GateThresholds, check_regressions, load_thresholds
 from tests.factories import make_run, performance, verdicts, with_flips
 
 

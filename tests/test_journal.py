@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from llmbench.errors import UserInputError
-from llmbench.journal import Journal
 from llmbench.results import SampleRecord
+from llmbench.run.journal import Journal
 
 HEADER = {"run_id": "r", "suite_hash": "s", "model": {"name": "m"}, "settings": {"limit": 2}}
 
@@ -61,7 +61,7 @@ def test_fresh_run_truncates_old_journal(tmp_path: Path) -> None:
 
 
 def test_a_named_unfinished_run_resumes_by_itself_and_fresh_starts_over(tmp_path: Path) -> None:
-    from llmbench.runner import RunOptions, _resumes
+    from llmbench.run.pipeline import RunOptions, _resumes
 
     results = tmp_path / "run.json"
     journal = Journal(Journal.path_for(results), HEADER)

@@ -1,4 +1,8 @@
-"""Dependencies point one way: plugins never import the runner or the CLI."""
+"""Dependencies point one way: cli -> api -> {study, run, analysis, report} -> plugins -> value types.
+
+Every import counts, also those inside functions or under TYPE_CHECKING: a circle hidden in a function is
+still a circle for the reader.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +11,108 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "llmbench"
 PLUGIN_DIRS = ("backends", "scoring", "data", "telemetry")
-FORBIDDEN = ("llmbench.runner", "llmbench.cli", "llmbench.commands")
+PIPELINE = ("llmbench.run", "llmbench.analysis", "llmbench.study", "llmbench.cli", "llmbench.api")
+# Modules below the backends: they describe what to run and must not need a backend to do it.
+BELOW_BACKENDS = ("config", "prompts", "data", "scoring", "types", "hashing", "results", "registry")
+BOTTOM = ("types", "hashing")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PKG.rglob("*.py")}
 
 
 def imports_of(path: Path) -> set[str]:
+    """The llmbench modules a file imports; `from pkg import sub` counts as the submodule, not the package."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            subs = {f"{node.module}.{a.name}" for a in node.names} & MODULES.keys()
+            names.update(subs if subs and len(subs) == len(node.names) else {node.module, *subs})
+    return {n for n in names if n.startswith("llmbench")}
 
 
-def test_plugins_do_not_import_runner_or_cli() -> None:
+GRAPH = {m: {d for d in imports_of(p) if d in MODULES and d != m} for m, p in MODULES.items()}
+
+
+def cycles() -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in GRAPH:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle_in_the_package() -> None:
+    assert cycles() == []
+
+
+def test_the_cycle_finder_finds_a_circle() -> None:
+    GRAPH["llmbench.types"].add("llmbench.config")
+    try:
+        assert any("llmbench.types" in c for c in cycles())
+    finally:
+        GRAPH["llmbench.types"].discard("llmbench.config")
+
+
+def test_plugins_do_not_import_the_pipeline_or_the_cli() -> None:
     offenders = []
     for folder in PLUGIN_DIRS:
         for path in (PKG / folder).rglob("*.py"):
-            bad = [m for m in imports_of(path) if m.startswith(FORBIDDEN)]
+            bad = [m for m in imports_of(path) if m.startswith(PIPELINE)]
             if bad:
                 offenders.append(f"{path.relative_to(PKG)} imports {bad}")
     assert not offenders, offenders
 
 
+def test_what_describes_a_run_does_not_import_backends() -> None:
+    offenders = []
+    for module, path in MODULES.items():
+        if module.removeprefix("llmbench.").split(".")[0] in BELOW_BACKENDS:
+            bad = [m for m in imports_of(path) if m.startswith("llmbench.backends")]
+            if bad:
+                offenders.append(f"{module} imports {bad}")
+    assert not offenders, offenders
+
+
+def test_value_types_import_nothing_above_them() -> None:
+    for name in BOTTOM:
+        above = {m for m in imports_of(PKG / f"{name}.py") if m.removeprefix("llmbench.") not in BOTTOM}
+        assert not above, f"{name}.py imports {above}"
+
+
 def test_heavy_libraries_are_not_imported_at_module_level_of_core() -> None:
     heavy = {"torch", "vllm", "pynvml", "transformers", "datasets"}
-    for name in ("cli.py", "config.py", "results.py", "runner.py", "registry.py"):
+    for name in ("cli.py", "config.py", "results.py", "run/pipeline.py", "registry.py", "types.py"):
         tree = ast.parse((PKG / name).read_text(encoding="utf-8"))
         top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
         top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}

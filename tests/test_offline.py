@@ -13,7 +13,7 @@ from rich.console import Console
 
 from llmbench import commands
 from llmbench.config import Suite, load_suite
-from llmbench.offline import MISSING_OUTPUT, score_samples_file
+from llmbench.run.offline import MISSING_OUTPUT, score_samples_file
 
 SUITE = """\
 name: offline
@@ -62,7 +62,7 @@ def test_problems_without_a_line_count_as_failed_errors_and_are_announced(
     suite: Suite, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     samples = write_lines(tmp_path / "s.jsonl", answers([1, 2, 4, 5]))
-    with caplog.at_level(logging.WARNING, logger="llmbench.offline"):
+    with caplog.at_level(logging.WARNING, logger="llmbench.run.offline"):
         result = score_samples_file(suite, samples, ["sums"])
     task = result.tasks[0]
     assert task.metrics["accuracy"].value == pytest.approx(4 / 6)  # over all six problems, not the four
@@ -117,7 +117,7 @@ def test_summary_errors_count_scorer_errors_as_well_as_missing_lines(tmp_path: P
 def test_a_task_with_no_line_at_all_is_skipped_with_a_warning(
     suite: Suite, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="llmbench.offline"):
+    with caplog.at_level(logging.WARNING, logger="llmbench.run.offline"):
         result = score_samples_file(suite, write_lines(tmp_path / "s.jsonl", answers([1, 2, 3, 4, 5, 6])), [])
     assert [t.name for t in result.tasks] == ["sums"]
     assert "task 'echo' has no line" in caplog.text

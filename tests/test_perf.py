@@ -18,12 +18,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from llmbench.backends.base import BackendInfo, Completion, GenerationRequest
+from llmbench.backends.base import BackendInfo
 from llmbench.config import PerfSweep
 from llmbench.data.perfprompts import count_tokens, make_prompt_ids, make_prompt_text
-from llmbench.perf import peak_bandwidth_bytes_s, poisson_offsets, run_sweep
 from llmbench.results import PerfPoint
+from llmbench.run.perf import peak_bandwidth_bytes_s, poisson_offsets, run_sweep
 from llmbench.telemetry.nvml import NvmlSampler
+from llmbench.types import Completion, GenerationRequest
 from tests.telemetry import fake_pynvml
 from tests.telemetry.fake_pynvml import FakeGpu
 

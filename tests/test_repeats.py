@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from llmbench import commands
-from llmbench.compare import build_comparison
-from llmbench.repeats import group_repeats, merge_repeats
+from llmbench.analysis.compare import build_comparison
+from llmbench.analysis.repeats import group_repeats, merge_repeats
 from llmbench.results import MetricValue, RunResult, write_results
 from tests.factories import make_run, performance, verdicts, with_flips
 

@@ -86,7 +86,7 @@ def test_invalid_field_names_its_path(tmp_path: Path) -> None:
 
 
 def test_a_code_task_records_the_weakest_sandbox_its_outputs_ran_in() -> None:
-    from llmbench.aggregate import task_result
+    from llmbench.run.aggregate import task_result
     from llmbench.scoring.code import CodeScorer
 
     def rec(i: int, level: str) -> SampleRecord:
@@ -101,8 +101,8 @@ def test_a_code_task_records_the_weakest_sandbox_its_outputs_ran_in() -> None:
 
 
 def test_a_one_task_suite_scores_with_the_tasks_own_interval() -> None:
-    from llmbench.aggregate import suite_score
     from llmbench.results import MetricValue, TaskResult
+    from llmbench.run.aggregate import suite_score
 
     wilson = MetricValue(value=1.0, stderr=0.0, ci_low=0.977, ci_high=1.0, n=164, method="wilson")
     task = TaskResult(name="humaneval", scorer="code", primary_metric="pass@1", metrics={"pass@1": wilson})

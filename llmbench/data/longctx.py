@@ -19,10 +19,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from llmbench.backends.base import stable_hash
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.fitting import FIT_TOLERANCE, Filler, Fitted, Insert, PromptMeter, fit_prompt
 from llmbench.errors import ConfigError, DataError
+from llmbench.hashing import stable_hash
 
 __all__ = [
     "DOCQA_TEMPLATE",

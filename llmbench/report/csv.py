@@ -6,7 +6,7 @@ import csv
 import io
 import math
 
-from llmbench.compare import Comparison
+from llmbench.analysis.compare import Comparison
 
 HEADER = (
     "section",

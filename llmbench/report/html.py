@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from html import escape
 
 from llmbench import __version__
-from llmbench.compare import Comparison, Row
+from llmbench.analysis.compare import Comparison, Row
 from llmbench.errors import MissingDependencyError
 from llmbench.report.markdown import (
     COST_HEADER,

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from llmbench.compare import Comparison
+from llmbench.analysis.compare import Comparison
 
 
 def _clean(value: Any) -> Any:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from llmbench.compare import Comparison, Delta, Row
-from llmbench.perf_tables import CostRow, SweepTable
+from llmbench.analysis.compare import Comparison, Delta, Row
+from llmbench.analysis.perf_tables import CostRow, SweepTable
 from llmbench.results import MetricValue
 
 SECTIONS = (

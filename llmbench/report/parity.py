@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from llmbench.consistency import FlipRate, ParityReport
+from llmbench.analysis.parity import FlipRate, ParityReport
 
 
 def print_parity(report: ParityReport, console: Console, *, max_flips: int = 20) -> None:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from llmbench.compare import Comparison
+from llmbench.analysis.compare import Comparison
+from llmbench.analysis.perf_tables import SweepTable
 from llmbench.errors import MissingDependencyError
-from llmbench.perf_tables import SweepTable
 from llmbench.results import TaskResult
 
 _LC_KEY = re.compile(r"^length=([^,]+),depth=([^,]+)$")

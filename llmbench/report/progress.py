@@ -15,7 +15,7 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichBar
 
-from llmbench.runner import Progress
+from llmbench.run.pipeline import Progress
 
 
 class RichProgress(Progress):

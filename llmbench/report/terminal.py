@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from llmbench.compare import Comparison, Delta, Row
+from llmbench.analysis.compare import Comparison, Delta, Row
 from llmbench.report.markdown import (
     COST_HEADER,
     SECTIONS,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmbench.config import list_suites, load_suite, resolve_model
-from llmbench.runner import RunOptions, run_suite
+from llmbench.run.pipeline import RunOptions, run_suite
 
 pytestmark = pytest.mark.e2e
 

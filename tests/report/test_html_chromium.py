@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.compare import build_comparison
+from llmbench.analysis.compare import build_comparison
 from llmbench.report import render_html
 from tests.factories import longctx_scores, make_run, performance, verdicts
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from llmbench.compare import Comparison, build_comparison
+from llmbench.analysis.compare import Comparison, build_comparison
+from llmbench.analysis.history import load_history, metric_trend, print_history
 from llmbench.errors import UserInputError
-from llmbench.history import load_history, metric_trend, print_history
 from llmbench.report import print_comparison, render_csv, render_html, render_json, render_markdown
 from llmbench.results import RunResult, write_results
 from tests.factories import FINGERPRINT, longctx_scores, make_run, performance, verdicts

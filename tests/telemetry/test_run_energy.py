@@ -15,10 +15,11 @@ from typing import ClassVar
 import pytest
 
 from llmbench.backends import backends
-from llmbench.backends.base import BackendInfo, Completion, GenerationRequest
+from llmbench.backends.base import BackendInfo
 from llmbench.backends.reference import ReferenceBackend
 from llmbench.config import load_suite, resolve_model
-from llmbench.runner import RunOptions, run_suite
+from llmbench.run.pipeline import RunOptions, run_suite
+from llmbench.types import Completion, GenerationRequest
 from tests.telemetry import fake_pynvml
 from tests.telemetry.fake_pynvml import FakeGpu
 

@@ -11,12 +11,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llmbench.backends.base import GenerationParams, GenerationRequest, backends, stable_hash
+from llmbench.backends.base import backends
 from llmbench.config import CombinedSpec, JudgeSpec, resolve_model
+from llmbench.hashing import stable_hash
 from llmbench.prompts import render
 from llmbench.results import MetricValue, SampleRecord
 from llmbench.scoring.stats import summarize
 from llmbench.tinymodel import resolve_model_path
+from llmbench.types import GenerationParams, GenerationRequest
 
 DEFAULT_PROMPT = """You are grading an answer to a task. Judge correctness first, then clarity and completeness.
 

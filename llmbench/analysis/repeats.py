@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from llmbench.aggregate import suite_score
-from llmbench.compare import per_sample_values
+from llmbench.analysis.compare import per_sample_values
 from llmbench.results import Distribution, MetricValue, Performance, PerfPoint, RunResult, TaskResult
+from llmbench.run.aggregate import suite_score
 from llmbench.scoring import stats
 
 IGNORED_SETTINGS = ("seed",)  # settings that may differ between repeats

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llmbench.direction import higher_is_better
+from llmbench.analysis.direction import higher_is_better
 from llmbench.results import PerfPoint, RunResult
 
 # (metric, swept setting, settings held fixed within one table)

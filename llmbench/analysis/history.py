@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from llmbench.compare import perf_value
+from llmbench.analysis.compare import perf_value
 from llmbench.errors import ResultsFileError, UserInputError
 from llmbench.results import Distribution, MetricValue, Performance, RunResult, read_results
 

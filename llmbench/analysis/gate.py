@@ -2,7 +2,7 @@
 
 Quality metrics regress when they drop by more than their threshold AND the paired test says the drop is
 significant; performance figures regress when they worsen by more than a relative threshold. "Drop" and
-"worsen" follow `llmbench.direction` (a rising timeout rate or latency is worse). A gated figure that the
+"worsen" follow `llmbench.analysis.direction` (a rising timeout rate or latency is worse). A gated figure that the
 baseline has and the candidate lacks fails too, as does a candidate of another suite: a gate that compared
 nothing must not pass.
 """
@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from llmbench.compare import Row, build_comparison
+from llmbench.analysis.compare import Row, build_comparison
 from llmbench.results import MetricValue, RunResult
 
-DEFAULT_GATES = Path(__file__).resolve().parent.parent / "configs" / "gates.yaml"
+DEFAULT_GATES = Path(__file__).resolve().parents[2] / "configs" / "gates.yaml"
 DEFAULT_PERFORMANCE: dict[str, float | None] = {
     "ttft_ms p50": 0.10,
     "output_tokens_per_s": 0.10,

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from llmbench import __version__
-from llmbench.aggregate import suite_score, task_result
-from llmbench.backends.base import Completion
 from llmbench.config import ModelConfig, Suite
 from llmbench.data.base import DataContext, Sample
 from llmbench.errors import DataError, UserInputError
 from llmbench.results import RunResult, SampleRecord
+from llmbench.run.aggregate import suite_score, task_result
+from llmbench.run.prepare import PreparedTask, make_scorer, prepare_task
 from llmbench.scoring.base import scorers
-from llmbench.tasks import PreparedTask, make_scorer, prepare_task
+from llmbench.types import Completion
 
 log = logging.getLogger(__name__)
 MISSING_OUTPUT = "no line in the samples file"
@@ -62,7 +62,7 @@ def _line_parts(
 
 def score_samples_file(suite: Suite, samples_path: Path, tasks: Sequence[str]) -> RunResult:
     """Score a JSONL of completions against the suite's tasks; several lines per id are several samples."""
-    from llmbench.records import is_failure, score_chunk  # the runner's scoring step, shared
+    from llmbench.run.scoring import is_failure, score_chunk  # the runner's scoring step, shared
 
     wanted = [t for t in suite.config.tasks if (not tasks or t.name in tasks) and t.scorer is not None]
     if not wanted:

@@ -4,7 +4,7 @@ The comparison is plain data that every renderer (terminal, Markdown, CSV, JSON,
 taken against the baseline (or the first run when none is named): paired tests where the two runs share
 sample ids (McNemar for 0/1 scores, a sign-flip permutation test otherwise), unpaired tests from the
 summaries otherwise, and interval overlap for performance figures. Which way is better for each row comes
-from `llmbench.direction`; the sweep and accuracy-per-cost tables are built in `llmbench.perf_tables`.
+from `llmbench.analysis.direction`; the sweep and accuracy-per-cost tables are built in `llmbench.analysis.perf_tables`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmbench.direction import higher_is_better
-from llmbench.perf_tables import CostRow, SweepTable, cost_rows, sweep_tables
+from llmbench.analysis.direction import higher_is_better
+from llmbench.analysis.perf_tables import CostRow, SweepTable, cost_rows, sweep_tables
 from llmbench.results import Distribution, MetricValue, RunResult, SampleRecord, TaskResult, read_results
 from llmbench.scoring import stats
 

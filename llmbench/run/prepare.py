@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llmbench.backends.base import GenerationRequest, stable_hash
 from llmbench.config import GenerationSpec, ModelConfig, Suite, TaskSpec
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.readers import load_samples
 from llmbench.errors import ConfigError
+from llmbench.hashing import stable_hash
 from llmbench.prompts import build_messages, build_text, template_fingerprint
 from llmbench.scoring.base import Scorer, scorers
+from llmbench.types import GenerationRequest
 
 
 @dataclass

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from llmbench.backends.base import Completion
 from llmbench.results import SampleRecord
+from llmbench.run.prepare import PreparedTask
 from llmbench.scoring.base import Score
 from llmbench.scoring.reasoning import split_reasoning
-from llmbench.tasks import PreparedTask
+from llmbench.types import Completion
 
 
 class SampleSink(Protocol):

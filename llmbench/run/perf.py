@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from llmbench import interrupts
-from llmbench.backends.base import Backend, Completion, GenerationParams, GenerationRequest
+from llmbench.backends.base import Backend
 from llmbench.backends.common import free_device_memory, is_out_of_memory
 from llmbench.config import PerfSweep
 from llmbench.data.perfprompts import make_prompt_ids, make_prompt_text
@@ -36,6 +36,7 @@ from llmbench.results import PerfPoint
 from llmbench.scoring.stats import distribution
 from llmbench.telemetry.gpus import load_pynvml, visible_targets
 from llmbench.telemetry.nvml import NvmlSampler, TelemetryWindow
+from llmbench.types import Completion, GenerationParams, GenerationRequest
 
 log = logging.getLogger(__name__)
 

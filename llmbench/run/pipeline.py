@@ -3,59 +3,36 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from llmbench import interrupts
-from llmbench.aggregate import task_result
-from llmbench.assemble import Generated, RunParts, assemble, prompt_tokens_hash
-from llmbench.backends.base import Backend, BackendInfo, Completion, backends
+from llmbench.backends.base import Backend, BackendInfo, backends
 from llmbench.config import ModelConfig, Suite
 from llmbench.data.base import DataContext
 from llmbench.errors import LLMBenchError, RunFailedError, UserInputError
-from llmbench.journal import Journal
-from llmbench.records import is_failure, make_record, score_chunk
 from llmbench.results import PerfPoint, RunResult, SampleRecord, TaskResult, write_results
-from llmbench.runstate import resolve_paths
+from llmbench.run.aggregate import task_result
+from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_hash
+from llmbench.run.journal import Journal
+from llmbench.run.options import RunOptions, resolve_paths
+from llmbench.run.prepare import PreparedTask, prepare_task
+from llmbench.run.progress import Progress
+from llmbench.run.scoring import is_failure, make_record, score_chunk
 from llmbench.scoring.base import Score
-from llmbench.tasks import PreparedTask, prepare_task
 from llmbench.telemetry.nvml import NvmlSampler
 from llmbench.tinymodel import resolve_model_path
+from llmbench.types import Completion
 
 SCORE_CHUNK = 16
-
-
-@dataclass
-class RunOptions:
-    limit: int | None = None
-    tasks: Sequence[str] = ()
-    seed: int = 0
-    output: Path | None = None
-    results_dir: Path = Path("results")
-    resume: bool = False
-    fresh: bool = False  # discard an unfinished run's journal instead of resuming it
-    run_id: str | None = None
-    command: list[str] = field(default_factory=list)
-    telemetry_hz: float = 20.0
-    warmup: bool = True  # one untimed request before the first quality task
 
 
 class RunInterrupted(LLMBenchError):
     """Ctrl-C: what was finished is in the journal; the message says how to resume."""
 
     exit_code = 130
-
-
-class Progress:
-    """What the runner reports as it goes; the CLI renders it with rich, tests ignore it."""
-
-    def task_started(self, name: str, total: int, done: int) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def task_finished(self, name: str) -> None: ...
-    def message(self, text: str) -> None: ...
 
 
 def run_suite(
@@ -193,7 +170,7 @@ def _warm_up(backend: Backend, task: PreparedTask) -> bool:
 
 def _judge(result: RunResult, spec: Any, progress: Progress) -> None:
     """Rate every answer with the suite's judge; the ratings go into the samples and the combined score."""
-    from llmbench.judge import combined_score, rate
+    from llmbench.run.judge import combined_score, rate
 
     progress.message(f"judging {len(result.samples)} answers with {spec.judge.model}")
     outcome = rate(result.samples, spec.judge)
@@ -279,7 +256,7 @@ def _run_perf(
     opts: RunOptions,
     progress: Progress,
 ) -> list[PerfPoint]:
-    from llmbench.perf import run_sweep
+    from llmbench.run.perf import run_sweep
 
     assert task.spec.perf is not None
     if ctx.tokenizer is None and model.load_format != "dummy":
@@ -306,7 +283,7 @@ def _run_perf(
 
 def _peak_bandwidth(info: BackendInfo, model: ModelConfig) -> float | None:
     """Peak memory bandwidth of the GPUs that hold the model's weights: the ceiling MBU is read against."""
-    from llmbench.perf import peak_bandwidth_bytes_s
+    from llmbench.run.perf import peak_bandwidth_bytes_s
 
     if info.backend == "openai" and not info.extra.get("managed"):
         return None  # the server's GPUs are not this host's

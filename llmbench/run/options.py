@@ -1,16 +1,29 @@
-"""Where a run writes: its run id, results path and journal, and how `--resume` finds an unfinished run."""
+"""What a run is asked to do (RunOptions) and where it writes: its run id, results path and journal, and how `--resume` finds an unfinished run."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from llmbench.errors import UserInputError
 
-if TYPE_CHECKING:
-    from llmbench.runner import RunOptions
+
+@dataclass
+class RunOptions:
+    limit: int | None = None
+    tasks: Sequence[str] = ()
+    seed: int = 0
+    output: Path | None = None
+    results_dir: Path = Path("results")
+    resume: bool = False
+    fresh: bool = False  # discard an unfinished run's journal instead of resuming it
+    run_id: str | None = None
+    command: list[str] = field(default_factory=list)
+    telemetry_hz: float = 20.0
+    warmup: bool = True  # one untimed request before the first quality task
 
 
 def _slug(text: str) -> str:

@@ -6,8 +6,8 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from llmbench.records import is_failure
 from llmbench.results import MetricValue, Performance, SampleRecord, TaskResult
+from llmbench.run.scoring import is_failure
 from llmbench.scoring.base import STATUSES, Score, ScoredOutput, Scorer
 from llmbench.scoring.stats import distribution, summarize
 

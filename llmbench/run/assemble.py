@@ -8,11 +8,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from llmbench import __version__
-from llmbench.aggregate import performance, suite_score
-from llmbench.backends.base import BackendInfo, Completion, stable_hash
+from llmbench.backends.base import BackendInfo
 from llmbench.config import ModelConfig, Suite
-from llmbench.records import is_failure
+from llmbench.hashing import stable_hash
 from llmbench.results import Performance, PerfPoint, RunResult, SampleRecord, TaskResult, TelemetrySummary
+from llmbench.run.aggregate import performance, suite_score
+from llmbench.run.scoring import is_failure
+from llmbench.types import Completion
 
 
 @dataclass
