@@ -45,6 +45,24 @@ ApiKeyEnvOpt = Annotated[
     str | None,
     typer.Option("--api-key-env", help="name of the environment variable that holds the API key"),
 ]
+FirstByteTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--first-byte-timeout",
+        min=0.001,
+        max=86400,
+        help="seconds an API server may take to begin an answer (default: the model config's, 120)",
+    ),
+]
+IdleTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--idle-timeout",
+        min=0.001,
+        max=86400,
+        help="seconds an API server may stay silent between two chunks of an answer (default 30)",
+    ),
+]
 LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=1, help="at most N samples per task")]
 TaskOpt = Annotated[list[str] | None, typer.Option("--task", "-t", help="run only this task (repeatable)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="base seed for sampling and generated data")]
@@ -63,7 +81,14 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")
     _state["debug"] = debug
 
 
-def _model(spec: str, backend: str | None, base_url: str | None, api_key_env: str | None):  # type: ignore[no-untyped-def]
+def _model(  # type: ignore[no-untyped-def]
+    spec: str,
+    backend: str | None,
+    base_url: str | None,
+    api_key_env: str | None,
+    first_byte_timeout: float | None = None,
+    idle_timeout: float | None = None,
+):
     from llmbench.config import resolve_model
 
     model = resolve_model(spec, backend=backend)
@@ -72,6 +97,10 @@ def _model(spec: str, backend: str | None, base_url: str | None, api_key_env: st
             update={k: v for k, v in {"base_url": base_url, "api_key_env": api_key_env}.items() if v}
         )
         model = model.model_copy(update={"api": api, "backend": backend or "openai"})
+    timeouts = {"first_byte_timeout_s": first_byte_timeout, "idle_timeout_s": idle_timeout}
+    if any(v is not None for v in timeouts.values()):
+        api = model.api.model_copy(update={k: v for k, v in timeouts.items() if v is not None})
+        model = model.model_copy(update={"api": api})
     from llmbench.backends import backends
 
     backends.get(model.backend)  # an unknown backend fails here, before anything loads
@@ -85,6 +114,8 @@ def run(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
+    first_byte_timeout: FirstByteTimeoutOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
     limit: LimitOpt = None,
     task: TaskOpt = None,
     seed: SeedOpt = 0,
@@ -125,7 +156,7 @@ def run(
     from llmbench.report.summary import print_run_summary
     from llmbench.run.pipeline import RunOptions, run_suite
 
-    cfg = _model(model, backend, base_url, api_key_env)
+    cfg = _model(model, backend, base_url, api_key_env, first_byte_timeout, idle_timeout)
     if repeat > 1 or batch_sizes:
         from llmbench import commands
 

@@ -235,8 +235,14 @@ class ApiSpec(Strict):
     api_key_env: str | None = Field(default=None, description="name of the variable that holds the key")
     endpoint: Literal["chat", "completions"] = "chat"
     concurrency: int = Field(default=8, ge=1)
-    timeout_s: float = Field(default=600, gt=0)
-    max_retries: int = Field(default=4, ge=0)
+    timeout_s: float = Field(default=600, gt=0, le=86_400, description="longest a whole answer may take")
+    first_byte_timeout_s: float = Field(
+        default=120, gt=0, le=86_400, description="longest wait for the first byte of an answer"
+    )
+    idle_timeout_s: float = Field(
+        default=30, gt=0, le=86_400, description="longest silence between two chunks of a streamed answer"
+    )
+    max_retries: int = Field(default=4, ge=0, le=100)
 
 
 class ModelConfig(Strict):

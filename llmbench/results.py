@@ -74,6 +74,7 @@ class SampleRecord(_Model):
     prompt_hash: str | None = None
     batch_size: int | None = None  # requests that shared the forward pass, where the backend knows
     error: str | None = None  # generation failed (a scorer's own failure is status "error", details.error)
+    warnings: list[str] = Field(default_factory=list)  # e.g. a server's usage that disagreed with the stream
 
 
 class TaskResult(_Model):

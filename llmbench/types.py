@@ -71,6 +71,7 @@ class Completion:
     rendered_prompt: str | None = None
     error: str | None = None
     batch_size: int | None = None  # how many requests shared the forward pass, where known
+    warnings: list[str] = field(default_factory=list)  # where the server's claims and ours disagreed
 
     @property
     def tpot_ms(self) -> float | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -25,7 +24,6 @@ from llmbench.backends.base import (
     BackendInfo,
     Completion,
     FinishReason,
-    GenerationParams,
     GenerationRequest,
     apply_stop,
     stable_hash,
@@ -38,22 +36,26 @@ from llmbench.backends.common import (
     render_chat,
     weights_bytes,
 )
+from llmbench.backends.openai_wire import (
+    RETRY_STATUS,
+    Retryable,
+    StreamTimeout,
+    TokenIdsRefused,
+    backoff_s,
+    finish_reason,
+    on_event,
+    prompt_chars,
+    sampling,
+)
 from llmbench.backends.server import ManagedVLLMServer, fetch_server_metrics, histogram_quantile
+from llmbench.backends.server_claims import Counted, Redactor, checked_usage
 from llmbench.config import ModelConfig
 from llmbench.errors import BackendError, UserInputError
 from llmbench.telemetry.timing import TokenClock, now_ns
 
 __all__ = ["OpenAIBackend", "fetch_server_metrics", "histogram_quantile"]
 
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-MAX_BACKOFF_S = 30.0
-
-
 _Body = tuple[str, dict[str, Any], str, str | None]  # route, JSON body, prompt hash, rendered prompt
-
-
-class _Retryable(Exception):
-    """A failure worth another try (rate limit, server error, dropped connection) before any token came."""
 
 
 class OpenAIBackend:
@@ -70,6 +72,7 @@ class OpenAIBackend:
         self._headers: dict[str, str] = {}
         self._loop: BackgroundLoop | None = None
         self._ids_as_text = False
+        self._redact = Redactor()
 
     @property
     def tokenizer(self) -> Any:
@@ -117,17 +120,20 @@ class OpenAIBackend:
                 f"model '{self.config.name}': api.api_key_env names ${var}, which is not set",
                 hint=f"export {var}=<your key>",
             )
+        self._redact = Redactor([key])
         return {"Authorization": f"Bearer {key}"}
 
     def _check_served_models(self) -> list[str]:
         """GET /models: fails fast on a wrong URL or key; some servers lack the route, which we tolerate."""
         import httpx
 
+        api = self.config.api
+        timeout = httpx.Timeout(api.first_byte_timeout_s, read=api.first_byte_timeout_s)
         try:
-            response = httpx.get(self._url("/models"), headers=self._headers, timeout=30)
+            response = httpx.get(self._url("/models"), headers=self._headers, timeout=timeout)
         except httpx.HTTPError as exc:
             self.close()
-            raise BackendError(f"cannot reach the server at {self.base_url}: {exc}") from None
+            raise BackendError(self._redact(f"cannot reach the server at {self.base_url}: {exc}")) from None
         if response.status_code in (401, 403):
             self.close()
             raise UserInputError(
@@ -135,7 +141,19 @@ class OpenAIBackend:
             )
         if response.status_code != 200:
             return []
-        return [m.get("id", "") for m in response.json().get("data", []) if isinstance(m, dict)]
+        try:
+            listed = response.json()["data"]
+            if not isinstance(listed, list):
+                raise TypeError
+        except (ValueError, TypeError, KeyError):
+            self.close()
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise UserInputError(
+                f"the server at {self.base_url} answered GET /v1/models with {kind}, not the JSON "
+                '{"data": [...]} an OpenAI-compatible server sends',
+                hint="check --base-url: it should end in /v1 of an OpenAI-compatible server",
+            ) from None
+        return [str(m.get("id", "")) for m in listed if isinstance(m, dict)]
 
     def _url(self, route: str) -> str:
         assert self.base_url is not None
@@ -162,7 +180,9 @@ class OpenAIBackend:
             import httpx
 
             limits = httpx.Limits(max_connections=cap, max_keepalive_connections=cap)
-            timeout = httpx.Timeout(self.config.api.timeout_s)
+            api = self.config.api
+            # Reads are timed here per phase (first byte, then between chunks); httpx bounds the rest.
+            timeout = httpx.Timeout(api.first_byte_timeout_s, read=None)
             async with httpx.AsyncClient(headers=self._headers, limits=limits, timeout=timeout) as client:
                 limit = asyncio.Semaphore(cap)
                 t0 = now_ns()
@@ -177,11 +197,19 @@ class OpenAIBackend:
                         if isinstance(body, Completion):  # the prompt could not be rendered
                             emit(body)
                         else:
-                            emit(await self._complete(client, requests[i], body, arrival))
+                            emit(self._redacted(await self._complete(client, requests[i], body, arrival)))
 
                 await asyncio.gather(*(one(i) for i in range(len(requests))))
 
         yield from self._loop.stream(produce)
+
+    def _redacted(self, c: Completion) -> Completion:
+        """The completion with the API key and any Authorization value masked in every text it records."""
+        if c.error is not None:
+            c.error = self._redact(c.error)
+        c.text = self._redact(c.text)
+        c.warnings = self._redact.all(c.warnings)
+        return c
 
     def _prepared(self, request: GenerationRequest) -> _Body | Completion:
         """The request's route and body, or an error completion where its prompt cannot be rendered."""
@@ -210,29 +238,46 @@ class OpenAIBackend:
             except asyncio.TimeoutError:
                 error = f"timeout: no complete answer within {api.timeout_s:g} s"
                 break
-            except _TokenIdsRefused:  # once per run: from now on every token-id prompt goes as text
+            except StreamTimeout as exc:
+                error = f"timeout: {exc}"
+                break
+            except TokenIdsRefused:  # once per run: from now on every token-id prompt goes as text
                 self._ids_as_text = True
                 route, body, prompt_hash, rendered = self._request_body(request)
                 if arrival_ns is None:  # the refused try was a protocol check, not the server's latency
                     clock.start_ns = now_ns()
-            except _Retryable as exc:
+            except Retryable as exc:
                 error = str(exc)
                 if attempt >= api.max_retries:
                     break
-                await asyncio.sleep(_backoff_s(attempt, result.get("retry_after")))
+                await asyncio.sleep(backoff_s(attempt, result.get("retry_after")))
                 attempt += 1
             except Exception as exc:  # a malformed answer: report it on this request, go on with the rest
                 error = f"{type(exc).__name__}: {exc}"
                 break
         clock.finish()
-        text, cut = apply_stop("".join(result.get("pieces", [])), request.params.stop)
-        usage = result.get("usage") or {}
-        reason: FinishReason = "error" if error else "stop" if cut else _finish(result.get("finish"))
+        full = "".join(result.get("pieces", []))
+        text, cut = apply_stop(full, request.params.stop)
+        prompt_tokens: int | None = None
+        output_tokens: int | None = None
+        warnings: list[str] = []
+        if not error:
+            prompt = body.get("prompt", body.get("messages"))
+            counted = Counted(
+                token_events=len(clock.token_ns),
+                max_new_tokens=request.params.max_new_tokens,
+                local_output_tokens=self._count_tokens(full),
+                local_prompt_tokens=len(prompt) if isinstance(prompt, list) and "prompt" in body else None,
+                prompt_chars=prompt_chars(prompt),
+            )
+            prompt_tokens, output_tokens, warnings = checked_usage(result.get("usage"), counted)
+        reason: FinishReason = "error" if error else "stop" if cut else finish_reason(result.get("finish"))
         return Completion(
             request_id=request.request_id,
             text=text,
-            prompt_tokens=usage.get("prompt_tokens"),
-            output_tokens=usage.get("completion_tokens", self._count_tokens(text) if not error else None),
+            prompt_tokens=prompt_tokens,
+            output_tokens=output_tokens,
+            warnings=warnings,
             finish_reason=reason,
             ttft_ms=clock.ttft_ms,
             latency_ms=clock.latency_ms,
@@ -250,61 +295,76 @@ class OpenAIBackend:
 
         pieces: list[str] = []
         result["pieces"] = pieces
+        api = self.config.api
+        request = client.build_request("POST", self._url(route), json=body)
         try:
-            async with client.stream("POST", self._url(route), json=body) as response:
-                if response.status_code != 200:
-                    detail = (await response.aread()).decode(errors="replace")[:300]
-                    message = f"HTTP {response.status_code} from {route}: {detail}"
-                    if response.status_code in RETRY_STATUS:
-                        result["retry_after"] = response.headers.get("retry-after")
-                        raise _Retryable(message)
-                    if (
-                        (
-                            "prompt" in body
-                            and isinstance(body["prompt"], list)
-                            and 400 <= response.status_code < 500
-                        )
-                        and self._tokenizer is not None
-                        and not self._ids_as_text
-                    ):
-                        raise _TokenIdsRefused(message)
-                    raise BackendError(message)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    self._on_event(json.loads(data), clock, pieces, result)
+            try:
+                response = await asyncio.wait_for(client.send(request, stream=True), api.first_byte_timeout_s)
+            except asyncio.TimeoutError:
+                raise StreamTimeout(f"no answer began within {api.first_byte_timeout_s:g} s") from None
+            try:
+                await self._read_answer(response, route, body, clock, result)
+            finally:
+                await response.aclose()
         except httpx.TransportError as exc:
-            if clock.token_ns:  # tokens already arrived: a retry would distort the timings
-                raise BackendError(f"the stream broke after the first token: {exc}") from exc
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+            raise Retryable(self._redact(f"{type(exc).__name__}: {exc}")) from exc
+        if not (result.get("done") or result.get("finish")):
+            what = (
+                "an empty body" if not result.get("bytes") else "a stream that ended without a finish reason"
+            )
+            raise Retryable(f"incomplete answer from {route}: the server sent {what}")
 
-    @staticmethod
-    def _on_event(
-        event: dict[str, Any], clock: TokenClock, pieces: list[str], result: dict[str, Any]
+    async def _read_answer(
+        self,
+        response: Any,
+        route: str,
+        body: dict[str, Any],
+        clock: TokenClock,
+        result: dict[str, Any],
     ) -> None:
-        at = now_ns()
-        if "error" in event and not event.get("choices"):
-            raise BackendError(f"the server reported: {event['error']}")
-        if event.get("usage"):
-            result["usage"] = event["usage"]
-        for choice in event.get("choices") or []:
-            delta = choice.get("delta")
-            if delta is None:  # /completions
-                content = choice.get("text")
-                produced = content is not None
-            else:  # /chat/completions: skip the role announcement; reasoning tokens are tokens too
-                content = delta.get("content")
-                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                produced = bool(reasoning) or (content is not None and not ("role" in delta and not content))
-            if produced:  # an empty text is still a token (a partial UTF-8 character); `{}` is not
-                clock.token(at)
-            if content:
-                pieces.append(content)
-            if choice.get("finish_reason"):
-                result["finish"] = choice["finish_reason"]
+        """Read the events of one answer; the first line may take `first_byte_timeout_s`, each next `idle_timeout_s`."""
+        pieces = result["pieces"]
+        api = self.config.api
+        if response.status_code != 200:
+            raw = b""
+            async for chunk in response.aiter_bytes():  # an error page can be large: its head will do
+                raw += chunk
+                if len(raw) >= 4096:
+                    break
+            detail = self._redact(raw[:4096].decode(errors="replace"))[:300]
+            message = f"HTTP {response.status_code} from {route}: {detail}"
+            if response.status_code in RETRY_STATUS:
+                result["retry_after"] = response.headers.get("retry-after")
+                raise Retryable(message)
+            if (
+                ("prompt" in body and isinstance(body["prompt"], list) and 400 <= response.status_code < 500)
+                and self._tokenizer is not None
+                and not self._ids_as_text
+            ):
+                raise TokenIdsRefused(message)
+            raise BackendError(message)
+        lines = response.aiter_lines()
+        while True:
+            wait = api.idle_timeout_s if result.get("bytes") else api.first_byte_timeout_s
+            try:
+                line = await asyncio.wait_for(lines.__anext__(), wait)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                if result.get("bytes"):
+                    raise StreamTimeout(f"the answer stalled for more than {wait:g} s") from None
+                raise StreamTimeout(f"no answer began within {wait:g} s") from None
+            result["bytes"] = True
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                result["done"] = True
+                break
+            event = json.loads(data)
+            if not isinstance(event, dict):
+                raise BackendError(f"a stream event is not a JSON object: {data[:80]}")
+            on_event(event, clock, pieces, result)
 
     def _request_body(self, request: GenerationRequest) -> _Body:
         """Route, JSON body, prompt hash and rendered prompt (where we rendered it) of one request."""
@@ -313,7 +373,7 @@ class OpenAIBackend:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        body |= _sampling(request.params)
+        body |= sampling(request.params)
         if request.messages is not None and self.config.api.endpoint == "chat":
             messages = [dict(m) for m in request.messages]
             return "/chat/completions", body | {"messages": messages}, stable_hash(messages), None
@@ -355,44 +415,3 @@ class OpenAIBackend:
             self._server.close()
             self._server = None
             self.base_url = self.config.api.base_url
-
-
-class _TokenIdsRefused(Exception):
-    """The server does not take a list of token ids as a prompt: send decoded text instead."""
-
-
-def _sampling(params: GenerationParams) -> dict[str, Any]:
-    """OpenAI request fields; non-standard ones (top_k, ignore_eos) only when set, since hosted APIs refuse them."""
-    out: dict[str, Any] = {
-        "max_tokens": params.max_new_tokens,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-    }
-    if params.top_k:
-        out["top_k"] = params.top_k
-    if params.stop:
-        out["stop"] = list(params.stop)
-    if params.seed is not None:
-        out["seed"] = params.seed
-    if params.ignore_eos:
-        out["ignore_eos"] = True
-    if params.json_schema is not None:
-        out["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": "answer", "schema": params.json_schema, "strict": True},
-        }
-    return out
-
-
-def _finish(reason: str | None) -> FinishReason:
-    return "length" if reason == "length" else "stop"
-
-
-def _backoff_s(attempt: int, retry_after: str | None) -> float:
-    """Exponential backoff with full jitter, bounded; a server's Retry-After (in seconds) wins if shorter than the bound."""
-    if retry_after:
-        try:
-            return min(float(retry_after), MAX_BACKOFF_S)
-        except ValueError:
-            pass
-    return random.uniform(0, min(MAX_BACKOFF_S, 0.25 * 2**attempt))

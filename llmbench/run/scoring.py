@@ -90,6 +90,7 @@ def make_record(
         prompt_hash=c.prompt_hash,
         batch_size=c.batch_size,
         error=c.error,
+        warnings=list(c.warnings),
     )
 
 

@@ -1,0 +1,160 @@
+"""A loopback OpenAI-compatible server that fails on purpose, for testing the OpenAI backend without a model.
+
+It listens on 127.0.0.1 only, reads at most `MAX_BODY_BYTES` of a request, serves at most
+`max_requests` requests (then 503), and never holds a thread longer than `HANG_S`. Each fault is a
+way a real server, proxy or gateway has been seen to answer: a stream cut short, a 200 with no body,
+a usage block that lies, an error page echoing the request's headers, a server that stops talking,
+HTML where JSON belongs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MAX_BODY_BYTES = 1 << 20
+HANG_S = 20.0  # a hanging answer ends by then even if the test forgot to stop the server
+FAULTS = (
+    "ok",  # a correct stream: role, one chunk per word, finish reason, usage, [DONE]
+    "early_end",  # two chunks, then the connection closes: no finish reason, no [DONE]
+    "empty",  # 200 with an event-stream content type and no body at all
+    "lying_usage",  # a correct stream whose usage claims absurd counts
+    "string_usage",  # a correct stream whose usage counts are strings
+    "echo_headers",  # HTTP 400 whose body repeats the request's headers, Authorization included
+    "hang_before_body",  # headers sent, then silence
+    "hang_mid_stream",  # two chunks, then silence
+    "html_models",  # GET /v1/models answers an HTML page
+)
+
+
+class FaultyServer:
+    """`with FaultyServer("early_end") as s:` then point a backend at `s.base_url`; `fail_first` faults, then ok."""
+
+    def __init__(
+        self,
+        fault: str,
+        *,
+        words: tuple[str, ...] = ("The", " answer", " is", " 42", "."),
+        fail_first: int | None = None,
+        max_requests: int = 64,
+        usage: dict[str, Any] | None = None,
+    ) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        self.fault = fault
+        self.words = words
+        self.fail_first = fail_first  # None: every request gets the fault
+        self.max_requests = max_requests
+        self.usage = usage
+        self.posts = 0
+        self.seen_headers: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FaultyServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _fault_now(self) -> str:
+        with self.lock:
+            self.posts += 1
+            n = self.posts
+        if self.fail_first is not None and n > self.fail_first:
+            return "ok"
+        return self.fault
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # the body ends when the connection closes
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if server.fault == "html_models":
+                    self._send(200, "text/html", b"<html><body>Welcome to nginx!</body></html>")
+                    return
+                self._send(200, "application/json", json.dumps({"data": [{"id": "faulty"}]}).encode())
+
+            def do_POST(self) -> None:
+                length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY_BYTES)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server.lock:
+                    server.seen_headers.append(dict(self.headers.items()))
+                    over = server.posts >= server.max_requests
+                if over:
+                    self._send(503, "application/json", b'{"error": "request budget spent"}')
+                    return
+                fault = server._fault_now()
+                if fault == "echo_headers":
+                    echoed = {"error": "bad request", "received_headers": dict(self.headers.items())}
+                    self._send(400, "application/json", json.dumps(echoed).encode())
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                self.wfile.flush()
+                if fault == "empty":
+                    return
+                if fault == "hang_before_body":
+                    server.stop.wait(HANG_S)
+                    return
+                chat = "messages" in body
+                cut = fault in ("early_end", "hang_mid_stream")
+                for word in server.words[:2] if cut else server.words:
+                    self._event(_chunk(word, chat))
+                if fault == "hang_mid_stream":
+                    server.stop.wait(HANG_S)
+                    return
+                if cut:
+                    return
+                self._event(_chunk("", chat, finish="stop"))
+                self._event({"choices": [], "usage": self._usage(fault)})
+                self.wfile.write(b"data: [DONE]\n\n")
+
+            def _usage(self, fault: str) -> dict[str, Any]:
+                if server.usage is not None:
+                    return server.usage
+                n = len(server.words)
+                if fault == "lying_usage":
+                    return {"prompt_tokens": -5, "completion_tokens": 12_700_000_000, "total_tokens": 0}
+                if fault == "string_usage":
+                    return {"prompt_tokens": "7", "completion_tokens": str(n), "total_tokens": "x"}
+                return {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n}
+
+            def _event(self, event: dict[str, Any]) -> None:
+                self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+                self.wfile.flush()
+
+            def _send(self, status: int, content_type: str, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+def _chunk(text: str, chat: bool, finish: str | None = None) -> dict[str, Any]:
+    if chat:
+        choice: dict[str, Any] = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
+    else:
+        choice = {"index": 0, "text": text, "finish_reason": finish}
+    return {"id": "x", "object": "chunk", "choices": [choice]}
