@@ -65,7 +65,9 @@ IdleTimeoutOpt = Annotated[
 ]
 LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=1, help="at most N samples per task")]
 TaskOpt = Annotated[list[str] | None, typer.Option("--task", "-t", help="run only this task (repeatable)")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="base seed for sampling and generated data")]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", min=0, max=(1 << 32) - 1, help="base seed for sampling and generated data")
+]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | markdown | csv | json | html")]
 ResultsArg = Annotated[list[Path], typer.Argument(help="results files (JSON)", show_default=False)]
 KeepRepeatsOpt = Annotated[

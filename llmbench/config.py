@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,10 +17,48 @@ MODELS_DIR = REPO_ROOT / "configs" / "models"
 SUITES_DIR = REPO_ROOT / "suites"
 
 
+# Limits on what a number in a config may be: each is far beyond any real use and far below what
+# would exhaust a machine (a prompt of 1e12 tokens, 1e35 tokens to generate).
+MAX_TOKENS = 1 << 20  # tokens one request may generate
+MAX_PROMPT_TOKENS = 10_000_000
+MAX_SEED = (1 << 32) - 1  # numpy, torch and vLLM all take it
+MAX_COUNT = 1_000_000  # requests per point, samples per prompt, concurrency, repeats
+MAX_INT = (1 << 63) - 1
+MAX_FLOAT = 1e15
+Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
+PromptTokens = Annotated[int, Field(ge=1, le=MAX_PROMPT_TOKENS)]
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+
+
 class Strict(BaseModel):
-    """Base for everything a user writes: unknown keys are errors, not silently ignored."""
+    """Base for everything a user writes: unknown keys are errors, not silently ignored.
+
+    Every number anywhere in it, free-form options included, must be finite and of a sane size:
+    a typo like `1e35` is refused here, in one line, rather than exhausting the machine later.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _numbers_in_range(cls, value: Any) -> Any:
+        _check_numbers(value)
+        return value
+
+
+def _check_numbers(value: Any, depth: int = 0) -> None:
+    if isinstance(value, bool) or depth > 64:
+        return
+    if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+        raise ValueError(f"the number {value:.3g} is out of range (at most {MAX_INT})")
+    if isinstance(value, float) and not -MAX_FLOAT <= value <= MAX_FLOAT:  # NaN fails both
+        raise ValueError(f"the number {value} is not finite or out of range (at most {MAX_FLOAT:g})")
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_numbers(item, depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_numbers(item, depth + 1)
 
 
 # ---------------------------------------------------------------- suites
@@ -39,7 +77,7 @@ class DatasetSpec(Strict):
     id_field: str | None = None
     reference_field: str | None = None
     mirrors: str | None = Field(default=None, description="the public data set a built-in set mirrors")
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=MAX_INT)
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
@@ -73,13 +111,13 @@ class PromptSpec(Strict):
 class GenerationSpec(Strict):
     """Generation settings; anything left out falls back to the model config, then to greedy defaults."""
 
-    max_new_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0)
+    max_new_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    temperature: float | None = Field(default=None, ge=0, le=100)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    top_k: int | None = Field(default=None, ge=1)
+    top_k: int | None = Field(default=None, ge=1, le=MAX_TOKENS * 16)
     stop: list[str] | None = None
-    seed: int | None = None
-    n: int | None = Field(default=None, ge=1, description="samples per prompt (pass@k)")
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    n: int | None = Field(default=None, ge=1, le=10_000, description="samples per prompt (pass@k)")
     ignore_eos: bool | None = None
 
     def merged(self, *fallbacks: GenerationSpec) -> GenerationSpec:
@@ -111,13 +149,15 @@ class ScorerSpec(Strict):
 class PerfSweep(Strict):
     """A performance sweep: every combination of input length, output length and concurrency (or rate)."""
 
-    input_tokens: list[int | Literal["max"]] = Field(default_factory=lambda: [512, 2048])  # type: ignore[arg-type]
-    output_tokens: list[int] = Field(default_factory=lambda: [128])
-    concurrency: list[int] = Field(default_factory=lambda: [1])
-    request_rates: list[float] = Field(default_factory=list, description="Poisson arrival rates, requests/s")
-    requests_per_point: int = Field(default=8, ge=1)
-    warmup_requests: int = Field(default=1, ge=0)
-    repeats: int = Field(default=1, ge=1)
+    input_tokens: list[PromptTokens | Literal["max"]] = Field(default_factory=lambda: [512, 2048])  # type: ignore[arg-type]
+    output_tokens: list[Tokens] = Field(default_factory=lambda: [128])
+    concurrency: list[Count] = Field(default_factory=lambda: [1])
+    request_rates: list[Annotated[float, Field(gt=0, le=MAX_COUNT)]] = Field(
+        default_factory=list, description="Poisson arrival rates, requests/s"
+    )
+    requests_per_point: int = Field(default=8, ge=1, le=MAX_COUNT)
+    warmup_requests: int = Field(default=1, ge=0, le=MAX_COUNT)
+    repeats: int = Field(default=1, ge=1, le=10_000)
     prompt_kind: Literal["random", "text"] = "random"
     fit_to_model: bool = Field(
         default=False,
@@ -158,7 +198,7 @@ class JudgeSpec(Strict):
     model: str
     backend: str | None = None
     prompt: str | None = Field(default=None, description="Jinja template over question, answer, reference")
-    max_new_tokens: int = Field(default=256, ge=1)
+    max_new_tokens: int = Field(default=256, ge=1, le=MAX_TOKENS)
 
 
 class CombinedSpec(Strict):
@@ -234,7 +274,7 @@ class ApiSpec(Strict):
     base_url: str | None = None
     api_key_env: str | None = Field(default=None, description="name of the variable that holds the key")
     endpoint: Literal["chat", "completions"] = "chat"
-    concurrency: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=8, ge=1, le=MAX_COUNT)
     timeout_s: float = Field(default=600, gt=0, le=86_400, description="longest a whole answer may take")
     first_byte_timeout_s: float = Field(
         default=120, gt=0, le=86_400, description="longest wait for the first byte of an answer"
@@ -258,7 +298,7 @@ class ModelConfig(Strict):
         default=None, description="awq, gptq, fp8, bitsandbytes, bnb-4bit, bnb-8bit"
     )
     kv_cache_dtype: str | None = None
-    max_model_len: int | None = Field(default=None, ge=16)
+    max_model_len: int | None = Field(default=None, ge=16, le=MAX_PROMPT_TOKENS)
     tensor_parallel_size: int = Field(default=1, ge=1)
     pipeline_parallel_size: int = Field(default=1, ge=1)
     data_parallel_size: int = Field(default=1, ge=1)
@@ -266,8 +306,10 @@ class ModelConfig(Strict):
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     enable_prefix_caching: bool | None = None
     enforce_eager: bool | None = None
-    max_num_seqs: int | None = Field(default=None, ge=1)
-    batch_size: int = Field(default=8, ge=1, description="requests per forward pass (Transformers backend)")
+    max_num_seqs: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    batch_size: int = Field(
+        default=8, ge=1, le=MAX_COUNT, description="requests per forward pass (Transformers backend)"
+    )
     load_format: Literal["auto", "dummy", "safetensors", "pt"] = "auto"
     architecture: str | None = Field(
         default=None, description="config.json of the architecture for dummy loads"

@@ -6,7 +6,10 @@ sample keeps its prompt hash, output, verdict and timings, so any number can be 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import math
 import os
 import tempfile
 from datetime import datetime, timezone
@@ -19,6 +22,8 @@ from llmbench.errors import ResultsFileError
 
 SCHEMA_VERSION = 1
 KNOWN_SCHEMA_VERSIONS = (1,)
+MAX_RESULTS_BYTES = 4 << 30  # a results file of a million samples is well below this
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class _Model(BaseModel):
@@ -187,36 +192,80 @@ class RunResult(_Model):
 
 
 def write_results(result: RunResult, path: Path) -> Path:
-    """Write atomically (temporary file + rename): a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write atomically (temporary file + rename): a reader never sees half a file, a full disk none."""
+    return write_atomic(path, result.model_dump_json(indent=2))
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write `text` to `path` through a temporary file and a rename; an OSError becomes one clear line.
+
+    A full disk (or quota) leaves `path` as it was and no temporary file behind.
+    """
+    path = Path(path)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(result.model_dump_json(indent=2))
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        if exc.errno in _FULL:
+            raise ResultsFileError(
+                f"{path}: no space left on the device holding {path.parent}; nothing was written",
+                hint="free some space and run again (a run's finished samples are kept in its journal)",
+            ) from None
+        raise ResultsFileError(f"{path}: cannot be written ({exc.strerror or exc})") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _discard(tmp)
         raise
     return path
+
+
+def _discard(tmp: str | None) -> None:
+    if tmp is not None:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is not finite")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a results file may hold")
 
 
 def read_results(path: Path) -> RunResult:
     """Read a results file; a corrupt file or an unknown schema version is one clear error."""
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_RESULTS_BYTES + 1)
     except FileNotFoundError:
         raise ResultsFileError(f"{path}: no such results file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except OSError as exc:  # a directory, no permission, an I/O error
+        raise ResultsFileError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if len(data) > MAX_RESULTS_BYTES:
+        raise ResultsFileError(f"{path}: larger than {MAX_RESULTS_BYTES >> 30} GiB; not a results file")
+    try:
+        raw = json.loads(data.decode("utf-8"), parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError:
+        raise ResultsFileError(f"{path}: not a results file (JSON nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise ResultsFileError(
-            f"{path}: not a valid results file ({exc})",
+            f"{path}: not a valid results file ({str(exc).splitlines()[0][:200]})",
             hint="was the run interrupted? try `llmbench run ... --resume`",
         ) from None
     if not isinstance(raw, dict) or "schema_version" not in raw:
         raise ResultsFileError(f"{path}: not an llmbench results file (no schema_version)")
     version = raw["schema_version"]
-    if version not in KNOWN_SCHEMA_VERSIONS:
+    if type(version) is not int or version not in KNOWN_SCHEMA_VERSIONS:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
         hint = "upgrade llmbench to read it" if newer else "this version is no longer supported"
         raise ResultsFileError(
@@ -225,6 +274,8 @@ def read_results(path: Path) -> RunResult:
         )
     try:
         return RunResult.model_validate(raw)
+    except RecursionError:
+        raise ResultsFileError(f"{path}: not a results file (nested too deeply)") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])

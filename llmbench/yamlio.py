@@ -10,6 +10,9 @@ from pydantic import BaseModel, ValidationError
 
 from llmbench.errors import ConfigError
 
+MAX_YAML_BYTES = 16 << 20  # suites, models and studies are hand-written: far below this
+MAX_YAML_VALUES = 200_000  # values once every alias is expanded (an alias bomb multiplies them)
+
 
 class _LineLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys (a silent overwrite hides typos)."""
@@ -31,14 +34,25 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     """Parse a YAML file; returns the data and its node tree (for line numbers)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_YAML_BYTES >> 20} MiB; not a config file")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read as a YAML file ({type(exc).__name__})") from None
     try:
         node = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=_LineLoader)
+        _check_expansion(path, node)
+        loader = _LineLoader(text)
+        try:
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()  # type: ignore[no-untyped-call]
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config file") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -46,6 +60,48 @@ def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: YAML error: {exc}") from None
     return data, node
+
+
+def _check_expansion(path: Path, root: yaml.Node | None) -> None:
+    """Refuse a document whose aliases expand to more than MAX_YAML_VALUES values, or refer to themselves.
+
+    Sizes are counted once per node (aliases share nodes), so the check is linear in the file.
+    """
+    if root is None:
+        return
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[key] > MAX_YAML_VALUES:
+                raise ConfigError(
+                    f"{path}:{node.start_mark.line + 1}: YAML aliases expand to more than "
+                    f"{MAX_YAML_VALUES} values; a config file needs far fewer"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise ConfigError(f"{path}:{node.start_mark.line + 1}: a YAML alias refers to itself")
+        open_nodes.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in open_nodes:
+                raise ConfigError(f"{path}:{child.start_mark.line + 1}: a YAML alias refers to itself")
+            stack.append((child, False))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[int | None, bool]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from llmbench.data.base import DataContext, Sample
+from llmbench.data.readers import read_jsonl
 from llmbench.errors import DataError, MissingDependencyError
 
 
@@ -31,15 +30,12 @@ def humaneval(options: dict[str, Any], ctx: DataContext) -> list[Sample]:
     limit = options.get("limit")
     samples: list[Sample] = []
     path = humaneval_path()
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON line ({exc.msg})") from None
-            samples.append(Sample(id=rec["task_id"], fields=rec, reference=rec["canonical_solution"]))
-            if limit and len(samples) >= int(limit):
-                break
+    for rec in read_jsonl(path):
+        if rec is None:
+            continue
+        if not isinstance(rec, dict) or not {"task_id", "canonical_solution"} <= rec.keys():
+            raise DataError(f"{path}: not a HumanEval record: {str(rec)[:80]}")
+        samples.append(Sample(id=rec["task_id"], fields=rec, reference=rec["canonical_solution"]))
+        if limit and len(samples) >= int(limit):
+            break
     return samples

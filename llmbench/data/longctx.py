@@ -323,7 +323,11 @@ def _data_path(given: str | None, default: str, ctx: DataContext) -> Path:
 
 
 def _read_haystack(path: Path) -> list[str]:
-    paragraphs = [" ".join(p.split()) for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot be read as UTF-8 text ({type(exc).__name__})") from None
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
     if not paragraphs:
         raise DataError(f"{path}: the haystack file holds no text")
     return paragraphs
@@ -331,13 +335,13 @@ def _read_haystack(path: Path) -> list[str]:
 
 def _read_documents(path: Path) -> list[dict[str, str]]:
     records: list[dict[str, str]] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    from llmbench.data.readers import read_jsonl
+
+    for lineno, rec in enumerate(read_jsonl(path), 1):
+        if rec is None:
             continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: invalid JSON line ({exc.msg})") from None
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}:{lineno}: a record is not an object")
         missing = [
             k for k in ("id", "title", "document", "question", "answer") if not isinstance(rec.get(k), str)
         ]

@@ -12,6 +12,8 @@ from llmbench.data.base import DataContext, Sample, generators
 from llmbench.errors import DataError, MissingDependencyError
 
 _ID_FIELDS = ("id", "task_id", "key", "idx", "question_id")
+MAX_LINE_BYTES = 64 << 20  # one JSONL record; a million-token prompt is a few MiB
+MAX_JSON_BYTES = 1 << 30  # a whole .json data file, read at once
 
 
 def records_to_samples(records: Iterable[dict[str, Any]], spec: DatasetSpec, origin: str) -> list[Sample]:
@@ -53,9 +55,11 @@ class LocalSource:
             raise DataError(
                 f"{path}: data file not found", hint="paths in a suite are relative to the suite file"
             )
+        if not path.is_file():
+            raise DataError(f"{path}: not a file (a data file is .jsonl, .json, .parquet or .csv)")
         suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
         if suffix in (".jsonl", ".jsonl.gz"):
-            records = list(_read_jsonl(path))
+            records = [r for r in read_jsonl(path) if r is not None]
         elif suffix == ".json":
             records = _read_json(path)
         elif suffix in (".parquet", ".csv"):
@@ -67,25 +71,58 @@ class LocalSource:
         return records_to_samples(records, spec, str(path))
 
 
-def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
+def read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    """Records of a JSON Lines file (gzipped or not), each line read within MAX_LINE_BYTES."""
     import gzip
+    import zlib
 
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON line ({exc.msg})") from None
+    lineno = 0
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as fh:
+            while raw := fh.readline(MAX_LINE_BYTES + 1):
+                lineno += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise DataError(
+                        f"{path}:{lineno}: a line longer than {MAX_LINE_BYTES >> 20} MiB; "
+                        "one record per line, each of a sane size"
+                    )
+                yield _parse(raw, path, lineno)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        where = f"{path}:{lineno + 1}" if lineno else str(path)
+        raise DataError(f"{where}: cannot be read ({type(exc).__name__}: {exc})") from None
+
+
+def _parse(raw: bytes, path: Path, lineno: int) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte {exc.start + 1} of the line)") from None
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{lineno}: invalid JSON line ({exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{path}:{lineno}: JSON nested too deeply") from None
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_JSON_BYTES + 1)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise DataError(f"{path}: larger than {MAX_JSON_BYTES >> 30} GiB", hint="use JSON Lines (.jsonl)")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid UTF-8 (at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):

@@ -8,7 +8,6 @@ with a warning. `summary.errors` counts every record whose status is `error`, mi
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,21 +28,20 @@ MISSING_OUTPUT = "no line in the samples file"
 
 
 def read_sample_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        fh = open(path, encoding="utf-8")  # noqa: SIM115
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: no such samples file") from None
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON line ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: each line must be a JSON object")
-            yield lineno, obj
+    """(line number, object) of each line of a samples file, read within the data files' limits."""
+    from llmbench.data.readers import read_jsonl
+
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"{path}: no such samples file")
+    if not path.is_file():
+        raise UserInputError(f"{path}: not a file (a samples file is JSON Lines)")
+    for lineno, obj in enumerate(read_jsonl(path), 1):
+        if obj is None:
+            continue
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{lineno}: each line must be a JSON object")
+        yield lineno, obj
 
 
 def _line_parts(
