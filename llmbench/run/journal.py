@@ -6,12 +6,13 @@ again, and the final results file equals that of an uninterrupted run.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from llmbench.errors import UserInputError
+from llmbench.errors import ResultsFileError, UserInputError
 from llmbench.results import SampleRecord
 
 
@@ -88,9 +89,17 @@ class Journal:
         self._write({"request_id": request_id, "sample": record.model_dump(mode="json")})
 
     def _write(self, entry: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        try:
+            self._fh.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:  # a cut last line is dropped on resume: the samples before it are kept
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise ResultsFileError(
+                    f"{self.path}: no space left on the device holding {self.path.parent}",
+                    hint="free some space and resume: the samples finished so far are in this journal",
+                ) from None
+            raise ResultsFileError(f"{self.path}: cannot be written ({exc.strerror or exc})") from None
 
     def close(self) -> None:
         if self._fh is not None:
