@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 from llmbench.data.base import Sample
 from llmbench.scoring.base import Score, ScoredOutput, Scorer
 from llmbench.scoring.reasoning import split_reasoning
-from llmbench.scoring.sandbox import LEVELS, SandboxLimits, SandboxPool, SandboxResult
+from llmbench.scoring.sandbox import LEVELS, JudgedProgram, SandboxLimits, SandboxPool, SandboxResult
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _REASONING = (("<think>", "</think>"), ("<reasoning>", "</reasoning>"))
-_CALIBRATED: dict[str, float] = {}  # reference program -> its runtime on this host (s), per process
+_CALIBRATED: dict[JudgedProgram, float] = {}  # reference program -> its runtime on this host (s), per process
 _CALIBRATION_LOCK = threading.Lock()
 _CALIBRATION_TIMEOUT_S = 20.0  # a reference gets this long to show its runtime
 _ISOLATION_METRICS = tuple(f"isolation_{level}" for level in LEVELS)  # strongest first
@@ -86,21 +86,62 @@ def problem_format(fields: dict[str, Any]) -> str:
     )
 
 
-def build_program(fields: dict[str, Any], code: str) -> str:
-    """The whole program the sandbox runs: the solution followed by the problem's tests."""
+def build_program(fields: dict[str, Any], code: str) -> JudgedProgram:
+    """The solution (compiled on its own, complete) and the tests that judge it in another process.
+
+    Nothing is appended to the solution: a completion that ends in a dangling decorator, or leaves a
+    block open, is a syntax error rather than a way to change the tests that follow it.
+    """
     fmt = problem_format(fields)
     if fmt == "humaneval":
         entry, prompt = fields["entry_point"], fields["prompt"]
         solution = prompt + "\n\n" + code if defines(code, entry) else prompt + code
-        return f"{solution}\n\n{fields['test']}\n\ncheck({entry})\n"
+        # The prompt's helpers stay the prompt's; its entry-point stub is the solution, as tests expect.
+        tests = f"{prompt}\n\n{entry} = candidate\n\n{fields['test']}\n\ncheck(candidate)\n"
+        return JudgedProgram(_complete(solution), tests, entry=entry)
     if fmt == "mbpp":
         setup = fields.get("test_setup_code") or ""
-        return "\n".join([setup, code, "", *fields["test_list"], ""])
+        tests = "\n".join([setup, *fields["test_list"], ""])
+        return JudgedProgram(_complete(setup + "\n" + code), tests, wanted=free_names(tests))
     entry = fields["entry_point"]
     starter = fields.get("starter_code") or fields.get("starter") or ""
     solution = code if defines(code, entry) else starter + code
     cases = json.dumps(fields["tests"])
-    return solution + "\n" + _LEETCODE_CHECK.format(cases=cases, entry=entry)
+    tests = _LEETCODE_CHECK.format(cases=cases, entry=entry)
+    asserts = "\n".join(c for c in fields["tests"] if isinstance(c, str))
+    wanted = tuple(dict.fromkeys((entry, *free_names(asserts))))
+    return JudgedProgram(_complete(solution), tests, wanted=wanted)
+
+
+def _complete(solution: str) -> str:
+    compile(solution, "<solution>", "exec")  # a SyntaxError here is the output's own
+    return solution
+
+
+def free_names(tests: str) -> tuple[str, ...]:
+    """Names the tests use but neither define nor get from builtins: what the solution must provide."""
+    import ast
+    import builtins
+
+    try:
+        tree = ast.parse(tests)
+    except SyntaxError:
+        return ()
+    used: dict[str, None] = {}
+    bound = set(dir(builtins))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Load):
+                used.setdefault(node.id, None)
+            else:
+                bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return tuple(n for n in used if n not in bound)
 
 
 class CodeScorer(Scorer):
@@ -140,7 +181,7 @@ class CodeScorer(Scorer):
     def score_batch(self, items: Sequence[tuple[Sample, str]]) -> list[Score]:
         """Build every program, run the runnable ones in parallel in the sandbox, judge each result."""
         scores: list[Score | None] = [None] * len(items)
-        programs: list[str] = []
+        programs: list[JudgedProgram] = []
         where: list[int] = []
         for i, (sample, output) in enumerate(items):
             try:
@@ -151,7 +192,6 @@ class CodeScorer(Scorer):
                     )
                     continue
                 program = build_program(sample.fields, code)
-                compile(program, "<program>", "exec")
             except SyntaxError as exc:
                 details = {"reason": f"syntax error: {exc.msg} (line {exc.lineno})"}
                 scores[i] = Score(0.0, "unparsed", {"syntax_error": 1.0, "timeout": 0.0}, details)
@@ -171,7 +211,7 @@ class CodeScorer(Scorer):
     def _rerun_with_calibrated_timeouts(
         self,
         items: Sequence[tuple[Sample, str]],
-        programs: list[str],
+        programs: list[JudgedProgram],
         where: list[int],
         results: list[SandboxResult],
     ) -> None:
@@ -195,18 +235,21 @@ class CodeScorer(Scorer):
         base = self.limits.timeout_s
         if not self.calibrate_timeout:
             return {s.id: base for s in samples}
-        refs: dict[str, str] = {}
+        refs: dict[str, JudgedProgram] = {}
         for s in samples:
             try:
                 refs[s.id] = build_program(s.fields, self.reference_output(s))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, SyntaxError):
                 continue
         with _CALIBRATION_LOCK:
-            todo = sorted({p for p in refs.values() if p not in _CALIBRATED})
+            todo = list(dict.fromkeys(p for p in refs.values() if p not in _CALIBRATED))
             generous = _with_timeout(self.limits, max(base, _CALIBRATION_TIMEOUT_S))
             for program, result in zip(todo, self.pool.run_many(todo, generous) if todo else [], strict=True):
                 _CALIBRATED[program] = result.duration_ms / 1000 if result.status == "passed" else 0.0
-            return {s.id: max(base, 4 * _CALIBRATED.get(refs.get(s.id, ""), 0.0)) for s in samples}
+            return {
+                s.id: max(base, 4 * (_CALIBRATED.get(refs[s.id], 0.0) if s.id in refs else 0.0))
+                for s in samples
+            }
 
     def aggregate(self, outputs: Sequence[ScoredOutput]) -> dict[str, list[float]]:
         """pass@k per problem for each k up to the outputs per problem, error and timeout rates, isolation.

@@ -19,6 +19,7 @@ from llmbench.scoring import sandbox_server
 from llmbench.scoring.sandbox_server import (
     LEVELS,
     Isolation,
+    JudgedProgram,
     SandboxLimits,
     SandboxResult,
     SandboxStatus,
@@ -31,6 +32,7 @@ from llmbench.scoring.sandbox_server import (
 __all__ = [
     "LEVELS",
     "Isolation",
+    "JudgedProgram",
     "SandboxLimits",
     "SandboxPool",
     "SandboxResult",
@@ -53,7 +55,9 @@ class SandboxPool:
         self._free = threading.Semaphore(self.workers)
 
     def run_many(
-        self, programs: Sequence[str], limits: SandboxLimits | Sequence[SandboxLimits] = SandboxLimits()
+        self,
+        programs: Sequence[str | JudgedProgram],
+        limits: SandboxLimits | Sequence[SandboxLimits] = SandboxLimits(),
     ) -> list[SandboxResult]:
         """Run every program (in parallel, up to `workers` at a time); results in the programs' order."""
         per = [limits] * len(programs) if isinstance(limits, SandboxLimits) else list(limits)
@@ -66,7 +70,7 @@ class SandboxPool:
         with ThreadPoolExecutor(max_workers=min(self.workers, len(programs))) as pool:
             return list(pool.map(self.run, programs, per))
 
-    def run(self, program: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
+    def run(self, program: str | JudgedProgram, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
         """Run one program on a free server, starting a server when none is idle."""
         with self._free:
             with self._lock:
@@ -105,7 +109,7 @@ class SandboxPool:
 
 
 def run_many(
-    programs: Sequence[str],
+    programs: Sequence[str | JudgedProgram],
     limits: SandboxLimits | Sequence[SandboxLimits] = SandboxLimits(),
     workers: int | None = None,
     isolation: Isolation | Literal["auto"] = "auto",
@@ -115,7 +119,9 @@ def run_many(
         return pool.run_many(programs, limits)
 
 
-def run(program: str, limits: SandboxLimits = SandboxLimits(), isolation: str = "auto") -> SandboxResult:
+def run(
+    program: str | JudgedProgram, limits: SandboxLimits = SandboxLimits(), isolation: str = "auto"
+) -> SandboxResult:
     """Run one program in the sandbox."""
     return run_many([program], limits, workers=1, isolation=isolation)[0]  # type: ignore[arg-type]
 
@@ -154,8 +160,13 @@ class _Server:
         if isolation == "auto":
             _detected = self.isolation
 
-    def run(self, program: str, limits: SandboxLimits) -> SandboxResult:
-        send_message(self.proc.stdin, {"source": program, "limits": asdict(limits)})  # type: ignore[arg-type]
+    def run(self, program: str | JudgedProgram, limits: SandboxLimits) -> SandboxResult:
+        message: dict[str, Any] = {"limits": asdict(limits)}
+        if isinstance(program, JudgedProgram):
+            message |= {"source": "", "judged": asdict(program)}
+        else:
+            message |= {"source": program, "judged": None}
+        send_message(self.proc.stdin, message)  # type: ignore[arg-type]
         return SandboxResult(**self._read())
 
     def _read(self) -> dict[str, Any]:

@@ -83,6 +83,64 @@ def drop_privileges(libc: Any, level: str) -> None:
         raise _os_error("prctl(PR_SET_NO_NEW_PRIVS)")
 
 
+# Syscall numbers of what no judged program needs and any could use to reach the host: a socket (a
+# pathname Unix socket is reachable across network namespaces), io_uring (which opens sockets without
+# socket(2)), ptrace and cross-process memory access. Every other architecture is refused outright.
+_SECCOMP_ARCH = {
+    "x86_64": (0xC000003E, {"socket": 41, "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311}),
+    "aarch64": (
+        0xC00000B7,
+        {"socket": 198, "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271},
+    ),
+}
+_IO_URING = (425, 426, 427)  # io_uring_setup, io_uring_enter, io_uring_register (the same on both)
+_X32_BIT = 0x40000000
+
+
+def deny_host_reach(libc: Any) -> bool:
+    """Install a seccomp filter: `socket`, io_uring, ptrace and process_vm_* fail with EPERM from now on.
+
+    Returns False where the architecture is not known here (nothing is installed); raises where the
+    kernel refuses the filter. Needs PR_SET_NO_NEW_PRIVS (set by `drop_privileges`).
+    """
+    arch = _SECCOMP_ARCH.get(os.uname().machine)
+    if arch is None:
+        return False
+    audit_arch, numbers = arch
+    denied = [*numbers.values(), *_IO_URING]
+    ld_abs, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    n = len(denied)
+    # 0: arch; 1: foreign arch -> deny; 2: nr; 3: x32 -> deny; 4..4+n-1: each denied nr; then allow, deny
+    deny_at = 4 + n + 1
+    prog: list[tuple[int, int, int, int]] = [
+        (ld_abs, 0, 0, 4),
+        (jeq, 0, deny_at - 2, audit_arch),
+        (ld_abs, 0, 0, 0),
+        (jge, deny_at - 4, 0, _X32_BIT) if audit_arch == 0xC000003E else (jeq, 0, 0, 0xFFFFFFFF),
+    ]
+    for i, nr in enumerate(denied):
+        prog.append((jeq, deny_at - (4 + i) - 1, 0, nr))
+    prog += [(ret, 0, 0, allow), (ret, 0, 0, deny)]
+
+    class Filter(ctypes.Structure):
+        _fields_ = [
+            ("code", ctypes.c_uint16),
+            ("jt", ctypes.c_uint8),
+            ("jf", ctypes.c_uint8),
+            ("k", ctypes.c_uint32),
+        ]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    filters = (Filter * len(prog))(*[Filter(*f) for f in prog])
+    program = Program(len(prog), filters)
+    if libc.prctl(22, 2, ctypes.byref(program), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        raise _os_error("prctl(PR_SET_SECCOMP)")
+    return True
+
+
 def guard(done: int, key: int) -> None:
     """Make the completion marker, hand it to the server on `key`, and keep it out of the program's reach.
 

@@ -38,8 +38,10 @@ def _load_beside(name: str) -> ModuleType:
 
 if TYPE_CHECKING:
     from llmbench.scoring import sandbox_confine as confine
+    from llmbench.scoring import sandbox_judge as judging
 else:
     confine = _load_beside("sandbox_confine")
+    judging = _load_beside("sandbox_judge")
 
 SandboxStatus = Literal["passed", "failed", "timeout", "oom", "error"]
 Isolation = Literal["namespaces", "uid", "rlimits"]
@@ -63,6 +65,21 @@ class SandboxLimits:
     max_processes: int = 64
     max_output_bytes: int = 1 << 20
     tmp_size_mb: int = 64
+    max_open_files: int = 256
+
+
+@dataclass(frozen=True)
+class JudgedProgram:
+    """A solution and the tests that judge it, run in two sandboxed processes (see `sandbox_judge`).
+
+    `tests` runs with `candidate` bound to the solution's `entry` (when given) and each name in
+    `wanted` that the solution defines bound to it; only the tests' process can report a pass.
+    """
+
+    solution: str
+    tests: str
+    entry: str | None = None
+    wanted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,74 +134,121 @@ def _serve(level: str) -> None:
         level = next((lv for lv in candidates if _execute("pass", probe, lv).status == "passed"), "rlimits")
     send_message(stdout, {"isolation": level})
     while (req := read_message(stdin)) is not None:
-        result = _execute(req["source"], SandboxLimits(**req["limits"]), level)  # type: ignore[arg-type]
+        judged = JudgedProgram(**req["judged"]) if req.get("judged") else None
+        limits = SandboxLimits(**req["limits"])
+        result = _execute(req["source"], limits, level, judged)  # type: ignore[arg-type]
         send_message(stdout, asdict(result))
 
 
-def _execute(source: str, limits: SandboxLimits, level: Isolation) -> SandboxResult:
-    """Fork a child for one program, feed nothing, collect its output until it ends or times out."""
-    # stdout, stderr, completion (the marker, written by the program's process), the marker to expect, pid
-    pipes = [os.pipe() for _ in range(5)]
-    uid = program_uid(os.getpid())
-    # namespaces: a directory on the program's own empty /tmp (which may also hold Python's directories)
-    workdir = _NAMESPACE_WORKDIR if level == "namespaces" else tempfile.mkdtemp(prefix="llmbench-sandbox-")
-    if level == "uid":
-        os.chown(workdir, uid, uid)
+class _Run:
+    """One sandboxed process of a program: its child, PID-1 grandchild, pipes and what they carried."""
+
+    def __init__(
+        self, role: str, source: str, rpc: list[int], limits: SandboxLimits, level: Isolation
+    ) -> None:
+        # stdout, stderr, completion (the marker, written by the program's process), the marker to expect, pid
+        pipes = [os.pipe() for _ in range(5)]
+        self.uid = program_uid(os.getpid())
+        # namespaces: a directory on the program's own empty /tmp (which may also hold Python's directories)
+        self.workdir = (
+            _NAMESPACE_WORKDIR if level == "namespaces" else tempfile.mkdtemp(prefix="llmbench-sandbox-")
+        )
+        if level == "uid":
+            os.chown(self.workdir, self.uid, self.uid)
+        self.child = os.fork()
+        if self.child == 0:
+            _exit = os._exit
+            try:
+                _child(role, source, limits, level, [w for _, w in pipes], rpc, self.uid, self.workdir)
+            except BaseException as exc:  # reported on the program's stderr
+                with contextlib.suppress(BaseException):
+                    os.write(2, f"sandbox setup: {type(exc).__name__}: {exc}\n".encode())
+            finally:
+                _exit(_SETUP_FAILED)
+        for _, w in pipes:
+            os.close(w)
+        self.out, self.err, self.done, self.key, self.info = (r for r, _ in pipes)
+        self.grandchild = 0
+        self.open = [self.out, self.err, self.done, self.key]
+        self.bufs: dict[int, bytearray] = {fd: bytearray() for fd in self.open}
+        self.code: int | None = None
+
+    def started(self) -> None:
+        """Wait until the program's process exists (its setup ran), and learn its pid."""
+        self.grandchild = int(_read_all(self.info) or 0)
+
+    def text(self, fd: int, cap: int) -> str:
+        return bytes(self.bufs[fd][-cap:]).decode("utf-8", "replace")
+
+
+def _execute(
+    source: str, limits: SandboxLimits, level: Isolation, judged: JudgedProgram | None = None
+) -> SandboxResult:
+    """Run one program (or a solution and its judge), feed nothing, collect output until the end or timeout.
+
+    The last process started decides the verdict: the program itself, or the judge of a solution.
+    """
     start = time.perf_counter()
-    child = os.fork()
-    if child == 0:
-        _exit = os._exit
-        try:
-            _child(source, limits, level, [w for _, w in pipes], uid, workdir)
-        except BaseException as exc:  # reported on the program's stderr
-            with contextlib.suppress(BaseException):
-                os.write(2, f"sandbox setup: {type(exc).__name__}: {exc}\n".encode())
-        finally:
-            _exit(_SETUP_FAILED)
-    for _, w in pipes:
-        os.close(w)
-    out, err, done, key, info = (r for r, _ in pipes)
-    grandchild = int(_read_all(info) or 0)
-    bufs: dict[int, bytearray] = {fd: bytearray() for fd in (out, err, done, key)}
+    if judged is None:
+        runs = [_Run("program", source, [], limits, level)]
+    else:
+        to_judge, to_solution = os.pipe(), os.pipe()
+        runs = [_Run("candidate", judged.solution, [to_solution[0], to_judge[1]], limits, level)]
+        tests = json.dumps({"tests": judged.tests, "entry": judged.entry, "wanted": list(judged.wanted)})
+        runs.append(_Run("judge", tests, [to_judge[0], to_solution[1]], limits, level))
+        for fd in (*to_judge, *to_solution):
+            os.close(fd)
+    for run in runs:  # both started before waiting for either: their setups overlap
+        run.started()
+    main = runs[-1]
     deadline = start + limits.timeout_s
     reason = ""
     status: SandboxStatus | None = None
-    code: int | None = None
-    open_fds = [out, err, done, key]
     while True:
         left = deadline - time.perf_counter()
         if left <= 0:
             status, reason = "timeout", f"wall-clock limit of {limits.timeout_s:g} s"
             break
-        if not open_fds:
-            pid, st = os.waitpid(child, os.WNOHANG)
+        wait = left
+        if not main.open:  # its pipes are closed: has it exited?
+            pid, st = os.waitpid(main.child, os.WNOHANG)
             if pid:
-                code = os.waitstatus_to_exitcode(st)
+                main.code = os.waitstatus_to_exitcode(st)
                 break
-            time.sleep(min(0.002, left))
+            wait = min(0.002, left)
+        fds = [fd for r in runs for fd in r.open]
+        if not fds:
+            time.sleep(wait)
             continue
-        ready, _, _ = select.select(open_fds, [], [], left)
-        for fd in ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                open_fds.remove(fd)
-            bufs[fd] += chunk
-        if len(bufs[out]) + len(bufs[err]) > limits.max_output_bytes:
+        ready, _, _ = select.select(fds, [], [], wait)
+        for run in runs:
+            for fd in [fd for fd in run.open if fd in ready]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    run.open.remove(fd)
+                run.bufs[fd] += chunk
+        if sum(len(r.bufs[r.out]) + len(r.bufs[r.err]) for r in runs) > limits.max_output_bytes:
             status, reason = "failed", f"output limit of {limits.max_output_bytes} bytes exceeded"
             break
-        if len(bufs[done]) > confine.MARKER_BYTES:  # only the sandbox writes there, and only the marker
+        if any(len(r.bufs[r.done]) > confine.MARKER_BYTES for r in runs):  # only the sandbox writes there
             status, reason = "failed", "wrote to the sandbox's completion pipe"
             break
-    code = _kill(child, grandchild, level, uid, code)
-    for fd in (out, err, done, key):
-        os.close(fd)
-    if level != "namespaces":
-        shutil.rmtree(workdir, ignore_errors=True)
+    for run in runs:
+        run.code = _kill(run.child, run.grandchild, level, run.uid, run.code)
+        for fd in (run.out, run.err, run.done, run.key):
+            os.close(fd)
+        if level != "namespaces":
+            shutil.rmtree(run.workdir, ignore_errors=True)
     duration_ms = (time.perf_counter() - start) * 1000
-    text = {fd: bytes(b[-limits.max_output_bytes :]).decode("utf-8", "replace") for fd, b in bufs.items()}
+    cap = limits.max_output_bytes
+    stdout = "".join(r.text(r.out, cap) for r in runs)[-cap:]
+    stderr = "".join(r.text(r.err, cap) for r in runs)[-cap:]
+    code = main.code
+    assert code is not None
     if status is None:
-        status, reason = _verdict(code, bytes(bufs[done]), bytes(bufs[key]), text[err])
-    return SandboxResult(status, code, text[out], text[err], round(duration_ms, 3), level, reason)
+        main_err = main.text(main.err, cap)
+        status, reason = _verdict(code, bytes(main.bufs[main.done]), bytes(main.bufs[main.key]), main_err)
+    return SandboxResult(status, code, stdout, stderr, round(duration_ms, 3), level, reason)
 
 
 def _verdict(code: int, done: bytes, marker: bytes, stderr: str) -> tuple[SandboxStatus, str]:
@@ -240,7 +304,14 @@ def _read_all(fd: int) -> bytes:
 
 
 def _child(
-    source: str, limits: SandboxLimits, level: Isolation, fds: list[int], uid: int, workdir: str
+    role: str,
+    source: str,
+    limits: SandboxLimits,
+    level: Isolation,
+    fds: list[int],
+    rpc: list[int],
+    uid: int,
+    workdir: str,
 ) -> None:
     """In the forked child: leave the server's session, drop privileges, enter namespaces, fork the program."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -251,28 +322,37 @@ def _child(
     for src, dst in ((devnull, 0), (out, 1), (err, 2)):
         os.dup2(src, dst)
     for fd in [int(f) for f in os.listdir("/proc/self/fd")]:
-        if fd > 2 and fd not in (done, key, info):
+        if fd > 2 and fd not in (done, key, info, *rpc):
             with contextlib.suppress(OSError):
                 os.close(fd)
     confine.enter(libc, level, uid, limits.tmp_size_mb, _EXPOSE)
     pid = os.fork()
     if pid == 0:
         os.close(info)
-        _program(libc, source, limits, level, workdir, done, key)
+        _program(libc, role, source, limits, level, workdir, done, key, rpc)
     os.write(info, str(pid).encode())
-    for fd in (info, done, key, 0, 1, 2):
+    for fd in (info, done, key, 0, 1, 2, *rpc):
         os.close(fd)
     os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF)
 
 
 def _program(
-    libc: Any, source: str, limits: SandboxLimits, level: Isolation, workdir: str, done: int, key: int
+    libc: Any,
+    role: str,
+    source: str,
+    limits: SandboxLimits,
+    level: Isolation,
+    workdir: str,
+    done: int,
+    key: int,
+    rpc: list[int],
 ) -> None:
     """In the grandchild (PID 1 of its namespace): set limits, guard the marker, run the program to its end.
 
     Only this frame can have the marker written (`confine.guard`), and only once `exec` has returned.
+    `role` is `program` (run `source`), `candidate` (run a solution, then answer its judge's calls on
+    `rpc`) or `judge` (run the tests `source` describes against the candidate on `rpc`).
     """
-    import builtins
     import resource
     import traceback
 
@@ -296,8 +376,13 @@ def _program(
             (resource.RLIMIT_NPROC, nproc),
             (resource.RLIMIT_CORE, 0),
             (resource.RLIMIT_FSIZE, limits.tmp_size_mb << 20),
+            (resource.RLIMIT_NOFILE, limits.max_open_files),
         ):
             resource.setrlimit(res, (value, value))
+        confine.deny_host_reach(libc)
+        if role == "judge":  # no process of the same uid may trace it or read its memory
+            libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+        run = _runner(role, source, rpc)
         sys.argv = ["<program>"]
         confine.guard(done, key)
     except BaseException as exc:  # any failure here means the sandbox is not in place
@@ -307,7 +392,7 @@ def _program(
     finished, ended, suppress = confine.FINISHED, confine.ENDED, contextlib.suppress  # bound before it runs
     code, error, outcome = 0, None, finished
     try:
-        exec(compile(source, "<program>", "exec"), {"__name__": "__main__", "__builtins__": builtins})
+        run()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         outcome = ended
@@ -325,6 +410,22 @@ def _program(
         if outcome == "oom":
             _write(done, b"oom")
     _exit(code & 0xFF)
+
+
+def _runner(role: str, source: str, rpc: list[int]) -> Any:
+    """What the program's process runs once confined, bound before the program can touch anything."""
+    import builtins
+
+    if role == "candidate":
+        serve, rfd, wfd = judging.serve_candidate, rpc[0], rpc[1]
+        return lambda: serve(source, rfd, wfd)
+    if role == "judge":
+        spec = json.loads(source)
+        judge, rfd, wfd = judging.run_judge, rpc[0], rpc[1]
+        return lambda: judge(spec["tests"], spec["wanted"], spec["entry"], rfd, wfd)
+    return lambda: exec(
+        compile(source, "<program>", "exec"), {"__name__": "__main__", "__builtins__": builtins}
+    )
 
 
 def _count_own_processes() -> int:

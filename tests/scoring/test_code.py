@@ -71,8 +71,9 @@ def test_extract_code_takes_the_first_python_block_after_reasoning() -> None:
 def test_completion_is_continued_from_the_prompt_and_a_full_function_replaces_it() -> None:
     body = build_program(HE.fields, "    return sum(xs)")
     full = build_program(HE.fields, "def total(xs):\n    return sum(xs)")
-    assert body.startswith(HE.fields["prompt"] + "    return sum(xs)") and "check(total)" in body
-    assert "from typing import List" in full and full.count("def total") == 2
+    assert body.solution.startswith(HE.fields["prompt"] + "    return sum(xs)") and body.entry == "total"
+    assert "from typing import List" in full.solution and full.solution.count("def total") == 2
+    assert "check(candidate)" in body.tests and "check" not in body.solution  # judged in another process
 
 
 @pytest.mark.parametrize(
