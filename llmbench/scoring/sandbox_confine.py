@@ -39,7 +39,9 @@ _DENIED_EVENTS = frozenset(
 _FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 
 
-def enter(libc: Any, level: str, uid: int, tmp_size_mb: int, expose: list[str]) -> None:
+def enter(
+    libc: Any, level: str, uid: int, tmp_size_mb: int, expose: list[str], conceal: list[str] | None = None
+) -> None:
     """Switch to the program's identity: a locked read-only view, an unused uid, fresh namespaces.
 
     The view is built in a mount namespace of its own (as root: before dropping to `uid`; otherwise:
@@ -57,11 +59,11 @@ def enter(libc: Any, level: str, uid: int, tmp_size_mb: int, expose: list[str]) 
         return
     if root:
         _unshare(libc, _CLONE_NEWNS)
-        make_private_view(libc, tmp_size_mb, expose, hide_private=True)
+        make_private_view(libc, tmp_size_mb, expose, hide_private=True, conceal=conceal)
         _become(libc, uid)
     else:  # the caller's own files stay readable to it; only the world-writable ones are covered
         _enter_user_namespace(libc, _CLONE_NEWUSER | _CLONE_NEWNS)
-        make_private_view(libc, tmp_size_mb, expose, hide_private=False)
+        make_private_view(libc, tmp_size_mb, expose, hide_private=False, conceal=conceal)
     _enter_user_namespace(libc, _NS)
 
 
@@ -241,7 +243,9 @@ def must_mount(
 COVERED = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable: each gets an empty tmpfs
 
 
-def make_private_view(libc: Any, tmp_size_mb: int, expose: list[str], hide_private: bool) -> None:
+def make_private_view(
+    libc: Any, tmp_size_mb: int, expose: list[str], hide_private: bool, conceal: list[str] | None = None
+) -> None:
     """Every mount read-only, an empty tmpfs over world-writable (and, `hide_private`, private) directories,
     with the directories in `expose` (Python's own) still visible, read-only, wherever they live.
 
@@ -251,6 +255,9 @@ def make_private_view(libc: Any, tmp_size_mb: int, expose: list[str], hide_priva
     covered = [c for c in COVERED if os.path.isdir(c)]
     hidden = sorted({top for p in expose if (top := _hidden_ancestor(p)) and not _under(top, covered)})
     hidden = hidden if hide_private else []  # a private directory inside /tmp goes with /tmp's cover
+    conceal = [c for c in (conceal or []) if os.path.isdir(c) and not _under(c, covered)]
+    tops = sorted(set(hidden) | set(conceal))
+    hidden = [t for t in tops if not any(t != u and _under(t, [u]) for u in tops)]  # outermost only
     keep = [p for p in expose if _under(p, [*covered, *hidden])]
     held = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in keep]
     must_mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE, None)
@@ -267,6 +274,9 @@ def make_private_view(libc: Any, tmp_size_mb: int, expose: list[str], hide_priva
         os.makedirs(path, exist_ok=True)
         must_mount(libc, f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC, None)
         os.close(fd)
+    for path in conceal:  # what a directory brought back still holds (a package's data sets) goes again
+        if path not in hidden and os.path.isdir(path) and not any(_under(k, [path]) for k in keep):
+            must_mount(libc, "tmpfs", path, "tmpfs", no_dev, "size=1m,mode=755")
     with open("/proc/self/mountinfo") as fh:
         mounts = [line.split() for line in fh]
     for parts in sorted(mounts, key=lambda p: len(p[4])):

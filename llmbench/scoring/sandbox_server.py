@@ -52,6 +52,7 @@ _PRELOAD = (
 )
 _SETUP_FAILED = 97
 _EXPOSE: list[str] = []  # set in the fork server: Python's own directories, kept visible to programs
+_CONCEAL: list[str] = []  # set in the fork server: the harness's directories, hidden from programs
 _NAMESPACE_WORKDIR = "/tmp/work"
 _UID_BASE = 1_500_000_000  # sandboxed programs run as uid _UID_BASE + server pid: no one else's uid
 
@@ -121,13 +122,14 @@ def read_message(stream: Any) -> dict[str, Any] | None:
     return data
 
 
-def _serve(level: str) -> None:
+def _serve(level: str, concealed: list[str]) -> None:
     """Fork server main loop: detect the isolation level, then run each program it is sent."""
     for name in _PRELOAD.split():
         with contextlib.suppress(ImportError):
             __import__(name)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    _EXPOSE[:] = confine.python_paths()
+    _CONCEAL[:] = concealed
+    _EXPOSE[:] = [p for p in confine.python_paths() if p not in concealed]
     if level == "auto":
         candidates = [lv for lv in LEVELS if lv != "uid" or os.geteuid() == 0]
         probe = SandboxLimits(timeout_s=5)
@@ -325,7 +327,7 @@ def _child(
         if fd > 2 and fd not in (done, key, info, *rpc):
             with contextlib.suppress(OSError):
                 os.close(fd)
-    confine.enter(libc, level, uid, limits.tmp_size_mb, _EXPOSE)
+    confine.enter(libc, level, uid, limits.tmp_size_mb, _EXPOSE, _CONCEAL)
     pid = os.fork()
     if pid == 0:
         os.close(info)
@@ -438,4 +440,4 @@ def _count_own_processes() -> int:
 
 
 if __name__ == "__llmbench_sandbox__":
-    _serve(sys.argv[2])
+    _serve(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else [])
