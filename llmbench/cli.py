@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from llmbench import api
 from llmbench.errors import LLMBenchError, UserInputError
+from llmbench.run.options import RunOptions
+
+if TYPE_CHECKING:
+    from llmbench.report.progress import RichProgress
 
 app = typer.Typer(
     name="llmbench",
@@ -83,30 +89,45 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")
     _state["debug"] = debug
 
 
-def _model(  # type: ignore[no-untyped-def]
-    spec: str,
-    backend: str | None,
-    base_url: str | None,
-    api_key_env: str | None,
-    first_byte_timeout: float | None = None,
-    idle_timeout: float | None = None,
-):
-    from llmbench.config import resolve_model
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="results file (default results/<suite>-<model>-<time>.json)"),
+]
+ResultsDirOpt = Annotated[Path, typer.Option("--results-dir", help="where results files go")]
+# Options of `run` only. To add one: an Annotated option here, a parameter of `run` with the same name as
+# the RunOptions field it fills.
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue an interrupted run from its journal")]
+RunIdOpt = Annotated[
+    str | None,
+    typer.Option("--run-id", help="name the run; an unfinished run of that name continues where it stopped"),
+]
+FreshOpt = Annotated[bool, typer.Option("--fresh", help="discard an unfinished run's journal and start over")]
+WarmupOpt = Annotated[
+    bool, typer.Option("--warmup/--no-warmup", help="one untimed request before the first timed one")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+RepeatOpt = Annotated[
+    int, typer.Option("--repeat", min=1, help="run N times and report the greedy flip rate")
+]
+BatchSizesOpt = Annotated[
+    str | None, typer.Option("--batch-sizes", help="e.g. 1,16: one run per batch size, flip rate across them")
+]
 
-    model = resolve_model(spec, backend=backend)
-    if base_url or api_key_env:
-        api = model.api.model_copy(
-            update={k: v for k, v in {"base_url": base_url, "api_key_env": api_key_env}.items() if v}
-        )
-        model = model.model_copy(update={"api": api, "backend": backend or "openai"})
-    timeouts = {"first_byte_timeout_s": first_byte_timeout, "idle_timeout_s": idle_timeout}
-    if any(v is not None for v in timeouts.values()):
-        api = model.api.model_copy(update={k: v for k, v in timeouts.items() if v is not None})
-        model = model.model_copy(update={"api": api})
-    from llmbench.backends import backends
 
-    backends.get(model.backend)  # an unknown backend fails here, before anything loads
-    return model
+def _run_options(params: dict[str, Any]) -> RunOptions:
+    """RunOptions from a command's parameters: each option fills the field of its own name."""
+    names = {f.name for f in dataclasses.fields(RunOptions)}
+    return RunOptions(
+        **{k: v for k, v in params.items() if k in names and v is not None},
+        command=["llmbench", *sys.argv[1:]],
+    )
+
+
+def _progress_for(v: api.Variant) -> RichProgress:
+    from llmbench.report import progress_bar
+
+    console.print(f"[bold]{v.label}[/]: running on {v.model.name} via {v.model.backend}")
+    return progress_bar(console)
 
 
 @app.command()
@@ -119,86 +140,45 @@ def run(
     first_byte_timeout: FirstByteTimeoutOpt = None,
     idle_timeout: IdleTimeoutOpt = None,
     limit: LimitOpt = None,
-    task: TaskOpt = None,
+    tasks: TaskOpt = None,
     seed: SeedOpt = 0,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="results file (default results/<suite>-<model>-<time>.json)"),
-    ] = None,
-    results_dir: Annotated[Path, typer.Option("--results-dir", help="where results files go")] = Path(
-        "results"
-    ),
-    resume: Annotated[
-        bool, typer.Option("--resume", help="continue an interrupted run from its journal")
-    ] = False,
-    run_id: Annotated[
-        str | None,
-        typer.Option(
-            "--run-id", help="name the run; an unfinished run of that name continues where it stopped"
-        ),
-    ] = None,
-    fresh: Annotated[
-        bool, typer.Option("--fresh", help="discard an unfinished run's journal and start over")
-    ] = False,
-    warmup: Annotated[
-        bool, typer.Option("--warmup/--no-warmup", help="one untimed request before the first timed one")
-    ] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
-    repeat: Annotated[
-        int, typer.Option("--repeat", min=1, help="run N times and report the greedy flip rate")
-    ] = 1,
-    batch_sizes: Annotated[
-        str | None,
-        typer.Option("--batch-sizes", help="e.g. 1,16: one run per batch size, flip rate across them"),
-    ] = None,
+    output: OutputOpt = None,
+    results_dir: ResultsDirOpt = Path("results"),
+    resume: ResumeOpt = False,
+    run_id: RunIdOpt = None,
+    fresh: FreshOpt = False,
+    warmup: WarmupOpt = True,
+    quiet: QuietOpt = False,
+    repeat: RepeatOpt = 1,
+    batch_sizes: BatchSizesOpt = None,
 ) -> None:
     """Run a suite on a model and write a results file."""
-    from llmbench.config import load_suite
-    from llmbench.report.progress import RichProgress
-    from llmbench.report.summary import print_run_summary
-    from llmbench.run.pipeline import RunOptions, run_suite
+    from llmbench.report import print_flip_rate, print_run_summary, progress_bar
 
-    cfg = _model(model, backend, base_url, api_key_env, first_byte_timeout, idle_timeout)
-    if repeat > 1 or batch_sizes:
-        from llmbench import commands
-
-        sizes = _int_list(batch_sizes) if batch_sizes else [None]
-        variants = [
-            (
-                f"{'bs' + str(b) + '-' if b else ''}r{i + 1}",
-                cfg.model_copy(update={"batch_size": b, "max_num_seqs": b}) if b else cfg,
-            )
-            for b in sizes
-            for i in range(repeat)
-        ]
-        paths = commands.run_variants(
-            suite,
-            variants,
-            limit=limit,
-            tasks=task or [],
-            seed=seed,
-            results_dir=results_dir,
-            console=console,
-        )
-        for p in paths:
-            out.print(f"results: {p}")
-        commands.determinism(paths, f"{repeat} repeat(s) x batch sizes {batch_sizes or 'default'}", out)
-        return
-    loaded = load_suite(suite)
-    opts = RunOptions(
-        limit=limit,
-        tasks=task or [],
-        seed=seed,
-        output=output,
-        results_dir=results_dir,
-        resume=resume,
-        fresh=fresh,
-        run_id=run_id,
-        warmup=warmup,
-        command=["llmbench", *sys.argv[1:]],
+    opts = _run_options(locals())
+    cfg = api.model(
+        model,
+        backend=backend,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        first_byte_timeout=first_byte_timeout,
+        idle_timeout=idle_timeout,
     )
-    with RichProgress(console, enabled=not quiet) as progress:
-        result, path = run_suite(loaded, cfg, opts, progress)
+    if repeat > 1 or batch_sizes:
+        rep = api.repeat(
+            suite,
+            cfg,
+            repeat=repeat,
+            batch_sizes=_int_list(batch_sizes),
+            opts=opts,
+            progress_for=_progress_for,
+        )
+        for p in rep.paths:
+            out.print(f"results: {p}")
+        print_flip_rate(rep.flips, rep.label, out)
+        return
+    with progress_bar(console, enabled=not quiet) as progress:
+        result, path = api.run(suite, cfg, opts, progress)
     print_run_summary(result, out)
     out.print(f"results: {path}")
 
@@ -213,33 +193,21 @@ def parity(
         str, typer.Option("--backends", help="two backends, comma-separated")
     ] = "transformers,vllm",
     limit: LimitOpt = None,
-    task: TaskOpt = None,
+    tasks: TaskOpt = None,
     seed: SeedOpt = 0,
     results_dir: Annotated[Path, typer.Option("--results-dir", help="where the two results files go")] = Path(
         "results"
     ),
 ) -> None:
     """Same samples on two backends: prompt-token match, verdict flips, paired significance."""
-    from llmbench import commands
+    from llmbench.report import print_parity
 
-    files = suite_or_files
-    if len(files) == 1 and files[0].suffix in (".yaml", ".yml"):
-        if model is None:
-            raise UserInputError("parity on a suite needs --model")
-        names = [b.strip() for b in backends_.split(",") if b.strip()]
-        if len(names) != 2:
-            raise UserInputError(f"--backends needs exactly two names, got '{backends_}'")
-        variants = [(name, _model(model, name, None, None)) for name in names]
-        files = commands.run_variants(
-            files[0],
-            variants,
-            limit=limit,
-            tasks=task or [],
-            seed=seed,
-            results_dir=results_dir,
-            console=console,
-        )
-    commands.parity(files, out)
+    names = [b.strip() for b in backends_.split(",") if b.strip()]
+    opts = RunOptions(limit=limit, tasks=tasks or [], seed=seed, results_dir=results_dir)
+    report = api.parity(
+        suite_or_files, model_spec=model, backends=names, opts=opts, progress_for=_progress_for
+    )
+    print_parity(report, out)
 
 
 @app.command()
@@ -261,19 +229,25 @@ def compare(
     keep_repeats: KeepRepeatsOpt = False,
 ) -> None:
     """Compare results files: one column per run (repeats merged), significance and regressions marked."""
-    from llmbench import commands
+    from llmbench.report import renderers
 
-    code = commands.compare(
-        files,
-        fmt=fmt,
-        baseline=baseline,
-        fail_on_regression=fail_on_regression,
-        gate_config=gate_config,
-        output=output,
-        console=out,
-        keep_repeats=keep_repeats,
-    )
-    raise typer.Exit(code)
+    renderer = renderers.get(fmt)
+    if fail_on_regression and baseline is None:
+        raise UserInputError("--fail-on-regression needs --baseline BASE.json")
+    compared = api.compare(files, baseline=baseline, keep_repeats=keep_repeats)
+    if output is None and renderer.show is not None:
+        renderer.show(compared.comparison, out)
+    elif output is None:
+        out.print(api.render(fmt, compared), highlight=False, markup=False, soft_wrap=True)
+    else:
+        output.write_text(api.render(fmt, compared), encoding="utf-8")
+    if fail_on_regression:  # the verdict goes to standard error: standard output stays valid JSON/CSV
+        findings = api.gate(compared, gate_config)
+        for finding in findings:
+            console.print(str(finding), highlight=False, markup=False, soft_wrap=True)
+        if not findings:
+            console.print("gate: no significant regression against the baseline", highlight=False)
+        raise typer.Exit(1 if findings else 0)
 
 
 @app.command()
@@ -283,10 +257,7 @@ def report(
     keep_repeats: KeepRepeatsOpt = False,
 ) -> None:
     """Write one self-contained HTML report (tables and plots) for results files."""
-    from llmbench import commands
-
-    commands.html_report(files, output, keep_repeats=keep_repeats)
-    out.print(f"report: {output}")
+    out.print(f"report: {api.report(files, output, keep_repeats=keep_repeats)}")
 
 
 @app.command()
@@ -298,26 +269,26 @@ def history(
     plot: Annotated[Path | None, typer.Option("--plot", help="also write the trend as an SVG")] = None,
 ) -> None:
     """Show a metric's trend over a folder of runs."""
-    from llmbench import commands
+    from llmbench.report import print_history
 
-    commands.history(directory, metric=metric, plot=plot, console=out)
+    print_history(api.history(directory, metric=metric, plot=plot), out)
+    if plot is not None:
+        out.print(f"plot: {plot}")
 
 
 @app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help="suite or model YAML files")]) -> None:
     """Check suites and model configs; exit code 2 on the first bad file."""
-    from llmbench import commands
-
-    for line in commands.validate(files):
-        out.print(line)
+    for checked in api.validate(files):
+        out.print(str(checked))
 
 
 @app.command("list")
 def list_cmd() -> None:
     """Show the suites, tasks, models, backends and scorers llmbench knows."""
-    from llmbench import commands
+    from llmbench.report import print_catalogue
 
-    commands.print_catalogue(out)
+    print_catalogue(api.catalogue(), out)
 
 
 @app.command()
@@ -329,25 +300,28 @@ def score(
             "--samples", "-s", help="JSONL completions: {task_id, completion} or {task, id, output}"
         ),
     ] = Path("samples.jsonl"),
-    task: TaskOpt = None,
+    tasks: TaskOpt = None,
     scorer: Annotated[
         str | None, typer.Option("--scorer", help="score lines carrying their own output and reference")
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="results file to write")] = None,
 ) -> None:
     """Score completions produced elsewhere, without a model."""
-    from llmbench import commands
+    from llmbench.report import print_run_summary, print_verdicts
 
     if scorer:
-        commands.score_lines(scorer, samples, console=out)
+        print_verdicts(api.score_lines(scorer, samples), out)
         return
     if suite is None:
         raise UserInputError("give a SUITE, or --scorer NAME for lines with their own references")
-    path = commands.score_file(suite, samples, tasks=task or [], output=output, console=out)
+    result, path = api.score(suite, samples, tasks=tasks or [], output=output)
+    print_run_summary(result, out)
     out.print(f"results: {path}")
 
 
-def _int_list(text: str) -> list[int]:
+def _int_list(text: str | None) -> list[int]:
+    if not text:
+        return []
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from llmbench import commands
+from llmbench import api
 from llmbench.config import Suite, load_suite
+from llmbench.report import print_verdicts
 from llmbench.run.offline import MISSING_OUTPUT, score_samples_file
 
 SUITE = """\
@@ -125,9 +126,8 @@ def test_a_task_with_no_line_at_all_is_skipped_with_a_warning(
 
 def printed(scorer: str, tmp_path: Path, lines: list[dict[str, Any]]) -> list[str]:
     buffer = io.StringIO()
-    commands.score_lines(
-        scorer, write_lines(tmp_path / "l.jsonl", lines), console=Console(file=buffer, width=100)
-    )
+    verdicts = api.score_lines(scorer, write_lines(tmp_path / "l.jsonl", lines))
+    print_verdicts(verdicts, Console(file=buffer, width=100))
     return buffer.getvalue().splitlines()
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
 
-from llmbench import commands
+from llmbench import api
 from llmbench.analysis.compare import build_comparison
 from llmbench.analysis.repeats import group_repeats, merge_repeats
 from llmbench.results import MetricValue, RunResult, write_results
@@ -96,17 +95,7 @@ def test_a_merged_column_is_tested_against_the_baseline_sample_by_sample() -> No
 def _compare_json(tmp_path: Path, keep_repeats: bool) -> dict[str, object]:
     paths = [write_results(r, tmp_path / f"{r.run_id}.json") for r in _seeds()]
     out = tmp_path / f"compare-{keep_repeats}.json"
-    code = commands.compare(
-        paths,
-        fmt="json",
-        baseline=None,
-        fail_on_regression=False,
-        gate_config=None,
-        output=out,
-        console=Console(record=True),
-        keep_repeats=keep_repeats,
-    )
-    assert code == 0
+    out.write_text(api.render("json", api.compare(paths, keep_repeats=keep_repeats)))
     return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 

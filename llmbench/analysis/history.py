@@ -6,9 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from llmbench.analysis.compare import perf_value
 from llmbench.errors import ResultsFileError, UserInputError
 from llmbench.results import Distribution, MetricValue, Performance, RunResult, read_results
@@ -115,8 +112,20 @@ def trend_svg(points: Sequence[TrendPoint], metric_path: str) -> str:
     return to_svg(fig, "plot-history", f"{metric_path} over time per model and suite").svg
 
 
-def print_history(directory: Path, *, metric: str | None, plot: Path | None, console: Console) -> None:
-    """The runs in `directory` as a table (or one metric's trend), optionally writing the trend as SVG."""
+@dataclass
+class History:
+    """One metric's trend over a folder of runs, oldest first, and the files that could not be read."""
+
+    directory: Path
+    metric: str
+    runs: list[RunResult]
+    trend: list[TrendPoint]
+    skipped: list[str]
+
+
+def history(directory: Path, metric: str | None = None) -> History:
+    """The runs in `directory` and `metric`'s trend (default: the suite score); a user error when there are
+    no runs, or when no run has the metric (the hint names those that exist)."""
     skipped: list[str] = []
     runs = load_history(directory, skipped=skipped)
     if not runs:
@@ -129,31 +138,4 @@ def print_history(directory: Path, *, metric: str | None, plot: Path | None, con
         raise UserInputError(
             f"no run in {directory} has the metric '{metric}'", hint=f"available: {shown or 'none'}"
         )
-    table = Table(title=f"history of {metric} in {directory}", title_justify="left")
-    for col in ("created", "model", "suite", metric, "95% CI", "n", "TTFT p50 ms", "tok/s", "run id"):
-        table.add_column(col, justify="left" if col in ("created", "model", "suite", "run id") else "right")
-    for point, run in zip(trend, runs, strict=True):
-        v, perf = point.value, run.performance
-        ci = (
-            f"[{v.ci_low:.3f}, {v.ci_high:.3f}]"
-            if v and v.ci_low is not None and v.ci_high is not None
-            else ""
-        )
-        table.add_row(
-            run.created_at,
-            run.model_name,
-            run.suite_name,
-            f"{v.value:.4g}" if v else "-",
-            ci,
-            str(v.n) if v else "",
-            f"{perf.ttft_ms.p50:.1f}" if perf.ttft_ms else "-",
-            f"{perf.output_tokens_per_s:.1f}" if perf.output_tokens_per_s else "-",
-            run.run_id,
-        )
-    console.print(table)
-    for line in skipped:
-        console.print(f"[yellow]skipped[/] {line}", highlight=False)
-    if plot is not None:
-        plot.parent.mkdir(parents=True, exist_ok=True)
-        plot.write_text(trend_svg(trend, metric), encoding="utf-8")
-        console.print(f"plot: {plot}")
+    return History(Path(directory), metric, runs, trend, skipped)

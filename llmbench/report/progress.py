@@ -15,7 +15,7 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichBar
 
-from llmbench.run.pipeline import Progress
+from llmbench.run.progress import Progress
 
 
 class RichProgress(Progress):

@@ -11,10 +11,18 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from llmbench import api
 from llmbench.analysis.compare import Comparison, build_comparison
-from llmbench.analysis.history import load_history, metric_trend, print_history
+from llmbench.analysis.history import load_history, metric_trend
 from llmbench.errors import UserInputError
-from llmbench.report import print_comparison, render_csv, render_html, render_json, render_markdown
+from llmbench.report import (
+    print_comparison,
+    print_history,
+    render_csv,
+    render_html,
+    render_json,
+    render_markdown,
+)
 from llmbench.results import RunResult, write_results
 from tests.factories import FINGERPRINT, longctx_scores, make_run, performance, verdicts
 
@@ -154,18 +162,17 @@ def test_history_orders_runs_by_date_and_skips_bad_files(tmp_path: Path) -> None
     assert metric_trend(runs, "missing_task")[0].value is None
     plot = tmp_path / "trend.svg"
     console = Console(record=True, width=200, color_system=None)
-    print_history(tmp_path, metric="gsm8k", plot=plot, console=console)
+    print_history(api.history(tmp_path, metric="gsm8k", plot=plot), console)
     assert "2026-11-01" in console.export_text()
     assert plot.read_text().startswith('<svg id="plot-history"')
 
 
 def test_history_of_a_metric_no_run_has_is_a_user_error(tmp_path: Path) -> None:
     write_results(make_run("llama3-8b", {"gsm8k": verdicts(20, 0.5, seed=1)}), tmp_path / "run.json")
-    console = Console(record=True, width=200, color_system=None)
     with pytest.raises(UserInputError, match=r"no run in .* has the metric 'gsm8k\.acc'") as raised:
-        print_history(tmp_path, metric="gsm8k.acc", plot=None, console=console)
+        api.history(tmp_path, metric="gsm8k.acc")
     assert raised.value.hint is not None and "gsm8k.accuracy" in raised.value.hint
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserInputError, match="no results files"):
-        print_history(empty, metric=None, plot=None, console=console)
+        api.history(empty)

@@ -1,0 +1,73 @@
+"""What llmbench knows (suites, model aliases, plugins by kind) and the check of users' YAML files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmbench.errors import ConfigError, UserInputError
+
+
+@dataclass
+class Catalogue:
+    suites: list[tuple[str, list[str], str | None]]  # name, task names, why it does not load (or None)
+    models: list[tuple[str, str, str]]  # alias, model, backend
+    backends: list[str]
+    scorers: list[str]
+    datasets: list[str]
+
+
+@dataclass
+class Checked:
+    """A YAML file that validated: a suite (`detail` counts its tasks) or a model config."""
+
+    kind: str  # "suite" | "model"
+    name: str
+    detail: str
+    path: Path
+
+    def __str__(self) -> str:
+        return f"ok  {self.kind} {self.name}: {self.detail}  ({self.path})"
+
+
+def catalogue() -> Catalogue:
+    from llmbench.backends import backends
+    from llmbench.config import MODELS_DIR, list_models, list_suites, load_model_config, load_suite
+    from llmbench.data import generators
+    from llmbench.scoring import scorers
+
+    suites: list[tuple[str, list[str], str | None]] = []
+    for name in list_suites():
+        try:
+            suites.append((name, [t.name for t in load_suite(name).config.tasks], None))
+        except UserInputError as exc:
+            suites.append((name, [], str(exc)))
+    models = []
+    for name in list_models():
+        cfg = load_model_config(MODELS_DIR / f"{name}.yaml")
+        models.append((name, cfg.model, cfg.backend))
+    return Catalogue(suites, models, backends.names(), scorers.names(), generators.names())
+
+
+def validate(files: Sequence[Path]) -> list[Checked]:
+    """Validate suites and model configs; raises ConfigError (exit 2) at the first bad one."""
+    from llmbench.config import load_model_config, load_suite
+    from llmbench.scoring.base import scorers
+    from llmbench.yamlio import load_yaml
+
+    checked = []
+    for path in files:
+        data, _ = load_yaml(path)
+        if isinstance(data, dict) and "tasks" in data:
+            suite = load_suite(path)
+            for t in suite.config.tasks:
+                if t.scorer is not None:
+                    scorers.get(t.scorer.name)
+            checked.append(Checked("suite", suite.name, f"{len(suite.config.tasks)} task(s)", path))
+        elif isinstance(data, dict) and "model" in data:
+            cfg = load_model_config(path)
+            checked.append(Checked("model", cfg.name, f"{cfg.model} via {cfg.backend}", path))
+        else:
+            raise ConfigError(f"{path}:1: neither a suite (needs 'tasks') nor a model config (needs 'model')")
+    return checked
