@@ -184,6 +184,77 @@ def run(
 
 
 @app.command()
+def study(
+    study_file: Annotated[Path, typer.Argument(help="study YAML, e.g. studies/demo.yaml")],
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="print the plan (cells, GPUs, placement, what is done); run nothing"),
+    ] = False,
+    gpus: Annotated[
+        int | None,
+        typer.Option("--gpus", min=0, help="GPUs of the host (default: detected); fake ids on a CPU host"),
+    ] = None,
+    ray: Annotated[
+        str | None, typer.Option("--ray", help="run on a Ray cluster: its address, or 'local' to start one")
+    ] = None,
+    results_dir: Annotated[
+        Path | None, typer.Option("--results-dir", help="where cells write (default results/study/<name>)")
+    ] = None,
+    max_vram: Annotated[float | None, typer.Option("--max-vram", help="constraint: peak VRAM in MiB")] = None,
+    max_ttft_ms: Annotated[
+        float | None, typer.Option("--max-ttft-ms", help="constraint: TTFT p50 at 2K in ms")
+    ] = None,
+    min_tokens_per_s: Annotated[
+        float | None, typer.Option("--min-tokens-per-s", help="constraint: output tokens/s at concurrency 1")
+    ] = None,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="also write the leaderboard as Markdown")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="also write the leaderboard as HTML")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Run a study (models x suites x seeds), resume what is unfinished, print the leaderboard."""
+    from llmbench.report.study import (
+        print_leaderboard,
+        print_plan,
+        render_leaderboard_html,
+        render_leaderboard_markdown,
+    )
+    from llmbench.report.study_progress import RichStudyProgress
+    from llmbench.study.runner import StudyOptions, require_ray, run_study
+
+    if ray is not None:
+        require_ray()
+    constraints = {"max_vram_mib": max_vram, "max_ttft_ms": max_ttft_ms, "min_tokens_per_s": min_tokens_per_s}
+    opts = StudyOptions(
+        results_dir=results_dir,
+        gpus=gpus,
+        ray=ray,
+        dry_run=dry_run,
+        constraints={k: v for k, v in constraints.items() if v is not None},
+    )
+    with RichStudyProgress(console, enabled=not quiet and not dry_run) as progress:
+        outcome = run_study(study_file, opts, progress)
+    if dry_run:
+        print_plan(outcome, out)
+    board = outcome.leaderboard
+    if board is not None:
+        print_leaderboard(board, out)
+        if markdown is not None:
+            markdown.write_text(render_leaderboard_markdown(board), encoding="utf-8")
+        if html_out is not None:
+            html_out.write_text(render_leaderboard_html(board, outcome.plan.study.name), encoding="utf-8")
+    if outcome.manifest_path is not None:
+        out.print(f"manifest: {outcome.manifest_path}")
+    if outcome.failed:
+        for cell, error in outcome.failed.items():
+            console.print(f"[bold red]failed:[/] {cell}: {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
 def parity(
     suite_or_files: Annotated[
         list[Path], typer.Argument(help="a suite YAML (runs it on each backend) or two results files")

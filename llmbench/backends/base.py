@@ -37,6 +37,7 @@ class Backend(Protocol):
     """A loaded model that turns requests into completions."""
 
     name: ClassVar[str]
+    # Backends that never touch a local GPU set `uses_gpu = False` (read with getattr: optional).
 
     def load(self) -> BackendInfo:
         """Load weights and tokenizer; returns what was loaded and how long it took."""

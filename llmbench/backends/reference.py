@@ -18,6 +18,7 @@ class ReferenceBackend:
     """No model at all: echoes `request.reference_output`; timings are real but trivially small."""
 
     name: ClassVar[str] = "reference"
+    uses_gpu: ClassVar[bool] = False  # a study places it on no GPU
 
     def __init__(self, model: ModelConfig, model_path: str) -> None:
         self.config = model

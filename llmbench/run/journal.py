@@ -105,3 +105,20 @@ class Journal:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+def read_journal_samples(path: Path) -> dict[str, SampleRecord]:
+    """The finished samples of any journal, keyed by request id, without checking its header (shards)."""
+    done: dict[str, SampleRecord] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return done
+    for line in text.split("\n"):
+        try:
+            entry = json.loads(line) if line.strip() else {}
+        except json.JSONDecodeError:
+            continue  # a line cut off by a kill: that sample was never finished
+        if "request_id" in entry:
+            done[entry["request_id"]] = SampleRecord.model_validate(entry["sample"])
+    return done

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from llmbench.errors import UserInputError
 
@@ -24,6 +25,9 @@ class RunOptions:
     command: list[str] = field(default_factory=list)
     telemetry_hz: float = 20.0
     warmup: bool = True  # one untimed request before the first quality task
+    shard: tuple[int, int] | None = None  # (i, n): only the samples whose stable id hash is i mod n
+    merge_journals: Sequence[Path] = ()  # journals of this run's shards: their samples count as done
+    annotations: dict[str, Any] = field(default_factory=dict)  # added to the results' summary (placement)
 
 
 def _slug(text: str) -> str:

@@ -9,21 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from llmbench import interrupts
-from llmbench.backends.base import Backend, BackendInfo, backends
+from llmbench.backends.base import Backend, BackendInfo
 from llmbench.config import ModelConfig, Suite
 from llmbench.data.base import DataContext
 from llmbench.errors import LLMBenchError, RunFailedError, UserInputError
 from llmbench.results import PerfPoint, RunResult, SampleRecord, TaskResult, write_results
 from llmbench.run.aggregate import task_result
 from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_hash
-from llmbench.run.journal import Journal
+from llmbench.run.journal import Journal, read_journal_samples
 from llmbench.run.options import RunOptions, resolve_paths
 from llmbench.run.prepare import PreparedTask, prepare_task
 from llmbench.run.progress import Progress
 from llmbench.run.scoring import is_failure, make_record, score_chunk
+from llmbench.run.session import BackendSession
+from llmbench.run.shard import shard_task
 from llmbench.scoring.base import Score
 from llmbench.telemetry.nvml import NvmlSampler
-from llmbench.tinymodel import resolve_model_path
 from llmbench.types import Completion
 
 SCORE_CHUNK = 16
@@ -36,9 +37,17 @@ class RunInterrupted(LLMBenchError):
 
 
 def run_suite(
-    suite: Suite, model: ModelConfig, opts: RunOptions, progress: Progress | None = None
+    suite: Suite,
+    model: ModelConfig,
+    opts: RunOptions,
+    progress: Progress | None = None,
+    session: BackendSession | None = None,
 ) -> tuple[RunResult, Path]:
-    """Run every selected task of `suite` on `model`; returns the results and where they were written."""
+    """Run every selected task of `suite` on `model`; returns the results and where they were written.
+
+    With a `session` the model is loaded once for every run that shares it (a study); without one the
+    run loads it and releases it when done.
+    """
     progress = progress or Progress()
     specs = [t for t in suite.config.tasks if not opts.tasks or t.name in opts.tasks]
     unknown = set(opts.tasks) - {t.name for t in suite.config.tasks}
@@ -48,7 +57,14 @@ def run_suite(
             hint=f"tasks: {', '.join(t.name for t in suite.config.tasks)}",
         )
     path, run_id = resolve_paths(suite.name, model.name, opts)
-    settings = {"limit": opts.limit, "tasks": list(opts.tasks), "seed": opts.seed, "backend": model.backend}
+    settings: dict[str, Any] = {
+        "limit": opts.limit,
+        "tasks": list(opts.tasks),
+        "seed": opts.seed,
+        "backend": model.backend,
+    }
+    if opts.shard is not None:
+        settings["shard"] = list(opts.shard)
     journal = Journal(
         Journal.path_for(path),
         {
@@ -59,21 +75,25 @@ def run_suite(
         },
     )
     done = journal.open(resume=_resumes(opts, path, journal), explicit=opts.resume)
+    for other in opts.merge_journals:  # shards of this run: what they finished counts as done here
+        for rid, record in read_journal_samples(other).items():
+            if rid not in done:
+                journal.append(rid, record)
+                done[rid] = record
     if done:
         progress.message(f"resuming {run_id}: {len(done)} finished samples from {journal.path}")
     from llmbench.environment import capture_environment
     from llmbench.telemetry.memory import reset_torch_peaks, torch_peaks, with_torch_peaks
 
     sampler = NvmlSampler(hz=opts.telemetry_hz)
-    backend: Backend | None = None
+    owned = session is None
+    session = session or BackendSession(model)
     started = time.perf_counter()
     try:
-        model_path = resolve_model_path(model)
         reset_torch_peaks()
         sampler.start()
         sampler.mark("before_load")
-        backend = backends.get(model.backend)(model, model_path)  # type: ignore[call-arg]
-        info = backend.load()
+        backend, info, model_path = session.acquire(run_id)
         sampler.mark("loaded")
         environment = capture_environment(suite.directory)  # after the load: torch and CUDA are in by now
         tokenizer = _tokenizer_for(backend, model, model_path)
@@ -96,6 +116,8 @@ def run_suite(
                 seed=opts.seed,
                 chat_template_hash=info.chat_template_hash,
             )
+            if opts.shard is not None:
+                task = shard_task(task, *opts.shard)
             if spec.perf is not None:
                 sweep += _run_perf(task, backend, info, sampler, ctx, model, opts, progress)
                 continue
@@ -118,8 +140,8 @@ def run_suite(
         ) from None
     finally:
         journal.close()
-        if backend is not None:
-            backend.close()
+        if owned:
+            session.close()
     result = assemble(
         RunParts(
             suite=suite,
@@ -139,6 +161,9 @@ def run_suite(
     if suite.config.combined is not None and records:
         _judge(result, suite.config.combined, progress)
     result.summary["wall_s"] = round(time.perf_counter() - started, 3)
+    if session.first_run != run_id:  # the load was paid for (and measured) by an earlier run
+        result.summary["load_shared_with"] = session.first_run
+    result.summary.update(opts.annotations)
     write_results(result, path)
     failed = [r for r in records if is_failure(r)]
     if records and len(failed) == len(records):

@@ -1,0 +1,134 @@
+"""A study in the terminal, Markdown and HTML: its plan (cells, GPUs, placement, state) and its leaderboard."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from llmbench.results import MetricValue
+from llmbench.study.leaderboard import AXES, Leaderboard
+
+if TYPE_CHECKING:
+    from llmbench.study.runner import StudyOutcome
+
+
+def score_text(m: MetricValue | None) -> str:
+    if m is None:
+        return ""
+    if m.ci_low is not None and m.ci_high is not None:
+        return f"{m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]"
+    return f"{m.value:.3f}"
+
+
+def cost_text(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def header(lb: Leaderboard) -> list[str]:
+    return ["model", "backend", "build", *lb.suites, "composite", *(AXES[a][0] for a in lb.axes)]
+
+
+def row_cells(lb: Leaderboard) -> list[list[str]]:
+    rows = []
+    for r in lb.rows:
+        mark = " *" if r.model in lb.pareto else ""
+        rows.append(
+            [
+                r.model + mark,
+                r.backend,
+                r.variant,
+                *(score_text(r.scores.get(s)) for s in lb.suites),
+                score_text(r.composite),
+                *(cost_text(r.costs.get(a)) for a in lb.axes),
+            ]
+        )
+    return rows
+
+
+def notes(lb: Leaderboard) -> list[str]:
+    kinds = {r.composite_kind for r in lb.rows}
+    lines = [
+        "composite: "
+        + (
+            "weighted suite accuracy with the judge's rating"
+            if "accuracy+judge" in kinds
+            else "weighted suite accuracy (no judge in this study)"
+        ),
+        f"* on the Pareto front of composite against {AXES[lb.pareto_axis][0]}: {', '.join(lb.pareto) or 'not measured'}",
+    ]
+    if lb.constraints:
+        wanted = ", ".join(f"{k} {v:g}" for k, v in lb.constraints.items())
+        lines.append(f"best within {wanted}: {lb.best_fit or 'no model fits'}")
+        lines += [f"  excluded {m}: {why}" for m, why in lb.excluded.items()]
+    elif lb.best_fit:
+        lines.append(f"best composite: {lb.best_fit}")
+    lines += lb.significance
+    return lines
+
+
+def print_leaderboard(lb: Leaderboard, console: Console) -> None:
+    table = Table(title="leaderboard", show_lines=False)
+    for col in header(lb):
+        table.add_column(col, overflow="fold")
+    for cells in row_cells(lb):
+        table.add_row(*cells)
+    console.print(table)
+    for line in notes(lb):
+        console.print(line, highlight=False, markup=False)
+
+
+def render_leaderboard_markdown(lb: Leaderboard) -> str:
+    cols = header(lb)
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in row_cells(lb)]
+    out += ["", *(f"- {line.strip()}" for line in notes(lb))]
+    return "\n".join(out) + "\n"
+
+
+def render_leaderboard_html(lb: Leaderboard, title: str) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in header(lb))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in row_cells(lb)
+    )
+    items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in notes(lb))
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table><ul>{items}</ul></body></html>\n"
+    )
+
+
+def print_plan(outcome: StudyOutcome, console: Console) -> None:
+    plan = outcome.plan
+    table = Table(title=f"study {plan.study.name}: {len(plan.cells)} cells in {plan.results_dir}")
+    for col in ("cell", "model", "suite", "seed", "kind", "GPUs", "state"):
+        table.add_column(col)
+    for c in plan.cells:
+        state = c.state + (f" ({c.samples_done} samples)" if c.state in ("partial", "done") else "")
+        table.add_row(c.id, c.model.name, c.suite.name, str(c.seed), c.kind, str(c.gpus), state)
+    console.print(table)
+    host = f"{len(outcome.host)} GPU(s) [{','.join(map(str, outcome.host))}]" if outcome.host else "no GPUs"
+    where = (
+        f"Ray cluster {outcome.manifest.executor}" if outcome.manifest.executor == "ray" else f"host: {host}"
+    )
+    console.print(where, highlight=False)
+    jobs = {j.id: j for j in plan.jobs}
+    for i, wave in enumerate(outcome.waves, 1):
+        parts = []
+        for p in wave:
+            gpus = ",".join(map(str, p.gpus)) or "none"
+            parts.append(
+                f"{p.job} ({len(jobs[p.job].todo)} cells) on GPU {gpus}" + (" alone" if p.exclusive else "")
+            )
+        console.print(f"  wave {i}: " + "; ".join(parts), highlight=False)
+    if not outcome.host and outcome.manifest.executor != "ray":
+        todo = [j for j in plan.jobs if j.todo]
+        console.print(f"  {len(todo)} job(s), one after another in this process", highlight=False)
+    done = sum(1 for c in plan.cells if c.state == "done")
+    console.print(f"done: {done} of {len(plan.cells)} cells", highlight=False)

@@ -1,0 +1,111 @@
+"""The study manifest (study.json beside the cells' results): every cell with its state and results file.
+
+Written by the driver alone, atomically, after every change, so it can be read at any moment.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmbench.study.plan import Cell, Plan
+
+MANIFEST_NAME = "study.json"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class CellEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    model: str
+    backend: str
+    suite: str
+    seed: int
+    repeat: int = 1
+    kind: str
+    gpus_needed: int
+    results: str
+    journal: str
+    state: str
+    samples_done: int = 0
+    placed_on: list[int] | None = None
+    exclusive: bool = False
+    node: str | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+class StudyManifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    manifest_version: int = 1
+    study: str
+    study_file: str
+    study_hash: str
+    updated_at: str = Field(default_factory=_now)
+    executor: str = "local"
+    host_gpus: list[int] = Field(default_factory=list)
+    cells: list[CellEntry] = Field(default_factory=list)
+
+    def cell(self, cell_id: str) -> CellEntry:
+        return next(c for c in self.cells if c.id == cell_id)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self.cells:
+            out[c.state] = out.get(c.state, 0) + 1
+        return out
+
+
+def entry_for(cell: Cell) -> CellEntry:
+    return CellEntry(
+        id=cell.id,
+        model=cell.model.name,
+        backend=cell.model.backend,
+        suite=cell.suite.name,
+        seed=cell.seed,
+        repeat=cell.repeat,
+        kind=cell.kind,
+        gpus_needed=cell.gpus,
+        results=str(cell.output),
+        journal=str(cell.journal),
+        state=cell.state,
+        samples_done=cell.samples_done,
+    )
+
+
+def new_manifest(plan: Plan, executor: str, host: list[int]) -> StudyManifest:
+    return StudyManifest(
+        study=plan.study.name,
+        study_file=str(plan.study.path),
+        study_hash=plan.study.content_hash,
+        executor=executor,
+        host_gpus=host,
+        cells=[entry_for(c) for c in plan.cells],
+    )
+
+
+def write_manifest(manifest: StudyManifest, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest.updated_at = _now()
+    path = directory / MANIFEST_NAME
+    fd, tmp = tempfile.mkstemp(prefix=".study.", suffix=".tmp", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(manifest.model_dump_json(indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(directory: Path) -> StudyManifest | None:
+    path = directory / MANIFEST_NAME
+    if not path.exists():
+        return None
+    return StudyManifest.model_validate_json(path.read_text(encoding="utf-8"))

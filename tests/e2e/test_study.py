@@ -1,0 +1,91 @@
+"""`llmbench study`: the demo study end to end, killed midway and continued, and on fake GPUs with workers.
+
+Cost: tiny-qwen2 on CPU; the demo is 4 cells of 2-3 samples per task (about a minute on a quiet 2-core
+machine, a few under load); the worker test is 2 cells of 2 samples.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import llmbench, start_llmbench
+
+pytestmark = pytest.mark.e2e
+
+
+def requests_in(journal: Path) -> list[str]:
+    if not journal.exists():
+        return []
+    lines = journal.read_text().splitlines()
+    return [json.loads(line)["request_id"] for line in lines if line.startswith('{"request_id"')]
+
+
+def test_demo_study_killed_midway_finishes_on_rerun_without_redoing_cells(tmp_path: Path) -> None:
+    args = ["study", "studies/demo.yaml", "--results-dir", str(tmp_path), "--quiet"]
+    first = tmp_path / "math-tiny-qwen2-seed0.json"
+    second = tmp_path / "json-tiny-qwen2-seed0.journal.jsonl"
+    proc = start_llmbench(*args)
+    deadline = time.time() + 900
+    while time.time() < deadline and proc.poll() is None:
+        if first.exists() and requests_in(second):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the study finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished_at = first.stat().st_mtime_ns
+    manifest = json.loads((tmp_path / "study.json").read_text())
+    states = {c["id"]: c["state"] for c in manifest["cells"]}
+    assert states["math-tiny-qwen2-seed0"] == "done" and states["json-tiny-qwen2-seed0"] == "running"
+
+    plan = llmbench(*args[:-1], "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "done: 1 of 4 cells" in plan.stdout and "partial" in plan.stdout
+
+    r = llmbench(*args)
+    assert r.returncode == 0, r.stderr
+    assert first.stat().st_mtime_ns == finished_at  # the finished cell was not run again
+    assert "3 cells to run" in r.stderr
+    ids = requests_in(second)
+    assert (
+        len(ids)
+        == len(set(ids))
+        == len(json.loads((tmp_path / "json-tiny-qwen2-seed0.json").read_text())["samples"])
+    )
+    assert "leaderboard" in r.stdout and "tiny-qwen2-reference" in r.stdout and "composite" in r.stdout
+    manifest = json.loads((tmp_path / "study.json").read_text())
+    assert {c["state"] for c in manifest["cells"]} == {"done"}
+    shared = json.loads((tmp_path / "json-tiny-qwen2-reference-seed0.json").read_text())["summary"]
+    assert shared["load_shared_with"] == "math-tiny-qwen2-reference-seed0"  # one load for both suites
+
+
+def test_study_on_four_fake_gpus_places_workers_on_gpu_sets(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "name: fake-gpus\nmodels:\n  - tiny-qwen2\n  - {base: tiny-qwen2, backend: reference}\n"
+        "suites:\n  - {suite: math, limit: 2, tasks: [gsm8k]}\n"
+    )
+    out = tmp_path / "out"
+    r = llmbench(
+        "study",
+        str(study),
+        "--gpus",
+        "4",
+        "--results-dir",
+        str(out),
+        "--quiet",
+        "--markdown",
+        str(tmp_path / "lb.md"),
+    )
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((out / "study.json").read_text())
+    placed = {c["model"]: c["placed_on"] for c in manifest["cells"]}
+    assert placed == {"tiny-qwen2": [0], "tiny-qwen2-reference": []}
+    summary = json.loads((out / "math-tiny-qwen2-seed0.json").read_text())["summary"]
+    assert summary["placement"] == {"gpus": [0], "host_gpus": 4, "exclusive": False}
+    assert "| tiny-qwen2-reference" in (tmp_path / "lb.md").read_text()
