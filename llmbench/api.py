@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from llmbench.config import ModelConfig, Suite
     from llmbench.results import RunResult
     from llmbench.scoring.base import Score
+    from llmbench.study.execute import StudyProgress
+    from llmbench.study.runner import StudyOptions, StudyOutcome
 
 __all__ = [
     "Catalogue",
@@ -53,6 +55,7 @@ __all__ = [
     "run_variants",
     "score",
     "score_lines",
+    "study",
     "suite",
     "validate",
     "variants",
@@ -306,3 +309,16 @@ def score_lines(scorer: str, samples: str | Path) -> Iterator[tuple[str, Score]]
     from llmbench.run.offline import score_lines as lines
 
     return lines(scorer, Path(samples))
+
+
+def study(
+    path: str | Path, opts: StudyOptions | None = None, progress: StudyProgress | None = None
+) -> StudyOutcome:
+    """Run a study (models x suites x seeds): what is finished is kept, what is unfinished resumes; with
+    `opts.dry_run` only the plan. Returns the plan, placement, manifest and leaderboard."""
+    from llmbench.study.runner import StudyOptions, require_ray, run_study
+
+    opts = opts or StudyOptions()
+    if opts.ray is not None and not opts.dry_run:
+        require_ray()
+    return run_study(Path(path), opts, progress)

@@ -22,7 +22,7 @@ class Catalogue:
 class Checked:
     """A YAML file that validated: a suite (`detail` counts its tasks) or a model config."""
 
-    kind: str  # "suite" | "model"
+    kind: str  # "suite" | "model" | "study"
     name: str
     detail: str
     path: Path
@@ -65,9 +65,16 @@ def validate(files: Sequence[Path]) -> list[Checked]:
                 if t.scorer is not None:
                     scorers.get(t.scorer.name)
             checked.append(Checked("suite", suite.name, f"{len(suite.config.tasks)} task(s)", path))
+        elif isinstance(data, dict) and "models" in data and "suites" in data:
+            from llmbench.study.plan import build_plan
+            from llmbench.study.spec import load_study
+
+            plan = build_plan(load_study(path))  # resolves every model and suite it names
+            detail = f"{len(plan.cells)} cell(s), {len(plan.jobs)} job(s)"
+            checked.append(Checked("study", plan.study.name, detail, path))
         elif isinstance(data, dict) and "model" in data:
             cfg = load_model_config(path)
             checked.append(Checked("model", cfg.name, f"{cfg.model} via {cfg.backend}", path))
         else:
-            raise ConfigError(f"{path}:1: neither a suite (needs 'tasks') nor a model config (needs 'model')")
+            raise ConfigError(f"{path}:1: neither a suite (needs 'tasks'), a model config (needs 'model') nor a study (needs 'models' and 'suites')")
     return checked

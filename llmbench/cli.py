@@ -223,10 +223,8 @@ def study(
         render_leaderboard_markdown,
     )
     from llmbench.report.study_progress import RichStudyProgress
-    from llmbench.study.runner import StudyOptions, require_ray, run_study
+    from llmbench.study.runner import StudyOptions
 
-    if ray is not None:
-        require_ray()
     constraints = {"max_vram_mib": max_vram, "max_ttft_ms": max_ttft_ms, "min_tokens_per_s": min_tokens_per_s}
     opts = StudyOptions(
         results_dir=results_dir,
@@ -236,7 +234,7 @@ def study(
         constraints={k: v for k, v in constraints.items() if v is not None},
     )
     with RichStudyProgress(console, enabled=not quiet and not dry_run) as progress:
-        outcome = run_study(study_file, opts, progress)
+        outcome = api.study(study_file, opts, progress)
     if dry_run:
         print_plan(outcome, out)
     board = outcome.leaderboard
