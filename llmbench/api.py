@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from llmbench.catalogue import Catalogue, Checked, catalogue, validate
 from llmbench.errors import UserInputError
+from llmbench.results import write_atomic
 from llmbench.run.options import RunOptions
 from llmbench.run.progress import Progress
 
@@ -271,9 +272,7 @@ def report(files: Sequence[str | Path], output: str | Path, *, keep_repeats: boo
     """Write one self-contained HTML report (tables and plots) for results files."""
     output = Path(output)
     text = render("html", compare(files, keep_repeats=keep_repeats))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
-    return output
+    return write_atomic(output, text)  # a full disk is one line, and no half-written report
 
 
 def history(directory: str | Path, *, metric: str | None = None, plot: str | Path | None = None) -> History:
@@ -283,8 +282,7 @@ def history(directory: str | Path, *, metric: str | None = None, plot: str | Pat
 
     h = load(Path(directory), metric)
     if plot is not None:
-        Path(plot).parent.mkdir(parents=True, exist_ok=True)
-        Path(plot).write_text(trend_svg(h.trend, h.metric), encoding="utf-8")
+        write_atomic(Path(plot), trend_svg(h.trend, h.metric))
     return h
 
 

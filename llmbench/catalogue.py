@@ -76,5 +76,7 @@ def validate(files: Sequence[Path]) -> list[Checked]:
             cfg = load_model_config(path)
             checked.append(Checked("model", cfg.name, f"{cfg.model} via {cfg.backend}", path))
         else:
-            raise ConfigError(f"{path}:1: neither a suite (needs 'tasks'), a model config (needs 'model') nor a study (needs 'models' and 'suites')")
+            raise ConfigError(
+                f"{path}:1: neither a suite (needs 'tasks'), a model config (needs 'model') nor a study (needs 'models' and 'suites')"
+            )
     return checked

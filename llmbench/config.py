@@ -30,20 +30,23 @@ PromptTokens = Annotated[int, Field(ge=1, le=MAX_PROMPT_TOKENS)]
 Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 
 
-class Strict(BaseModel):
-    """Base for everything a user writes: unknown keys are errors, not silently ignored.
+class SaneNumbers(BaseModel):
+    """Every number anywhere in the model, free-form options included, is finite and of a sane size.
 
-    Every number anywhere in it, free-form options included, must be finite and of a sane size:
-    a typo like `1e35` is refused here, in one line, rather than exhausting the machine later.
+    A typo like `1e35` is refused here, in one line, rather than exhausting the machine later.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @field_validator("*", mode="after")
     @classmethod
     def _numbers_in_range(cls, value: Any) -> Any:
         _check_numbers(value)
         return value
+
+
+class Strict(SaneNumbers):
+    """Base for everything a user writes: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _check_numbers(value: Any, depth: int = 0) -> None:

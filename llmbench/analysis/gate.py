@@ -14,9 +14,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from llmbench.analysis.compare import Row, build_comparison
+from llmbench.config import SaneNumbers
 from llmbench.results import MetricValue, RunResult
 
 DEFAULT_GATES = Path(__file__).resolve().parents[2] / "configs" / "gates.yaml"
@@ -28,7 +29,7 @@ DEFAULT_PERFORMANCE: dict[str, float | None] = {
 }
 
 
-class _Strict(BaseModel):
+class _Strict(SaneNumbers):
     model_config = ConfigDict(extra="forbid")
 
 

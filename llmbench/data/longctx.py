@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from llmbench.config import MAX_PROMPT_TOKENS, MAX_SEED, MAX_TOKENS, SaneNumbers
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.fitting import FIT_TOLERANCE, Filler, Fitted, Insert, PromptMeter, fit_prompt
 from llmbench.errors import ConfigError, DataError
@@ -64,17 +65,19 @@ DOCQA_TEMPLATE = (
 )
 
 
-class _Options(BaseModel):
+class _Options(SaneNumbers):
     """Options shared by the long-context generators, as written in the suite YAML."""
 
     model_config = ConfigDict(extra="forbid")
 
-    lengths: list[Annotated[int, Field(gt=0)] | Literal["max"]] = Field(default=[4096], min_length=1)
+    lengths: list[Annotated[int, Field(gt=0, le=MAX_PROMPT_TOKENS)] | Literal["max"]] = Field(
+        default=[4096], min_length=1
+    )
     depths: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default=[0.5], min_length=1)
-    output_budget: int = Field(default=32, ge=1)  # tokens reserved for the answer
+    output_budget: int = Field(default=32, ge=1, le=MAX_TOKENS)  # tokens reserved for the answer
     system: str | None = None  # the suite's system prompt, if any: it is measured too
     chat: bool | None = None  # apply the chat template; default: if the tokenizer has one
-    seed: int | None = None  # default: the run's seed
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)  # default: the run's seed
     haystack: str | None = None  # filler prose file, relative to the suite
     prompt_template: str = ""  # the user message, with {context} and {question}
 
