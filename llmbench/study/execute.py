@@ -56,8 +56,11 @@ class Driver:
             if kind == "cell_started":
                 entry.state, entry.error = "running", None
                 entry.attempts += 1
+                entry.worker = f"{event.get('host')}:{event.get('pid')}"
+                entry.node = event.get("node") or entry.node
             elif kind == "cell_done":
-                entry.state, entry.samples_done, entry.error = "done", int(event.get("samples", 0)), None
+                entry.state, entry.error = "done", None
+                entry.samples_done = int(event.get("samples", entry.samples_done))
                 self.plan.cell(entry.id).state = "done"
             elif kind == "cell_failed":
                 entry.state, entry.error = "failed", str(event.get("error"))
@@ -104,11 +107,11 @@ def job_spec(job: Job, placed: Placed | None, host: Sequence[int], plan: Plan) -
         cells=[
             CellSpec(
                 id=c.id,
-                suite=str(c.suite.path),
+                suite=str(c.suite.path.resolve()),  # workers (Ray's too) may start elsewhere
                 limit=c.entry.limit,
                 tasks=list(c.entry.tasks),
                 seed=c.seed,
-                output=str(c.output),
+                output=str(c.output.resolve()),
                 fresh=c.state == "stale",
                 combined=combined,
                 annotations=annotations,

@@ -39,6 +39,7 @@ class CellEntry(BaseModel):
     placed_on: list[int] | None = None
     exclusive: bool = False
     node: str | None = None
+    worker: str | None = None  # host:pid of the process running the cell
     attempts: int = 0
     error: str | None = None
 

@@ -94,7 +94,7 @@ def run_study(path: Path, opts: StudyOptions, progress: StudyProgress | None = N
     if opts.ray:
         from llmbench.study.ray_executor import run_on_ray
 
-        run_on_ray(todo, opts.ray, driver)
+        run_on_ray(todo, opts.ray, driver, num_gpus=opts.gpus)
     elif outcome.host:
         run_pool(todo, outcome.host, driver)
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Callable
@@ -76,7 +77,12 @@ def run_job(job: JobSpec, emit: Emit) -> list[str]:
     finished: list[str] = []
     with BackendSession(model) as session:
         for cell in job.cells:
-            emit({"event": "cell_started", "cell": cell.id, "pid": os.getpid()})
+            if not cell.fresh and not cell.merge_journals and Path(cell.output).exists():
+                # finished by an earlier attempt of this job (a retry after a worker died)
+                emit({"event": "cell_done", "cell": cell.id, "results": cell.output, "skipped": True})
+                finished.append(cell.id)
+                continue
+            emit({"event": "cell_started", "cell": cell.id, "pid": os.getpid(), "host": socket.gethostname()})
             opts = RunOptions(
                 limit=cell.limit,
                 tasks=cell.tasks,

@@ -103,3 +103,16 @@ def test_cell_state_follows_its_files(tmp_path: Path) -> None:
     header["settings"]["limit"] = 5  # type: ignore[index]
     cell.journal.write_text(json.dumps({"header": header}) + "\n")
     assert build_plan(study, tmp_path).cells[0].state == "stale"
+
+
+def test_ray_without_the_package_is_one_line_with_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from llmbench import api
+    from llmbench.errors import UserInputError
+    from llmbench.study.runner import StudyOptions
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees where it is not installed
+    with pytest.raises(UserInputError) as info:
+        api.study(ROOT / "studies/demo.yaml", StudyOptions(ray="local"))
+    assert "pip install 'llmbench[ray]'" in str(info.value) and "\n" not in str(info.value)
