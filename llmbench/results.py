@@ -14,7 +14,7 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -242,11 +242,22 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number a results file may hold")
 
 
-def read_results(path: Path) -> RunResult:
-    """Read a results file; a corrupt file or an unknown schema version is one clear error."""
+# How `write_results` lays out the per-sample records (most of a file): a top-level key at two spaces
+# of indent, before the short summary. JSON strings escape newlines, so these markers cannot occur inside one.
+_SAMPLES_KEY = b'\n  "samples": '
+_SUMMARY_KEY = b'\n  "summary": '
+_CHUNK = 1 << 16
+
+
+def read_results(path: Path, *, with_samples: bool = True) -> RunResult:
+    """Read a results file; a corrupt file or an unknown schema version is one clear error.
+
+    `with_samples=False` leaves the per-sample records out (`samples` is empty) and, for a file laid out
+    as `write_results` writes it, does not even read them: what a leaderboard over many files needs.
+    """
     try:
         with open(path, "rb") as fh:
-            data = fh.read(MAX_RESULTS_BYTES + 1)
+            data = fh.read(MAX_RESULTS_BYTES + 1) if with_samples else _without_samples(fh)
     except FileNotFoundError:
         raise ResultsFileError(f"{path}: no such results file") from None
     except OSError as exc:  # a directory, no permission, an I/O error
@@ -264,6 +275,8 @@ def read_results(path: Path) -> RunResult:
         ) from None
     if not isinstance(raw, dict) or "schema_version" not in raw:
         raise ResultsFileError(f"{path}: not an llmbench results file (no schema_version)")
+    if not with_samples:
+        raw.pop("samples", None)
     version = raw["schema_version"]
     if type(version) is not int or version not in KNOWN_SCHEMA_VERSIONS:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
@@ -280,3 +293,24 @@ def read_results(path: Path) -> RunResult:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         raise ResultsFileError(f"{path}: invalid results file at {loc}: {err['msg']}") from None
+
+
+def _without_samples(fh: BinaryIO) -> bytes:
+    """The file's JSON with the samples array cut out: only the head up to it and the tail after it are read."""
+    head = bytearray()
+    cut = -1
+    while cut < 0 and len(head) <= MAX_RESULTS_BYTES and (chunk := fh.read(_CHUNK)):
+        start = max(0, len(head) - len(_SAMPLES_KEY))
+        head += chunk
+        cut = head.find(_SAMPLES_KEY, start)
+    if cut < 0:  # not laid out by write_results: the whole text, its samples dropped after parsing
+        return bytes(head)
+    size = fh.seek(0, os.SEEK_END)
+    for span in (_CHUNK, size):
+        fh.seek(max(0, size - span))
+        tail = fh.read()
+        at = tail.rfind(_SUMMARY_KEY)
+        if at >= 0 and size - len(tail) + at > cut:
+            return bytes(head[:cut]) + tail[at:]
+    fh.seek(0)
+    return fh.read(MAX_RESULTS_BYTES + 1)

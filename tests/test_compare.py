@@ -105,12 +105,25 @@ def test_same_model_columns_are_told_apart_by_backend_then_date() -> None:
         make_run("llama3-8b", {"t": [1.0]}, backend="hf"),
         make_run("qwen", {"t": [1.0]}),
     ]
-    assert column_labels(runs) == ["llama3-8b (vllm)", "llama3-8b (hf)", "qwen"]
+    assert column_labels(runs) == ["llama3-8b · vllm", "llama3-8b · hf", "qwen"]
     same = [
         make_run("m", {"t": [1.0]}, created_at="2026-11-01T08:00:00+00:00"),
         make_run("m", {"t": [1.0]}, created_at="2026-11-02T08:00:00+00:00"),
+        make_run("m", {"t": [1.0]}, created_at="2026-11-02T09:30:00+00:00"),
     ]
-    assert column_labels(same) == ["m (2026-11-01 08:00:00)", "m (2026-11-02 08:00:00)"]
+    assert column_labels(same) == ["m · 2026-11-01", "m · 2026-11-02 08:00", "m · 2026-11-02 09:30"]
+
+
+def test_runs_of_one_model_over_backends_suites_and_dates_each_get_their_own_label() -> None:
+    runs = [
+        make_run("m", {"t": [1.0]}, backend=b, suite=s, created_at=f"2026-11-0{d}T08:00:00+00:00")
+        for b in ("vllm", "hf")
+        for s in ("math", "json")
+        for d in (1, 2)
+    ]
+    labels = column_labels(runs)
+    assert len(set(labels)) == len(runs)
+    assert labels[0] == "m · vllm · math · 2026-11-01"
 
 
 def test_best_column_is_lowest_latency_and_highest_throughput_and_score() -> None:

@@ -55,6 +55,7 @@ def test_a_significant_drop_within_tolerance_passes() -> None:
     candidate = make_run("m", {"gsm8k": _break(big, 45)})  # -1.5 points, every flip one way: p tiny
     assert check_regressions(baseline, candidate, GateThresholds()) == []
     strict = GateThresholds.model_validate({"quality": {"default": 0.01}})
+    # A one-task suite's score is that task's accuracy: one regression, not two.
     assert [r.metric for r in check_regressions(baseline, candidate, strict)] == ["accuracy"]
 
 
@@ -65,8 +66,8 @@ def test_a_large_but_insignificant_drop_passes() -> None:
 
 
 def test_per_metric_glob_overrides_the_default() -> None:
-    baseline = make_run("m", {"gsm8k": BASE})
-    candidate = make_run("m", {"gsm8k": _break(BASE, 40)})
+    baseline = make_run("m", {"gsm8k": BASE, "math": BASE})
+    candidate = make_run("m", {"gsm8k": _break(BASE, 40), "math": BASE})
     lenient = GateThresholds.model_validate({"quality": {"metrics": {"gsm8k/*": 0.2}}})
     assert lenient.quality_threshold("math", "gsm8k", "accuracy") == 0.2
     assert lenient.quality_threshold("math", "math", "accuracy") == 0.02

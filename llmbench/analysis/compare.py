@@ -15,7 +15,15 @@ from pathlib import Path
 
 from llmbench.analysis.direction import higher_is_better
 from llmbench.analysis.perf_tables import CostRow, SweepTable, cost_rows, sweep_tables
-from llmbench.results import Distribution, MetricValue, RunResult, SampleRecord, TaskResult, read_results
+from llmbench.results import (
+    Distribution,
+    MetricValue,
+    Performance,
+    RunResult,
+    SampleRecord,
+    TaskResult,
+    read_results,
+)
 from llmbench.scoring import stats
 
 ALPHA = 0.05
@@ -109,28 +117,39 @@ class Comparison:
         ]
 
 
+def measures_model(run: RunResult) -> bool:
+    """False for a run whose outputs and timings are not the model's (the reference backend echoes the
+    references): its latency, throughput and energy are not measurements and its fingerprints not the model's."""
+    return bool(run.backend.get("measures_model", True))
+
+
 def load_runs(paths: Sequence[Path]) -> list[RunResult]:
     """Read results files; a bad file raises ResultsFileError naming it."""
     return [read_results(Path(p)) for p in paths]
 
 
 def column_labels(runs: Sequence[RunResult]) -> list[str]:
-    """Model names (with the number of runs a merged column averages); runs that share one get the first
-    of backend, date or run id that tells them apart."""
+    """Model names (with the number of runs a merged column averages), followed by what tells runs of one
+    model apart: backend, suite, date, then time or run id where those are still not enough."""
     labels = [_base_label(r) for r in runs]
     extras = (
         lambda r: str(r.backend.get("backend") or "?"),
-        lambda r: r.created_at[:19].replace("T", " "),
-        lambda r: r.run_id,
+        lambda r: str(r.settings.get("variant") or ""),
+        lambda r: r.suite_name,
+        lambda r: r.created_at[:10],
     )
     for name in {x for x in labels if labels.count(x) > 1}:
         group = [i for i, label in enumerate(labels) if label == name]
         for extra in extras:
             tags = [extra(runs[i]) for i in group]
-            if len(set(tags)) == len(tags) or extra is extras[-1]:
+            if len(set(tags)) > 1:
                 for i, tag in zip(group, tags, strict=True):
-                    labels[i] = f"{name} ({tag})"
-                break
+                    labels[i] += f" · {tag}" if tag else ""
+    for last in (lambda r: r.created_at[11:16], lambda r: r.run_id):
+        for name in {x for x in labels if labels.count(x) > 1}:
+            for i, label in enumerate(labels):
+                if label == name:
+                    labels[i] = f"{label} {last(runs[i])}"
     return labels
 
 
@@ -139,8 +158,13 @@ def _base_label(run: RunResult) -> str:
     return f"{run.model_name} (mean of {len(merged)} runs)" if len(merged) > 1 else run.model_name
 
 
-def build_comparison(runs: Sequence[RunResult], baseline: RunResult | None = None) -> Comparison:
-    """Everything the renderers show, for any mix of runs and suites (missing cells are None)."""
+def build_comparison(
+    runs: Sequence[RunResult], baseline: RunResult | None = None, *, alpha: float = ALPHA
+) -> Comparison:
+    """Everything the renderers show, for any mix of runs and suites (missing cells are None).
+
+    `alpha` decides which deltas are significant; the gate passes its own, so report and gate agree.
+    """
     runs = list(runs)
     if baseline is not None and not any(r is baseline or r.run_id == baseline.run_id for r in runs):
         runs.insert(0, baseline)
@@ -154,9 +178,17 @@ def build_comparison(runs: Sequence[RunResult], baseline: RunResult | None = Non
     for row in rows:
         row.best = _best(row.cells, row.higher_is_better)
         row.deltas = [
-            None if base is None or j == base else _delta(row, runs, base, j) for j in range(len(runs))
+            None if base is None or j == base else _delta(row, runs, base, j, alpha) for j in range(len(runs))
         ]
-    return Comparison(columns, rows, base, named, sweeps=sweep_tables(runs), cost=cost_rows(labels, runs))
+    measured = [r if measures_model(r) else _without_timings(r) for r in runs]
+    return Comparison(
+        columns, rows, base, named, sweeps=sweep_tables(measured), cost=cost_rows(labels, measured)
+    )
+
+
+def _without_timings(run: RunResult) -> RunResult:
+    """The run with no performance figures: what the reference backend's trivially small timings are."""
+    return run.model_copy(update={"performance": Performance()})
 
 
 def _quality_rows(runs: list[RunResult]) -> list[Row]:
@@ -194,6 +226,8 @@ def _quality_rows(runs: list[RunResult]) -> list[Row]:
 def _performance_rows(runs: list[RunResult]) -> list[Row]:
     rows: dict[tuple[str, str], Row] = {}
     for j, run in enumerate(runs):
+        if not measures_model(run):
+            continue
         for name, attr, stat in PERF_ROWS:
             mv = perf_value(run, attr, stat)
             if mv is not None:
@@ -205,7 +239,7 @@ def _performance_rows(runs: list[RunResult]) -> list[Row]:
     result = list(rows.values())
     for row in result:
         row.fingerprint_diff = _diff_keys(
-            [(r, r.fingerprint) for r, c in zip(runs, row.cells, strict=True) if c]
+            [(r, r.fingerprint) for r, c in zip(runs, row.cells, strict=True) if c and measures_model(r)]
         )
     return result
 
@@ -241,7 +275,7 @@ def _best(cells: list[MetricValue | None], higher: bool | None) -> int | None:
 
 
 def _fingerprint_diff(runs: list[RunResult], row: Row) -> list[str]:
-    present = [runs[j] for j, c in enumerate(row.cells) if c is not None]
+    present = [runs[j] for j, c in enumerate(row.cells) if c is not None and measures_model(runs[j])]
     if row.section == "suite":
         return _diff_keys([(r, r.fingerprint) for r in present])
     pairs = [(r, t.fingerprint) for r in present if (t := r.task(row.task)) is not None]
@@ -293,14 +327,18 @@ def _label_of(rec: SampleRecord, keys: list[str]) -> str:
     return ",".join(f"{k}={rec.metadata.get(k)}" for k in keys)
 
 
-def _delta(row: Row, runs: list[RunResult], base: int, j: int) -> Delta | None:
+def _delta(row: Row, runs: list[RunResult], base: int, j: int, alpha: float = ALPHA) -> Delta | None:
     a, b = row.cells[base], row.cells[j]
     if a is None or b is None or row.section == "failures":
         return None
     if row.section == "performance":
         return _perf_delta(a, b)
     if row.section in ("quality", "breakdown"):
-        paired = paired_delta(runs[base], runs[j], row)
+        paired = paired_delta(runs[base], runs[j], row, alpha)
+        if paired is not None:
+            return paired
+    if row.section == "suite":
+        paired = paired_suite_delta(runs[base], runs[j], alpha)
         if paired is not None:
             return paired
     if a.n == 0 or b.n == 0:
@@ -309,10 +347,10 @@ def _delta(row: Row, runs: list[RunResult], base: int, j: int) -> Delta | None:
     delta, lo, hi, p = (stats.two_proportion_test if binary else stats.welch_test)(a, b)
     if a.stderr is None and not binary:
         return Delta(delta, None, None, None, "none", None)
-    return Delta(delta, lo, hi, p, "two-proportion" if binary else "welch", p < ALPHA)
+    return Delta(delta, lo, hi, p, "two-proportion" if binary else "welch", p < alpha)
 
 
-def paired_delta(base: RunResult, cand: RunResult, row: Row) -> Delta | None:
+def paired_delta(base: RunResult, cand: RunResult, row: Row, alpha: float = ALPHA) -> Delta | None:
     """Paired test on the samples both runs scored for this row's task (and breakdown cell); None if none."""
     ta, tb = base.task(row.task), cand.task(row.task)
     if ta is None or tb is None:
@@ -325,14 +363,50 @@ def paired_delta(base: RunResult, cand: RunResult, row: Row) -> Delta | None:
     ids = sorted(set(va) & set(vb))
     if len(ids) < 2:
         return None
-    xa, xb = [va[i] for i in ids], [vb[i] for i in ids]
+    return _paired([va[i] for i in ids], [vb[i] for i in ids], alpha)
+
+
+def _paired(xa: list[float], xb: list[float], alpha: float) -> Delta:
+    """McNemar for 0/1 values, the sign-flip permutation test otherwise."""
     if stats.is_binary(xa + xb):
         b01, b10, p = stats.mcnemar([x == 1.0 for x in xa], [x == 1.0 for x in xb])
-        d = (b01 - b10) / len(ids)
-        lo, hi = _paired_proportion_interval(b01, b10, len(ids))
-        return Delta(d, lo, hi, p, "mcnemar", p < ALPHA, n_paired=len(ids))
+        d = (b01 - b10) / len(xa)
+        lo, hi = _paired_proportion_interval(b01, b10, len(xa))
+        return Delta(d, lo, hi, p, "mcnemar", p < alpha, n_paired=len(xa))
     d, lo, hi, p = stats.paired_test(xa, xb)
-    return Delta(d, lo, hi, p, "sign-flip", p < ALPHA, n_paired=len(ids))
+    return Delta(d, lo, hi, p, "sign-flip", p < alpha, n_paired=len(xa))
+
+
+def paired_suite_delta(base: RunResult, cand: RunResult, alpha: float = ALPHA) -> Delta | None:
+    """Paired test of the weighted suite score on the samples both runs scored; None if they share none.
+
+    Each shared sample counts with its task's share of the suite (weight / total weight / samples of the
+    task), scaled so that the mean over samples is the suite-score difference: the samples of the same
+    questions are paired at suite level as they are within a task.
+    """
+    tasks = [
+        (ta, tb)
+        for ta in base.tasks
+        if ta.weight > 0 and (tb := cand.task(ta.name)) is not None and tb.primary_metric == ta.primary_metric
+    ]
+    shared = []
+    for ta, tb in tasks:
+        va = per_sample_values(base, ta, ta.primary_metric)
+        vb = per_sample_values(cand, tb, tb.primary_metric)
+        ids = sorted(set(va) & set(vb))
+        if ids:
+            shared.append((ta.weight, [va[i] for i in ids], [vb[i] for i in ids]))
+    n = sum(len(xa) for _, xa, _ in shared)
+    if n < 2:
+        return None
+    total = sum(w for w, _, _ in shared)
+    xa_all: list[float] = []
+    xb_all: list[float] = []
+    for weight, xa, xb in shared:
+        scale = n * weight / (total * len(xa))
+        xa_all += [scale * x for x in xa]
+        xb_all += [scale * x for x in xb]
+    return _paired(xa_all, xb_all, alpha)
 
 
 def _paired_proportion_interval(b01: int, b10: int, n: int) -> tuple[float, float]:

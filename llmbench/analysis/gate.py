@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator
 
-from llmbench.analysis.compare import Row, build_comparison
+from llmbench.analysis.compare import Row, build_comparison, measures_model
 from llmbench.config import SaneNumbers
 from llmbench.results import MetricValue, RunResult
 
@@ -115,13 +115,14 @@ def check_regressions(
             "nothing to compare"
         )
         return [Regression("suite", candidate.suite_name, "(suite)", "suite", None, None, None, None, reason)]
-    comparison = build_comparison([baseline, candidate], baseline=baseline)
+    comparison = build_comparison([baseline, candidate], baseline=baseline, alpha=thresholds.alpha)
+    timed = measures_model(baseline) and measures_model(candidate)
     base = comparison.baseline if comparison.baseline is not None else 0
     cand = 1 - base
     found: list[Regression] = []
     for row in comparison.rows:
-        if not _gated(row, baseline, thresholds):
-            continue
+        if not _gated(row, baseline, thresholds) or (row.section == "performance" and not timed):
+            continue  # the reference backend's timings are not measurements: nothing to gate
         if _present(row.cells[base]) and not _present(row.cells[cand]):
             if not thresholds.allow_missing:
                 found.append(_missing(row, base))
@@ -156,8 +157,8 @@ def _gated(row: Row, baseline: RunResult, t: GateThresholds) -> bool:
         return not t.quality.primary_only or (task is not None and task.primary_metric == row.metric)
     if row.section == "breakdown":
         return t.quality.breakdowns
-    if row.section == "suite":
-        return t.quality.suite_score
+    if row.section == "suite":  # a one-task suite's score is that task's metric: gated once, there
+        return t.quality.suite_score and sum(1 for task in baseline.tasks if task.weight > 0) > 1
     return row.section == "performance" and t.performance_threshold(row.metric) is not None
 
 
@@ -167,8 +168,8 @@ def _quality(row: Row, base: int, cand: int, t: GateThresholds) -> Regression | 
         return None
     drop = (a.value - b.value) if row.higher_is_better else (b.value - a.value)
     threshold = t.quality_threshold(row.suite, row.task, row.metric)
-    if drop <= threshold or delta.p_value is None or delta.p_value >= t.alpha:
-        return None
+    if drop <= threshold or delta.p_value is None or not delta.significant:
+        return None  # `significant` was decided at the gate's alpha: the report marks the same rows
     note = f"; fingerprints differ: {row.fingerprint_note}" if row.fingerprint_diff else ""
     moved = "fell" if row.higher_is_better else "rose"
     reason = (

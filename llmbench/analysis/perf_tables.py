@@ -36,6 +36,7 @@ class CostRow:
     """Quality against what it cost, for one column."""
 
     label: str
+    suite: str
     suite_score: float | None
     energy_per_output_token_j: float | None
     peak_vram_mib: float | None
@@ -82,6 +83,7 @@ def cost_rows(labels: Sequence[str], runs: Sequence[RunResult]) -> list[CostRow]
         rows.append(
             CostRow(
                 label,
+                run.suite_name,
                 run.suite_score.value if run.suite_score else None,
                 perf.energy_per_output_token_j,
                 perf.peak_vram_mib,

@@ -29,6 +29,9 @@ class BackendInfo:
     max_batch_size: int | None = None
     attention_backend: str | None = None
     weights_bytes: int | None = None
+    # False when outputs and timings are not the model's (the reference backend echoes the references):
+    # compare shows no latency, throughput or energy for such a run and gates none.
+    measures_model: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -29,7 +29,9 @@ class ReferenceBackend:
         return None
 
     def load(self) -> BackendInfo:
-        return BackendInfo(backend=self.name, model="reference", load_time_s=0.0, device="none")
+        return BackendInfo(
+            backend=self.name, model="reference", load_time_s=0.0, device="none", measures_model=False
+        )
 
     def generate(
         self,

@@ -14,6 +14,7 @@ HEADER = (
     "task",
     "metric",
     "column",
+    "run_id",
     "value",
     "stderr",
     "ci_low",
@@ -57,6 +58,7 @@ def render_csv(comparison: Comparison) -> str:
                         row.task,
                         row.metric,
                         labels[j],
+                        comparison.columns[j].run.run_id,
                         m.value,
                         m.stderr,
                         m.ci_low,
@@ -85,11 +87,12 @@ def render_csv(comparison: Comparison) -> str:
                             f"{table.x_name}={x:g}",
                             table.title,
                             labels[j],
+                            comparison.columns[j].run.run_id,
                             v,
-                            *[""] * (len(HEADER) - 6),
+                            *[""] * (len(HEADER) - 7),
                         ]
                     )
-    for c in comparison.cost:
+    for j, c in enumerate(comparison.cost):
         for name in (
             "suite_score",
             "energy_per_output_token_j",
@@ -99,5 +102,6 @@ def render_csv(comparison: Comparison) -> str:
         ):
             value = getattr(c, name)
             if value is not None:
-                out.writerow(["cost", "", "", name, c.label, value, *[""] * (len(HEADER) - 6)])
+                run_id = comparison.columns[j].run.run_id
+                out.writerow(["cost", c.suite, "", name, c.label, run_id, value, *[""] * (len(HEADER) - 7)])
     return buf.getvalue()

@@ -8,6 +8,7 @@ from html import escape
 
 from llmbench import __version__
 from llmbench.analysis.compare import Comparison, Row
+from llmbench.analysis.leaderboard import Leaderboard
 from llmbench.errors import MissingDependencyError
 from llmbench.report.markdown import (
     COST_HEADER,
@@ -33,7 +34,33 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 .delta{display:block;font-size:.85em}.note{background:#fff8e1;border-left:4px solid #f4b400;padding:.5rem 1rem}
 figure{margin:1rem 0}figure svg{max-width:100%;height:auto}figcaption{color:#555;font-size:.9em}
 .fp{color:#b06000;font-size:.8em;vertical-align:super}
+.scroll{overflow-x:auto;max-width:100%}.ci{display:block;color:#777;font-size:.85em}.legend{color:#555}
+details.note summary{cursor:pointer;font-weight:700}
 """
+
+
+def _scroll(table: str) -> str:
+    """A table that scrolls sideways inside the page, so that many runs never widen the page itself."""
+    return f'<div class="scroll">{table}</div>'
+
+
+def _leaderboard_html(board: Leaderboard) -> str:
+    from llmbench.report.leaderboard import header, interval_text, legend, value_text
+
+    head = "".join(f"<th>{escape(header(c))}</th>" for c in board.columns)
+    body = []
+    for row in board.rows:
+        cells = []
+        for col in board.columns:
+            cell = board.cell(row, col)
+            ci = interval_text(cell)
+            text = escape(value_text(cell)) + (f'<span class="ci">{escape(ci)}</span>' if ci else "")
+            cells.append(_td(text, "best" if cell is not None and cell.best and cell.significant else ""))
+        body.append(f'<tr><td class="l">{escape(row.label)}</td>{"".join(cells)}</tr>')
+    table = f'<table id="leaderboard"><thead><tr><th class="l">model</th>{head}</tr></thead><tbody>'
+    table += "".join(body) + "</tbody></table>"
+    notes = "".join(f"<li>{escape(line)}</li>" for line in legend(board))
+    return _scroll(table) + f'<ul class="legend">{notes}</ul>'
 
 
 def _td(text: str, cls: str = "") -> str:
@@ -67,7 +94,7 @@ def _rows_table(comparison: Comparison, rows: list[Row], marks: dict[int, int]) 
             + "</tr>"
         )
     out.append("</tbody></table>")
-    return "".join(out)
+    return _scroll("".join(out))
 
 
 def _simple_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -76,7 +103,7 @@ def _simple_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         "<tr>" + "".join(_td(escape(c), "l" if i == 0 else "") for i, c in enumerate(r)) + "</tr>"
         for r in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return _scroll(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def _runs_table(runs: Sequence[RunResult], labels: Sequence[str]) -> str:
@@ -115,8 +142,9 @@ def _plots_html(comparison: Comparison) -> str:
     return "".join(f"<figure>{p.svg}<figcaption>{escape(p.title)}</figcaption></figure>" for p in figures)
 
 
-def render_html(runs: Sequence[RunResult], comparison: Comparison) -> str:
-    """The full report for `runs` (the comparison's columns): overview, plots, every table, fingerprint notes."""
+def render_html(runs: Sequence[RunResult], comparison: Comparison, board: Leaderboard | None = None) -> str:
+    """The full report for `runs` (the comparison's columns): the leaderboard, plots, every table, and the
+    fingerprint notes last, collapsed."""
     labels = comparison.labels
     marks = footnotes(comparison)
     parts = [
@@ -127,20 +155,15 @@ def render_html(runs: Sequence[RunResult], comparison: Comparison) -> str:
         "<h1>llmbench report</h1>",
         f"<p>{len(comparison.columns)} run(s); generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by "
         f"llmbench {escape(__version__)}.</p>",
-        "<h2>Runs</h2>",
-        _runs_table([c.run for c in comparison.columns] or list(runs), labels),
     ]
+    if board is not None and board.rows:
+        parts += ['<h2 id="section-leaderboard">Leaderboard</h2>', _leaderboard_html(board)]
+    parts += ["<h2>Runs</h2>", _runs_table([c.run for c in comparison.columns] or list(runs), labels)]
     if comparison.baseline is not None:
         how = "baseline" if comparison.baseline_named else "reference (first run)"
         parts.append(
             f"<p>Deltas (Δ) are against the {how} <b>{escape(labels[comparison.baseline])}</b>; "
             "coloured deltas are significant at p &lt; 0.05 (green better, red worse).</p>"
-        )
-    if marks:
-        items = "".join(f"<li>[{n}] {escape(text)}</li>" for n, text in footnote_lines(comparison))
-        parts.append(
-            f'<div class="note"><b>Not strictly comparable:</b> these rows come from runs with different '
-            f"fingerprints (prompts, templates or generation settings).<ul>{items}</ul></div>"
         )
     parts += ["<h2>Plots</h2>", _plots_html(comparison)]
     for section, title in SECTIONS:
@@ -160,5 +183,12 @@ def render_html(runs: Sequence[RunResult], comparison: Comparison) -> str:
     if comparison.cost:
         cost = [cost_cells(c) for c in comparison.cost]
         parts += ['<h2 id="section-cost">Accuracy per cost</h2>', _simple_table(COST_HEADER, cost)]
+    if marks:
+        items = "".join(f"<li>[{n}] {escape(text)}</li>" for n, text in footnote_lines(comparison))
+        parts.append(
+            f'<details class="note" id="fingerprint-notes"><summary>Not strictly comparable: '
+            f"{len(footnote_lines(comparison))} note(s) on runs with different fingerprints</summary><p>Prompts, templates or generation "
+            f"settings differ between these runs.</p><ul>{items}</ul></details>"
+        )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -16,7 +16,8 @@ SECTIONS = (
     ("performance", "Performance"),
 )
 COST_HEADER = (
-    "model",
+    "run",
+    "suite",
     "suite score",
     "J / output token",
     "peak VRAM MiB",
@@ -77,6 +78,7 @@ def cost_cells(c: CostRow) -> list[str]:
     """One accuracy-per-cost line, in the order of COST_HEADER (shared by every renderer)."""
     return [
         c.label,
+        c.suite,
         num(c.suite_score),
         num(c.energy_per_output_token_j),
         num(c.peak_vram_mib),

@@ -59,6 +59,25 @@ def new_figure(width: float = 7.0, height: float = 3.6) -> tuple[Any, Any]:
     return fig, ax
 
 
+def legend_outside(ax: Any) -> None:
+    """The legend to the right of the axes, where it hides no bar or point however many runs there are."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+
+
+def series_colour(j: int, k: int) -> Any:
+    """Matplotlib's default colours for up to ten series; twenty distinct ones beyond that."""
+    return None if k <= 10 else _pyplot().get_cmap("tab20")(j % 20)
+
+
+def mark_zero_bars(ax: Any, xs: list[float], ys: list[float]) -> None:
+    """A bar of height 0 draws nothing: write a 0 where it stands, so a zero score is seen as one."""
+    for x, y in zip(xs, ys, strict=True):
+        if y == 0:
+            ax.annotate(
+                "0", (x, 0), ha="center", va="bottom", fontsize=6, xytext=(0, 1), textcoords="offset points"
+            )
+
+
 def task_scores(comparison: Comparison) -> Plot | None:
     """Grouped bars of each task's primary metric per model, with the 95% interval as error bars."""
     rows = [r for r in comparison.section("quality") if _is_primary(comparison, r.task, r.metric)]
@@ -77,10 +96,11 @@ def task_scores(comparison: Comparison) -> Plot | None:
             ys.append(m.value)
             err_lo.append(max(0.0, m.value - m.ci_low) if m.ci_low is not None else 0.0)
             err_hi.append(max(0.0, m.ci_high - m.value) if m.ci_high is not None else 0.0)
-        ax.bar(xs, ys, width, yerr=[err_lo, err_hi], capsize=3, label=label)
+        ax.bar(xs, ys, width, yerr=[err_lo, err_hi], capsize=3, label=label, color=series_colour(j, k))
+        mark_zero_bars(ax, xs, ys)
     ax.set_xticks(range(len(rows)), [f"{r.task}\n{r.metric}" for r in rows], fontsize=8)
     ax.set_ylabel("score (95% CI)")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return to_svg(fig, "plot-task-scores", "Primary metric per task and model, with 95% confidence intervals")
 
 
@@ -105,10 +125,12 @@ def suite_overview(comparison: Comparison) -> Plot | None:
             for i, r in enumerate(rows)
             if (m := r.cells[j]) is not None
         ]
-        ax.bar([p[0] for p in pts], [p[1] for p in pts], width, label=label)
+        colour = series_colour(j, len(comparison.columns))
+        ax.bar([p[0] for p in pts], [p[1] for p in pts], width, label=label, color=colour)
+        mark_zero_bars(ax, [p[0] for p in pts], [p[1] for p in pts])
     ax.set_xticks(range(len(rows)), [r.suite for r in rows])
     ax.set_ylabel("weighted suite score")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return to_svg(fig, "plot-suite-overview", "Weighted suite score per suite and model")
 
 
@@ -126,7 +148,7 @@ def sweep(table: SweepTable, labels: list[str], plot_id: str) -> Plot:
     ax.set_xlabel(table.x_name.replace("_", " "))
     ax.set_ylabel(table.metric.replace("_", " "))
     ax.set_title(table.title, fontsize=9)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return to_svg(fig, plot_id, table.title)
 
 
@@ -139,6 +161,8 @@ def sweeps(comparison: Comparison) -> list[Plot]:
     plots: list[Plot] = []
     seen: dict[str, int] = {}
     for table in comparison.sweeps:
+        if len(table.xs) < 2:  # one point is not a curve; the table below shows it
+            continue
         base = names[(table.metric, table.x_name)]
         seen[base] = seen.get(base, 0) + 1
         plot_id = base if seen[base] == 1 else f"{base}-{seen[base]}"
@@ -223,15 +247,14 @@ def accuracy_vs_cost(comparison: Comparison) -> Plot | None:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.6, 3.2), squeeze=False)
     for ax, (name, get) in zip(axes[0], panels, strict=True):
-        for c in scored:
+        for i, c in enumerate(scored):
             if get(c) is not None:
-                ax.scatter([get(c)], [c.suite_score], s=40)
-                ax.annotate(
-                    c.label, (get(c), c.suite_score), fontsize=7, xytext=(3, 3), textcoords="offset points"
-                )
+                marker = "osD^v<>"[i // 10 % 7]  # colours repeat after ten: the marker tells those apart
+                ax.scatter([get(c)], [c.suite_score], s=40, marker=marker, label=f"{c.label} ({c.suite})")
         ax.set_xlabel(name, fontsize=8)
         ax.set_ylabel("suite score", fontsize=8)
         ax.grid(alpha=0.3)
+    legend_outside(axes[0][-1])
     return to_svg(fig, "plot-accuracy-vs-cost", "Suite score against energy, VRAM and latency per model")
 
 

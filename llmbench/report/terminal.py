@@ -81,7 +81,7 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
     if comparison.cost:
         table = Table(title="Accuracy per cost", title_justify="left")
         for col in COST_HEADER:
-            table.add_column(col, justify="left" if col == "model" else "right")
+            table.add_column(col, justify="left" if col in ("run", "suite") else "right")
         for c in comparison.cost:
             table.add_row(*cost_cells(c))
         console.print(table)

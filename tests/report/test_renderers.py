@@ -68,11 +68,12 @@ def test_markdown_and_csv_carry_the_accuracy_per_cost_table(comparison: Comparis
     table = [line for line in lines[start + 1 :] if line.startswith("|")][: 2 + len(MODELS)]
     assert (
         table[0]
-        == "| model | suite score | J / output token | peak VRAM MiB | TTFT p50 ms | J / correct answer |"
+        == "| run | suite | suite score | J / output token | peak VRAM MiB | TTFT p50 ms | J / correct answer |"
     )
     assert [row.split(" | ")[0].lstrip("| ") for row in table[2:]] == list(MODELS)
     phi = table[2 + MODELS.index("phi-3-mini")].split(" | ")
-    assert phi[3] == "-"  # phi-3-mini has no peak VRAM figure: shown as unknown, not 0
+    assert phi[1] == "math"
+    assert phi[4] == "-"  # phi-3-mini has no peak VRAM figure: shown as unknown, not 0
     cost = [r for r in csv.DictReader(io.StringIO(render_csv(comparison))) if r["section"] == "cost"]
     by_model = {(r["column"], r["metric"]): float(r["value"]) for r in cost}
     for j, model in enumerate(MODELS):

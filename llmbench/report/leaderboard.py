@@ -1,0 +1,187 @@
+"""The leaderboard in the terminal, Markdown, CSV and JSON: a row per model, a column per suite and cost.
+
+Bold (green in the terminal) marks a best value that is significantly ahead of every other row; nothing
+else is bold or green. Figures the reference backend cannot measure read `n/a`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from llmbench.analysis.leaderboard import Cell, Column, Leaderboard
+from llmbench.report.markdown import num
+
+NOT_MEASURED = "n/a"
+
+
+def header(col: Column) -> str:
+    return f"{col.title} {col.unit}".strip() if col.kind != "suite" else col.title
+
+
+def value_text(cell: Cell | None) -> str:
+    if cell is None or (cell.value is None and cell.measured):
+        return "-"
+    return NOT_MEASURED if cell.value is None else num(cell.value)
+
+
+def interval_text(cell: Cell | None) -> str:
+    if cell is None or cell.ci_low is None or cell.ci_high is None:
+        return ""
+    return f"[{num(cell.ci_low)}, {num(cell.ci_high)}]"
+
+
+def legend(board: Leaderboard) -> list[str]:
+    """What the marks mean, and what the table leaves out; one short sentence a line."""
+    lines = [
+        "Suite scores with 95% intervals; performance: median over the row's suites.",
+        f"Bold: best of its column, significantly ahead of every other row (p < {board.alpha:g}; "
+        "paired where both scored the same samples).",
+    ]
+    if any(not r.measures_model for r in board.rows):
+        lines.append(
+            f"{NOT_MEASURED}: the reference backend answers with the references; "
+            "its row is each suite's ceiling and has no timings."
+        )
+    return lines
+
+
+def print_leaderboard(board: Leaderboard, console: Console, *, title: str = "Leaderboard") -> None:
+    """A compact table: value over interval in each suite cell, so that it fits 100 columns."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table.add_column("model", overflow="fold", ratio=None)
+    for col in board.columns:
+        table.add_column(header(col), justify="right", overflow="fold")
+    for row in board.rows:
+        cells = []
+        for col in board.columns:
+            cell = board.cell(row, col)
+            text = Text(
+                value_text(cell), style="bold green" if cell and cell.best and cell.significant else ""
+            )
+            if interval := interval_text(cell):
+                text.append("\n" + interval, style="dim")
+            cells.append(text)
+        table.add_row(Text(row.label, style="" if row.measures_model else "dim"), *cells)
+    console.print(table)
+    for line in legend(board):
+        console.print(line, style="dim", highlight=False, markup=False, soft_wrap=False)
+
+
+def render_markdown(board: Leaderboard, *, title: str = "Leaderboard") -> str:
+    head = ["model", *(header(c) for c in board.columns)]
+    lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|---|" + "---:|" * len(board.columns)]
+    for row in board.rows:
+        cells = []
+        for col in board.columns:
+            cell = board.cell(row, col)
+            text = value_text(cell)
+            if cell is not None and cell.best and cell.significant:
+                text = f"**{text}**"
+            if interval := interval_text(cell):
+                text += f" {interval}"
+            cells.append(text)
+        lines.append("| " + " | ".join([row.label.replace("|", "\\|"), *cells]) + " |")
+    lines += ["", *legend(board)]
+    return "\n".join(lines) + "\n"
+
+
+CSV_HEADER = (
+    "model",
+    "backend",
+    "variant",
+    "row",
+    "column",
+    "kind",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "measured",
+    "best",
+    "significant",
+    "p_value",
+    "test",
+    "run_ids",
+    "files",
+)
+
+
+def _blank(value: object) -> object:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return value
+
+
+def render_csv(board: Leaderboard) -> str:
+    """One line per cell, with the run ids and files it was computed from."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(CSV_HEADER)
+    for row in board.rows:
+        for col in board.columns:
+            cell = board.cell(row, col)
+            if cell is None or (cell.value is None and cell.measured):
+                continue
+            out.writerow(
+                _blank(v)
+                for v in (
+                    row.model,
+                    row.backend,
+                    row.variant,
+                    row.label,
+                    col.key,
+                    col.kind,
+                    cell.value,
+                    cell.ci_low,
+                    cell.ci_high,
+                    cell.n,
+                    cell.measured,
+                    cell.best,
+                    cell.significant,
+                    cell.p_value,
+                    cell.test,
+                    ";".join(cell.run_ids),
+                    ";".join(board.files(cell)),
+                )
+            )
+    return buf.getvalue()
+
+
+def leaderboard_dict(board: Leaderboard) -> dict[str, Any]:
+    def cell_dict(cell: Cell) -> dict[str, Any]:
+        d = {k: _finite(v) for k, v in vars(cell).items()}
+        return d | {"files": board.files(cell)}
+
+    return {
+        "alpha": board.alpha,
+        "columns": [vars(c) | {"higher_is_better": c.higher_is_better} for c in board.columns],
+        "rows": [
+            {
+                "label": r.label,
+                "model": r.model,
+                "backend": r.backend,
+                "variant": r.variant,
+                "measures_model": r.measures_model,
+                "created_at": r.created_at,
+                "cells": {k: cell_dict(c) for k, c in r.cells.items()},
+            }
+            for r in board.rows
+        ],
+    }
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def render_json(board: Leaderboard) -> str:
+    return json.dumps({"leaderboard": leaderboard_dict(board)}, indent=2, allow_nan=False)

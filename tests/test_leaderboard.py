@@ -1,0 +1,100 @@
+"""The leaderboard: a row per model and backend, a column per suite score and key cost figure."""
+
+from __future__ import annotations
+
+from llmbench.analysis.compare import build_comparison, measures_model, paired_suite_delta
+from llmbench.analysis.gate import GateThresholds, check_regressions
+from llmbench.analysis.leaderboard import build_leaderboard
+from llmbench.results import RunResult
+from tests.factories import make_run, performance, verdicts
+
+
+def _reference(run: RunResult) -> RunResult:
+    """The run as the reference backend writes it: trivially small timings it does not stand behind."""
+    backend = {**run.backend, "backend": "reference", "measures_model": False}
+    return run.model_copy(
+        update={
+            "backend": backend,
+            "fingerprint": {**run.fingerprint, "backend": "reference", "chat_template": "none"},
+            "performance": performance(ttft_ms=0.001, tokens_per_s=1e6, peak_vram_mib=None),
+            "run_id": run.run_id + "-ref",
+        }
+    )
+
+
+def test_rows_are_models_on_backends_and_columns_are_suites_then_costs() -> None:
+    runs = [
+        make_run(m, {"t": verdicts(60, rate, i)}, backend=b, suite=s, perf=performance(ttft_ms=ttft))
+        for i, (m, b, rate, ttft) in enumerate(
+            [("qwen", "vllm", 0.8, 40), ("qwen", "hf", 0.8, 90), ("llama", "vllm", 0.4, 50)]
+        )
+        for s in ("math", "json")
+    ]
+    board = build_leaderboard(runs)
+    assert [c.key for c in board.suites] == ["suite:json", "suite:math"]
+    assert [c.key for c in board.columns[2:]][:2] == ["ttft_p50_ms", "output_tokens_per_s"]
+    assert {r.label for r in board.rows} == {"qwen · vllm", "qwen · hf", "llama · vllm"}
+    assert board.rows[-1].model == "llama"  # ordered by mean suite score
+    math = board.cell(board.rows[-1], board.suites[1])
+    assert (
+        math is not None and math.value is not None and math.ci_low is not None and math.ci_high is not None
+    )
+    assert math.run_ids == [runs[4].run_id]
+
+
+def test_the_best_cell_is_marked_significant_only_when_it_beats_every_other_row() -> None:
+    strong = make_run("strong", {"t": verdicts(200, 0.9, 1)}, backend="vllm")
+    weak = make_run("weak", {"t": verdicts(200, 0.3, 2)}, backend="vllm")
+    board = build_leaderboard([strong, weak])
+    best = board.cell(board.rows[0], board.suites[0])
+    other = board.cell(board.rows[1], board.suites[0])
+    assert best is not None and best.best and best.significant
+    assert other is not None and other.significant and other.p_value is not None and other.p_value < 0.05
+    twin = make_run("twin", {"t": verdicts(200, 0.9, 1)}, backend="vllm")
+    tied = build_leaderboard([strong, twin, weak])
+    cells = [tied.cell(r, tied.suites[0]) for r in tied.rows]
+    assert not any(c is not None and c.best and c.significant for c in cells)
+
+
+def test_the_reference_backend_has_no_timings_is_no_contender_and_raises_no_fingerprint_warning() -> None:
+    model = make_run("tiny", {"t": verdicts(30, 0.1, 1)}, perf=performance(ttft_ms=300))
+    reference = _reference(make_run("tiny", {"t": [1.0] * 30}))
+    assert not measures_model(reference)
+    board = build_leaderboard([model, reference])
+    ref_row = board.rows[-1]
+    assert not ref_row.measures_model and ref_row.label == "tiny · reference"
+    ttft = board.cell(ref_row, next(c for c in board.columns if c.key == "ttft_p50_ms"))
+    assert ttft is not None and ttft.value is None and not ttft.measured
+    assert not any(c.best for c in ref_row.cells.values())
+    comparison = build_comparison([model, reference], baseline=model)
+    assert all(r.cells[1] is None for r in comparison.section("performance"))
+    assert comparison.fingerprint_warnings == []
+    assert comparison.cost[1].ttft_p50_ms is None
+    assert check_regressions(model, reference, GateThresholds()) == []
+    assert check_regressions(reference, model, GateThresholds()) == [] or all(
+        r.kind == "quality" for r in check_regressions(reference, model, GateThresholds())
+    )
+
+
+def test_samples_of_the_same_questions_are_paired_at_suite_level() -> None:
+    wrong = make_run("a", {"t1": [0.0] * 5, "t2": [0.0] * 5})
+    right = make_run("b", {"t1": [1.0] * 5, "t2": [1.0] * 5})
+    delta = paired_suite_delta(wrong, right)
+    assert delta is not None and delta.test == "mcnemar" and delta.n_paired == 10
+    assert delta.value == 1.0 and delta.p_value is not None and 0.001 < delta.p_value < 0.01
+    comparison = build_comparison([wrong, right])
+    suite = comparison.section("suite")[0].deltas[1]
+    assert suite is not None and suite.test == "mcnemar" and suite.p_value == delta.p_value
+    tasks = [r.deltas[1] for r in comparison.section("quality") if r.metric == "accuracy"]
+    assert all(d is not None and d.p_value is not None and d.p_value > 0.05 for d in tasks)
+
+
+def test_gate_and_report_mark_the_same_rows_significant_at_the_gates_alpha() -> None:
+    base = make_run("m", {"t1": [1.0] * 5, "t2": [1.0] * 5})
+    cand = make_run("m", {"t1": [0.0] * 5, "t2": [0.0] * 5})
+    strict = GateThresholds.model_validate({"alpha": 0.001})
+    assert check_regressions(base, cand, strict) == []
+    shown = build_comparison([base, cand], baseline=base, alpha=strict.alpha)
+    assert not any(d is not None and d.significant for r in shown.rows for d in r.deltas)
+    found = check_regressions(base, cand, GateThresholds())
+    assert [r.metric for r in found] == ["suite_score"]
