@@ -246,18 +246,24 @@ def _no_constant(name: str) -> Any:
 # of indent, before the short summary. JSON strings escape newlines, so these markers cannot occur inside one.
 _SAMPLES_KEY = b'\n  "samples": '
 _SUMMARY_KEY = b'\n  "summary": '
+_TASKS_KEY = b'\n  "tasks": '
 _CHUNK = 1 << 16
 
 
-def read_results(path: Path, *, with_samples: bool = True) -> RunResult:
-    """Read a results file; a corrupt file or an unknown schema version is one clear error.
+def read_header(path: Path) -> dict[str, Any]:
+    """A results file's identity (run id, date, model, backend, suite, settings, fingerprint) as raw JSON,
+    checked as far as its schema version: for choosing among many files, the chosen ones then read whole.
+    A file laid out as `write_results` writes it is read only up to its task results."""
+    return _read_raw(path, with_samples=False, header_only=True)
 
-    `with_samples=False` leaves the per-sample records out (`samples` is empty) and, for a file laid out
-    as `write_results` writes it, does not even read them: what a leaderboard over many files needs.
-    """
+
+def _read_raw(path: Path, *, with_samples: bool, header_only: bool = False) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
-            data = fh.read(MAX_RESULTS_BYTES + 1) if with_samples else _without_samples(fh)
+            if header_only:
+                data = _head(fh)
+            else:
+                data = fh.read(MAX_RESULTS_BYTES + 1) if with_samples else _without_samples(fh)
     except FileNotFoundError:
         raise ResultsFileError(f"{path}: no such results file") from None
     except OSError as exc:  # a directory, no permission, an I/O error
@@ -285,6 +291,15 @@ def read_results(path: Path, *, with_samples: bool = True) -> RunResult:
             f"{path}: results schema version {version!r}; this llmbench reads {list(KNOWN_SCHEMA_VERSIONS)}",
             hint=hint,
         )
+    return raw
+
+
+def read_results(path: Path, *, with_samples: bool = True) -> RunResult:
+    """Read a results file; a corrupt file or an unknown schema version is one clear error.
+
+    `with_samples=False` leaves the per-sample records out (`samples` is empty).
+    """
+    raw = _read_raw(path, with_samples=with_samples)
     try:
         return RunResult.model_validate(raw)
     except RecursionError:
@@ -293,6 +308,19 @@ def read_results(path: Path, *, with_samples: bool = True) -> RunResult:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         raise ResultsFileError(f"{path}: invalid results file at {loc}: {err['msg']}") from None
+
+
+def _head(fh: BinaryIO) -> bytes:
+    """The top-level fields before the task results (what identifies a run), as a JSON object."""
+    head = bytearray()
+    cut = -1
+    while cut < 0 and len(head) <= MAX_RESULTS_BYTES and (chunk := fh.read(_CHUNK)):
+        start = max(0, len(head) - len(_TASKS_KEY))
+        head += chunk
+        cut = head.find(_TASKS_KEY, start)
+    if cut < 0:
+        return bytes(head) + fh.read(MAX_RESULTS_BYTES + 1 - len(head))
+    return bytes(head[:cut]).rstrip().rstrip(b",") + b"\n}"
 
 
 def _without_samples(fh: BinaryIO) -> bytes:

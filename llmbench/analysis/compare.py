@@ -88,6 +88,17 @@ class Row:
             return None
         return (delta.value > 0) == self.higher_is_better
 
+    def marked_best(self, j: int, baseline: int | None) -> bool:
+        """Whether column j is shown as the best (bold, green): it is the best and significantly so against
+        the baseline (the best baseline: significantly ahead of every other column)."""
+        if self.best != j or baseline is None:
+            return False
+        if j != baseline:
+            d = self.deltas[j] if self.deltas else None
+            return d is not None and bool(d.significant)
+        others = [d for k, d in enumerate(self.deltas) if k != j and self.cells[k] is not None]
+        return bool(others) and all(d is not None and d.significant for d in others)
+
     @property
     def fingerprint_note(self) -> str:
         return ", ".join(f"{k} differs" for k in self.fingerprint_diff)

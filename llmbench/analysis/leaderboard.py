@@ -99,7 +99,7 @@ class Leaderboard:
 # (key, title, unit, figure of one run)
 PERFORMANCE: tuple[tuple[str, str, str, Callable[[RunResult], float | None]], ...] = (
     ("ttft_p50_ms", "TTFT p50", "ms", lambda r: r.performance.ttft_ms.p50 if r.performance.ttft_ms else None),
-    ("output_tokens_per_s", "tok/s", "tokens/s", lambda r: r.performance.output_tokens_per_s),
+    ("output_tokens_per_s", "tok/s", "", lambda r: r.performance.output_tokens_per_s),
     ("peak_vram_mib", "VRAM", "MiB", lambda r: r.performance.peak_vram_mib),
     ("energy_per_output_token_j", "J/tok", "J", lambda r: r.performance.energy_per_output_token_j),
 )

@@ -33,8 +33,17 @@ _M = TypeVar("_M", bound=BaseModel)
 
 def repeat_key(run: RunResult) -> str:
     """What repeats share: model, suite (name and hash), model config, settings but the seed, fingerprint."""
-    settings = {k: v for k, v in run.settings.items() if k not in IGNORED_SETTINGS}
-    parts = [run.model_name, run.suite_name, run.suite_hash, run.model, settings, run.fingerprint]
+    return header_repeat_key(run.model_dump(include=set(REPEAT_FIELDS)))
+
+
+REPEAT_FIELDS = ("model_name", "suite_name", "suite_hash", "model", "settings", "fingerprint")
+
+
+def header_repeat_key(header: dict[str, Any]) -> str:
+    """`repeat_key` of a results file's raw header (`llmbench.results.read_header`)."""
+    settings = {k: v for k, v in (header.get("settings") or {}).items() if k not in IGNORED_SETTINGS}
+    parts = [header.get(f) for f in REPEAT_FIELDS]
+    parts[REPEAT_FIELDS.index("settings")] = settings
     return json.dumps(parts, sort_keys=True, default=str)
 
 

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmbench.analysis.repeats import merge, repeat_key
+from llmbench.analysis.repeats import header_repeat_key, merge
 from llmbench.errors import UserInputError
-from llmbench.results import RunResult, read_results
+from llmbench.results import RunResult, read_header, read_results
 
 
 @dataclass
@@ -22,6 +22,17 @@ class Selected:
 
     run: RunResult
     paths: list[Path]
+
+
+@dataclass
+class _Header:
+    """What chooses a run: read from the head of its file, never validated further (the chosen are)."""
+
+    path: Path
+    created_at: str
+    key: tuple[str, str, str, str]  # model, backend, variant, suite
+    repeat_key: str
+    seed: object
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:
@@ -44,33 +55,45 @@ def expand(paths: Iterable[Path]) -> list[Path]:
 
 def run_key(run: RunResult) -> tuple[str, str, str, str]:
     """What makes a leaderboard row and column: model, backend, variant, suite."""
-    return (run.model_name, str(run.backend.get("backend") or "?"), variant(run), run.suite_name)
+    return _key(run.model_name, run.backend, run.settings, run.suite_name)
+
+
+def _key(model: object, backend: object, settings: object, suite: object) -> tuple[str, str, str, str]:
+    name = backend.get("backend") if isinstance(backend, dict) else None
+    var = settings.get("variant") if isinstance(settings, dict) else None
+    return (str(model), str(name or "?"), str(var or ""), str(suite))
 
 
 def variant(run: RunResult) -> str:
     """The variant a study names in the run's settings (a quantisation, a template), or ''."""
-    return str(run.settings.get("variant") or "")
+    return run_key(run)[2]
 
 
-def _repeat_groups(runs: Sequence[RunResult]) -> list[list[RunResult]]:
+def _header(path: Path) -> _Header:
+    raw = read_header(path)
+    settings = raw.get("settings")
+    settings = settings if isinstance(settings, dict) else {}
+    key = _key(raw.get("model_name"), raw.get("backend"), settings, raw.get("suite_name"))
+    return _Header(path, str(raw.get("created_at", "")), key, header_repeat_key(raw), settings.get("seed"))
+
+
+def _repeat_groups(headers: Sequence[_Header]) -> list[list[_Header]]:
     """Runs in time order, each joining the newest group of its setting that lacks its seed: the nights of
     a nightly folder stay apart, and each night's seeds come together."""
-    groups: list[tuple[str, list[RunResult]]] = []
-    for run in runs:
-        key, seed = repeat_key(run), run.settings.get("seed")
+    groups: list[list[_Header]] = []
+    by_key: dict[str, list[list[_Header]]] = {}
+    for h in headers:
+        same = by_key.setdefault(h.repeat_key, [])
         home = next(
-            (
-                g
-                for k, g in reversed(groups)
-                if k == key and seed is not None and all(r.settings.get("seed") != seed for r in g)
-            ),
+            (g for g in reversed(same) if h.seed is not None and all(o.seed != h.seed for o in g)),
             None,
         )
         if home is None:
-            groups.append((key, [run]))
-        else:
-            home.append(run)
-    return [g for _, g in groups]
+            home = []
+            same.append(home)
+            groups.append(home)
+        home.append(h)
+    return groups
 
 
 def select_runs(
@@ -81,21 +104,19 @@ def select_runs(
     "Latest" is the newest group of repeats: runs of one setting with distinct seeds, merged into one
     unless `keep_repeats`. Only the chosen files are read whole.
     """
-    headers = [(path, read_results(path, with_samples=False)) for path in paths]
-    headers.sort(key=lambda pr: pr[1].created_at)
-    by_id = {id(run): path for path, run in headers}
-    groups = _repeat_groups([run for _, run in headers])
+    headers = sorted((_header(path) for path in paths), key=lambda h: h.created_at)
+    groups = _repeat_groups(headers)
     if latest_only:
-        latest: dict[tuple[str, str, str, str], list[RunResult]] = {}
+        latest: dict[tuple[str, str, str, str], list[_Header]] = {}
         for group in groups:  # oldest first, so the newest group of each key is the one that stays
-            latest[run_key(group[0])] = group
-        chosen = set(map(id, (run for group in latest.values() for run in group)))
-        groups = [group for group in groups if id(group[0]) in chosen]
+            latest[group[0].key] = group
+        chosen = {id(g) for g in latest.values()}
+        groups = [g for g in groups if id(g) in chosen]
     if keep_repeats:
-        groups = [[run] for group in groups for run in group]
+        groups = [[h] for group in groups for h in group]
     selected = []
     for group in groups:
-        files = [by_id[id(run)] for run in group]
+        files = [h.path for h in group]
         runs = [read_results(path) for path in files]
         selected.append(Selected(merge(runs) if len(runs) > 1 else runs[0], files))
     return selected

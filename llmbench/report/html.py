@@ -87,7 +87,9 @@ def _rows_table(comparison: Comparison, rows: list[Row], marks: dict[int, int]) 
         cells = []
         for j, m in enumerate(row.cells):
             text = escape(cell_text(m, with_ci=row.section != "failures"))
-            cells.append(_td(text + _delta_html(row, j), "best" if row.best == j else ""))
+            cells.append(
+                _td(text + _delta_html(row, j), "best" if row.marked_best(j, comparison.baseline) else "")
+            )
         out.append(
             f'<tr><td class="l">{escape(row_name(row))}</td><td class="l">{escape(row.metric)}{fp}</td>'
             + "".join(cells)

@@ -150,7 +150,7 @@ def render_markdown(comparison: Comparison) -> str:
             cells = []
             for j, m in enumerate(row.cells):
                 text = cell_text(m, with_ci=section != "failures")
-                if row.best == j:
+                if row.marked_best(j, comparison.baseline):
                     text = f"**{text}**"
                 d = row.deltas[j] if row.deltas else None
                 if d is not None:

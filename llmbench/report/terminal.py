@@ -29,11 +29,11 @@ def _delta(row: Row, d: Delta) -> Text:
     return Text(("▲ " if d.value > 0 else "▼ ") + text, style="green" if word == "better" else "red")
 
 
-def _cell(row: Row, j: int) -> Text:
+def _cell(row: Row, j: int, baseline: int | None) -> Text:
     m = row.cells[j]
     text = Text(
         cell_text(m, with_ci=row.section != "failures"),
-        style="bold green" if row.best == j else ("dim" if m is None else ""),
+        style="bold green" if row.marked_best(j, baseline) else ("dim" if m is None else ""),
     )
     d = row.deltas[j] if row.deltas else None
     if d is not None:
@@ -51,7 +51,7 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
         how = "baseline" if comparison.baseline_named else "reference (first run)"
         console.print(
             f"deltas against the {how}: [bold]{labels[comparison.baseline]}[/]; "
-            "▲/▼ coloured = significant (p < 0.05)",
+            "bold green: best and significant; ▲/▼ coloured = significant (p < 0.05)",
             highlight=False,
         )
     for section, title in SECTIONS:
@@ -68,7 +68,9 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
             metric = Text(row.metric)
             if mark:
                 metric.append(f" [{mark}]", style="yellow")
-            table.add_row(row_name(row), metric, *(_cell(row, j) for j in range(len(labels))))
+            table.add_row(
+                row_name(row), metric, *(_cell(row, j, comparison.baseline) for j in range(len(labels)))
+            )
         console.print(table)
     for sweep in comparison.sweeps:
         table = Table(title=sweep.title, title_justify="left")

@@ -137,3 +137,37 @@ def test_a_missing_chromium_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         _require_chromium()
+
+
+def test_a_report_of_twenty_runs_fits_the_window_and_labels_every_run(tmp_path: Path) -> None:
+    binary = _require_chromium()
+    from llmbench.analysis.leaderboard import build_leaderboard
+
+    runs = [
+        make_run(model, {"t": verdicts(30, rate, i)}, backend=backend, suite=suite, perf=performance(seed=i))
+        for i, (model, rate, backend, suite) in enumerate(
+            (m, r, b, s)
+            for m, r in (("llama3-8b", 0.6), ("qwen2.5-7b", 0.7))
+            for b in ("vllm", "transformers")
+            for s in ("math", "json", "coding", "instruction", "multilingual")
+        )
+    ]
+    comparison = build_comparison(runs)
+    assert len(runs) == 20 and len(set(comparison.labels)) == 20
+    page = render_html(runs, comparison, build_leaderboard(runs))
+    # The page measures itself and writes the result where --dump-dom shows it.
+    probe = (
+        "<script>addEventListener('load',()=>{document.title="
+        "'width '+document.documentElement.scrollWidth+' of '+window.innerWidth})</script>"
+    )
+    path = tmp_path / "twenty.html"
+    path.write_text(page.replace("</body>", probe + "</body>"), encoding="utf-8")
+    done = _run_chromium(binary, tmp_path, "--window-size=1280,900", "--dump-dom", path.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    title = done.stdout.split("<title>", 1)[1].split("</title>", 1)[0]
+    _, scroll, _, window = title.split()
+    assert int(scroll) <= int(window), f"the page is {scroll} px wide in a {window} px window"
+    for label in comparison.labels:
+        assert label in done.stdout, f"{label} is not shown"
+    notes = done.stdout.find('id="fingerprint-notes"')  # below the results, collapsed, where there are any
+    assert notes == -1 or notes > done.stdout.index('id="section-performance"')
