@@ -11,7 +11,6 @@ time it takes to list the files: under 2 s for 1,000 files.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import resource
 import tempfile
@@ -19,9 +18,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from rich.console import Console
-
-from llmbench import commands
+from llmbench import api
 
 
 def synthesise(sources: list[Path], out: Path, files: int, samples: int) -> None:
@@ -52,19 +49,10 @@ def main() -> None:
         size = sum(p.stat().st_size for p in folder.iterdir())
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
-        console = Console(file=io.StringIO(), width=100)
-        commands.compare(
-            [folder],
-            fmt="table",
-            baseline=None,
-            fail_on_regression=False,
-            gate_config=None,
-            output=None,
-            console=console,
-            messages=Console(file=io.StringIO()),
-        )
+        table = api.render("table", api.compare([folder]))
         elapsed = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(table)
     print(f"{args.files} files, {size / 1e6:.0f} MB on disk: compare took {elapsed:.2f} s")
     print(f"peak resident memory {peak / 1024:.0f} MiB (before: {before / 1024:.0f} MiB)")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from llmbench.analysis.compare import Comparison
     from llmbench.analysis.gate import Regression
     from llmbench.analysis.history import History
+    from llmbench.analysis.leaderboard import Leaderboard
     from llmbench.analysis.parity import FlipRate, ParityReport
     from llmbench.config import ModelConfig, Suite
     from llmbench.results import RunResult
@@ -213,36 +214,92 @@ def _is_suite(path: Path) -> bool:
 
 @dataclass
 class Compared:
-    """A comparison and the runs behind it: the baseline (if named) first, then the candidates."""
+    """A comparison and the runs behind it: the baseline (if named) first, then the candidates.
+
+    `leaderboard` is set when that is the view to show (more than three runs and no baseline, or asked
+    for); `notes` say what was left out (older runs of a folder), for the user, not for the output.
+    """
 
     comparison: Comparison
     runs: list[RunResult]
     baseline: RunResult | None
     candidates: list[RunResult]
+    leaderboard: Leaderboard | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+VIEWS = ("auto", "leaderboard", "detail")
+DETAIL_UP_TO = 3  # runs: more than this and the per-metric view no longer reads, a leaderboard does
 
 
 def compare(
-    files: Sequence[str | Path], *, baseline: str | Path | None = None, keep_repeats: bool = False
+    files: Sequence[str | Path],
+    *,
+    baseline: str | Path | None = None,
+    keep_repeats: bool = False,
+    all_runs: bool = False,
+    view: str = "auto",
+    alpha: float | None = None,
 ) -> Compared:
-    """Compare results files; runs that repeat each other (another seed) become one column unless
-    `keep_repeats`; the baseline is never merged."""
-    from llmbench.analysis.compare import build_comparison, load_runs
-    from llmbench.analysis.repeats import merge_repeats
+    """Compare results files (folders stand for the files in them).
 
+    The latest run of each (model, backend, suite) is compared unless `all_runs`, its repeats (another
+    seed) merged unless `keep_repeats`; the baseline is never merged. `view` "auto" gives the leaderboard
+    for more than three runs without a baseline, the per-metric comparison otherwise. `alpha` is the
+    significance level (the gate's, when it will run, so that the output marks what the gate counts).
+    """
+    from llmbench.analysis.compare import ALPHA, build_comparison
+    from llmbench.analysis.leaderboard import build_leaderboard
+    from llmbench.analysis.select import expand, select_runs
+    from llmbench.results import read_results
+
+    if view not in VIEWS:
+        raise UserInputError(f"unknown view '{view}'", hint=f"use one of {', '.join(VIEWS)}")
+    alpha = ALPHA if alpha is None else alpha
     base_path = Path(baseline).resolve() if baseline is not None else None
-    runs = load_runs([Path(f) for f in files if base_path is None or Path(f).resolve() != base_path])
-    if not keep_repeats:
-        runs = merge_repeats(runs)
-    base = load_runs([Path(baseline)])[0] if baseline is not None else None
+    paths = [p for p in expand(Path(f) for f in files) if base_path is None or p.resolve() != base_path]
+    selected = select_runs(paths, latest_only=not all_runs, keep_repeats=keep_repeats)
+    notes = []
+    if not all_runs and len(selected) == 1 and len(paths) > 1:  # `compare old.json new.json` of one setting
+        selected = select_runs(paths, latest_only=False, keep_repeats=keep_repeats)
+    elif len(selected) < len(paths):
+        merged = "" if keep_repeats else ", repeats merged"
+        notes.append(
+            f"{len(paths)} results files: the latest run of each model, backend and suite is shown "
+            f"({len(selected)} runs{merged}); --all-runs shows every run"
+        )
+    runs = [s.run for s in selected]
+    base = read_results(Path(baseline)) if baseline is not None else None
     shown = ([base] if base else []) + runs
-    return Compared(build_comparison(shown, baseline=base), shown, base, runs)
+    compared = Compared(build_comparison(shown, baseline=base, alpha=alpha), shown, base, runs, notes=notes)
+    if view == "leaderboard" or (view == "auto" and base is None and len(runs) > DETAIL_UP_TO):
+        sources = {
+            rid: str(path)
+            for s in selected
+            for rid, path in zip(
+                s.run.settings.get("repeat_run_ids") or [s.run.run_id], s.paths, strict=False
+            )
+        }
+        compared.leaderboard = build_leaderboard(shown, alpha=alpha, by_date=all_runs, sources=sources)
+    return compared
 
 
 def render(fmt: str, compared: Compared) -> str:
-    """A comparison as text in a registered format (table, markdown, csv, json, html)."""
+    """The leaderboard or comparison as text in a registered format (table, markdown, csv, json, html)."""
     from llmbench.report.renderers import render as render_text
+    from llmbench.report.renderers import renderers
 
+    renderer = renderers.get(fmt)
+    if compared.leaderboard is not None and renderer.board is not None:
+        return renderer.board(compared.leaderboard, compared.comparison, compared.runs)
     return render_text(fmt, compared.comparison, compared.runs)
+
+
+def gate_alpha(gate_config: Path | None = None) -> float:
+    """The significance level of the gate's thresholds (configs/gates.yaml by default)."""
+    from llmbench.analysis.gate import load_thresholds
+
+    return load_thresholds(gate_config).alpha
 
 
 @dataclass
@@ -268,11 +325,13 @@ def gate(compared: Compared, gate_config: Path | None = None) -> list[Finding]:
     ]
 
 
-def report(files: Sequence[str | Path], output: str | Path, *, keep_repeats: bool = False) -> Path:
-    """Write one self-contained HTML report (tables and plots) for results files."""
+def report(
+    files: Sequence[str | Path], output: str | Path, *, keep_repeats: bool = False, all_runs: bool = False
+) -> Path:
+    """Write one self-contained HTML report (leaderboard, plots, every table) for results files."""
     output = Path(output)
-    text = render("html", compare(files, keep_repeats=keep_repeats))
-    return write_atomic(output, text)  # a full disk is one line, and no half-written report
+    compared = compare(files, keep_repeats=keep_repeats, all_runs=all_runs, view="leaderboard")
+    return write_atomic(output, render("html", compared))  # a full disk is one line, no half-written report
 
 
 def history(directory: str | Path, *, metric: str | None = None, plot: str | Path | None = None) -> History:

@@ -75,7 +75,13 @@ SeedOpt = Annotated[
     int, typer.Option("--seed", min=0, max=(1 << 32) - 1, help="base seed for sampling and generated data")
 ]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | markdown | csv | json | html")]
-ResultsArg = Annotated[list[Path], typer.Argument(help="results files (JSON)", show_default=False)]
+ResultsArg = Annotated[
+    list[Path], typer.Argument(help="results files (JSON) or folders of them", show_default=False)
+]
+AllRunsOpt = Annotated[
+    bool,
+    typer.Option("--all-runs", help="every run, not only the latest of each model, backend and suite"),
+]
 KeepRepeatsOpt = Annotated[
     bool,
     typer.Option(
@@ -296,15 +302,31 @@ def compare(
         Path | None, typer.Option("--output", "-o", help="write to a file instead of the terminal")
     ] = None,
     keep_repeats: KeepRepeatsOpt = False,
+    all_runs: AllRunsOpt = False,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="every metric side by side (the default for up to three runs)")
+    ] = False,
 ) -> None:
-    """Compare results files: one column per run (repeats merged), significance and regressions marked."""
+    """Compare results: a leaderboard (a row per model and backend, a column per suite and cost figure),
+    or every metric side by side for up to three runs; significance and regressions marked."""
     from llmbench.report import renderers
 
     renderer = renderers.get(fmt)
     if fail_on_regression and baseline is None:
         raise UserInputError("--fail-on-regression needs --baseline BASE.json")
-    compared = api.compare(files, baseline=baseline, keep_repeats=keep_repeats)
-    if output is None and renderer.show is not None:
+    compared = api.compare(
+        files,
+        baseline=baseline,
+        keep_repeats=keep_repeats,
+        all_runs=all_runs,
+        view="detail" if detail else "auto",
+        alpha=api.gate_alpha(gate_config) if fail_on_regression else None,
+    )
+    for note in compared.notes:  # on standard error: standard output stays valid JSON/CSV
+        console.print(note, style="dim", highlight=False, markup=False)
+    if output is None and compared.leaderboard is not None and renderer.show_board is not None:
+        renderer.show_board(compared.leaderboard, out)
+    elif output is None and compared.leaderboard is None and renderer.show is not None:
         renderer.show(compared.comparison, out)
     elif output is None:
         out.print(api.render(fmt, compared), highlight=False, markup=False, soft_wrap=True)
@@ -324,9 +346,10 @@ def report(
     files: ResultsArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")] = Path("report.html"),
     keep_repeats: KeepRepeatsOpt = False,
+    all_runs: AllRunsOpt = False,
 ) -> None:
-    """Write one self-contained HTML report (tables and plots) for results files."""
-    out.print(f"report: {api.report(files, output, keep_repeats=keep_repeats)}")
+    """Write one self-contained HTML report (leaderboard, tables and plots) for results files."""
+    out.print(f"report: {api.report(files, output, keep_repeats=keep_repeats, all_runs=all_runs)}")
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 A renderer turns a comparison (and the runs behind it) into text for a file or a pipe; one that can also
 draw on a terminal (rich tables) says so with `show`, and the CLI uses that when no `--output` is given.
-A new format is one `renderers.add(...)` away, and third-party ones come in through the
+Over many runs `compare` shows a leaderboard instead: a renderer draws it with `board` (text) and
+`show_board` (terminal); one without them gets the per-metric comparison. A new format is one `renderers.add(...)` away, and third-party ones come in through the
 `llmbench.renderers` entry-point group.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from rich.console import Console
 
 from llmbench.analysis.compare import Comparison
+from llmbench.analysis.leaderboard import Leaderboard
 from llmbench.registry import Registry
 from llmbench.results import RunResult
 
@@ -24,6 +26,38 @@ class Renderer:
 
     text: Callable[[Comparison, Sequence[RunResult]], str]
     show: Callable[[Comparison, Console], None] | None = None
+    board: Callable[[Leaderboard, Comparison, Sequence[RunResult]], str] | None = None
+    show_board: Callable[[Leaderboard, Console], None] | None = None
+
+
+def _board_markdown(board: Leaderboard, comparison: Comparison, runs: Sequence[RunResult]) -> str:
+    from llmbench.report.leaderboard import render_markdown
+
+    return render_markdown(board)
+
+
+def _board_terminal(board: Leaderboard, console: Console) -> None:
+    from llmbench.report.leaderboard import print_leaderboard
+
+    print_leaderboard(board, console)
+
+
+def _board_csv(board: Leaderboard, comparison: Comparison, runs: Sequence[RunResult]) -> str:
+    from llmbench.report.leaderboard import render_csv
+
+    return render_csv(board)
+
+
+def _board_json(board: Leaderboard, comparison: Comparison, runs: Sequence[RunResult]) -> str:
+    from llmbench.report.leaderboard import render_json
+
+    return render_json(board)
+
+
+def _board_html(board: Leaderboard, comparison: Comparison, runs: Sequence[RunResult]) -> str:
+    from llmbench.report.html import render_html
+
+    return render_html(runs, comparison, board)
 
 
 def _markdown(comparison: Comparison, runs: Sequence[RunResult]) -> str:
@@ -57,11 +91,12 @@ def _html(comparison: Comparison, runs: Sequence[RunResult]) -> str:
 
 
 renderers: Registry[Renderer] = Registry("format")
-renderers.add("table", Renderer(_markdown, _terminal))  # a table written to a file is Markdown
-renderers.add("markdown", Renderer(_markdown))
-renderers.add("csv", Renderer(_csv))
-renderers.add("json", Renderer(_json))
-renderers.add("html", Renderer(_html))
+# a table written to a file is Markdown
+renderers.add("table", Renderer(_markdown, _terminal, _board_markdown, _board_terminal))
+renderers.add("markdown", Renderer(_markdown, board=_board_markdown))
+renderers.add("csv", Renderer(_csv, board=_board_csv))
+renderers.add("json", Renderer(_json, board=_board_json))
+renderers.add("html", Renderer(_html, board=_board_html))
 renderers.add_entry_points("llmbench.renderers")
 
 
