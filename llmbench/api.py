@@ -220,12 +220,22 @@ class Compared:
     for); `notes` say what was left out (older runs of a folder), for the user, not for the output.
     """
 
-    comparison: Comparison
     runs: list[RunResult]
     baseline: RunResult | None
     candidates: list[RunResult]
     leaderboard: Leaderboard | None = None
     notes: list[str] = field(default_factory=list)
+    alpha: float = 0.05
+    _comparison: Comparison | None = field(default=None, repr=False)
+
+    @property
+    def comparison(self) -> Comparison:
+        """Every metric side by side, built when first asked for (a leaderboard alone does not need it)."""
+        if self._comparison is None:
+            from llmbench.analysis.compare import build_comparison
+
+            self._comparison = build_comparison(self.runs, baseline=self.baseline, alpha=self.alpha)
+        return self._comparison
 
 
 VIEWS = ("auto", "leaderboard", "detail")
@@ -248,7 +258,7 @@ def compare(
     for more than three runs without a baseline, the per-metric comparison otherwise. `alpha` is the
     significance level (the gate's, when it will run, so that the output marks what the gate counts).
     """
-    from llmbench.analysis.compare import ALPHA, build_comparison
+    from llmbench.analysis.compare import ALPHA
     from llmbench.analysis.leaderboard import build_leaderboard
     from llmbench.analysis.select import expand, select_runs
     from llmbench.results import read_results
@@ -271,7 +281,7 @@ def compare(
     runs = [s.run for s in selected]
     base = read_results(Path(baseline)) if baseline is not None else None
     shown = ([base] if base else []) + runs
-    compared = Compared(build_comparison(shown, baseline=base, alpha=alpha), shown, base, runs, notes=notes)
+    compared = Compared(shown, base, runs, notes=notes, alpha=alpha)
     if view == "leaderboard" or (view == "auto" and base is None and len(runs) > DETAIL_UP_TO):
         sources = {
             rid: str(path)
@@ -291,7 +301,7 @@ def render(fmt: str, compared: Compared) -> str:
 
     renderer = renderers.get(fmt)
     if compared.leaderboard is not None and renderer.board is not None:
-        return renderer.board(compared.leaderboard, compared.comparison, compared.runs)
+        return renderer.board(compared.leaderboard, lambda: compared.comparison, compared.runs)
     return render_text(fmt, compared.comparison, compared.runs)
 
 

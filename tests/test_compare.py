@@ -237,3 +237,16 @@ def test_load_runs_reads_files_and_names_a_bad_one(tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(ResultsFileError, match=r"bad\.json"):
         load_runs([path, bad])
+
+
+def test_sandbox_isolation_shares_are_set_up_facts_not_scores() -> None:
+    runs = [
+        make_run(
+            m, {"humaneval": verdicts(20, 0.5, i)}, extra_metrics={"humaneval": {"isolation_uid": [1.0] * 20}}
+        )
+        for i, m in enumerate(("a", "b"))
+    ]
+    c = build_comparison(runs)
+    (row,) = [r for r in c.rows if r.metric == "isolation_uid"]
+    assert row.section == "setup" and row.deltas == [None, None] and row.best is None
+    assert "isolation_uid" not in [r.metric for r in c.section("quality")]

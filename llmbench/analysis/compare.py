@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmbench.analysis.direction import higher_is_better
+from llmbench.analysis.direction import NEUTRAL_PREFIXES, higher_is_better
 from llmbench.analysis.perf_tables import CostRow, SweepTable, cost_rows, sweep_tables
 from llmbench.results import (
     Distribution,
@@ -68,7 +68,7 @@ class Delta:
 class Row:
     """One (suite, task, metric) line; `cells` and `deltas` are aligned with the comparison's columns."""
 
-    section: str  # "quality", "suite", "breakdown", "failures", "performance"
+    section: str  # "quality", "suite", "breakdown", "failures", "setup", "performance"
     suite: str
     task: str
     metric: str
@@ -214,7 +214,9 @@ def _quality_rows(runs: list[RunResult]) -> list[Row]:
     for j, run in enumerate(runs):
         for t in run.tasks:
             for name, mv in t.metrics.items():
-                cell("quality", run.suite_name, t.name, name, j, mv)
+                # Shares that say how a run was set up (the sandbox's isolation) are facts, not scores.
+                section = "setup" if name.startswith(NEUTRAL_PREFIXES) else "quality"
+                cell(section, run.suite_name, t.name, name, j, mv)
             for label, metrics in t.breakdown.items():
                 for name, mv in metrics.items():
                     cell("breakdown", run.suite_name, t.name, f"{name} [{label}]", j, mv)
@@ -224,7 +226,7 @@ def _quality_rows(runs: list[RunResult]) -> list[Row]:
                     cell("failures", run.suite_name, t.name, status, j, count)
         if run.suite_score is not None:
             cell("suite", run.suite_name, "(suite)", "suite_score", j, run.suite_score)
-    order = {"quality": 0, "breakdown": 1, "failures": 2, "suite": 3}
+    order = {"quality": 0, "breakdown": 1, "failures": 2, "setup": 3, "suite": 4}
     kept = [
         r for r in rows.values() if r.section != "failures" or any(c is not None and c.value for c in r.cells)
     ]
@@ -340,7 +342,7 @@ def _label_of(rec: SampleRecord, keys: list[str]) -> str:
 
 def _delta(row: Row, runs: list[RunResult], base: int, j: int, alpha: float = ALPHA) -> Delta | None:
     a, b = row.cells[base], row.cells[j]
-    if a is None or b is None or row.section == "failures":
+    if a is None or b is None or row.section in ("failures", "setup"):
         return None
     if row.section == "performance":
         return _perf_delta(a, b)

@@ -12,6 +12,7 @@ from llmbench.analysis.leaderboard import Leaderboard
 from llmbench.errors import MissingDependencyError
 from llmbench.report.markdown import (
     COST_HEADER,
+    NO_INTERVAL,
     SECTIONS,
     cell_text,
     cost_cells,
@@ -86,7 +87,7 @@ def _rows_table(comparison: Comparison, rows: list[Row], marks: dict[int, int]) 
         fp = f'<span class="fp" title="{escape(row.fingerprint_note)}">[{mark}]</span>' if mark else ""
         cells = []
         for j, m in enumerate(row.cells):
-            text = escape(cell_text(m, with_ci=row.section != "failures"))
+            text = escape(cell_text(m, with_ci=row.section not in NO_INTERVAL))
             cells.append(
                 _td(text + _delta_html(row, j), "best" if row.marked_best(j, comparison.baseline) else "")
             )

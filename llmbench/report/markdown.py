@@ -13,8 +13,10 @@ SECTIONS = (
     ("suite", "Suite scores (weighted)"),
     ("breakdown", "Breakdowns"),
     ("failures", "Failure counts"),
+    ("setup", "How the runs were set up (not scores)"),
     ("performance", "Performance"),
 )
+NO_INTERVAL = ("failures", "setup")  # counts and set-up shares: facts of the run, not estimates
 COST_HEADER = (
     "run",
     "suite",
@@ -149,7 +151,7 @@ def render_markdown(comparison: Comparison) -> str:
         for row in rows:
             cells = []
             for j, m in enumerate(row.cells):
-                text = cell_text(m, with_ci=section != "failures")
+                text = cell_text(m, with_ci=section not in NO_INTERVAL)
                 if row.marked_best(j, comparison.baseline):
                     text = f"**{text}**"
                 d = row.deltas[j] if row.deltas else None

@@ -26,11 +26,14 @@ class Renderer:
 
     text: Callable[[Comparison, Sequence[RunResult]], str]
     show: Callable[[Comparison, Console], None] | None = None
-    board: Callable[[Leaderboard, Comparison, Sequence[RunResult]], str] | None = None
+    # The comparison comes as a function: only a format that shows it too (HTML) pays for building it.
+    board: Callable[[Leaderboard, Callable[[], Comparison], Sequence[RunResult]], str] | None = None
     show_board: Callable[[Leaderboard, Console], None] | None = None
 
 
-def _board_markdown(board: Leaderboard, comparison: Comparison, runs: Sequence[RunResult]) -> str:
+def _board_markdown(
+    board: Leaderboard, comparison: Callable[[], Comparison], runs: Sequence[RunResult]
+) -> str:
     from llmbench.report.leaderboard import render_markdown
 
     return render_markdown(board)
@@ -42,22 +45,22 @@ def _board_terminal(board: Leaderboard, console: Console) -> None:
     print_leaderboard(board, console)
 
 
-def _board_csv(board: Leaderboard, comparison: Comparison, runs: Sequence[RunResult]) -> str:
+def _board_csv(board: Leaderboard, comparison: Callable[[], Comparison], runs: Sequence[RunResult]) -> str:
     from llmbench.report.leaderboard import render_csv
 
     return render_csv(board)
 
 
-def _board_json(board: Leaderboard, comparison: Comparison, runs: Sequence[RunResult]) -> str:
+def _board_json(board: Leaderboard, comparison: Callable[[], Comparison], runs: Sequence[RunResult]) -> str:
     from llmbench.report.leaderboard import render_json
 
     return render_json(board)
 
 
-def _board_html(board: Leaderboard, comparison: Comparison, runs: Sequence[RunResult]) -> str:
+def _board_html(board: Leaderboard, comparison: Callable[[], Comparison], runs: Sequence[RunResult]) -> str:
     from llmbench.report.html import render_html
 
-    return render_html(runs, comparison, board)
+    return render_html(runs, comparison(), board)
 
 
 def _markdown(comparison: Comparison, runs: Sequence[RunResult]) -> str:

@@ -9,6 +9,7 @@ from rich.text import Text
 from llmbench.analysis.compare import Comparison, Delta, Row
 from llmbench.report.markdown import (
     COST_HEADER,
+    NO_INTERVAL,
     SECTIONS,
     cell_text,
     cost_cells,
@@ -32,7 +33,7 @@ def _delta(row: Row, d: Delta) -> Text:
 def _cell(row: Row, j: int, baseline: int | None) -> Text:
     m = row.cells[j]
     text = Text(
-        cell_text(m, with_ci=row.section != "failures"),
+        cell_text(m, with_ci=row.section not in NO_INTERVAL),
         style="bold green" if row.marked_best(j, baseline) else ("dim" if m is None else ""),
     )
     d = row.deltas[j] if row.deltas else None
