@@ -102,7 +102,7 @@ class OpenAIBackend:
             max_batch_size=cfg.api.concurrency,
             weights_bytes=weights_bytes(self.model_path) if local else None,
             extra={
-                "base_url": self.base_url,
+                "base_url": self._redact(self.base_url or ""),
                 "managed": self._server is not None,
                 "endpoint": cfg.api.endpoint,
             }

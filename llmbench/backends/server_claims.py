@@ -22,12 +22,13 @@ _AUTH_VALUE = re.compile(
     """
 )
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@\"']+@")  # http://user:password@host
 _MASK = "***"
 
 
 @dataclass
 class Redactor:
-    """Replaces the API key, and any Authorization header's value, with `***` in a text."""
+    """Replaces the API key, any Authorization header's value and a URL's password with `***` in a text."""
 
     secrets: list[str] = field(default_factory=list)
 
@@ -36,6 +37,7 @@ class Redactor:
             if len(secret) >= 4:  # a 1-3 character "key" would mask ordinary words
                 text = text.replace(secret, _MASK)
         text = _AUTH_VALUE.sub(lambda m: m.group(1) + _MASK, text)
+        text = _URL_USERINFO.sub(lambda m: m.group(1) + _MASK + "@", text)
         return _BEARER.sub(lambda m: m.group(1) + _MASK, text)
 
     def all(self, texts: Iterable[str]) -> list[str]:

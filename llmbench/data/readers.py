@@ -12,8 +12,8 @@ from llmbench.data.base import DataContext, Sample, generators
 from llmbench.errors import DataError, MissingDependencyError
 
 _ID_FIELDS = ("id", "task_id", "key", "idx", "question_id")
-MAX_LINE_BYTES = 64 << 20  # one JSONL record; a million-token prompt is a few MiB
-MAX_JSON_BYTES = 1 << 30  # a whole .json data file, read at once
+MAX_LINE_BYTES = 16 << 20  # one JSONL record; a million-token prompt is a few MiB
+MAX_JSON_BYTES = 256 << 20  # a whole .json data file, read and parsed at once
 
 
 def records_to_samples(records: Iterable[dict[str, Any]], spec: DatasetSpec, origin: str) -> list[Sample]:
@@ -114,7 +114,7 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
     if len(raw) > MAX_JSON_BYTES:
-        raise DataError(f"{path}: larger than {MAX_JSON_BYTES >> 30} GiB", hint="use JSON Lines (.jsonl)")
+        raise DataError(f"{path}: larger than {MAX_JSON_BYTES >> 20} MiB", hint="use JSON Lines (.jsonl)")
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
