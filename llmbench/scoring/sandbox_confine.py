@@ -102,8 +102,8 @@ _X32_BIT = 0x40000000
 def deny_host_reach(libc: Any) -> bool:
     """Install a seccomp filter: `socket`, io_uring, ptrace and process_vm_* fail with EPERM from now on.
 
-    Returns False where the architecture is not known here (nothing is installed); raises where the
-    kernel refuses the filter. Needs PR_SET_NO_NEW_PRIVS (set by `drop_privileges`).
+    Returns False where the architecture or the kernel knows no such filter (nothing is installed);
+    raises where the kernel refuses it. Needs PR_SET_NO_NEW_PRIVS (set by `drop_privileges`).
     """
     arch = _SECCOMP_ARCH.get(os.uname().machine)
     if arch is None:
@@ -139,6 +139,8 @@ def deny_host_reach(libc: Any) -> bool:
     filters = (Filter * len(prog))(*[Filter(*f) for f in prog])
     program = Program(len(prog), filters)
     if libc.prctl(22, 2, ctypes.byref(program), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        if ctypes.get_errno() == 22:  # EINVAL: a kernel built without seccomp filters
+            return False
         raise _os_error("prctl(PR_SET_SECCOMP)")
     return True
 
