@@ -11,7 +11,9 @@ import _thread
 import contextlib
 import ctypes
 import os
+import signal
 import sys
+import time
 from typing import Any
 
 FINISHED = "llmbench.sandbox.finished"  # raised by the sandbox once the program returned: writes the marker
@@ -311,3 +313,42 @@ def python_paths() -> list[str]:
         {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p and os.path.isdir(p)}
     )
     return [p for p in paths if not any(p.startswith(q + "/") for q in paths if q != p)]
+
+
+def kill_program(child: int, grandchild: int, level: str, uid: int, code: int | None) -> int:
+    """End every process the program started (its PID namespace, its uid, or at least its group).
+
+    Returns the child's exit code: `code` when it was already reaped, else the one reaped here. The
+    child is waited for only after the program is gone, so its namespace has finished dying on return.
+    """
+    if code is None:
+        with contextlib.suppress(OSError):
+            os.kill(grandchild or child, signal.SIGKILL)
+        end = time.perf_counter() + 5
+        while (pid_status := os.waitpid(child, os.WNOHANG))[0] == 0 and time.perf_counter() < end:
+            time.sleep(0.001)
+        if pid_status[0] == 0:
+            os.kill(child, signal.SIGKILL)
+            pid_status = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(pid_status[1])
+    if level == "rlimits" and grandchild:
+        with contextlib.suppress(OSError):
+            os.killpg(grandchild, signal.SIGKILL)
+    if level == "uid":  # a process of the program's own uid may signal every other one of them
+        reaper = os.fork()
+        if reaper == 0:
+            with contextlib.suppress(BaseException):
+                os.setuid(uid)
+                os.kill(-1, signal.SIGKILL)
+            os._exit(0)
+        os.waitpid(reaper, 0)
+    return code
+
+
+def count_own_processes() -> int:
+    """Processes of our uid already running (RLIMIT_NPROC counts them all outside a user namespace)."""
+    uid, n = os.getuid(), 0
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            n += entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid
+    return n

@@ -236,7 +236,7 @@ def _execute(
             status, reason = "failed", "wrote to the sandbox's completion pipe"
             break
     for run in runs:
-        run.code = _kill(run.child, run.grandchild, level, run.uid, run.code)
+        run.code = confine.kill_program(run.child, run.grandchild, level, run.uid, run.code)
         for fd in (run.out, run.err, run.done, run.key):
             os.close(fd)
         if level != "namespaces":
@@ -265,36 +265,6 @@ def _verdict(code: int, done: bytes, marker: bytes, stderr: str) -> tuple[Sandbo
     if code < 0:
         return "failed", f"killed by {signal.Signals(-code).name}"
     return "failed", f"exit code {code}"
-
-
-def _kill(child: int, grandchild: int, level: Isolation, uid: int, code: int | None) -> int:
-    """End every process the program started (its PID namespace, its uid, or at least its group).
-
-    Returns the child's exit code: `code` when it was already reaped, else the one reaped here. The
-    child is waited for only after the program is gone, so its namespace has finished dying on return.
-    """
-    if code is None:
-        with contextlib.suppress(OSError):
-            os.kill(grandchild or child, signal.SIGKILL)
-        end = time.perf_counter() + 5
-        while (pid_status := os.waitpid(child, os.WNOHANG))[0] == 0 and time.perf_counter() < end:
-            time.sleep(0.001)
-        if pid_status[0] == 0:
-            os.kill(child, signal.SIGKILL)
-            pid_status = os.waitpid(child, 0)
-        code = os.waitstatus_to_exitcode(pid_status[1])
-    if level == "rlimits" and grandchild:
-        with contextlib.suppress(OSError):
-            os.killpg(grandchild, signal.SIGKILL)
-    if level == "uid":  # a process of the program's own uid may signal every other one of them
-        reaper = os.fork()
-        if reaper == 0:
-            with contextlib.suppress(BaseException):
-                os.setuid(uid)
-                os.kill(-1, signal.SIGKILL)
-            os._exit(0)
-        os.waitpid(reaper, 0)
-    return code
 
 
 def _read_all(fd: int) -> bytes:
@@ -371,7 +341,7 @@ def _program(
         os.environ.update(clean_env(), HOME=workdir)
         mem = limits.memory_mb << 20
         cpu = int(limits.timeout_s) + 1
-        nproc = limits.max_processes + (_count_own_processes() if level == "rlimits" else 0)
+        nproc = limits.max_processes + (confine.count_own_processes() if level == "rlimits" else 0)
         for res, value in (
             (resource.RLIMIT_AS, mem),
             (resource.RLIMIT_CPU, cpu),
@@ -428,15 +398,6 @@ def _runner(role: str, source: str, rpc: list[int]) -> Any:
     return lambda: exec(
         compile(source, "<program>", "exec"), {"__name__": "__main__", "__builtins__": builtins}
     )
-
-
-def _count_own_processes() -> int:
-    """Processes of our uid already running (RLIMIT_NPROC counts them all outside a user namespace)."""
-    uid, n = os.getuid(), 0
-    for entry in os.listdir("/proc"):
-        with contextlib.suppress(OSError):
-            n += entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid
-    return n
 
 
 if __name__ == "__llmbench_sandbox__":
