@@ -69,7 +69,9 @@ IdleTimeoutOpt = Annotated[
         help="seconds an API server may stay silent between two chunks of an answer (default 30)",
     ),
 ]
-LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", min=1, help="at most N samples per task")]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", "-n", min=1, max=(1 << 63) - 1, help="at most N samples per task")
+]
 TaskOpt = Annotated[list[str] | None, typer.Option("--task", "-t", help="run only this task (repeatable)")]
 SeedOpt = Annotated[
     int, typer.Option("--seed", min=0, max=(1 << 32) - 1, help="base seed for sampling and generated data")
@@ -113,7 +115,7 @@ WarmupOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 RepeatOpt = Annotated[
-    int, typer.Option("--repeat", min=1, help="run N times and report the greedy flip rate")
+    int, typer.Option("--repeat", min=1, max=10_000, help="run N times and report the greedy flip rate")
 ]
 BatchSizesOpt = Annotated[
     str | None, typer.Option("--batch-sizes", help="e.g. 1,16: one run per batch size, flip rate across them")
@@ -198,7 +200,9 @@ def study(
     ] = False,
     gpus: Annotated[
         int | None,
-        typer.Option("--gpus", min=0, help="GPUs of the host (default: detected); fake ids on a CPU host"),
+        typer.Option(
+            "--gpus", min=0, max=4096, help="GPUs of the host (default: detected); fake ids on a CPU host"
+        ),
     ] = None,
     ray: Annotated[
         str | None, typer.Option("--ray", help="run on a Ray cluster: its address, or 'local' to start one")
@@ -418,8 +422,8 @@ def _int_list(text: str | None) -> list[int]:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UserInputError(f"expected comma-separated integers, got '{text}'") from None
-    if not values or any(v < 1 for v in values):
-        raise UserInputError(f"expected positive integers, got '{text}'")
+    if not values or any(not 1 <= v <= 1_000_000 for v in values):
+        raise UserInputError(f"expected integers from 1 to 1000000, got '{text}'")
     return values
 
 
