@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +152,59 @@ def test_a_models_route_answering_html_is_one_line_of_bad_input() -> None:
         with pytest.raises(UserInputError, match=r"text/html, not the JSON") as info:
             backend.load()
     assert "\n" not in str(info.value)
+
+
+def _suite(tmp_path: Path) -> Path:
+    (tmp_path / "data.jsonl").write_text(
+        "".join(
+            json.dumps({"id": str(i), "text": f"{i}+{i}?", "answer": str(2 * i)}) + "\n" for i in range(3)
+        )
+    )
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ngeneration: {max_new_tokens: 8}\ntasks:\n  - name: sums\n"
+        "    dataset: {local: data.jsonl, reference_field: answer}\n"
+        "    prompt: {template: '{{ text }}'}\n    scorer: {name: exact}\n"
+    )
+    return suite
+
+
+def _run_cli(server: FaultyServer, suite: Path, out: Path, *extra: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return subprocess.run(
+        [sys.executable, "-m", "llmbench", "run", str(suite), "-m", "acme/faulty", "--base-url", server.base_url,
+         "-o", str(out), "-q", "--first-byte-timeout", "5", *extra],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
+        env=dict(os.environ) | (env or {}),
+    )  # fmt: skip
+
+
+def test_an_echoed_key_reaches_neither_results_nor_journal_nor_stderr(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    with FaultyServer("echo_headers") as server:
+        proc = _run_cli(server, _suite(tmp_path), out, "--api-key-env", "LLMBENCH_FAULTY_KEY",
+                        env={"LLMBENCH_FAULTY_KEY": KEY})  # fmt: skip
+    assert server.seen_headers and proc.returncode == 1, proc.stderr
+    written = [
+        p.read_text()
+        for p in tmp_path.iterdir()
+        if p.suffix in (".json", ".jsonl") and p.name != "data.jsonl"
+    ]
+    assert written and "HTTP 400" in written[0]
+    for text in [*written, proc.stdout, proc.stderr]:
+        assert KEY not in text and KEY[:12] not in text
+
+
+def test_a_lying_usage_is_recorded_as_a_warning_and_not_as_the_count(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    with FaultyServer("lying_usage") as server:
+        proc = _run_cli(server, _suite(tmp_path), out)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    for sample in data["samples"]:
+        assert sample["error"] is None and 0 < sample["tokens_out"] <= 8
+        assert any("completion_tokens" in w for w in sample["warnings"])
+    tps = data["performance"].get("output_tokens_per_s")
+    assert tps is None or tps < 1e6
 
 
 def test_a_run_where_every_answer_failed_to_arrive_fails(tmp_path: Path) -> None:
