@@ -35,7 +35,12 @@ def resolve_chat_template(value: str | None) -> str | None:
             raise ConfigError(
                 f"chat_template: no such file '{value}'", hint="give a path to a Jinja file or inline Jinja"
             )
-        return path.read_text(encoding="utf-8")
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"chat_template: '{value}' cannot be read as UTF-8 text ({type(exc).__name__})"
+            ) from None
     return value
 
 
