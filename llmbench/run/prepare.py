@@ -98,7 +98,10 @@ def _json_schema(spec: TaskSpec, sample: Sample, where: str) -> dict[str, Any] |
     if isinstance(schema, str):
         import json
 
-        schema = json.loads(schema)
+        try:
+            schema = json.loads(schema)
+        except (ValueError, RecursionError):
+            raise ConfigError(f"{where}: sample {sample.id}'s 'schema' is not valid JSON") from None
     if not isinstance(schema, dict):
         raise ConfigError(f"{where}: json_mode needs a 'schema' object in every sample (sample {sample.id})")
     return schema
