@@ -324,3 +324,33 @@ def test_an_unwritable_results_path_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file, not a directory")
     with pytest.raises(UserInputError, match="cannot be written"):
         write_results(make_result(), tmp_path / "blocker" / "r.json")
+
+
+@pytest.mark.parametrize(("size", "named"), [("64k", "r.journal.jsonl"), ("512k", "r.json")])
+def test_a_real_small_tmpfs_filling_up_is_exit_2(tmp_path: Path, size: str, named: str) -> None:
+    """The same on a real full filesystem, a tmpfs in a private mount namespace: full while the journal
+    is written (64 KiB), or only when the results file is (512 KiB: the ~340 KiB journal fits)."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1)")
+    full = tmp_path / "full"
+    full.mkdir()
+    rows = "".join(json.dumps({"id": str(i), "q": "x" * 2000, "a": "x" * 2000}) + "\n" for i in range(40))
+    (tmp_path / "d.jsonl").write_text(rows)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ntasks:\n  - name: a\n    dataset: {local: d.jsonl, reference_field: a}\n"
+        "    prompt: {template: '{{ q }}'}\n    scorer: {name: exact}\n"
+    )
+    script = (
+        f"mount -t tmpfs -o size={size} tmpfs {full} && exec {sys.executable} -m llmbench run {suite} "
+        f"-m tiny-qwen2 -b reference -q -o {full / 'r.json'}"
+    )
+    probe = subprocess.run(["unshare", "-Urm", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("user and mount namespaces are refused here")
+    proc = subprocess.run(
+        ["unshare", "-Urm", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    one_line_exit_2(proc, str(full / named), "no space left")

@@ -6,6 +6,7 @@ again, and the final results file equals that of an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -23,6 +24,7 @@ class Journal:
         self.path = path
         self.header = header
         self._fh: Any = None
+        self._broken = False  # a write failed (a full disk): closing must not fail again on the same bytes
 
     @staticmethod
     def path_for(results_path: Path) -> Path:
@@ -94,6 +96,7 @@ class Journal:
             self._fh.flush()
             os.fsync(self._fh.fileno())
         except OSError as exc:  # a cut last line is dropped on resume: the samples before it are kept
+            self._broken = True
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                 raise ResultsFileError(
                     f"{self.path}: no space left on the device holding {self.path.parent}",
@@ -103,8 +106,12 @@ class Journal:
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            if self._broken:  # its buffer cannot be written either: the error was already told
+                with contextlib.suppress(OSError):
+                    fh.close()
+            else:
+                fh.close()
 
 
 def read_journal_samples(path: Path) -> dict[str, SampleRecord]:

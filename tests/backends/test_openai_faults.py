@@ -231,3 +231,21 @@ def test_a_run_where_every_answer_failed_to_arrive_fails(tmp_path: Path) -> None
     assert "Traceback" not in proc.stderr
     samples = json.loads(out.read_text())["samples"]
     assert len(samples) == 3 and all(s["error"] and s["status"] == "error" for s in samples)
+
+
+def test_the_timeout_flags_reach_the_backend(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    with FaultyServer("hang_before_body") as server:
+        proc = _run_cli(
+            server,
+            _suite(tmp_path),
+            out,
+            "--first-byte-timeout",
+            "0.3",
+            "--idle-timeout",
+            "0.3",
+            "--no-warmup",
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert "no answer began within 0.3 s" in proc.stderr
+    assert server.posts == 3  # one try per sample: a hung server is not asked again
