@@ -120,7 +120,7 @@ def _runs_table(runs: Sequence[RunResult], labels: Sequence[str]) -> str:
                 str(run.model.get("model", run.model_name)),
                 str(run.backend.get("backend", "-")),
                 run.suite_name,
-                run.created_at,
+                run.created_at[:16].replace("T", " "),
                 run.run_id,
                 str(gpu)[:80],
                 "yes" if run.finished else "no (partial)",
