@@ -98,3 +98,14 @@ def test_gate_and_report_mark_the_same_rows_significant_at_the_gates_alpha() -> 
     assert not any(d is not None and d.significant for r in shown.rows for d in r.deltas)
     found = check_regressions(base, cand, GateThresholds())
     assert [r.metric for r in found] == ["suite_score"]
+
+
+def test_the_detailed_view_shows_the_reference_backends_timings_as_not_measured() -> None:
+    from llmbench.report.markdown import render_markdown
+
+    model = make_run("tiny", {"t": verdicts(30, 0.1, 1)}, perf=performance(ttft_ms=300))
+    reference = _reference(make_run("tiny", {"t": [1.0] * 30}))
+    line = next(
+        x for x in render_markdown(build_comparison([model, reference])).splitlines() if "ttft_ms p50" in x
+    )
+    assert line.rstrip(" |").endswith("| n/a") and "%" not in line

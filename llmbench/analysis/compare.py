@@ -117,6 +117,10 @@ class Comparison:
     def labels(self) -> list[str]:
         return [c.label for c in self.columns]
 
+    def unmeasured(self, row: Row, j: int) -> bool:
+        """True for a performance cell of a run whose backend does not measure the model (shown n/a)."""
+        return row.section == "performance" and not measures_model(self.columns[j].run)
+
     def section(self, name: str) -> list[Row]:
         return [r for r in self.rows if r.section == name]
 

@@ -12,15 +12,14 @@ from llmbench.analysis.leaderboard import Leaderboard
 from llmbench.errors import MissingDependencyError
 from llmbench.report.markdown import (
     COST_HEADER,
-    NO_INTERVAL,
     SECTIONS,
-    cell_text,
     cost_cells,
     delta_text,
     footnote_lines,
     footnotes,
     num,
     row_name,
+    shown_cell,
     verdict,
 )
 from llmbench.results import RunResult
@@ -86,8 +85,8 @@ def _rows_table(comparison: Comparison, rows: list[Row], marks: dict[int, int]) 
         mark = marks.get(index[id(row)])
         fp = f'<span class="fp" title="{escape(row.fingerprint_note)}">[{mark}]</span>' if mark else ""
         cells = []
-        for j, m in enumerate(row.cells):
-            text = escape(cell_text(m, with_ci=row.section not in NO_INTERVAL))
+        for j in range(len(row.cells)):
+            text = escape(shown_cell(comparison, row, j))
             cells.append(
                 _td(text + _delta_html(row, j), "best" if row.marked_best(j, comparison.baseline) else "")
             )

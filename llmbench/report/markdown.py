@@ -44,6 +44,13 @@ def num(value: float | None) -> str:
     return f"{value:.2e}"
 
 
+def shown_cell(comparison: Comparison, row: Row, j: int) -> str:
+    """A cell as every renderer writes it: value and interval, `n/a` where the backend measures no model."""
+    if comparison.unmeasured(row, j):
+        return "n/a"
+    return cell_text(row.cells[j], with_ci=row.section not in NO_INTERVAL)
+
+
 def cell_text(m: MetricValue | None, *, with_ci: bool = True) -> str:
     """Value and interval, e.g. `0.734 [0.690, 0.775]`; `-` for a missing cell."""
     if m is None:
@@ -152,6 +159,7 @@ def render_markdown(comparison: Comparison) -> str:
             cells = []
             for j, m in enumerate(row.cells):
                 text = cell_text(m, with_ci=section not in NO_INTERVAL)
+                text = "n/a" if comparison.unmeasured(row, j) else text
                 if row.marked_best(j, comparison.baseline):
                     text = f"**{text}**"
                 d = row.deltas[j] if row.deltas else None

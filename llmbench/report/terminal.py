@@ -9,15 +9,14 @@ from rich.text import Text
 from llmbench.analysis.compare import Comparison, Delta, Row
 from llmbench.report.markdown import (
     COST_HEADER,
-    NO_INTERVAL,
     SECTIONS,
-    cell_text,
     cost_cells,
     delta_text,
     footnote_lines,
     footnotes,
     num,
     row_name,
+    shown_cell,
     verdict,
 )
 
@@ -30,11 +29,11 @@ def _delta(row: Row, d: Delta) -> Text:
     return Text(("▲ " if d.value > 0 else "▼ ") + text, style="green" if word == "better" else "red")
 
 
-def _cell(row: Row, j: int, baseline: int | None) -> Text:
+def _cell(comparison: Comparison, row: Row, j: int) -> Text:
     m = row.cells[j]
     text = Text(
-        cell_text(m, with_ci=row.section not in NO_INTERVAL),
-        style="bold green" if row.marked_best(j, baseline) else ("dim" if m is None else ""),
+        shown_cell(comparison, row, j),
+        style="bold green" if row.marked_best(j, comparison.baseline) else ("dim" if m is None else ""),
     )
     d = row.deltas[j] if row.deltas else None
     if d is not None:
@@ -69,9 +68,7 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
             metric = Text(row.metric)
             if mark:
                 metric.append(f" [{mark}]", style="yellow")
-            table.add_row(
-                row_name(row), metric, *(_cell(row, j, comparison.baseline) for j in range(len(labels)))
-            )
+            table.add_row(row_name(row), metric, *(_cell(comparison, row, j) for j in range(len(labels))))
         console.print(table)
     for sweep in comparison.sweeps:
         table = Table(title=sweep.title, title_justify="left")
