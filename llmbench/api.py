@@ -58,6 +58,7 @@ __all__ = [
     "score",
     "score_lines",
     "study",
+    "study_report",
     "suite",
     "validate",
     "variants",
@@ -389,3 +390,14 @@ def study(
     if opts.ray is not None and not opts.dry_run:
         require_ray()
     return run_study(Path(path), opts, progress)
+
+
+def study_report(outcome: StudyOutcome, output: str | Path) -> Path:
+    """The HTML report of a study's finished cells with its leaderboard on top."""
+    from llmbench.report.study import with_leaderboard
+
+    files = [c.output for c in outcome.plan.cells if c.state == "done" and c.output.exists()]
+    if not files or outcome.leaderboard is None:
+        raise UserInputError("no cell of the study has finished: nothing to report")
+    text = with_leaderboard(render("html", compare(files)), outcome.leaderboard, outcome.plan.study.name)
+    return write_atomic(Path(output), text)

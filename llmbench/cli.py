@@ -221,7 +221,7 @@ def study(
         Path | None, typer.Option("--markdown", help="also write the leaderboard as Markdown")
     ] = None,
     html_out: Annotated[
-        Path | None, typer.Option("--html", help="also write the leaderboard as HTML")
+        Path | None, typer.Option("--html", help="also write the HTML report of the cells, leaderboard first")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
@@ -229,7 +229,6 @@ def study(
     from llmbench.report.study import (
         print_leaderboard,
         print_plan,
-        render_leaderboard_html,
         render_leaderboard_markdown,
     )
     from llmbench.report.study_progress import RichStudyProgress
@@ -253,7 +252,7 @@ def study(
         if markdown is not None:
             markdown.write_text(render_leaderboard_markdown(board), encoding="utf-8")
         if html_out is not None:
-            html_out.write_text(render_leaderboard_html(board, outcome.plan.study.name), encoding="utf-8")
+            out.print(f"report: {api.study_report(outcome, html_out)}")
     if outcome.manifest_path is not None:
         out.print(f"manifest: {outcome.manifest_path}")
     if outcome.failed:

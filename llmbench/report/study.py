@@ -90,18 +90,32 @@ def render_leaderboard_markdown(lb: Leaderboard) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_leaderboard_html(lb: Leaderboard, title: str) -> str:
+def leaderboard_html(lb: Leaderboard) -> str:
+    """The leaderboard as an HTML fragment: its table and its notes."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in header(lb))
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in row_cells(lb)
     )
     items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in notes(lb))
+    return f"<table><tr>{head}</tr>{body}</table><ul>{items}</ul>"
+
+
+def render_leaderboard_html(lb: Leaderboard, title: str) -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table><ul>{items}</ul></body></html>\n"
+        f"<body><h1>{html.escape(title)}</h1>{leaderboard_html(lb)}</body></html>\n"
     )
+
+
+def with_leaderboard(report: str, lb: Leaderboard, study: str) -> str:
+    """The comparison report of a study's cells with the leaderboard as its first section."""
+    section = (
+        f'<h2 id="section-leaderboard">Leaderboard of study {html.escape(study)}</h2>{leaderboard_html(lb)}'
+    )
+    marker = "<h2>Runs</h2>"  # the report's first section: the leaderboard goes before it
+    return report.replace(marker, section + "\n" + marker, 1) if marker in report else report + section
 
 
 def print_plan(outcome: StudyOutcome, console: Console) -> None:

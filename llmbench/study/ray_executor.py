@@ -81,13 +81,13 @@ def run_on_ray(jobs: Sequence[Job], address: str, driver: Driver, num_gpus: int 
     from ray.util.queue import Queue
 
     started = connect(address, num_gpus)
+    pending: dict[Any, tuple[Job, str]] = {}
     try:
         _check_fits(jobs, ray.nodes())
         events = Queue(actor_options={"num_cpus": 0})
         task = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False, num_cpus=1)(_ray_job)
         shards = driver.plan.study.config.shards
         quality = [j for j in jobs if not j.exclusive]
-        pending: dict[Any, tuple[Job, str]] = {}
         for job in quality:
             for stage, spec in _stages(job, driver, shards):
                 ref = task.options(num_gpus=job.gpus).remote(spec.model_dump_json(), events)
@@ -104,6 +104,10 @@ def run_on_ray(jobs: Sequence[Job], address: str, driver: Driver, num_gpus: int 
                 task,
                 shards,
             )
+    except BaseException:
+        for ref in pending:  # Ctrl-C or a driver error: stop this study's tasks on the cluster
+            ray.cancel(ref, force=True)
+        raise
     finally:
         if started:
             ray.shutdown()

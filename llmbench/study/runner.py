@@ -6,14 +6,21 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmbench.errors import UserInputError
+from llmbench.errors import LLMBenchError, UserInputError
 from llmbench.results import read_results
+from llmbench.run.pipeline import RunInterrupted
 from llmbench.study.execute import Driver, StudyProgress, run_inline, run_pool
 from llmbench.study.leaderboard import Leaderboard, build_leaderboard
 from llmbench.study.manifest import StudyManifest, new_manifest, read_manifest, write_manifest
 from llmbench.study.placement import Demand, Placed, waves
 from llmbench.study.plan import Plan, build_plan
 from llmbench.study.spec import load_study
+
+
+class StudyInterrupted(LLMBenchError):
+    """Ctrl-C: finished cells are kept, unfinished ones resume from their journals on the next run."""
+
+    exit_code = 130
 
 
 @dataclass
@@ -91,14 +98,27 @@ def run_study(path: Path, opts: StudyOptions, progress: StudyProgress | None = N
     driver.save()
     todo = [j for j in plan.jobs if j.todo]
     progress.started({c.id: c.n_tasks for j in todo for c in j.todo})
-    if opts.ray:
-        from llmbench.study.ray_executor import run_on_ray
+    try:
+        if opts.ray:
+            from llmbench.study.ray_executor import run_on_ray
 
-        run_on_ray(todo, opts.ray, driver, num_gpus=opts.gpus)
-    elif outcome.host:
-        run_pool(todo, outcome.host, driver)
-    else:
-        run_inline(todo, driver)
+            run_on_ray(todo, opts.ray, driver, num_gpus=opts.gpus)
+        elif outcome.host:
+            run_pool(todo, outcome.host, driver)
+        else:
+            run_inline(todo, driver)
+    except (KeyboardInterrupt, RunInterrupted):
+        for entry in outcome.manifest.cells:
+            if entry.state == "running":
+                entry.state = "partial"
+        write_manifest(outcome.manifest, plan.results_dir)
+        done = sum(1 for c in outcome.manifest.cells if c.state == "done")
+        again = f"llmbench study {path}" + (f" --results-dir {opts.results_dir}" if opts.results_dir else "")
+        raise StudyInterrupted(
+            f"interrupted: {done} of {len(outcome.manifest.cells)} cells finished; unfinished cells keep "
+            "their journals",
+            hint=f"continue with: {again}",
+        ) from None
     write_manifest(outcome.manifest, plan.results_dir)
     outcome.failed = dict(driver.failed)
     outcome.leaderboard = leaderboard_of(plan)

@@ -81,6 +81,8 @@ def test_study_on_four_fake_gpus_places_workers_on_gpu_sets(tmp_path: Path) -> N
         "--quiet",
         "--markdown",
         str(tmp_path / "lb.md"),
+        "--html",
+        str(tmp_path / "report.html"),
     )
     assert r.returncode == 0, r.stderr
     manifest = json.loads((out / "study.json").read_text())
@@ -89,3 +91,25 @@ def test_study_on_four_fake_gpus_places_workers_on_gpu_sets(tmp_path: Path) -> N
     summary = json.loads((out / "math-tiny-qwen2-seed0.json").read_text())["summary"]
     assert summary["placement"] == {"gpus": [0], "host_gpus": 4, "exclusive": False}
     assert "| tiny-qwen2-reference" in (tmp_path / "lb.md").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert html.index("Leaderboard of study fake-gpus") < html.index("<h2>Runs</h2>")
+
+
+def test_ctrl_c_stops_the_study_and_says_how_to_continue(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "name: ctrl-c\nmodels: [tiny-qwen2]\nsuites:\n  - {suite: math, limit: 6, tasks: [gsm8k]}\n"
+    )
+    out = tmp_path / "out"
+    journal = out / "math-tiny-qwen2-seed0.journal.jsonl"
+    proc = start_llmbench("study", str(study), "--results-dir", str(out), "--quiet")
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not requests_in(journal):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the study finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert "continue with: llmbench study" in stderr and "Traceback" not in stderr
+    manifest = json.loads((out / "study.json").read_text())
+    assert manifest["cells"][0]["state"] == "partial"
