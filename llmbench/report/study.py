@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from llmbench.analysis.leaderboard import Cell
 from llmbench.results import MetricValue
-from llmbench.study.leaderboard import AXES, Leaderboard
+from llmbench.study.leaderboard import AXES, BoardRow, Leaderboard
 
 if TYPE_CHECKING:
     from llmbench.study.runner import StudyOutcome
 
 
-def score_text(m: MetricValue | None) -> str:
-    if m is None:
+def score_text(m: MetricValue | Cell | None) -> str:
+    if m is None or m.value is None:
         return ""
     if m.ci_low is not None and m.ci_high is not None:
         return f"{m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]"
@@ -27,6 +28,12 @@ def cost_text(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _build(r: BoardRow) -> str:
+    """What tells builds of one model apart where the study names no variant: quantization, else dtype."""
+    model = r.row.runs[0].model if r.row.runs else {}
+    return str(model.get("quantization") or model.get("dtype") or "")
 
 
 def header(lb: Leaderboard) -> list[str]:
@@ -40,9 +47,9 @@ def row_cells(lb: Leaderboard) -> list[list[str]]:
         rows.append(
             [
                 r.model + mark,
-                r.backend,
-                r.variant,
-                *(score_text(r.scores.get(s)) for s in lb.suites),
+                r.row.backend,
+                r.row.variant or _build(r),
+                *(score_text(r.score(s)) for s in lb.suites),
                 score_text(r.composite),
                 *(cost_text(r.costs.get(a)) for a in lb.axes),
             ]

@@ -1,18 +1,21 @@
-"""The study's answer: one row per model with its suite scores, composite, costs, and the Pareto front.
+"""The study's answer, on top of the compare leaderboard: a composite, study cost columns, the Pareto front.
 
-Plain data that the terminal, Markdown and HTML renderers read. Suite scores keep their intervals;
-the composite is a weighted mean of suite accuracies (and, with a judge, of its ratings) with an
-interval from the suites' standard errors; a difference is called significant by the same tests
-`llmbench compare` uses (paired where two runs share samples).
+`llmbench.analysis.leaderboard` gives the rows (model, backend, variant), the suite scores with their
+intervals and which differences from each column's best are significant. A study adds what it alone
+knows: the composite (suite accuracies weighted as the study says, with the judge's rating when it has
+one) with an interval from the suites' standard errors; cost columns read from its performance cells
+(TTFT at 2K and 32K, tokens/s at concurrency 1 and 8, load time paid once, cost per correct answer);
+the Pareto front of composite against one cost; and the best model within the constraints.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from llmbench.analysis.compare import build_comparison
+from llmbench.analysis import leaderboard as base
+from llmbench.analysis.compare import measures_model
 from llmbench.analysis.repeats import merge_repeats
 from llmbench.results import MetricValue, PerfPoint, RunResult
 from llmbench.study.spec import LeaderboardSpec
@@ -32,46 +35,55 @@ AXES: dict[str, tuple[str, bool]] = {
 
 @dataclass
 class BoardRow:
-    model: str
-    backend: str
-    variant: str  # dtype / quantization: what tells builds of one model apart
-    scores: dict[str, MetricValue | None]
+    row: base.Row  # the compare leaderboard's row: label, suite cells with intervals and significance
     composite: MetricValue | None
     composite_kind: str  # "accuracy" or "accuracy+judge"
     costs: dict[str, float | None]
-    runs: dict[str, RunResult] = field(default_factory=dict, repr=False)
+
+    @property
+    def model(self) -> str:
+        return self.row.label
+
+    def score(self, suite: str) -> base.Cell | None:
+        return self.row.cells.get(f"suite:{suite}")
 
 
 @dataclass
 class Leaderboard:
-    suites: list[str]
+    board: base.Leaderboard
+    suites: list[str]  # quality suites (performance-only suites have no score)
     axes: list[str]
-    rows: list[BoardRow]  # best composite first
-    significance: list[str]  # one line per significant (or not) difference from the leader
-    pareto: list[str]  # models on the quality/cost front, cheapest first
+    rows: list[BoardRow]  # best composite first; rows that measure no model (the reference) last
+    significance: list[str]  # per suite: the leader against each other row
+    pareto: list[str]  # rows on the quality/cost front, cheapest first
     pareto_axis: str
     constraints: dict[str, float]
-    best_fit: str | None  # the best composite among models that meet the constraints
-    excluded: dict[str, str]  # model -> which constraint it breaks
+    best_fit: str | None  # the best composite among rows that meet the constraints
+    excluded: dict[str, str]  # row -> the constraint it breaks
 
 
 def build_leaderboard(runs: Sequence[RunResult], spec: LeaderboardSpec) -> Leaderboard:
-    """Rank models from their cells' results (repeats merged) under the study's leaderboard settings."""
-    by_model: dict[str, list[RunResult]] = {}
-    for run in merge_repeats(list(runs)):
-        by_model.setdefault(run.model_name, []).append(run)
-    quality_suites = sorted({r.suite_name for r in runs if r.tasks})
-    rows = [_row(name, group, quality_suites, spec) for name, group in by_model.items()]
-    rows.sort(key=lambda r: -(r.composite.value if r.composite else -1.0))
+    """Rank the study's rows from its cells' results (repeats merged) under its leaderboard settings."""
+    merged = merge_repeats(list(runs))
+    board = base.build_leaderboard(merged)
+    suites = sorted({r.suite_name for r in merged if r.tasks})
+    rows = []
+    for row in board.rows:
+        quality = [r for r in row.runs if r.tasks]
+        composite, kind = composite_score(quality, spec)
+        rows.append(BoardRow(row, composite, kind, costs(row.runs, spec.price_per_hour_usd)))
+    rows.sort(key=lambda r: (not r.row.measures_model, -(r.composite.value if r.composite else -1.0)))
     constraints = {k: v for k, v in spec.constraints.model_dump().items() if v is not None}
-    excluded = {r.model: why for r in rows if (why := _breaks(r, constraints))}
-    fits = [r for r in rows if r.model not in excluded and r.composite is not None]
+    contenders = [r for r in rows if r.row.measures_model]
+    excluded = {r.model: why for r in contenders if (why := _breaks(r, constraints))}
+    fits = [r for r in contenders if r.model not in excluded and r.composite is not None]
     return Leaderboard(
-        suites=quality_suites,
+        board=board,
+        suites=suites,
         axes=list(spec.cost),
         rows=rows,
-        significance=_significance(rows, quality_suites),
-        pareto=pareto_front(rows, spec.pareto_cost),
+        significance=_significance(rows, suites),
+        pareto=pareto_front(contenders, spec.pareto_cost),
         pareto_axis=spec.pareto_cost,
         constraints=constraints,
         best_fit=fits[0].model if fits else None,
@@ -79,37 +91,18 @@ def build_leaderboard(runs: Sequence[RunResult], spec: LeaderboardSpec) -> Leade
     )
 
 
-def _row(name: str, group: list[RunResult], suites: list[str], spec: LeaderboardSpec) -> BoardRow:
-    first = group[0]
-    quality = {r.suite_name: r for r in group if r.tasks}
-    scores = {s: (quality[s].suite_score if s in quality else None) for s in suites}
-    composite, kind = composite_score(list(quality.values()), spec)
-    variant = first.model.get("quantization") or first.model.get("dtype") or ""
-    return BoardRow(
-        model=name,
-        backend=str(first.backend.get("backend") or first.model.get("backend") or "?"),
-        variant=str(variant),
-        scores=scores,
-        composite=composite,
-        composite_kind=kind,
-        costs=costs(group, spec.price_per_hour_usd),
-        runs=quality,
-    )
-
-
 def composite_score(runs: Sequence[RunResult], spec: LeaderboardSpec) -> tuple[MetricValue | None, str]:
     """accuracy_weight x weighted suite accuracy + rating_weight x weighted judge rating (when judged)."""
     acc = _weighted([(r.suite_score, spec.weights.get(r.suite_name, 1.0)) for r in runs])
     ratings = [(_rating(r), spec.weights.get(r.suite_name, 1.0)) for r in runs]
-    rating = _weighted(ratings) if all(x is not None for x, _ in ratings) and ratings else None
+    rating = _weighted(ratings) if ratings and all(x is not None for x, _ in ratings) else None
     c = spec.composite
     if acc is None:
         return None, "accuracy"
     if rating is None or c.rating_weight == 0:
         return acc, "accuracy"
     total = c.accuracy_weight + c.rating_weight
-    parts = [(acc, c.accuracy_weight / total), (rating, c.rating_weight / total)]
-    return _linear(parts), "accuracy+judge"
+    return _linear([(acc, c.accuracy_weight / total), (rating, c.rating_weight / total)]), "accuracy+judge"
 
 
 def _rating(run: RunResult) -> MetricValue | None:
@@ -129,44 +122,45 @@ def _weighted(items: Sequence[tuple[MetricValue | None, float]]) -> MetricValue 
 def _linear(parts: Sequence[tuple[MetricValue, float]]) -> MetricValue:
     """A weighted sum of independent estimates, its standard error and a normal 95% interval."""
     value = sum(m.value * w for m, w in parts)
+    se = lo = hi = None
     if all(m.stderr is not None for m, _ in parts):
         se = math.sqrt(sum((w * (m.stderr or 0.0)) ** 2 for m, w in parts))
         lo, hi = max(0.0, value - 1.96 * se), min(1.0, value + 1.96 * se)
-    else:
-        se, lo, hi = None, None, None
-    return MetricValue(
-        value=value, stderr=se, ci_low=lo, ci_high=hi, n=sum(m.n for m, _ in parts), method="weighted"
-    )
+    n = sum(m.n for m, _ in parts)
+    return MetricValue(value=value, stderr=se, ci_low=lo, ci_high=hi, n=n, method="weighted")
 
 
 def costs(group: Sequence[RunResult], price_per_hour_usd: float | None) -> dict[str, float | None]:
-    sweep = [p for r in group for p in r.performance.sweep if p.error is None]
-    vram = [r.performance.peak_vram_mib for r in group if r.performance.peak_vram_mib is not None]
+    """The study's cost columns for one row; None where its cells did not measure the figure."""
+    timed = [r for r in group if measures_model(r)]
+    sweep = [p for r in timed for p in r.performance.sweep if p.error is None]
+    vram = [r.performance.peak_vram_mib for r in timed if r.performance.peak_vram_mib is not None]
+    # the run that loaded the model measured the load; the others borrowed it (load_shared_with)
     loads = [
         r.performance.load_time_s
-        for r in group
+        for r in timed
         if r.performance.load_time_s is not None and "load_shared_with" not in r.summary
     ]
-    perf_runs = [r for r in group if r.performance.sweep]
+    perf_runs = [r for r in timed if r.performance.sweep] or timed
     energy = [
         r.performance.energy_per_output_token_j
-        for r in (perf_runs or group)
+        for r in perf_runs
         if r.performance.energy_per_output_token_j is not None
     ]
     return {
-        "ttft_ms_p50_2k": _at(sweep, 2048, "ttft"),
-        "ttft_ms_p50_32k": _at(sweep, 32768, "ttft"),
+        "ttft_ms_p50_2k": _ttft_at(sweep, 2048),
+        "ttft_ms_p50_32k": _ttft_at(sweep, 32768),
         "output_tokens_per_s_c1": _tps(sweep, 1),
         "output_tokens_per_s_c8": _tps(sweep, 8),
         "peak_vram_mib": max(vram) if vram else None,
-        "load_time_s": loads[0] if loads else None,
+        "load_time_s": min(loads) if loads else None,
         "energy_per_output_token_j": min(energy) if energy else None,
-        "cost_per_correct_usd": _cost_per_correct([r for r in group if r.tasks], price_per_hour_usd),
+        "cost_per_correct_usd": _cost_per_correct([r for r in timed if r.tasks], price_per_hour_usd),
     }
 
 
-def _at(points: Sequence[PerfPoint], tokens: int, _what: str) -> float | None:
-    """TTFT p50 at concurrency 1 at the input length closest to `tokens` (within a factor of two)."""
+def _ttft_at(points: Sequence[PerfPoint], tokens: int) -> float | None:
+    """TTFT p50 at concurrency 1 at the input length nearest `tokens` (within a factor of two)."""
     near = [
         p
         for p in points
@@ -179,12 +173,14 @@ def _at(points: Sequence[PerfPoint], tokens: int, _what: str) -> float | None:
 
 
 def _tps(points: Sequence[PerfPoint], concurrency: int) -> float | None:
-    values = [
-        p.output_tokens_per_s
-        for p in points
-        if p.concurrency == concurrency and p.output_tokens_per_s is not None
-    ]
-    return max(values) if values else None
+    """Output tokens/s at a concurrency, from the concurrency sweep (the input length swept most)."""
+    at = [p for p in points if p.concurrency == concurrency and p.output_tokens_per_s is not None]
+    if not at:
+        return None
+    lengths = [p.input_tokens for p in points if p.concurrency is not None]
+    common = max(set(lengths), key=lengths.count)
+    chosen = [p for p in at if p.input_tokens == common] or at
+    return chosen[0].output_tokens_per_s
 
 
 def _cost_per_correct(runs: Sequence[RunResult], price_per_hour_usd: float | None) -> float | None:
@@ -196,7 +192,7 @@ def _cost_per_correct(runs: Sequence[RunResult], price_per_hour_usd: float | Non
 
 
 def pareto_front(rows: Sequence[BoardRow], axis: str) -> list[str]:
-    """Models no other model beats on both composite and the cost axis; cheapest first."""
+    """Rows no other row beats on both composite and the cost axis; cheapest first."""
     sign = 1.0 if AXES[axis][1] else -1.0  # costs compared as "lower is better"
     pts: list[tuple[str, float, float]] = []
     for r in rows:
@@ -229,33 +225,17 @@ def _breaks(row: BoardRow, constraints: dict[str, float]) -> str | None:
 
 
 def _significance(rows: Sequence[BoardRow], suites: Sequence[str]) -> list[str]:
-    """Per suite: is the leader's score significantly above each other model's?"""
+    """Per suite, from the compare leaderboard's tests: is the best row significantly ahead of each other?"""
     lines: list[str] = []
     for suite in suites:
-        ranked = sorted(
-            (r for r in rows if r.scores.get(suite) is not None),
-            key=lambda r: -(r.scores[suite].value),  # type: ignore[union-attr]
-        )
-        if len(ranked) < 2:
+        scored = [(r, c) for r in rows if (c := r.score(suite)) is not None and c.value is not None]
+        leader = next((r for r, c in scored if c.best), None)
+        if leader is None:
             continue
-        lead = ranked[0]
-        for other in ranked[1:]:
-            comp = build_comparison([lead.runs[suite], other.runs[suite]], baseline=lead.runs[suite])
-            row = next((r for r in comp.section("suite")), None)
-            delta = row.deltas[1] if row and len(row.deltas) > 1 else None
-            if delta is None or delta.significant is None:
-                verdict = "not tested"
-            elif delta.significant:
-                verdict = (
-                    f"significant (p={delta.p_value:.3g}, {delta.test})"
-                    if delta.p_value is not None
-                    else "significant"
-                )
-            else:
-                verdict = (
-                    f"not significant (p={delta.p_value:.3g})"
-                    if delta.p_value is not None
-                    else "not significant"
-                )
-            lines.append(f"{suite}: {lead.model} vs {other.model}: {verdict}")
+        for r, c in scored:
+            if r is leader or not r.row.measures_model:
+                continue
+            p = f" (p={c.p_value:.3g}, {c.test})" if c.p_value is not None else ""
+            verdict = {True: "significant", False: "not significant", None: "not tested"}[c.significant]
+            lines.append(f"{suite}: {leader.model} vs {r.model}: {verdict}{p}")
     return lines
