@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,9 @@ def run_on_ray(jobs: Sequence[Job], address: str, driver: Driver, num_gpus: int 
     started = connect(address, num_gpus)
     pending: dict[Any, tuple[Job, str]] = {}
     try:
-        _check_fits(jobs, ray.nodes())
+        if not _check_fits(jobs, ray.nodes()):
+            driver.progress.message("the Ray cluster has no GPUs: every cell runs on CPUs")
+            jobs = [replace(j, gpus=0) for j in jobs]
         events = Queue(actor_options={"num_cpus": 0})
         task = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False, num_cpus=1)(_ray_job)
         shards = driver.plan.study.config.shards
@@ -186,11 +189,15 @@ def _drain(events: Any, driver: Driver) -> None:
         driver.handle(event)
 
 
-def _check_fits(jobs: Sequence[Job], nodes: list[dict[str, Any]]) -> None:
+def _check_fits(jobs: Sequence[Job], nodes: list[dict[str, Any]]) -> bool:
+    """Whether the cluster has GPUs at all; raises when a job needs more than its largest node has."""
     most = max((int(n.get("Resources", {}).get("GPU", 0)) for n in nodes if n.get("Alive")), default=0)
+    if most == 0:
+        return False
     for job in jobs:
         if job.gpus > most:
             raise UserInputError(
                 f"job {job.id} needs {job.gpus} GPU(s); the largest node of the Ray cluster has {most}",
                 hint="vLLM spans nodes itself with distributed_executor_backend: ray in the model config",
             )
+    return True

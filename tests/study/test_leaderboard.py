@@ -76,3 +76,14 @@ def test_markdown_and_html_show_every_model_and_the_front() -> None:
     md = render_leaderboard_markdown(board)
     assert md.count("\n| ") >= 3 and "Pareto front" in md and "| big *" in md
     assert "<table>" in render_leaderboard_html(board, "t") and "small" in render_leaderboard_html(board, "t")
+
+
+def test_a_judged_study_blends_accuracy_and_rating_as_its_weights_say() -> None:
+    runs = study_runs()
+    accuracy = build_leaderboard(runs, LeaderboardSpec()).rows[0].composite
+    for run in runs:
+        run.summary["combined"] = {"rating": {"value": 0.5, "stderr": 0.01, "n": 200}}
+    spec = LeaderboardSpec.model_validate({"composite": {"accuracy_weight": 0.6, "rating_weight": 0.4}})
+    row = build_leaderboard(runs, spec).rows[0]
+    assert row.composite_kind == "accuracy+judge" and row.composite is not None and accuracy is not None
+    assert row.composite.value == pytest.approx(0.6 * accuracy.value + 0.4 * 0.5)
