@@ -82,7 +82,9 @@ def model(
     from llmbench.backends import backends
     from llmbench.config import ModelConfig, resolve_model
 
-    cfg = spec if isinstance(spec, ModelConfig) else resolve_model(spec, backend=backend)
+    cfg = (
+        spec if isinstance(spec, ModelConfig) else resolve_model(spec, backend=backend, served=bool(base_url))
+    )
     overrides = {k: v for k, v in {"base_url": base_url, "api_key_env": api_key_env}.items() if v}
     if overrides:
         cfg = cfg.model_copy(
@@ -104,15 +106,26 @@ def suite(spec: str | Path | Suite) -> Suite:
 
 
 def run(
-    suite_spec: str | Path | Suite,
-    model_spec: str | ModelConfig,
+    suite_spec: str | Path | Suite | None,
+    model_spec: str | ModelConfig | None,
     opts: RunOptions | None = None,
     progress: Progress | None = None,
 ) -> tuple[RunResult, Path]:
-    """Run a suite on a model; returns the results and the file they were written to."""
+    """Run a suite on a model; returns the results and the file they were written to.
+
+    With `opts.resume` and a named run (`output` or `run_id`), suite and model may be None: the run's
+    journal says which they were, and its settings fill every option left unset.
+    """
+    from llmbench.run.options import check_options, resume_target
     from llmbench.run.pipeline import run_suite
 
-    return run_suite(suite(suite_spec), model(model_spec), opts or RunOptions(), progress)
+    opts = opts or RunOptions()
+    check_options(opts)
+    if suite_spec is None or model_spec is None:
+        if not opts.resume:
+            raise UserInputError("give a SUITE and --model (or --resume --output PATH to continue a run)")
+        suite_spec, model_spec = resume_target(opts)
+    return run_suite(suite(suite_spec), model(model_spec), opts, progress)
 
 
 @dataclass(frozen=True)
@@ -151,7 +164,8 @@ def run_variants(
     for v in runs:
         out = opts.results_dir / f"{loaded.name}-{v.model.name}-{v.label}.json"
         with progress_for(v) if progress_for else nullcontext(Progress()) as progress:
-            paths.append(run_suite(loaded, v.model, replace(opts, output=out), progress)[1])
+            again = opts.fresh or out.exists()  # a finished variant of an earlier call runs anew
+            paths.append(run_suite(loaded, v.model, replace(opts, output=out, fresh=again), progress)[1])
     return paths
 
 

@@ -53,7 +53,7 @@ def catalogue() -> Catalogue:
 def validate(files: Sequence[Path]) -> list[Checked]:
     """Validate suites and model configs; raises ConfigError (exit 2) at the first bad one."""
     from llmbench.config import load_model_config, load_suite
-    from llmbench.scoring.base import scorers
+    from llmbench.run.prepare import check_suite
     from llmbench.yamlio import load_yaml
 
     checked = []
@@ -61,9 +61,7 @@ def validate(files: Sequence[Path]) -> list[Checked]:
         data, _ = load_yaml(path)
         if isinstance(data, dict) and "tasks" in data:
             suite = load_suite(path)
-            for t in suite.config.tasks:
-                if t.scorer is not None:
-                    scorers.get(t.scorer.name)
+            check_suite(suite, list(suite.config.tasks))  # scorers known, data files there
             checked.append(Checked("suite", suite.name, f"{len(suite.config.tasks)} task(s)", path))
         elif isinstance(data, dict) and "models" in data and "suites" in data:
             from llmbench.study.plan import build_plan

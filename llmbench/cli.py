@@ -73,6 +73,25 @@ LimitOpt = Annotated[
     int | None, typer.Option("--limit", "-n", min=1, max=(1 << 63) - 1, help="at most N samples per task")
 ]
 TaskOpt = Annotated[list[str] | None, typer.Option("--task", "-t", help="run only this task (repeatable)")]
+RunModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="alias from configs/models, a model directory, a config YAML, a Hugging Face id, "
+        "or with --base-url the name the server serves (not needed with --resume)",
+    ),
+]
+RunSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed", min=0, max=(1 << 32) - 1, help="base seed for sampling and generated data [default: 0]"
+    ),
+]
+MaxNewTokensOpt = Annotated[
+    int | None,
+    typer.Option("--max-new-tokens", min=1, help="cap every task's output length (quick runs); recorded"),
+]
 SeedOpt = Annotated[
     int, typer.Option("--seed", min=0, max=(1 << 32) - 1, help="base seed for sampling and generated data")
 ]
@@ -140,8 +159,10 @@ def _progress_for(v: api.Variant) -> RichProgress:
 
 @app.command()
 def run(
-    suite: Annotated[Path, typer.Argument(help="suite YAML, e.g. suites/math.yaml")],
-    model: ModelOpt,
+    suite: Annotated[
+        Path | None, typer.Argument(help="suite YAML, e.g. suites/math.yaml (not needed with --resume)")
+    ] = None,
+    model: RunModelOpt = None,
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
@@ -149,7 +170,8 @@ def run(
     idle_timeout: IdleTimeoutOpt = None,
     limit: LimitOpt = None,
     tasks: TaskOpt = None,
-    seed: SeedOpt = 0,
+    seed: RunSeedOpt = None,
+    max_new_tokens: MaxNewTokensOpt = None,
     output: OutputOpt = None,
     results_dir: ResultsDirOpt = Path("results"),
     resume: ResumeOpt = False,
@@ -164,6 +186,12 @@ def run(
     from llmbench.report import print_flip_rate, print_run_summary, progress_bar
 
     opts = _run_options(locals())
+    if suite is None or model is None:  # --resume --output PATH: the journal names them
+        with progress_bar(console, enabled=not quiet) as progress:
+            result, path = api.run(None, None, opts, progress)
+        print_run_summary(result, out)
+        out.print(f"results: {path}")
+        return
     cfg = api.model(
         model,
         backend=backend,
@@ -443,11 +471,11 @@ def main() -> None:
         console.print("aborted")
         sys.exit(130)
     except typer.TyperException as exc:  # a usage error: unknown option, missing argument, bad value
-        show = getattr(exc, "show", None)  # the usage errors print their command's usage line too
-        if callable(show):
-            show()
-        else:
-            console.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
+        message = " ".join(exc.format_message().split())  # one line, like every other error
+        ctx = getattr(exc, "ctx", None)
+        command = "llmbench" + ctx.command_path.partition("llmbench")[2] if ctx is not None else ""
+        where = f" (see `{command} --help`)" if command else ""
+        console.print(f"[bold red]error:[/] {message}{where}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except LLMBenchError as exc:
         if _state["debug"]:

@@ -358,10 +358,14 @@ def load_model_config(path: Path) -> ModelConfig:
     return result
 
 
-def resolve_model(spec: str, **overrides: Any) -> ModelConfig:
-    """`--model` takes an alias from configs/models, a YAML path, a local directory or a Hugging Face id."""
-    p = Path(spec)
-    if p.suffix in (".yaml", ".yml") and p.exists():
+def resolve_model(spec: str, *, served: bool = False, **overrides: Any) -> ModelConfig:
+    """`--model` takes an alias from configs/models, a YAML path, a local directory or a Hugging Face id.
+
+    With `served` (a --base-url was given) anything else is the name the server serves the model
+    under (`gpt-4o-mini`, `llama3.1:8b`), sent as it is; the backend checks it against /v1/models.
+    """
+    p = Path(spec).expanduser()
+    if p.suffix in (".yaml", ".yml") and p.is_file():
         config = load_model_config(p)
     elif (MODELS_DIR / f"{spec}.yaml").exists():
         config = load_model_config(MODELS_DIR / f"{spec}.yaml")
@@ -371,13 +375,25 @@ def resolve_model(spec: str, **overrides: Any) -> ModelConfig:
                 f"{spec}: directory has no config.json", hint="point --model at a Hugging Face model folder"
             )
         config = ModelConfig(name=p.name, model=str(p.resolve()))
-    elif "/" in spec and not p.exists() and not spec.startswith((".", "/")):
+    elif served:
+        config = ModelConfig(name=spec, model=spec, backend="openai")
+    elif spec.startswith((".", "/", "~")) or p.suffix in (".yaml", ".yml"):
+        raise ConfigError(
+            f"{spec}: no such file or directory", hint="--model takes a model directory or YAML"
+        )
+    elif spec.count("/") == 1 and all(spec.split("/")):
         config = ModelConfig(name=spec.split("/")[-1].lower(), model=spec)
     else:
-        known = ", ".join(list_models())
-        raise ConfigError(
-            f"unknown model '{spec}'",
-            hint=f"use an alias ({known}), a local model directory or a Hugging Face id",
-        )
+        raise ConfigError(f"unknown model '{spec}'", hint=_model_hint(spec))
     clean = {k: v for k, v in overrides.items() if v is not None}
     return config.model_copy(update=clean) if clean else config
+
+
+def _model_hint(spec: str) -> str:
+    import difflib
+
+    known = list_models()
+    close = difflib.get_close_matches(spec, known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]}?"
+    return f"use an alias ({', '.join(known)}), a local model directory or a Hugging Face id (org/name)"

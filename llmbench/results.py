@@ -11,7 +11,7 @@ import errno
 import json
 import math
 import os
-import tempfile
+import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -205,7 +205,8 @@ def write_atomic(path: Path, text: str) -> Path:
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = str(path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp"))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides, as for journals
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -229,6 +230,23 @@ def _discard(tmp: str | None) -> None:
     if tmp is not None:
         with contextlib.suppress(OSError):
             Path(tmp).unlink(missing_ok=True)
+
+
+def remove_partial_writes(path: Path) -> None:
+    """Delete what a `write_results` killed midway left beside `path`; only its run's holder may call this."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def _unfinished_hint(path: Path) -> str | None:
+    """Results files are written whole, so only a journal or a left-over temporary file is an interrupted run's."""
+    name = Path(path).name
+    if name.endswith(".journal.jsonl"):
+        results = Path(path).with_name(name.removesuffix(".journal.jsonl") + ".json")
+        return f"this is an unfinished run's journal; finish the run with `llmbench run --resume --output {results}`"
+    if name.startswith(".") and name.endswith(".tmp"):
+        return "this is a write that was cut short; the run's next start removes it"
+    return None
 
 
 def _finite(text: str) -> float:
@@ -277,7 +295,7 @@ def _read_raw(path: Path, *, with_samples: bool, header_only: bool = False) -> d
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise ResultsFileError(
             f"{path}: not a valid results file ({str(exc).splitlines()[0][:200]})",
-            hint="was the run interrupted? try `llmbench run ... --resume`",
+            hint=_unfinished_hint(path),
         ) from None
     if not isinstance(raw, dict) or "schema_version" not in raw:
         raise ResultsFileError(f"{path}: not an llmbench results file (no schema_version)")

@@ -124,6 +124,16 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[int | 
     return line, True
 
 
+def line_of(path: Path, loc: tuple[int | str, ...]) -> int | None:
+    """Line (1-based) of the value at `loc` in the YAML file at `path`; None when it cannot be told."""
+    try:
+        _, node = load_yaml(path)
+    except Exception:
+        return None
+    line, _found = _line_of(node, loc)
+    return line
+
+
 def validate_yaml(
     model: type[BaseModel],
     path: Path,

@@ -132,3 +132,20 @@ def test_generation_falls_back_task_then_suite_then_model() -> None:
     model = GenerationSpec(top_p=0.9, temperature=0.1)
     merged = task.merged(suite, model)
     assert (merged.max_new_tokens, merged.temperature, merged.top_p) == (10, 0.5, 0.9)
+
+
+def test_a_misspelt_alias_gets_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match="unknown model") as err:
+        resolve_model("qwen2.5-7c")
+    assert "did you mean qwen2.5-7b" in str(err.value)
+
+
+def test_a_path_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    for spec in (str(tmp_path / "nowhere"), "./models/mine", "~/nope/model.yaml"):
+        with pytest.raises(ConfigError, match="no such file or directory") as err:
+            resolve_model(spec)
+        assert "unknown model" not in str(err.value)
+
+
+def test_a_hugging_face_id_is_a_model() -> None:
+    assert resolve_model("meta-llama/Llama-3.1-8B-Instruct").model == "meta-llama/Llama-3.1-8B-Instruct"

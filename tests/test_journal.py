@@ -1,14 +1,21 @@
-"""The journal: appended and flushed per sample, read back on resume, tolerant of a torn last line."""
+"""The journal: appended and flushed per sample, read back on resume, tolerant of a torn last line,
+held by one process at a time, and pinning what a resume must not change."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from llmbench.errors import UserInputError
-from llmbench.results import SampleRecord
-from llmbench.run.journal import Journal
+from llmbench.results import PerfPoint, SampleRecord, write_results
+from llmbench.run.journal import Journal, JournalLockedError, is_held, read_journal
+from llmbench.run.options import RunOptions, resolve_paths
+from llmbench.run.pipeline import _resumes
+from tests.factories import make_run
 
 HEADER = {"run_id": "r", "suite_hash": "s", "model": {"name": "m"}, "settings": {"limit": 2}}
 
@@ -23,7 +30,7 @@ def test_records_survive_without_close(tmp_path: Path) -> None:
     j.append("t/0/0", record(0))
     j.append("t/1/0", record(1))
     # no close(): as after kill -9, what was appended is on disk
-    done = Journal(tmp_path / "r.journal.jsonl", HEADER).open(resume=True)
+    done = read_journal(tmp_path / "r.journal.jsonl").samples
     assert set(done) == {"t/0/0", "t/1/0"} and done["t/1/0"].output == "out 1"
 
 
@@ -36,17 +43,19 @@ def test_torn_last_line_is_dropped_and_rewritten(tmp_path: Path) -> None:
     with open(path, "a") as fh:
         fh.write('{"request_id": "t/1/0", "sample": {"task": "t", "id"')
     j2 = Journal(path, HEADER)
-    assert set(j2.open(resume=True)) == {"t/0/0"}
+    assert set(j2.open(resume=True).samples) == {"t/0/0"}
     j2.append("t/1/0", record(1))
     j2.close()
-    assert set(Journal(path, HEADER).open(resume=True)) == {"t/0/0", "t/1/0"}
+    assert set(read_journal(path).samples) == {"t/0/0", "t/1/0"}
 
 
 def test_resume_refuses_a_changed_run(tmp_path: Path) -> None:
     path = tmp_path / "r.journal.jsonl"
-    Journal(path, HEADER).open(resume=False)
+    first = Journal(path, HEADER)
+    first.open(resume=False)
+    first.close()
     changed = HEADER | {"settings": {"limit": 5}}
-    with pytest.raises(UserInputError, match=r"cannot resume.*settings changed"):
+    with pytest.raises(UserInputError, match=r"cannot resume.*settings changed.*limit 2 -> 5"):
         Journal(path, changed).open(resume=True)
 
 
@@ -57,32 +66,153 @@ def test_fresh_run_truncates_old_journal(tmp_path: Path) -> None:
     j.append("t/0/0", record(0))
     j.close()
     Journal(path, HEADER).open(resume=False)
-    assert Journal(path, HEADER).open(resume=True) == {}
+    assert read_journal(path).samples == {}
 
 
 def test_a_named_unfinished_run_resumes_by_itself_and_fresh_starts_over(tmp_path: Path) -> None:
-    from llmbench.run.pipeline import RunOptions, _resumes
-
     results = tmp_path / "run.json"
     journal = Journal(Journal.path_for(results), HEADER)
     named = RunOptions(output=results)
-    assert not _resumes(named, results, journal)  # nothing to resume yet
+    assert not _resumes(named, results, journal.path)  # nothing to resume yet
     journal.open(resume=False)
     journal.append("t/0/0", record(0))
     journal.close()
-    assert _resumes(named, results, journal)  # killed before its results file: it continues
-    assert not _resumes(RunOptions(output=results, fresh=True), results, journal)
-    assert not _resumes(RunOptions(results_dir=tmp_path), results, journal)  # unnamed runs get new names
+    assert _resumes(named, results, journal.path)  # killed before its results file: it continues
+    assert not _resumes(RunOptions(output=results, fresh=True), results, journal.path)
+
+
+def test_a_finished_named_run_is_not_run_again_without_fresh(tmp_path: Path) -> None:
+    results = tmp_path / "run.json"
+    journal = Journal(Journal.path_for(results), HEADER)
+    journal.open(resume=False)
+    journal.append("t/0/0", record(0))
+    journal.close()
     results.write_text("{}")
-    assert not _resumes(named, results, journal)  # a finished run is run again from the start
-    with pytest.raises(UserInputError, match="--fresh and --resume"):
-        _resumes(RunOptions(output=results, fresh=True, resume=True), results, journal)
+    with pytest.raises(UserInputError, match="this run is finished") as info:
+        _resumes(RunOptions(output=results), results, journal.path)
+    assert "--fresh" in (info.value.hint or "")
+    assert "t/0/0" in read_journal(journal.path).samples  # its journaled samples are kept
+    assert not _resumes(RunOptions(output=results, fresh=True), results, journal.path)
 
 
 def test_an_unasked_resume_that_does_not_match_points_to_fresh(tmp_path: Path) -> None:
     path = tmp_path / "r.journal.jsonl"
-    Journal(path, HEADER).open(resume=False)
+    first = Journal(path, HEADER)
+    first.open(resume=False)
+    first.close()
     changed = HEADER | {"settings": {"limit": 5}}
     with pytest.raises(UserInputError, match="unfinished run of this name") as info:
         Journal(path, changed).open(resume=True, explicit=False)
     assert "--fresh" in (info.value.hint or "")
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
+    path = tmp_path / "r.journal.jsonl"
+    first = Journal(path, HEADER)
+    first.open(resume=False)
+    first.append("t/0/0", record(0))
+    assert is_held(path)
+    with pytest.raises(JournalLockedError, match=f"llmbench process {os.getpid()} is writing") as info:
+        Journal(path, HEADER).open(resume=True)
+    assert info.value.exit_code == 2
+    with pytest.raises(JournalLockedError):
+        Journal(path, HEADER).open(resume=False)  # nor may a fresh run truncate it
+    assert set(read_journal(path).samples) == {"t/0/0"}
+    first.close()
+    assert not is_held(path)
+    assert set(Journal(path, HEADER).open(resume=True).samples) == {"t/0/0"}
+
+
+def test_the_lock_goes_with_a_killed_process(tmp_path: Path) -> None:
+    path = tmp_path / "r.journal.jsonl"
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from llmbench.run.journal import Journal\n"
+        f"Journal(Path({str(path)!r}), {HEADER!r}).open(resume=False)\n"
+        "os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=False, timeout=120)
+    assert not is_held(path)
+    assert Journal(path, HEADER).open(resume=True).header == HEADER
+
+
+def test_an_empty_journal_is_started_afresh_with_this_runs_header(tmp_path: Path) -> None:
+    path = tmp_path / "r.journal.jsonl"
+    path.write_text("")  # a run killed before its header reached the disk
+    other = HEADER | {"settings": {"limit": 9}}
+    adopter = Journal(path, other)
+    assert adopter.open(resume=True).header == other
+    adopter.close()
+    with pytest.raises(UserInputError, match="settings changed"):
+        Journal(path, HEADER).open(resume=True)  # the header now pins the first adopter's settings
+
+
+def test_samples_without_a_header_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.journal.jsonl"
+    path.write_text('{"request_id": "t/0/0", "sample": {"task": "t", "id": "0"}}\n')
+    with pytest.raises(UserInputError, match="no header"):
+        Journal(path, HEADER).open(resume=True)
+
+
+def test_a_task_whose_data_changed_is_refused_on_resume(tmp_path: Path) -> None:
+    path = tmp_path / "r.journal.jsonl"
+    j = Journal(path, HEADER)
+    state = j.open(resume=False)
+    j.pin_task("t", {"data": "aaa", "scorer": "s"}, state.tasks)
+    j.append("t/0/0", record(0))
+    j.close()
+    j2 = Journal(path, HEADER)
+    state = j2.open(resume=True)
+    j2.pin_task("t", {"data": "aaa", "scorer": "s"}, state.tasks)  # unchanged: fine
+    with pytest.raises(UserInputError, match="task 't' data changed since the run started"):
+        j2.pin_task("t", {"data": "bbb", "scorer": "s"}, state.tasks)
+
+
+def test_sweep_points_are_journaled(tmp_path: Path) -> None:
+    path = tmp_path / "r.journal.jsonl"
+    j = Journal(path, HEADER)
+    j.open(resume=False)
+    point = PerfPoint(input_tokens=8, output_tokens=4, concurrency=1, n_requests=2)
+    j.append_point("sweep/0", point)
+    j.close()
+    assert read_journal(path).points == {"sweep/0": point}
+
+
+def test_an_unnamed_run_beside_an_unfinished_one_says_so(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "math-tiny-20260101T000000Z.journal.jsonl", HEADER)
+    journal.open(resume=False)
+    journal.append("t/0/0", record(0))
+    with pytest.raises(UserInputError):  # held: a live run; it is not offered for resuming either
+        resolve_paths("math", "tiny", RunOptions(results_dir=tmp_path, resume=True))
+    journal.close()
+    with pytest.raises(UserInputError, match="an unfinished run of math on tiny exists") as info:
+        resolve_paths("math", "tiny", RunOptions(results_dir=tmp_path))
+    assert "llmbench run --resume --output" in (info.value.hint or "") and "--fresh" in (
+        info.value.hint or ""
+    )
+    path, _ = resolve_paths("math", "tiny", RunOptions(results_dir=tmp_path, resume=True))
+    assert path == tmp_path / "math-tiny-20260101T000000Z.json"
+    path, _ = resolve_paths("math", "tiny", RunOptions(results_dir=tmp_path, fresh=True))
+    assert not journal.path.exists() and path != tmp_path / "math-tiny-20260101T000000Z.json"
+
+
+def test_results_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = write_results(make_run("m", {"t": [1.0]}), tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_stale_partial_write_is_removed_by_the_next_holder(tmp_path: Path) -> None:
+    from llmbench.results import remove_partial_writes
+
+    results = tmp_path / "r.json"
+    stale = tmp_path / ".r.json.abcd1234.tmp"
+    stale.write_text('{"half": ')
+    other = tmp_path / ".other.json.abcd1234.tmp"
+    other.write_text("{")
+    remove_partial_writes(results)
+    assert not stale.exists() and other.exists()

@@ -267,7 +267,7 @@ def test_every_point_is_reported_as_it_finishes(tokenizer: Any) -> None:
         ScriptedBackend(),
         sweep_with(concurrency=[1, 2], output_tokens=[4, 8]),
         tokenizer,
-        on_point=seen.append,
+        on_point=lambda _no, p: seen.append(p),
     )
     assert seen == points
     assert [(p.output_tokens, p.concurrency) for p in points] == [(4, 1), (4, 2), (8, 1), (8, 2)]

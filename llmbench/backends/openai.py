@@ -94,6 +94,9 @@ class OpenAIBackend:
             self.base_url = self._server.__enter__()
         self._loop = BackgroundLoop("llmbench-openai")
         served = self._check_served_models()
+        if served and self._server is None and cfg.model not in served:
+            self.close()
+            raise UserInputError(unserved_model(cfg.model, self.base_url, served))
         return BackendInfo(
             backend=self.name,
             model=cfg.model,
@@ -415,3 +418,13 @@ class OpenAIBackend:
             self._server.close()
             self._server = None
             self.base_url = self.config.api.base_url
+
+
+def unserved_model(name: str, base_url: str | None, served: list[str]) -> str:
+    """One line: the server does not serve `name`; the names it lists, the closest first."""
+    import difflib
+
+    close = difflib.get_close_matches(name, served, n=1, cutoff=0.5)
+    listed = ", ".join(served[:12]) + (f" and {len(served) - 12} more" if len(served) > 12 else "")
+    guess = f"; did you mean {close[0]}?" if close else ""
+    return f"the server at {base_url} does not serve a model named '{name}' (it serves: {listed}){guess}"

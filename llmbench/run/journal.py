@@ -1,24 +1,117 @@
-"""The per-sample journal: every finished sample is appended (and flushed) as soon as it is scored.
+"""The per-run journal: every finished sample and sweep point is appended (and flushed) as soon as it exists.
 
 A run killed at any point, `kill -9` included, resumes from its journal: what is in it is not run
-again, and the final results file equals that of an uninterrupted run.
+again, and the final results file equals that of an uninterrupted run. One process writes a journal
+at a time (an exclusive `flock`, released by the kernel on any exit), so two runs given the same
+`--output` cannot interleave their lines.
+
+Lines, in order: one `header` (what the run is: suite, model, settings, start time); an `opened`
+line each time a process takes the journal (its pid, for whoever finds it locked); a `task` line
+pinning each task's fingerprints (data content included) before its first sample; then
+`request_id` lines (samples) and `point` lines (performance sweep points).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from llmbench.errors import ResultsFileError, UserInputError
-from llmbench.results import SampleRecord
+from llmbench.results import PerfPoint, SampleRecord
+
+PINNED = ("suite_hash", "model", "settings")  # header keys a resume must match
+
+
+class JournalLockedError(UserInputError):
+    """Another live process holds the journal."""
+
+
+@dataclass
+class JournalState:
+    """What a journal holds: its header, finished samples and points, and the pinned task fingerprints."""
+
+    header: dict[str, Any] | None = None
+    samples: dict[str, SampleRecord] = field(default_factory=dict)
+    points: dict[str, PerfPoint] = field(default_factory=dict)
+    tasks: dict[str, dict[str, str]] = field(default_factory=dict)
+    holder_pid: int | None = None
+    last_at: str | None = None  # when the last sample or point was written
+    keep_bytes: int | None = None  # where a line torn by a kill starts; None when the file ends cleanly
+
+    @property
+    def finished(self) -> int:
+        return len(self.samples) + len(self.points)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def read_journal(path: Path) -> JournalState:
+    """Parse a journal without taking it; a line cut off at the end by a kill is left out."""
+    state = JournalState()
+    data = path.read_bytes()
+    offset = 0
+    lines = data.split(b"\n")
+    for lineno, raw in enumerate(lines, 1):
+        start, offset = offset, offset + len(raw) + 1
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if all(not rest.strip() for rest in lines[lineno:]):
+                state.keep_bytes = start  # a line cut off by a kill: that sample runs again
+                break
+            raise UserInputError(
+                f"{path}:{lineno}: corrupt journal line",
+                hint="it was written by two runs at once or edited; start over with --fresh",
+            ) from None
+        _absorb(state, entry, path, lineno)
+    return state
+
+
+def _absorb(state: JournalState, entry: Any, path: Path, lineno: int) -> None:
+    if not isinstance(entry, dict):
+        raise UserInputError(f"{path}:{lineno}: corrupt journal line (not an object)")
+    if "header" in entry:
+        state.header = entry["header"]
+    elif "opened" in entry:
+        state.holder_pid = entry["opened"].get("pid")
+    elif "task" in entry:
+        state.tasks[entry["task"]] = entry["fingerprint"]
+    elif "request_id" in entry:
+        state.samples[entry["request_id"]] = SampleRecord.model_validate(entry["sample"])
+        state.last_at = entry.get("at", state.last_at)
+    elif "point" in entry:
+        state.points[entry["point"]] = PerfPoint.model_validate(entry["perf"])
+        state.last_at = entry.get("at", state.last_at)
+
+
+def is_held(path: Path) -> bool:
+    """Whether a live process is writing the journal at `path` right now."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 class Journal:
-    """One JSON line per finished sample, after a header line that pins what the run is."""
+    """The journal of one run, held exclusively from `open` to `close` (or the process's end)."""
 
     def __init__(self, path: Path, header: dict[str, Any]) -> None:
         self.path = path
@@ -30,65 +123,94 @@ class Journal:
     def path_for(results_path: Path) -> Path:
         return results_path.with_name(results_path.name.removesuffix(".json") + ".journal.jsonl")
 
-    def open(self, *, resume: bool, explicit: bool = True) -> dict[str, SampleRecord]:
-        """Start a fresh journal, or (resume) read back the finished samples keyed by request id.
+    @staticmethod
+    def results_path_for(journal_path: Path) -> Path:
+        return journal_path.with_name(journal_path.name.removesuffix(".journal.jsonl") + ".json")
+
+    def open(self, *, resume: bool, explicit: bool = True) -> JournalState:
+        """Take the journal; start it afresh, or (resume) read back what is finished.
 
         `explicit` says the user asked for the resume (--resume) rather than llmbench finding an
         unfinished run under the same name; it only changes what a mismatch error suggests.
+        A journal without a header holds nothing and is started afresh either way.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        done: dict[str, SampleRecord] = {}
-        if resume and self.path.exists():
-            done = self._read(explicit)
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
-        else:
-            self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
-            self._write({"header": self.header})
-        return done
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise self._locked() from None
+        self._fh = os.fdopen(fd, "r+", encoding="utf-8")
+        state = JournalState()
+        try:
+            if resume:
+                state = read_journal(self.path)
+                if state.header is None and state.finished:
+                    raise UserInputError(
+                        f"{self.path}: journal has samples but no header line",
+                        hint="start over with --fresh",
+                    )
+            if state.header is None:
+                self._fh.truncate(0)
+                self._write({"header": self.header})
+                state = JournalState(header=self.header)
+            else:
+                self._check_header(state.header, explicit)
+                if state.keep_bytes is not None:
+                    self._fh.truncate(state.keep_bytes)
+                self._fh.seek(0, os.SEEK_END)
+            self._write({"opened": {"pid": os.getpid(), "at": now()}})
+        except BaseException:
+            self.close()
+            raise
+        return state
 
-    def _read(self, explicit: bool) -> dict[str, SampleRecord]:
-        done: dict[str, SampleRecord] = {}
-        with open(self.path, encoding="utf-8") as fh:
-            lines = fh.read().split("\n")
-        for lineno, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                if lineno == len(lines) or all(not rest.strip() for rest in lines[lineno:]):
-                    self._truncate_partial_tail()  # a line cut off by a kill: that sample runs again
-                    break
-                raise UserInputError(f"{self.path}:{lineno}: corrupt journal line") from None
-            if "header" in entry:
-                self._check_header(entry["header"], explicit)
-                continue
-            record = SampleRecord.model_validate(entry["sample"])
-            done[entry["request_id"]] = record
-        return done
-
-    def _truncate_partial_tail(self) -> None:
-        data = self.path.read_bytes()
-        keep = data.rfind(b"\n") + 1
-        with open(self.path, "r+b") as fh:
-            fh.truncate(keep)
+    def _locked(self) -> JournalLockedError:
+        pid = None
+        with contextlib.suppress(OSError, UserInputError):
+            pid = read_journal(self.path).holder_pid
+        who = f"llmbench process {pid}" if pid else "another llmbench process"
+        return JournalLockedError(
+            f"{self.path}: {who} is writing this run right now",
+            hint="wait for it to finish, or give this run another --output",
+        )
 
     def _check_header(self, old: dict[str, Any], explicit: bool) -> None:
-        for key in ("suite_hash", "model", "settings"):
+        for key in PINNED:
             if old.get(key) != self.header.get(key):
                 what = key.replace("_", " ")
+                detail = _difference(old.get(key), self.header.get(key))
                 if explicit:
                     raise UserInputError(
-                        f"{self.path}: cannot resume: the run's {what} changed since it started",
-                        hint="resume with the same suite, model and flags, or start over with --fresh",
+                        f"{self.path}: cannot resume: the run's {what} changed since it started{detail}",
+                        hint="resume with `llmbench run --resume --output PATH` alone, or start over with --fresh",
                     )
                 raise UserInputError(
-                    f"{self.path}: an unfinished run of this name exists, started with another {what}",
+                    f"{self.path}: an unfinished run of this name exists, started with another {what}{detail}",
                     hint="continue it with the same suite, model and flags, or start over with --fresh",
                 )
 
+    def pin_task(self, name: str, fingerprint: dict[str, str], pinned: dict[str, dict[str, str]]) -> None:
+        """Record a task's fingerprints before its first sample, or refuse a resume whose inputs changed."""
+        old = pinned.get(name)
+        if old is None:
+            self._write({"task": name, "fingerprint": fingerprint})
+            pinned[name] = fingerprint
+            return
+        changed = sorted(k for k in old.keys() | fingerprint.keys() if old.get(k) != fingerprint.get(k))
+        if changed:
+            raise UserInputError(
+                f"{self.path}: cannot resume: task '{name}' {', '.join(changed)} changed since the run started"
+                " (its results would mix old and new samples)",
+                hint="restore what changed, or start over with --fresh",
+            )
+
     def append(self, request_id: str, record: SampleRecord) -> None:
-        self._write({"request_id": request_id, "sample": record.model_dump(mode="json")})
+        self._write({"request_id": request_id, "at": now(), "sample": record.model_dump(mode="json")})
+
+    def append_point(self, key: str, point: PerfPoint) -> None:
+        self._write({"point": key, "at": now(), "perf": point.model_dump(mode="json")})
 
     def _write(self, entry: dict[str, Any]) -> None:
         try:
@@ -106,12 +228,23 @@ class Journal:
 
     def close(self) -> None:
         if self._fh is not None:
-            fh, self._fh = self._fh, None
+            fh, self._fh = self._fh, None  # closing the descriptor releases the lock
             if self._broken:  # its buffer cannot be written either: the error was already told
                 with contextlib.suppress(OSError):
                     fh.close()
             else:
                 fh.close()
+
+
+def _difference(old: Any, new: Any) -> str:
+    """`: limit 12 -> 5` for settings that differ; empty where the values are not flat mappings."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return ""
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    flat = [k for k in keys if not isinstance(old.get(k), dict) and not isinstance(new.get(k), dict)]
+    if not flat:
+        return f" ({', '.join(keys)})" if keys else ""
+    return ": " + ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in flat)
 
 
 def read_journal_samples(path: Path) -> dict[str, SampleRecord]:

@@ -3,60 +3,150 @@
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmbench.errors import UserInputError
+from llmbench.run.journal import Journal, is_held
+
+if TYPE_CHECKING:
+    from llmbench.config import ModelConfig
 
 
 @dataclass
 class RunOptions:
     limit: int | None = None
     tasks: Sequence[str] = ()
-    seed: int = 0
+    seed: int | None = None  # None: 0 for a new run, the journal's for a resumed one
     output: Path | None = None
     results_dir: Path = Path("results")
     resume: bool = False
-    fresh: bool = False  # discard an unfinished run's journal instead of resuming it
+    fresh: bool = False  # discard an unfinished run's journal (or a finished run's results) and start over
     run_id: str | None = None
     command: list[str] = field(default_factory=list)
     telemetry_hz: float = 20.0
     warmup: bool = True  # one untimed request before the first quality task
+    max_new_tokens: int | None = None  # caps every task's generation length (quick runs)
     shard: tuple[int, int] | None = None  # (i, n): only the samples whose stable id hash is i mod n
     merge_journals: Sequence[Path] = ()  # journals of this run's shards: their samples count as done
     annotations: dict[str, Any] = field(default_factory=dict)  # added to the results' summary (placement)
+
+    @property
+    def named(self) -> bool:
+        return self.output is not None or self.run_id is not None
+
+    def settings(self, backend: str) -> dict[str, Any]:
+        """What the results file and the journal record as the run's settings (a resume must match them)."""
+        settings: dict[str, Any] = {
+            "limit": self.limit,
+            "tasks": list(self.tasks),
+            "seed": self.seed or 0,
+            "backend": backend,
+        }
+        if self.max_new_tokens is not None:  # only when given: runs without it keep their settings
+            settings["max_new_tokens"] = self.max_new_tokens
+        if self.shard is not None:
+            settings["shard"] = list(self.shard)
+        return settings
+
+    def filled_from(self, settings: dict[str, Any]) -> RunOptions:
+        """These options with every setting left unset taken from a journal's: a resume needs no flags."""
+        return replace(
+            self,
+            limit=self.limit if self.limit is not None else settings.get("limit"),
+            tasks=self.tasks or settings.get("tasks") or (),
+            seed=self.seed if self.seed is not None else settings.get("seed", 0),
+            max_new_tokens=self.max_new_tokens
+            if self.max_new_tokens is not None
+            else settings.get("max_new_tokens"),
+        )
+
+
+def check_options(opts: RunOptions) -> None:
+    if opts.fresh and opts.resume:
+        raise UserInputError("--fresh and --resume contradict each other: choose one")
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "-", text).strip("-") or "run"
 
 
+def named_path(opts: RunOptions) -> Path | None:
+    """The results path that `--output` or `--run-id` names; None for an unnamed run."""
+    if opts.output is not None:
+        return opts.output if opts.output.suffix == ".json" else opts.output.with_suffix(".json")
+    if opts.run_id:
+        return opts.results_dir / f"{_slug(opts.run_id)}.json"
+    return None
+
+
+def resume_command(path: Path) -> str:
+    """The command that continues the run whose results go to `path`: the journal knows the rest."""
+    return f"llmbench run --resume --output {shlex.quote(str(path))}"
+
+
+def unfinished_runs(suite: str, model: str, results_dir: Path) -> list[Path]:
+    """Journals of this suite and model with no results file and no live writer, oldest first."""
+    prefix = f"{_slug(suite)}-{_slug(model)}-"
+    journals = sorted(results_dir.glob(f"{prefix}*.journal.jsonl"), key=lambda p: p.stat().st_mtime)
+    return [j for j in journals if not Journal.results_path_for(j).exists() and not is_held(j)]
+
+
 def resolve_paths(suite: str, model: str, opts: RunOptions) -> tuple[Path, str]:
     """Results path and run id: `--output`, else `--run-id`, else `<suite>-<model>-<UTC time>`.
 
     With `--resume` and neither, the newest unfinished run of this suite and model is picked up.
+    An unnamed run refuses to start beside an unfinished one (it would be left behind unnoticed);
+    `--fresh` discards those and starts anew.
     """
-    if opts.output is not None:
-        path = opts.output if opts.output.suffix == ".json" else opts.output.with_suffix(".json")
+    path = named_path(opts)
+    if path is not None:
         return path, path.stem
-    if opts.run_id:
-        return opts.results_dir / f"{_slug(opts.run_id)}.json", _slug(opts.run_id)
-    prefix = f"{_slug(suite)}-{_slug(model)}-"
+    unfinished = unfinished_runs(suite, model, opts.results_dir)
     if opts.resume:
-        journals = sorted(opts.results_dir.glob(f"{prefix}*.journal.jsonl"), key=lambda p: p.stat().st_mtime)
-        unfinished = [
-            j for j in journals if not j.with_name(j.name.removesuffix(".journal.jsonl") + ".json").exists()
-        ]
         if not unfinished:
             raise UserInputError(
                 f"--resume: no unfinished run of {suite} on {model} in {opts.results_dir}",
                 hint="name it with --run-id or --output",
             )
-        run_id = unfinished[-1].name.removesuffix(".journal.jsonl")
-        return opts.results_dir / f"{run_id}.json", run_id
+        path = Journal.results_path_for(unfinished[-1])
+        return path, path.stem
+    if unfinished and not opts.fresh:
+        newest = Journal.results_path_for(unfinished[-1])
+        more = f" (and {len(unfinished) - 1} older)" if len(unfinished) > 1 else ""
+        raise UserInputError(
+            f"an unfinished run of {suite} on {model} exists: {newest}{more}",
+            hint=f"continue it with `{resume_command(newest)}`, or discard it and start over with --fresh",
+        )
+    for journal in unfinished:  # --fresh: the user chose to discard them
+        journal.unlink(missing_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_id = prefix + stamp
+    run_id = f"{_slug(suite)}-{_slug(model)}-{stamp}"
     return opts.results_dir / f"{run_id}.json", run_id
+
+
+def resume_target(opts: RunOptions) -> tuple[Path, ModelConfig]:
+    """The suite file and model config a named run was started with, read from its journal header."""
+    from llmbench.config import ModelConfig
+    from llmbench.run.journal import read_journal
+
+    path = named_path(opts)
+    if path is None:
+        raise UserInputError(
+            "--resume without SUITE and --model needs the run's --output (or --run-id)",
+            hint="the interrupted run printed the command that continues it",
+        )
+    journal = Journal.path_for(path)
+    if not journal.exists():
+        raise UserInputError(f"--resume: no unfinished run at {path} (no journal {journal.name})")
+    header = read_journal(journal).header or {}
+    if "suite_path" not in header or "model" not in header:
+        raise UserInputError(
+            f"{journal}: the journal does not say which suite and model it ran",
+            hint="give SUITE and --model as the run was started, or start over with --fresh",
+        )
+    return Path(header["suite_path"]), ModelConfig.model_validate(header["model"])

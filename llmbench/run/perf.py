@@ -145,6 +145,10 @@ class _PromptFactory:
         self.vocab_size = vocab_size
         self.next_index = 0
 
+    def skip(self, n: int) -> None:
+        """Advance past the prompts of a point that is not run again (resumed), keeping later ones the same."""
+        self.next_index += n
+
     def requests(self, n: int, n_in: int, n_out: int, tag: str) -> list[GenerationRequest]:
         params = GenerationParams(max_new_tokens=n_out, ignore_eos=True, temperature=0.0)
         out = []
@@ -171,13 +175,17 @@ def run_sweep(
     needs_text: bool,
     weights_bytes: int | None,
     peak_bandwidth_bytes_s: float | None,
-    on_point: Callable[[PerfPoint], None] | None = None,
+    on_point: Callable[[int, PerfPoint], None] | None = None,
     vocab_size: int | None = None,
+    done: dict[int, PerfPoint] | None = None,
 ) -> list[PerfPoint]:
     """Run every point of `sweep` on a loaded backend; a point that fails is recorded and the sweep goes on.
 
     Without a tokenizer (a dummy-weight architecture) prompts are random ids below `vocab_size`.
+    Points in `done` (by their number, from a resumed run's journal) are taken as they are; the
+    prompts of the points after them are the same as in an uninterrupted sweep.
     """
+    done = done or {}
     if tokenizer is None and (not vocab_size or needs_text or sweep.prompt_kind != "random"):
         raise ConfigError(
             "a perf sweep needs the model's tokenizer to build prompts of exact token lengths",
@@ -193,6 +201,11 @@ def run_sweep(
         if reason is None and shape in seen:  # two lengths cut to the same limit: one point
             continue
         seen.add(shape)
+        if point_no in done:
+            if reason is None:
+                prompts.skip(sweep.warmup_requests + sweep.requests_per_point * sweep.repeats)
+            results.append(done[point_no])
+            continue
         if reason is not None:
             point = _empty_point(spec, n_in, 0, reason)
         else:
@@ -201,7 +214,7 @@ def run_sweep(
         log.info("perf point %s: %s", spec, point.error or f"{point.output_tokens_per_s} tok/s")
         results.append(point)
         if on_point is not None:
-            on_point(point)
+            on_point(point_no, point)
     return results
 
 

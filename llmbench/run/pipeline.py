@@ -9,16 +9,24 @@ from pathlib import Path
 from typing import Any
 
 from llmbench import interrupts
+from llmbench.backends.availability import check_model_available
 from llmbench.backends.base import Backend, BackendInfo
-from llmbench.config import ModelConfig, Suite
+from llmbench.config import ModelConfig, Suite, TaskSpec
 from llmbench.data.base import DataContext
 from llmbench.errors import LLMBenchError, RunFailedError, UserInputError
-from llmbench.results import PerfPoint, RunResult, SampleRecord, TaskResult, write_results
+from llmbench.results import (
+    PerfPoint,
+    RunResult,
+    SampleRecord,
+    TaskResult,
+    remove_partial_writes,
+    write_results,
+)
 from llmbench.run.aggregate import task_result
 from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_hash
-from llmbench.run.journal import Journal, read_journal_samples
-from llmbench.run.options import RunOptions, resolve_paths
-from llmbench.run.prepare import PreparedTask, prepare_task
+from llmbench.run.journal import Journal, JournalState, now, read_journal, read_journal_samples
+from llmbench.run.options import RunOptions, check_options, resolve_paths, resume_command
+from llmbench.run.prepare import PreparedTask, check_suite, prepare_task
 from llmbench.run.progress import Progress
 from llmbench.run.scoring import is_failure, make_record, score_chunk
 from llmbench.run.session import BackendSession
@@ -49,39 +57,39 @@ def run_suite(
     run loads it and releases it when done.
     """
     progress = progress or Progress()
-    specs = [t for t in suite.config.tasks if not opts.tasks or t.name in opts.tasks]
-    unknown = set(opts.tasks) - {t.name for t in suite.config.tasks}
-    if unknown:
-        raise UserInputError(
-            f"{suite.path}: no task named {', '.join(sorted(unknown))}",
-            hint=f"tasks: {', '.join(t.name for t in suite.config.tasks)}",
-        )
+    check_options(opts)
     path, run_id = resolve_paths(suite.name, model.name, opts)
-    settings: dict[str, Any] = {
-        "limit": opts.limit,
-        "tasks": list(opts.tasks),
-        "seed": opts.seed,
-        "backend": model.backend,
-    }
-    if opts.shard is not None:
-        settings["shard"] = list(opts.shard)
+    resume = _resumes(opts, path, Journal.path_for(path))
+    if resume:
+        opts = opts.filled_from(_journal_settings(Journal.path_for(path)))
+    specs = _selected_tasks(suite, opts)
+    check_suite(suite, specs)
+    if session is None or not session.loaded:
+        check_model_available(model)  # fails in seconds, before anything is written
+    settings = opts.settings(model.backend)
     journal = Journal(
         Journal.path_for(path),
         {
             "run_id": run_id,
             "suite_hash": suite.content_hash,
+            "suite_path": str(suite.path.resolve()),
             "model": model.model_dump(mode="json"),
             "settings": settings,
+            "started_at": now(),
         },
     )
-    done = journal.open(resume=_resumes(opts, path, journal), explicit=opts.resume)
+    state = journal.open(resume=resume, explicit=opts.resume)
+    remove_partial_writes(path)  # a final write that a kill cut short; this run holds the name now
+    if state.finished:
+        progress.message(
+            f"resuming {run_id}: {_finished_text(state.finished, len(state.points))} from {journal.path}"
+        )
+    done = state.samples
     for other in opts.merge_journals:  # shards of this run: what they finished counts as done here
         for rid, record in read_journal_samples(other).items():
             if rid not in done:
                 journal.append(rid, record)
                 done[rid] = record
-    if done:
-        progress.message(f"resuming {run_id}: {len(done)} finished samples from {journal.path}")
     from llmbench.environment import capture_environment
     from llmbench.telemetry.memory import reset_torch_peaks, torch_peaks, with_torch_peaks
 
@@ -98,7 +106,10 @@ def run_suite(
         environment = capture_environment(suite.directory)  # after the load: torch and CUDA are in by now
         tokenizer = _tokenizer_for(backend, model, model_path)
         ctx = DataContext(
-            suite_dir=suite.directory, seed=opts.seed, tokenizer=tokenizer, max_model_len=model.max_model_len
+            suite_dir=suite.directory,
+            seed=opts.seed or 0,
+            tokenizer=tokenizer,
+            max_model_len=model.max_model_len,
         )
         records: list[SampleRecord] = []
         tasks: list[TaskResult] = []
@@ -113,13 +124,15 @@ def run_suite(
                 model,
                 ctx,
                 limit=opts.limit,
-                seed=opts.seed,
+                seed=opts.seed or 0,
                 chat_template_hash=info.chat_template_hash,
+                max_new_tokens=opts.max_new_tokens,
             )
             if opts.shard is not None:
                 task = shard_task(task, *opts.shard)
+            journal.pin_task(spec.name, task.fingerprint, state.tasks)
             if spec.perf is not None:
-                sweep += _run_perf(task, backend, info, sampler, ctx, model, opts, progress)
+                sweep += _run_perf(task, backend, info, sampler, ctx, model, opts, progress, journal, state)
                 continue
             if not warm:
                 warm = _warm_up(backend, task)
@@ -134,10 +147,19 @@ def run_suite(
         telemetry = with_torch_peaks(sampler.stop(), torch_peaks())
     except KeyboardInterrupt:
         sampler.stop()
+        saved = read_journal(journal.path)
+        if not saved.finished:
+            journal.close()
+            journal.path.unlink(missing_ok=True)
+            raise RunInterrupted("interrupted before any sample finished: nothing was saved") from None
         raise RunInterrupted(
-            f"interrupted: {len(journal_records(journal))} finished samples are saved in {journal.path}",
-            hint=f"resume with: llmbench run {suite.path} --model {model.name} --output {path} --resume",
+            f"interrupted: {_finished_text(saved.finished, len(saved.points))} saved in {journal.path}",
+            hint=f"resume with: {resume_command(path)}",
         ) from None
+    except BaseException:
+        if not session.loaded:
+            _discard_if_empty(journal)  # the model never loaded: leave no trace of a run that never ran
+        raise
     finally:
         journal.close()
         if owned:
@@ -164,6 +186,13 @@ def run_suite(
     if session.first_run != run_id:  # the load was paid for (and measured) by an earlier run
         result.summary["load_shared_with"] = session.first_run
     result.summary.update(opts.annotations)
+    _keep_original_times(
+        result, state, rebuilt=resume and not generated.wall_s and not _new_points(sweep, state)
+    )
+    if result.summary.get("rebuilt_from_journal"):
+        progress.message(
+            f"every sample of {run_id} was already finished: results rebuilt from {journal.path}"
+        )
     write_results(result, path)
     failed = [r for r in records if is_failure(r)]
     if records and len(failed) == len(records):
@@ -172,14 +201,71 @@ def run_suite(
     return result, path
 
 
-def _resumes(opts: RunOptions, path: Path, journal: Journal) -> bool:
-    """Resume when asked, or when a named run (--output/--run-id) left a journal and no results file."""
-    if opts.fresh and opts.resume:
-        raise UserInputError("--fresh and --resume contradict each other: choose one")
+def _resumes(opts: RunOptions, path: Path, journal: Path) -> bool:
+    """Resume when asked, or when a named run (--output/--run-id) left a journal and no results file.
+
+    A named run whose results file exists is finished: it is not run again unless `--fresh` says so.
+    """
     if opts.fresh:
         return False
-    named = opts.output is not None or opts.run_id is not None
-    return opts.resume or (named and journal.path.exists() and not path.exists())
+    if path.exists() and (opts.resume or opts.named):
+        raise UserInputError(
+            f"{path}: this run is finished (its results file exists)",
+            hint="run it again from the start with --fresh, or give another --output",
+        )
+    if opts.resume and not journal.exists() and opts.named:
+        raise UserInputError(f"--resume: no unfinished run at {path} (no journal {journal.name})")
+    return opts.resume or (opts.named and journal.exists())
+
+
+def _journal_settings(journal: Path) -> dict[str, Any]:
+    try:
+        header = read_journal(journal).header
+    except FileNotFoundError:
+        return {}
+    return dict((header or {}).get("settings") or {})
+
+
+def _selected_tasks(suite: Suite, opts: RunOptions) -> list[TaskSpec]:
+    unknown = set(opts.tasks) - {t.name for t in suite.config.tasks}
+    if unknown:
+        raise UserInputError(
+            f"{suite.path}: no task named {', '.join(sorted(unknown))}",
+            hint=f"tasks: {', '.join(t.name for t in suite.config.tasks)}",
+        )
+    return [t for t in suite.config.tasks if not opts.tasks or t.name in opts.tasks]
+
+
+def _finished_text(finished: int, points: int) -> str:
+    samples = finished - points
+    parts = [f"{samples} finished sample{'s' * (samples != 1)}"] if samples or not points else []
+    if points:
+        parts.append(f"{points} sweep point{'s' * (points != 1)}")
+    return " and ".join(parts)
+
+
+def _discard_if_empty(journal: Journal) -> None:
+    """Remove a journal that holds nothing finished (the run failed before its first sample)."""
+    try:
+        if not read_journal(journal.path).finished:
+            journal.path.unlink(missing_ok=True)
+    except (OSError, LLMBenchError):
+        pass
+
+
+def _new_points(sweep: list[PerfPoint], state: JournalState) -> bool:
+    return len(sweep) > len(state.points)
+
+
+def _keep_original_times(result: RunResult, state: JournalState, *, rebuilt: bool) -> None:
+    """A resumed run keeps the time it started; one rebuilt with nothing left to run, its finish time too."""
+    header = state.header or {}
+    if header.get("started_at"):
+        result.created_at = header["started_at"]
+    if rebuilt and state.finished:
+        result.summary["rebuilt_from_journal"] = True
+        if state.last_at:
+            result.summary["finished_at"] = state.last_at
 
 
 def _warm_up(backend: Backend, task: PreparedTask) -> bool:
@@ -206,14 +292,6 @@ def _judge(result: RunResult, spec: Any, progress: Progress) -> None:
     result.summary["combined"] = combined_score(result.suite_score, list(outcome.ratings.values()), spec)
     result.summary["judge"] = outcome.judge
     result.fingerprint["judge"] = outcome.judge["prompt_hash"]
-
-
-def journal_records(journal: Journal) -> list[str]:
-    try:
-        with open(journal.path, encoding="utf-8") as fh:
-            return [line for line in fh if line.startswith('{"request_id"')]
-    except OSError:
-        return []
 
 
 def _tokenizer_for(backend: Backend, model: ModelConfig, model_path: str) -> Any:
@@ -280,29 +358,51 @@ def _run_perf(
     model: ModelConfig,
     opts: RunOptions,
     progress: Progress,
+    journal: Journal,
+    state: JournalState,
 ) -> list[PerfPoint]:
+    """Run the sweep; each finished point is journaled, and points a resumed run finished are not run again."""
     from llmbench.run.perf import run_sweep
 
     assert task.spec.perf is not None
+    sweep = task.spec.perf
+    if opts.limit is not None:  # --limit caps the requests of each point, as it caps a task's samples
+        sweep = sweep.model_copy(update={"requests_per_point": min(sweep.requests_per_point, opts.limit)})
+    prefix = f"{task.spec.name}/"
+    done = {int(k.removeprefix(prefix)): p for k, p in state.points.items() if k.startswith(prefix)}
+
+    def finished(point_no: int, point: PerfPoint) -> None:
+        journal.append_point(f"{prefix}{point_no}", point)
+        progress.message(
+            f"  in={point.input_tokens} out={point.output_tokens} c={point.concurrency or '-'}: "
+            + (
+                f"error {point.error}"
+                if point.error
+                else f"ttft p50 {point.ttft_ms.p50:.1f} ms"
+                if point.ttft_ms
+                else "done"
+            )
+        )
+
     if ctx.tokenizer is None and model.load_format != "dummy":
         raise UserInputError(f"task '{task.spec.name}': the performance sweep needs the model's tokenizer")
     vocab_size = info.extra.get("vocab_size") if ctx.tokenizer is None else None
-    progress.message(f"performance sweep '{task.spec.name}'")
+    progress.message(
+        f"performance sweep '{task.spec.name}'" + (f" ({len(done)} points already done)" if done else "")
+    )
     return run_sweep(
         backend,
-        task.spec.perf,
+        sweep,
         sampler=sampler,
         tokenizer=ctx.tokenizer,
         max_model_len=model.max_model_len or _max_len(ctx.tokenizer),
-        seed=opts.seed,
+        seed=opts.seed or 0,
         needs_text=backend.name == "openai" and model.api.endpoint == "chat",
         weights_bytes=info.weights_bytes,
         peak_bandwidth_bytes_s=_peak_bandwidth(info, model),
         vocab_size=vocab_size,
-        on_point=lambda p: progress.message(
-            f"  in={p.input_tokens} out={p.output_tokens} c={p.concurrency or '-'}: "
-            + (f"error {p.error}" if p.error else f"ttft p50 {p.ttft_ms.p50:.1f} ms" if p.ttft_ms else "done")
-        ),
+        on_point=finished,
+        done=done,
     )
 
 

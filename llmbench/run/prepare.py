@@ -33,6 +33,36 @@ class PreparedTask:
     _by_id: dict[str, GenerationRequest] = field(default_factory=dict, repr=False)
 
 
+def check_suite(suite: Suite, specs: list[TaskSpec]) -> None:
+    """What can be checked before a model loads: every scorer is known, every local data file exists.
+
+    Each failure is one line naming the suite file and the line of the offending value.
+    """
+    from pathlib import Path
+
+    from llmbench.errors import DataError, UserInputError
+    from llmbench.yamlio import line_of
+
+    index = {t.name: i for i, t in enumerate(suite.config.tasks)}
+    for spec in specs:
+        i = index[spec.name]
+        if spec.scorer is not None:
+            try:
+                scorers.get(spec.scorer.name)
+            except UserInputError as exc:
+                line = line_of(suite.path, ("tasks", i, "scorer", "name"))
+                raise ConfigError(f"{suite.path}:{line}: task '{spec.name}': {exc}") from None
+        if spec.dataset is not None and spec.dataset.local is not None:
+            path = Path(spec.dataset.local)
+            path = path if path.is_absolute() else suite.directory / path
+            if not path.exists():
+                line = line_of(suite.path, ("tasks", i, "dataset", "local"))
+                raise DataError(
+                    f"{suite.path}:{line}: task '{spec.name}': {path}: data file not found",
+                    hint="paths in a suite are relative to the suite file",
+                )
+
+
 def make_scorer(spec: TaskSpec, suite: Suite) -> Scorer | None:
     if spec.scorer is None:
         return None
@@ -52,10 +82,13 @@ def prepare_task(
     limit: int | None,
     seed: int,
     chat_template_hash: str | None,
+    max_new_tokens: int | None = None,
 ) -> PreparedTask:
-    """Load the samples and build one request per (sample, sample index)."""
+    """Load the samples and build one request per (sample, sample index); `max_new_tokens` overrides every config's."""
     scorer = make_scorer(spec, suite)
     generation = spec.generation.merged(suite.config.generation, model.generation)
+    if max_new_tokens is not None:
+        generation = generation.model_copy(update={"max_new_tokens": max_new_tokens})
     task_ctx = replace(ctx, prompt=spec.prompt)  # generators that size prompts measure this one
     samples = load_samples(spec.dataset, task_ctx) if spec.dataset is not None and spec.perf is None else []
     if limit is not None:

@@ -222,7 +222,7 @@ def test_a_run_where_every_answer_failed_to_arrive_fails(tmp_path: Path) -> None
     out = tmp_path / "r.json"
     with FaultyServer("empty") as server:
         proc = subprocess.run(
-            [sys.executable, "-m", "llmbench", "run", str(suite), "-m", "acme/faulty", "--base-url", server.base_url,
+            [sys.executable, "-m", "llmbench", "run", str(suite), "-m", "faulty", "--base-url", server.base_url,
              "-o", str(out), "-q", "--first-byte-timeout", "5"],
             cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
         )  # fmt: skip
