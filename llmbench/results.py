@@ -53,6 +53,8 @@ class Distribution(_Model):
     n: int
     stderr: float | None = None
     ci: dict[str, tuple[float, float]] = Field(default_factory=dict)  # 95% bootstrap intervals, e.g. "p50"
+    ci_method: str | None = None  # "cluster-bootstrap": whole requests resampled (their values correlate)
+    n_clusters: int | None = None  # the independent units (requests) behind `n` clustered values
 
 
 class SampleRecord(_Model):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from llmbench.results import MetricValue, Performance, SampleRecord, TaskResult
 from llmbench.run.scoring import is_failure
 from llmbench.scoring.base import STATUSES, Score, ScoredOutput, Scorer
+from llmbench.scoring.clustered import clustered_distribution
 from llmbench.scoring.stats import distribution, summarize
 
 
@@ -123,11 +124,15 @@ def _se(m: MetricValue) -> float | None:
 
 
 def performance(
-    records: Sequence[SampleRecord], itl_ms: Sequence[float], wall_s: float, output_tokens: int
+    records: Sequence[SampleRecord],
+    itl_ms: Sequence[Sequence[float]],
+    wall_s: float,
+    output_tokens: int,
 ) -> Performance:
     """Latency distributions over every generated sample; aggregate throughput = `output_tokens` / `wall_s`.
 
-    The caller passes the tokens generated within `wall_s` (a resumed run's earlier samples have
+    `itl_ms` holds each request's token gaps; the interval resamples requests, since one request's gaps
+    are correlated. The caller passes the tokens generated within `wall_s` (a resumed run's earlier samples have
     latencies but were not generated in this session's wall time).
     """
     timed = [r for r in records if r.error is None and r.latency_ms is not None]
@@ -137,7 +142,7 @@ def performance(
     return Performance(
         ttft_ms=distribution([r.ttft_ms for r in timed if r.ttft_ms is not None]),
         tpot_ms=distribution([r.tpot_ms for r in timed if r.tpot_ms is not None]),
-        itl_ms=distribution(itl_ms),
+        itl_ms=clustered_distribution(itl_ms),
         e2e_latency_ms=distribution([r.latency_ms for r in timed if r.latency_ms is not None]),
         output_tokens_per_s=output_tokens / wall_s if wall_s > 0 and output_tokens else None,
         per_request_output_tokens_per_s=distribution(per_request),

@@ -28,13 +28,13 @@ class Generated:
     wall_s: float = 0.0
     energy_j: float | None = None
     output_tokens: int = 0
-    itl_ms: list[float] = field(default_factory=list)
+    itl_ms: list[list[float]] = field(default_factory=list)  # per request: its gaps are not independent
     metered: bool = True  # every window had an energy figure
 
     def add(self, completion: Completion) -> None:
         if completion.error is None:
             self.output_tokens += completion.output_tokens or 0
-            self.itl_ms += completion.itl_ms
+            self.itl_ms.append(completion.itl_ms)
 
     def add_window(self, wall_s: float, energy_j: float | None) -> None:
         self.wall_s += wall_s

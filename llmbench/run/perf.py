@@ -33,6 +33,7 @@ from llmbench.config import PerfSweep
 from llmbench.data.perfprompts import make_prompt_ids, make_prompt_text
 from llmbench.errors import ConfigError
 from llmbench.results import PerfPoint
+from llmbench.scoring.clustered import clustered_distribution
 from llmbench.scoring.stats import distribution
 from llmbench.telemetry.gpus import load_pynvml, visible_targets
 from llmbench.telemetry.nvml import NvmlSampler, TelemetryWindow
@@ -303,7 +304,7 @@ def summarise_point(
         n_requests=n_requests,
         ttft_ms=distribution([c.ttft_ms for c in ok if c.ttft_ms is not None]),
         tpot_ms=distribution(tpots),
-        itl_ms=distribution([gap for c in ok for gap in c.itl_ms]),
+        itl_ms=clustered_distribution([c.itl_ms for c in ok]),
         e2e_latency_ms=distribution([c.latency_ms for c in ok if c.latency_ms is not None]),
         output_tokens_per_s=_per_s(total_out, wall_s) if ok else None,
         per_request_output_tokens_per_s=distribution(per_request),
