@@ -79,6 +79,7 @@ class SampleRecord(_Model):
     latency_ms: float | None = None
     tpot_ms: float | None = None
     prompt_hash: str | None = None
+    output_hash: str | None = None  # hash of the generated token ids: parity compares tokens before text
     batch_size: int | None = None  # requests that shared the forward pass, where the backend knows
     error: str | None = None  # generation failed (a scorer's own failure is status "error", details.error)
     warnings: list[str] = Field(default_factory=list)  # e.g. a server's usage that disagreed with the stream

@@ -68,6 +68,7 @@ class Completion:
     latency_ms: float | None = None
     itl_ms: list[float] = field(default_factory=list)
     prompt_hash: str | None = None  # hash of the exact prompt token ids (or rendered text for APIs)
+    output_hash: str | None = None  # hash of the generated token ids, where the backend has them
     rendered_prompt: str | None = None
     error: str | None = None
     batch_size: int | None = None  # how many requests shared the forward pass, where known

@@ -1,8 +1,10 @@
 """Sample-by-sample comparison of runs: backend parity and determinism (flip rates).
 
 Two runs of the same suite are matched on (task, sample id, sample index). Matching prompt hashes
-show the two backends saw the same tokens; verdicts that flip show where they disagree; a paired
-test says whether the score difference is more than noise.
+show the two backends saw the same tokens; matching output hashes show they generated the same
+tokens (compared before the text, so a difference in how the text was written is told apart from a
+difference in what was generated); verdicts that flip show where they disagree; a paired test says
+whether the score difference is more than noise.
 """
 
 from __future__ import annotations
@@ -48,9 +50,12 @@ class ParityReport:
     prompt_hash_matches: int
     prompt_hash_compared: int
     output_matches: int
+    output_tokens_matches: int = 0
+    output_tokens_compared: int = 0  # pairs where both runs recorded their generated token ids
     flips: list[Flip] = field(default_factory=list)
     tasks: list[TaskParity] = field(default_factory=list)
     prompt_mismatches: list[Key] = field(default_factory=list)
+    text_only_differences: list[Key] = field(default_factory=list)  # same tokens, different text
 
     @property
     def prompts_match(self) -> bool:
@@ -79,6 +84,12 @@ def parity(a: RunResult, b: RunResult) -> ParityReport:
             else:
                 report.prompt_mismatches.append(key)
         report.output_matches += x.output == y.output
+        if x.output_hash and y.output_hash:
+            report.output_tokens_compared += 1
+            if x.output_hash == y.output_hash:
+                report.output_tokens_matches += 1
+                if x.output != y.output:
+                    report.text_only_differences.append(key)
         if (x.status == "correct") != (y.status == "correct"):
             report.flips.append(Flip(key[0], key[1], key[2], x.status, y.status))
         by_task.setdefault(key[0], []).append((x, y))
@@ -104,7 +115,7 @@ def parity(a: RunResult, b: RunResult) -> ParityReport:
 class FlipRate:
     runs: int
     n: int
-    output_flip_rate: float  # share of samples whose output text differs in some run
+    output_flip_rate: float  # share of samples whose output differs in some run (token ids where known)
     verdict_flip_rate: float  # share of samples whose correct/incorrect verdict differs in some run
     flipped: list[Key] = field(default_factory=list)
 
@@ -116,7 +127,9 @@ def flip_rate(runs: Sequence[RunResult]) -> FlipRate:
     out_flips = verdict_flips = 0
     flipped: list[Key] = []
     for key in common:
-        outputs = {m[key].output for m in maps}
+        records = [m[key] for m in maps]
+        by_tokens = all(r.output_hash for r in records)  # the same tokens are the same output
+        outputs = {r.output_hash if by_tokens else r.output for r in records}
         verdicts = {m[key].status == "correct" for m in maps}
         out_flips += len(outputs) > 1
         if len(verdicts) > 1:

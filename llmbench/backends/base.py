@@ -7,7 +7,7 @@ the token, end-to-end latency, inter-token latencies, and token counts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -80,6 +80,22 @@ def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+def decode_output(
+    tokenizer: Any, token_ids: Sequence[int], drop_ids: Collection[int], stop: Sequence[str]
+) -> tuple[str, bool]:
+    """The text of generated token ids, written the same way by every backend that has the ids.
+
+    The whole sequence is decoded at once, so bytes that form no character come out as U+FFFD where
+    the tokenizer writes them (an incremental detokenizer may instead drop the rest of the text);
+    end-of-sequence ids and special tokens are left out, and the text is cut at the first stop string.
+    Returns the text and whether a stop string cut it.
+    """
+    if tokenizer is None:
+        return "", False
+    kept = [t for t in token_ids if t not in drop_ids]
+    return apply_stop(str(tokenizer.decode(kept, skip_special_tokens=True)), stop)
+
+
 __all__ = [
     "Backend",
     "BackendInfo",
@@ -90,6 +106,7 @@ __all__ = [
     "Message",
     "apply_stop",
     "backends",
+    "decode_output",
     "stable_hash",
     "token_ids_hash",
 ]

@@ -115,6 +115,20 @@ def prompt_ids(tokenizer: Any, request: GenerationRequest) -> tuple[list[int], s
     return list(tokenizer(request.prompt, add_special_tokens=True)["input_ids"]), request.prompt
 
 
+def eos_token_ids(model_path: str, tokenizer: Any) -> set[int]:
+    """The ids that end a sequence: the tokenizer's EOS and the generation config's (as `generate` uses)."""
+    ids: set[int] = set()
+    if tokenizer is not None and tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    try:
+        from transformers import GenerationConfig
+
+        eos = GenerationConfig.from_pretrained(model_path).eos_token_id
+    except Exception:  # no generation_config.json: the tokenizer's EOS is all there is
+        return ids
+    return ids | set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+
+
 def weights_bytes(model_path: str) -> int | None:
     """Bytes of weight files (*.safetensors, *.bin, ...) in a local model directory; None for hub ids."""
     root = Path(model_path)

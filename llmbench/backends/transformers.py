@@ -13,7 +13,7 @@ from llmbench.backends.base import (
     Completion,
     GenerationParams,
     GenerationRequest,
-    apply_stop,
+    decode_output,
     token_ids_hash,
 )
 from llmbench.backends.common import first_line, free_device_memory, is_out_of_memory, prompt_ids
@@ -254,7 +254,7 @@ class TransformersBackend:
             kept, hit_eos = _generated_part(generated[row], stop_ids, req.params.ignore_eos)
             if not hit_eos and req.params.stop:
                 kept = self._cut_at_stop_string(kept, req.params.stop)
-            decoded, hit_stop = apply_stop(self._decode(kept, stop_ids), req.params.stop)
+            decoded, hit_stop = decode_output(self._tokenizer, kept, stop_ids, req.params.stop)
             n = len(kept)
             steps = clock.step_ns[:n]
             t0 = start_ns[row] if start_ns is not None else batch_start
@@ -269,6 +269,7 @@ class TransformersBackend:
                 latency_ms=(last - t0) / 1e6,
                 itl_ms=[(b - a) / 1e6 for a, b in pairwise(steps)],
                 prompt_hash=token_ids_hash(ids),
+                output_hash=token_ids_hash(kept),
                 rendered_prompt=text,
                 batch_size=len(items),
             )
@@ -340,11 +341,6 @@ class TransformersBackend:
         if self._tokenizer is not None and self._tokenizer.eos_token_id is not None:
             ids.add(self._tokenizer.eos_token_id)
         return ids
-
-    def _decode(self, tokens: list[int], stop_ids: set[int]) -> str:
-        if self._tokenizer is None:
-            return ""
-        return str(self._tokenizer.decode([t for t in tokens if t not in stop_ids], skip_special_tokens=True))
 
     def close(self) -> None:
         self._model = None

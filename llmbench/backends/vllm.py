@@ -23,7 +23,7 @@ from llmbench.backends.base import (
     FinishReason,
     GenerationParams,
     GenerationRequest,
-    apply_stop,
+    decode_output,
     token_ids_hash,
 )
 from llmbench.backends.common import (
@@ -31,6 +31,7 @@ from llmbench.backends.common import (
     BackgroundLoop,
     architecture_weights_bytes,
     chat_template_hash,
+    eos_token_ids,
     first_line,
     free_device_memory,
     load_tokenizer,
@@ -75,6 +76,7 @@ class VLLMBackend:
         self._tokenizer: Any = None
         self._ids = itertools.count()
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        self._eos: set[int] = set()
 
     @property
     def tokenizer(self) -> Any:
@@ -89,6 +91,7 @@ class VLLMBackend:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         start = time.perf_counter()
         self._tokenizer = self._load_tokenizer()
+        self._eos = eos_token_ids(self.model_path, self._tokenizer)
         args = self._engine_args(on_cpu)
         self._loop = BackgroundLoop("llmbench-vllm")
         try:
@@ -276,7 +279,7 @@ class VLLMBackend:
         """Submit one request and time each token as the engine yields it."""
         sampling = self._sampling_params(request.params)
         clock = TokenClock(start_ns=arrival_ns if arrival_ns is not None else now_ns())
-        pieces: list[str] = []
+        token_ids: list[int] = []
         finish: str | None = None
         engine_id = f"{request.request_id}-{next(self._ids)}"
         error: str | None = None
@@ -284,9 +287,9 @@ class VLLMBackend:
             async for out in self._engine.generate({"prompt_token_ids": ids}, sampling, engine_id):
                 at = now_ns()
                 for step in out.outputs[:1]:
-                    for _ in step.token_ids:
+                    for token in step.token_ids:
                         clock.token(at)
-                    pieces.append(step.text)
+                        token_ids.append(token)
                     finish = step.finish_reason or finish
                 if out.finished:
                     clock.finish(at)
@@ -296,7 +299,9 @@ class VLLMBackend:
         except Exception as exc:  # one bad request must not end the run
             error = f"{type(exc).__name__}: {first_line(exc)}"
         clock.finish()
-        text, cut = apply_stop("".join(pieces), request.params.stop)
+        # Our decoding of the final ids, not the engine's incremental text: that one drops what follows
+        # a byte that forms no character, where the Transformers backend writes U+FFFD.
+        text, cut = decode_output(self._tokenizer, token_ids, self._eos, request.params.stop)
         reason: FinishReason = "error" if error else "stop" if cut else _FINISH.get(finish, "stop")
         if finish == "abort":
             reason, error = "error", error or "the engine aborted the request"
@@ -310,6 +315,7 @@ class VLLMBackend:
             latency_ms=clock.latency_ms,
             itl_ms=clock.itl_ms,
             prompt_hash=token_ids_hash(ids),
+            output_hash=None if error else token_ids_hash(token_ids),
             rendered_prompt=rendered,
             error=error,
         )

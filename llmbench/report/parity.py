@@ -12,7 +12,17 @@ def print_parity(report: ParityReport, console: Console, *, max_flips: int = 20)
     ok = "[green]match[/]" if report.prompts_match else "[red]DIFFER[/]"
     console.print(f"parity {report.a_label} vs {report.b_label}: {report.n_common} common samples")
     console.print(f"prompt token ids: {report.prompt_hash_matches}/{report.prompt_hash_compared} {ok}")
+    if report.output_tokens_compared:
+        console.print(
+            f"identical output token ids: {report.output_tokens_matches}/{report.output_tokens_compared}"
+        )
     console.print(f"identical outputs: {report.output_matches}/{report.n_common}")
+    if report.text_only_differences:
+        first = report.text_only_differences[0]
+        console.print(
+            f"[yellow]same tokens, different text on {len(report.text_only_differences)} sample(s), "
+            f"e.g. {first[0]}/{first[1]}: the backends decoded the same ids differently[/]"
+        )
     table = Table(title="score per task (paired: McNemar exact test)")
     for col in (
         "task",

@@ -88,6 +88,7 @@ def make_record(
         latency_ms=c.latency_ms,
         tpot_ms=c.tpot_ms,
         prompt_hash=c.prompt_hash,
+        output_hash=c.output_hash,
         batch_size=c.batch_size,
         error=c.error,
         warnings=list(c.warnings),
