@@ -75,10 +75,12 @@ def model(
     api_key_env: str | None = None,
     first_byte_timeout: float | None = None,
     idle_timeout: float | None = None,
+    threads: int | None = None,
 ) -> ModelConfig:
     """A model config from an alias, directory, YAML or Hugging Face id; `base_url`/`api_key_env` point it
     at an OpenAI-compatible server (the openai backend unless `backend` says otherwise), the timeouts
-    override the config's for API servers. An unknown backend fails here, before anything loads."""
+    override the config's for API servers, `threads` pins torch's CPU threads. An unknown backend fails
+    here, before anything loads."""
     from llmbench.backends import backends
     from llmbench.config import ModelConfig, resolve_model
 
@@ -94,6 +96,8 @@ def model(
     if any(v is not None for v in timeouts.values()):
         update = {k: v for k, v in timeouts.items() if v is not None}
         cfg = cfg.model_copy(update={"api": cfg.api.model_copy(update=update)})
+    if threads is not None:
+        cfg = cfg.model_copy(update={"threads": threads})
     backends.get(cfg.backend)
     return cfg
 

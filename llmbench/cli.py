@@ -69,6 +69,15 @@ IdleTimeoutOpt = Annotated[
         help="seconds an API server may stay silent between two chunks of an answer (default 30)",
     ),
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        max=4096,
+        help="torch's CPU threads (Transformers backend; default: the model config's, else one per core)",
+    ),
+]
 LimitOpt = Annotated[
     int | None, typer.Option("--limit", "-n", min=1, max=(1 << 63) - 1, help="at most N samples per task")
 ]
@@ -168,6 +177,7 @@ def run(
     api_key_env: ApiKeyEnvOpt = None,
     first_byte_timeout: FirstByteTimeoutOpt = None,
     idle_timeout: IdleTimeoutOpt = None,
+    threads: ThreadsOpt = None,
     limit: LimitOpt = None,
     tasks: TaskOpt = None,
     seed: RunSeedOpt = None,
@@ -199,6 +209,7 @@ def run(
         api_key_env=api_key_env,
         first_byte_timeout=first_byte_timeout,
         idle_timeout=idle_timeout,
+        threads=threads,
     )
     if repeat > 1 or batch_sizes:
         rep = api.repeat(

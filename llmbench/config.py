@@ -313,6 +313,13 @@ class ModelConfig(Strict):
     batch_size: int = Field(
         default=8, ge=1, le=MAX_COUNT, description="requests per forward pass (Transformers backend)"
     )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_COUNT,
+        description="torch's CPU threads (Transformers backend); default: torch's own, one per core. "
+        "On a shared host fewer threads than cores keep a decode step from waiting on busy cores",
+    )
     load_format: Literal["auto", "dummy", "safetensors", "pt"] = "auto"
     architecture: str | None = Field(
         default=None, description="config.json of the architecture for dummy loads"

@@ -76,10 +76,12 @@ class TransformersBackend:
                 exc.name or "transformers", purpose="the Transformers backend"
             ) from None
         from llmbench.backends.common import chat_template_hash, load_tokenizer, weights_bytes
+        from llmbench.telemetry.host import set_torch_threads
 
         transformers.utils.logging.disable_progress_bar()
         cfg = self.config
-        start = time.perf_counter()
+        set_torch_threads(cfg.threads)
+        start = time.perf_counter()  # load time: imports done, from reading weights to ready to generate
         cuda = torch.cuda.is_available() and cfg.device != "cpu"
         self._device = "cuda" if cuda else "cpu"
         dtype: Any = "auto"

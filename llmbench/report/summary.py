@@ -57,6 +57,8 @@ def print_run_summary(result: RunResult, console: Console) -> None:
         console.print(" | ".join(bits), highlight=False)
     if p.peak_vram_note:
         console.print(f"[dim]peak VRAM: {p.peak_vram_note}[/]", highlight=False)
+    for warning in result.summary.get("warnings", []):
+        console.print(f"[yellow]warning: {warning}[/]", highlight=False)
     if result.summary.get("errors"):
         console.print(
             f"[yellow]{result.summary['errors']} sample(s) failed; see 'error' (generation) or "

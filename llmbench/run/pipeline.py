@@ -32,6 +32,7 @@ from llmbench.run.scoring import is_failure, make_record, score_chunk
 from llmbench.run.session import BackendSession
 from llmbench.run.shard import shard_task
 from llmbench.scoring.base import Score
+from llmbench.telemetry.host import LoadWatch
 from llmbench.telemetry.nvml import NvmlSampler
 from llmbench.types import Completion
 
@@ -96,6 +97,7 @@ def run_suite(
     sampler = NvmlSampler(hz=opts.telemetry_hz)
     owned = session is None
     session = session or BackendSession(model)
+    host = LoadWatch()
     started = time.perf_counter()
     try:
         reset_torch_peaks()
@@ -103,6 +105,7 @@ def run_suite(
         sampler.mark("before_load")
         backend, info, model_path = session.acquire(run_id)
         sampler.mark("loaded")
+        host.mark()
         environment = capture_environment(suite.directory)  # after the load: torch and CUDA are in by now
         tokenizer = _tokenizer_for(backend, model, model_path)
         ctx = DataContext(
@@ -133,11 +136,13 @@ def run_suite(
             journal.pin_task(spec.name, task.fingerprint, state.tasks)
             if spec.perf is not None:
                 sweep += _run_perf(task, backend, info, sampler, ctx, model, opts, progress, journal, state)
+                host.mark()
                 continue
             if not warm:
                 warm = _warm_up(backend, task)
             task_records = _run_quality(task, backend, journal, done, generated, sampler, tokenizer, progress)
             records += task_records
+            host.mark()
             assert task.scorer is not None
             fingerprint = task.fingerprint | {"prompt_tokens": prompt_tokens_hash(task_records)}
             tasks.append(
@@ -180,6 +185,9 @@ def run_suite(
             telemetry=telemetry,
         )
     )
+    result.environment |= host.facts()
+    if host.warnings():
+        result.summary["warnings"] = host.warnings()
     if suite.config.combined is not None and records:
         _judge(result, suite.config.combined, progress)
     result.summary["wall_s"] = round(time.perf_counter() - started, 3)

@@ -44,6 +44,7 @@ def test_results_file_has_every_documented_field(two_runs: tuple[Path, Path]) ->
     assert data["model"]["name"] == "tiny-qwen2" and data["suite_name"] == "math" and data["suite_hash"]
     env = data["environment"]
     assert env["python"] and "torch" in json.dumps(env)
+    assert env["torch_threads"] >= 1 and env["usable_cpus"] >= 1 and len(env["load_avg"]) == 3
     task = {t["name"]: t for t in data["tasks"]}["gsm8k"]
     acc = task["metrics"]["accuracy"]
     assert {"value", "stderr", "n"} <= set(acc) and acc["n"] == 3
@@ -62,6 +63,7 @@ def test_results_file_has_every_documented_field(two_runs: tuple[Path, Path]) ->
         "latency_ms",
         "error",
         "prompt_hash",
+        "output_hash",
     ):
         assert key in sample
     assert sample["ttft_ms"] > 0 and sample["latency_ms"] >= sample["ttft_ms"] and sample["tokens_in"] > 0
