@@ -29,7 +29,7 @@ def cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subp
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=1800,
         env=dict(os.environ) | (env or {}),
     )
 
@@ -313,7 +313,7 @@ def test_a_full_disk_during_a_run_is_exit_2(tmp_path: Path, full_from: str, name
     proc = subprocess.run(
         [sys.executable, "-c", boot, "run", str(suite), "-m", "tiny-qwen2", "-b", "reference", "-q",
          "-o", str(results / "r.json")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     one_line_exit_2(proc, named, "no space left")
     assert not (results / "r.json").exists()

@@ -96,7 +96,7 @@ class Proxy:
                     release()
 
             def _forward(self, body: bytes, release: Callable[[], None]) -> None:
-                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=120)
+                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=1800)
                 conn.request(
                     self.command, self.path, body=body or None, headers={"Content-Type": "application/json"}
                 )

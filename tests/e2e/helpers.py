@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def llmbench(
-    *args: str, cwd: Path | None = None, timeout: float = 600, env: dict[str, str] | None = None
+    *args: str, cwd: Path | None = None, timeout: float = 3600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ) | {"COLUMNS": "200", "PYTHONUNBUFFERED": "1"} | (env or {})
     return subprocess.run(

@@ -61,8 +61,11 @@ def _delta(after: list[tuple[float, float]], before: list[tuple[float, float]]) 
 @pytest.mark.alone  # compares clocks: the other test worker's load would count as the server's front end
 def test_openai_backend_ttft_agrees_with_server_histogram(server: str, tmp_path: Path) -> None:
     from llmbench.backends.server import fetch_server_metrics
+    from llmbench.telemetry.host import LoadWatch
 
     name = "vllm:time_to_first_token_seconds"
+    host = LoadWatch()
+    host.mark()
     before = fetch_server_metrics(server).get(name, {}).get("buckets", [])
     out = tmp_path / "openai.json"
     r = llmbench(
@@ -90,11 +93,21 @@ def test_openai_backend_ttft_agrees_with_server_histogram(server: str, tmp_path:
     assert buckets[-1][1] == 8  # the server saw exactly this run's requests
     low_s, high_s = _bucket_bounds(buckets, 0.5)
     median_ms = data["performance"]["ttft_ms"]["p50"]
-    # The harness clock starts before the HTTP request and stops when the chunk arrives: never earlier than the
-    # engine's first token, and later only by the network and API front end (loopback, a loaded 2-core machine).
-    assert low_s * 1000 - 1 <= median_ms <= high_s * 1000 + 250, (median_ms, low_s, high_s)
+    # The harness clock starts before the HTTP request and stops when the chunk arrives: never earlier than
+    # the engine's first token, however busy the host.
+    assert low_s * 1000 - 1 <= median_ms, (median_ms, low_s, high_s)
     # measured at the end instead, TTFT would be the whole request (hundreds of tokens)
     assert median_ms < data["performance"]["e2e_latency_ms"]["p50"] / 2
+    # Later than the engine only by the loopback and the API front end: a bound that means something only
+    # while the front end gets a CPU when it needs one. On an oversubscribed host the wait for a CPU is
+    # part of the gap, and a failure would say nothing about the harness.
+    host.mark()
+    if host.peak_load_1m is not None and host.peak_load_1m > host.cpus:
+        pytest.skip(
+            f"host load {host.peak_load_1m:.1f} on {host.cpus} CPU(s): the front end's share of TTFT is not "
+            f"measurable (the lower bound held: {median_ms:.0f} ms >= {low_s * 1000:.0f} ms)"
+        )
+    assert median_ms <= high_s * 1000 + 250, (median_ms, low_s, high_s)
 
 
 @pytest.mark.parametrize("backend", ["transformers", "vllm", "openai"])

@@ -76,7 +76,7 @@ def _run_chromium(binary: str, tmp: Path, *args: str) -> subprocess.CompletedPro
         "--disable-sync",
         f"--user-data-dir={tmp / 'profile'}",
     ]
-    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=1800, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ DATA = Path(__file__).resolve().parents[2] / "suites" / "data" / "coding"
 
 @pytest.fixture(scope="module")
 def scorer() -> Iterator[CodeScorer]:
-    s = CodeScorer(timeout_s=5, workers=2)
+    s = CodeScorer(timeout_s=300, workers=2)  # a limit only a hang reaches; timeouts have their own scorer
     yield s
     s.close()
 
@@ -85,7 +85,6 @@ def test_completion_is_continued_from_the_prompt_and_a_full_function_replaces_it
         ("    return 0\n", "wrong", 0.0),
         ("```python\ndef total(xs) return 1\n```", "unparsed", 1.0),
         ("", "unparsed", 0.0),
-        ("    while True:\n        pass\n", "timeout", 0.0),
     ],
 )
 def test_humaneval_outputs_are_judged(
@@ -107,6 +106,8 @@ def test_timeout_is_counted_separately(scorer: CodeScorer) -> None:
     finally:
         quick.close()
     assert (score.status, score.metrics["timeout"]) == ("timeout", 1.0)
+    level = score.details["isolation"]
+    assert level in ("namespaces", "uid", "rlimits") and score.metrics[f"isolation_{level}"] == 1.0
 
 
 def test_mbpp_references_pass_and_wrong_or_broken_code_does_not(scorer: CodeScorer) -> None:
@@ -217,15 +218,16 @@ def test_quick_outputs_never_run_the_reference_and_a_loop_still_times_out() -> N
     """Calibration is paid only for outputs that ran out of time_s; verdicts are those of calibrating first."""
     from llmbench.scoring.code import _CALIBRATED, build_program
 
-    reference = "import time\ndef g():\n    time.sleep(0.25)\n    return 2"
+    # 2 s for an output that returns at once: a busy host does not reach it; the reference's 3 s does.
+    reference = "import time\ndef g():\n    time.sleep(3)\n    return 2"
     problem = Sample(id="lazy", fields={"test_list": ["assert g() == 2"], "code": reference})
     ref_program = build_program(problem.fields, reference)
-    scorer = CodeScorer(timeout_s=0.2, workers=1)
+    scorer = CodeScorer(timeout_s=2, workers=1)
     try:
         assert scorer.score(problem, "def g():\n    return 2").status == "correct"
         assert ref_program not in _CALIBRATED  # nothing timed out: the reference never ran
         looping = scorer.score(problem, "def g():\n    while True:\n        pass")
         assert looping.status == "timeout" and ref_program in _CALIBRATED
-        assert looping.details["duration_ms"] >= 4 * 0.25 * 1000 * 0.9  # judged with the calibrated time
+        assert looping.details["duration_ms"] >= 4 * 3 * 1000 * 0.9  # judged with the calibrated time
     finally:
         scorer.close()

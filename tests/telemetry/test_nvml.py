@@ -19,7 +19,7 @@ from tests.telemetry import fake_pynvml
 from tests.telemetry.fake_pynvml import FakeGpu
 
 
-def wait_until(condition: Callable[[], bool], what: str, limit_s: float = 20.0) -> None:
+def wait_until(condition: Callable[[], bool], what: str, limit_s: float = 600.0) -> None:
     """Let the sampler thread run until `condition` holds (a liveness wait, not a timing check)."""
     deadline = time.monotonic() + limit_s
     while not condition():
