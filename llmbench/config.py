@@ -316,7 +316,7 @@ class ModelConfig(Strict):
     threads: int | None = Field(
         default=None,
         ge=1,
-        le=MAX_COUNT,
+        le=4096,
         description="torch's CPU threads (Transformers backend); default: torch's own, one per core. "
         "On a shared host fewer threads than cores keep a decode step from waiting on busy cores",
     )
