@@ -21,7 +21,7 @@ def test_a_missing_model_is_one_line_and_writes_nothing(tmp_path: Path, offline:
     }
     r = llmbench(
         "run", str(ROOT / "suites/coding.yaml"), "--model", "qwen2.5-7b", "--results-dir", str(tmp_path / "results"),
-        cwd=tmp_path, env=env, timeout=300,  # a hang guard only
+        cwd=tmp_path, env=env, timeout=1800,  # a hang guard only
     )  # fmt: skip
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]

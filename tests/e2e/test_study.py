@@ -30,7 +30,7 @@ def test_demo_study_killed_midway_finishes_on_rerun_without_redoing_cells(tmp_pa
     first = tmp_path / "math-tiny-qwen2-seed0.json"
     second = tmp_path / "json-tiny-qwen2-seed0.journal.jsonl"
     proc = start_llmbench(*args)
-    deadline = time.time() + 900
+    deadline = time.time() + 1800
     while time.time() < deadline and proc.poll() is None:
         if first.exists() and requests_in(second):
             break
@@ -103,7 +103,7 @@ def test_ctrl_c_stops_the_study_and_says_how_to_continue(tmp_path: Path) -> None
     out = tmp_path / "out"
     journal = out / "math-tiny-qwen2-seed0.journal.jsonl"
     proc = start_llmbench("study", str(study), "--results-dir", str(out), "--quiet")
-    deadline = time.time() + 600
+    deadline = time.time() + 1800
     while time.time() < deadline and proc.poll() is None and not requests_in(journal):
         time.sleep(0.05)
     assert proc.poll() is None, "the study finished before it could be interrupted"

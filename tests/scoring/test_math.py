@@ -254,7 +254,7 @@ def test_a_hung_verifier_left_behind_terminates_itself() -> None:
     worker.wait_ready()
     worker.stdin.write(json.dumps([0, "2", "9^{9^{9^{9}}}", 1.0]) + "\n")  # backstop alarm after 1 s
     worker.stdin.flush()
-    assert worker.proc.wait(timeout=120) == -signal.SIGALRM
+    assert worker.proc.wait(timeout=1800) == -signal.SIGALRM
     worker.kill()
 
 
