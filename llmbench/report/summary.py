@@ -35,7 +35,12 @@ def print_run_summary(result: RunResult, console: Console) -> None:
     if result.performance.sweep:
         print_sweep(result.performance.sweep, console)
     p = result.performance
-    bits = []
+    source = timing_source(result)
+    if source is None:
+        console.print("timings: none (this backend generates nothing to time)", highlight=False)
+        _print_errors(result, console)
+        return
+    bits = [f"timed on {source}"] if p.ttft_ms or p.tpot_ms or p.output_tokens_per_s else []
     if p.ttft_ms:
         bits.append(f"TTFT p50 {p.ttft_ms.p50:.1f} ms (p90 {p.ttft_ms.p90:.1f})")
     if p.tpot_ms:
@@ -57,6 +62,23 @@ def print_run_summary(result: RunResult, console: Console) -> None:
         console.print(" | ".join(bits), highlight=False)
     if p.peak_vram_note:
         console.print(f"[dim]peak VRAM: {p.peak_vram_note}[/]", highlight=False)
+    _print_errors(result, console)
+
+
+def timing_source(result: RunResult) -> str | None:
+    """Where the timings come from, e.g. `cpu, batches of up to 16`; None when nothing was generated."""
+    device = str(result.backend.get("device") or "")
+    if device == "none":
+        return None
+    sizes = [s.batch_size for s in result.samples if s.batch_size]
+    where = device or ("a server at " + str(result.backend.get("extra", {}).get("base_url") or "?"))
+    if sizes:
+        return f"{where}, batches of up to {max(sizes)}"
+    cap = result.backend.get("max_batch_size")
+    return f"{where}, up to {cap} at once" if cap else where
+
+
+def _print_errors(result: RunResult, console: Console) -> None:
     for warning in result.summary.get("warnings", []):
         console.print(f"[yellow]warning: {warning}[/]", highlight=False)
     if result.summary.get("errors"):
