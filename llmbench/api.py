@@ -380,12 +380,14 @@ def score(
     *,
     tasks: Sequence[str] = (),
     output: str | Path | None = None,
+    command: Sequence[str] = (),
 ) -> tuple[RunResult, Path]:
-    """Score a JSONL of completions made elsewhere against a suite's tasks; writes a results file."""
+    """Score a JSONL of completions made elsewhere against a suite's tasks; writes a results file
+    assembled as `run` assembles its own (the same run-level fingerprint keys)."""
     from llmbench.results import write_results
     from llmbench.run.offline import score_samples_file
 
-    result = score_samples_file(suite(suite_spec), Path(samples), tasks)
+    result = score_samples_file(suite(suite_spec), Path(samples), tasks, command)
     path = Path(output) if output is not None else Path("results") / f"{result.run_id}.json"
     return result, write_results(result, path)
 

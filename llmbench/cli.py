@@ -448,7 +448,9 @@ def score(
         return
     if suite is None:
         raise UserInputError("give a SUITE, or --scorer NAME for lines with their own references")
-    result, path = api.score(suite, samples, tasks=tasks or [], output=output)
+    result, path = api.score(
+        suite, samples, tasks=tasks or [], output=output, command=["llmbench", *sys.argv[1:]]
+    )
     print_run_summary(result, out)
     out.print(f"results: {path}")
 

@@ -32,7 +32,16 @@ class BackendInfo:
     # False when outputs and timings are not the model's (the reference backend echoes the references):
     # compare shows no latency, throughput or energy for such a run and gates none.
     measures_model: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    vocab_size: int | None = None
+    # The local GPUs that hold the weights ([] on a CPU); None when the model is served elsewhere.
+    gpus: list[int] | None = field(default_factory=list)
+    takes_text: bool = False  # the performance sweep must send text, not token ids (a chat endpoint)
+    # How the VRAM peak must be read: the share of each GPU the engine reserves at start-up (its peak is
+    # then that reservation), and how many tokens of KV cache that reservation holds.
+    preallocated_vram_share: float | None = None
+    kv_cache_tokens: int | None = None
+    server_url: str | None = None  # an API server's address, where the backend talks to one
+    extra: dict[str, Any] = field(default_factory=dict)  # the backend's own details, for the results file
 
 
 @runtime_checkable

@@ -104,6 +104,10 @@ class OpenAIBackend:
             chat_template_hash=chat_template_hash(self._tokenizer),
             max_batch_size=cfg.api.concurrency,
             weights_bytes=weights_bytes(self.model_path) if local else None,
+            # a server we started runs on this host's GPUs; one we were pointed at may run anywhere
+            gpus=list(range(cfg.tensor_parallel_size)) if self._server is not None else None,
+            takes_text=cfg.api.endpoint == "chat",
+            server_url=self.base_url,
             extra={
                 "base_url": self._redact(self.base_url or ""),
                 "managed": self._server is not None,

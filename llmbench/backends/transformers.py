@@ -129,11 +129,9 @@ class TransformersBackend:
             weights_bytes=weights_bytes(self.model_path)
             if cfg.load_format != "dummy"
             else _param_bytes(self._model),
-            extra={
-                "transformers": transformers.__version__,
-                "torch": torch.__version__,
-                "vocab_size": self._model.config.get_text_config().vocab_size,
-            },
+            vocab_size=self._model.config.get_text_config().vocab_size,
+            gpus=sorted({p.device.index or 0 for p in self._model.parameters()}) if cuda else [],
+            extra={"transformers": transformers.__version__, "torch": torch.__version__},
         )
 
     def _dummy_model(self, transformers: Any, torch: Any, dtype: Any) -> Any:

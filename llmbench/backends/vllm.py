@@ -123,16 +123,19 @@ class VLLMBackend:
                 str(vc.model_config.dtype).removeprefix("torch."),
                 self.config.trust_remote_code,
             ),
+            vocab_size=vc.model_config.get_vocab_size(),
+            gpus=[] if on_cpu else list(range(self.config.tensor_parallel_size)),
+            preallocated_vram_share=None if on_cpu else vc.cache_config.gpu_memory_utilization,
+            kv_cache_tokens=_kv_cache_tokens(vc),
             extra={
                 "vllm": vllm.__version__,
-                "vocab_size": vc.model_config.get_vocab_size(),
                 "kv_cache_dtype": str(vc.cache_config.cache_dtype),
                 "enforce_eager": bool(vc.model_config.enforce_eager),
                 "enable_prefix_caching": bool(vc.cache_config.enable_prefix_caching),
                 "max_model_len": vc.model_config.max_model_len,
                 "quantization": vc.model_config.quantization,
             }
-            | _memory_facts(vc, on_cpu),
+            | _kv_cache_size(vc),
         )
 
     def _load_tokenizer(self) -> Any:
@@ -377,19 +380,21 @@ async def _shutdown_engine(engine: Any) -> None:
         await asyncio.wait(pending, timeout=5)
 
 
-def _memory_facts(vc: Any, on_cpu: bool) -> dict[str, Any]:
-    """What vLLM set aside: its share of GPU memory, and how many tokens of KV cache that holds.
+def _kv_cache_tokens(vc: Any) -> int | None:
+    cc = vc.cache_config
+    return int(cc.num_gpu_blocks) * int(cc.block_size) if cc.num_gpu_blocks else None
+
+
+def _kv_cache_size(vc: Any) -> dict[str, Any]:
+    """The KV cache's bytes per token and in all.
 
     On a GPU vLLM reserves `gpu_memory_utilization` of the device at start-up, so NVML's peak is
     that reservation whatever the requests needed; the KV cache's capacity is the figure that tells
     two models (or FP16 and 4-bit builds of one) apart.
     """
     cc, mc = vc.cache_config, vc.model_config
-    facts: dict[str, Any] = {"preallocates_memory": not on_cpu}
-    if not on_cpu:
-        facts["gpu_memory_utilization"] = cc.gpu_memory_utilization
-    if cc.num_gpu_blocks:
-        facts["kv_cache_tokens"] = int(cc.num_gpu_blocks) * int(cc.block_size)
+    facts: dict[str, Any] = {}
+    tokens = _kv_cache_tokens(vc)
     try:  # 2 (K and V) x layers x KV heads x head size x bytes per element, summed over the model
         from vllm.utils.torch_utils import STR_DTYPE_TO_TORCH_DTYPE
 
@@ -397,8 +402,8 @@ def _memory_facts(vc: Any, on_cpu: bool) -> dict[str, Any]:
         layers = mc.get_num_layers(vc.parallel_config) * vc.parallel_config.pipeline_parallel_size
         per_token = 2 * layers * mc.get_total_num_kv_heads() * mc.get_head_size() * dtype.itemsize
         facts["kv_cache_bytes_per_token"] = per_token
-        if "kv_cache_tokens" in facts:
-            facts["kv_cache_bytes"] = per_token * facts["kv_cache_tokens"]
+        if tokens is not None:
+            facts["kv_cache_bytes"] = per_token * tokens
     except Exception:  # internal API (MLA models, a moved helper): these figures are left out
         pass
     return facts

@@ -66,11 +66,7 @@ def task_result(
     fingerprint: dict[str, str],
 ) -> TaskResult:
     counts = Counter(r.status or "error" for r in records)
-    levels = {k.removeprefix("isolation_") for r in records for k in r.metrics if k.startswith("isolation_")}
-    if levels:  # code tasks: the weakest sandbox any output ran in, so compare flags a weaker one
-        from llmbench.scoring.sandbox import LEVELS
-
-        fingerprint = fingerprint | {"sandbox_isolation": max(levels, key=LEVELS.index)}
+    fingerprint = fingerprint | scorer.task_fingerprint(scored_outputs(records))
     return TaskResult(
         name=name,
         scorer=scorer.name,

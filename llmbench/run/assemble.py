@@ -112,17 +112,14 @@ def run_performance(parts: RunParts) -> Performance:
 
 def vram_note(info: BackendInfo) -> str | None:
     """How to read NVML's peak for this backend, where it is not simply what the model needed."""
-    extra = info.extra
-    if extra.get("preallocates_memory"):
-        share = extra.get("gpu_memory_utilization")
-        tokens = extra.get("kv_cache_tokens")
+    if info.preallocated_vram_share is not None:
         return (
-            f"{info.backend} reserves {share:.0%} of each GPU's memory at start-up (weights, activations and a "
-            f"KV cache for {tokens} tokens): the peak is that reservation, not what the requests needed; "
-            "compare weights_bytes and backend.extra.kv_cache_tokens instead"
+            f"{info.backend} reserves {info.preallocated_vram_share:.0%} of each GPU's memory at start-up "
+            f"(weights, activations and a KV cache for {info.kv_cache_tokens} tokens): the peak is that "
+            "reservation, not what the requests needed; compare weights_bytes and backend.kv_cache_tokens instead"
         )
-    if info.backend == "openai" and not extra.get("managed"):
-        return f"measured on this host; the server at {extra.get('base_url')} may run elsewhere"
+    if info.gpus is None:
+        return f"measured on this host; the server at {info.server_url or 'its address'} may run elsewhere"
     return None
 
 

@@ -13,12 +13,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from llmbench import __version__
+from llmbench.backends.base import BackendInfo
 from llmbench.config import ModelConfig, Suite
 from llmbench.data.base import DataContext, Sample
+from llmbench.environment import capture_environment
 from llmbench.errors import DataError, UserInputError
-from llmbench.results import RunResult, SampleRecord
-from llmbench.run.aggregate import suite_score, task_result
+from llmbench.results import RunResult, SampleRecord, TelemetrySummary
+from llmbench.run.aggregate import task_result
+from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_hash
 from llmbench.run.prepare import PreparedTask, make_scorer, prepare_task
 from llmbench.scoring.base import scorers
 from llmbench.types import Completion
@@ -58,9 +60,14 @@ def _line_parts(
     return str(task), str(sid), str(output)
 
 
-def score_samples_file(suite: Suite, samples_path: Path, tasks: Sequence[str]) -> RunResult:
+EXTERNAL = "external"  # the backend of completions made elsewhere
+
+
+def score_samples_file(
+    suite: Suite, samples_path: Path, tasks: Sequence[str], command: Sequence[str] = ()
+) -> RunResult:
     """Score a JSONL of completions against the suite's tasks; several lines per id are several samples."""
-    from llmbench.run.scoring import is_failure, score_chunk  # the runner's scoring step, shared
+    from llmbench.run.scoring import score_chunk  # the runner's scoring step, shared
 
     wanted = [t for t in suite.config.tasks if (not tasks or t.name in tasks) and t.scorer is not None]
     if not wanted:
@@ -98,37 +105,39 @@ def score_samples_file(suite: Suite, samples_path: Path, tasks: Sequence[str]) -
                 ", ..." if len(missing) > 5 else "",
             )
         sub = _subtask(prepared, lines[spec.name])
-        task_records = [rec for _, rec in score_chunk(sub.task, sub.completions, _NullJournal())]
         assert sub.task.scorer is not None
-        results.append(
-            task_result(
-                spec.name, sub.task.scorer, spec.weight, task_records, spec.group_by, prepared.fingerprint
+        try:
+            task_records = [rec for _, rec in score_chunk(sub.task, sub.completions, _NullJournal())]
+            fingerprint = prepared.fingerprint | {"prompt_tokens": prompt_tokens_hash(task_records)}
+            results.append(
+                task_result(spec.name, sub.task.scorer, spec.weight, task_records, spec.group_by, fingerprint)
             )
-        )
+        finally:
+            sub.task.scorer.close()
         records += task_records
     if not results:
         raise UserInputError(
             f"{samples_path}: no line belongs to a task of {suite.path}",
             hint=f"tasks: {', '.join(t.name for t in wanted)}",
         )
-    return RunResult(
-        run_id=f"score-{suite.name}-{samples_path.stem}",
-        llmbench_version=__version__,
-        model={"source": str(samples_path)},
-        model_name=samples_path.stem,
-        backend={"backend": "external"},
-        suite=suite.config.model_dump(mode="json"),
-        suite_name=suite.name,
-        suite_hash=suite.content_hash,
-        tasks=results,
-        suite_score=suite_score(results),
-        samples=records,
-        summary={
-            "samples": len(records),
-            "errors": sum(1 for r in records if is_failure(r)),
-            "missing": missing_total,
-        },
+    result = assemble(
+        RunParts(
+            suite=suite,
+            model=model.model_copy(update={"name": samples_path.stem, "model": str(samples_path)}),
+            run_id=f"score-{suite.name}-{samples_path.stem}",
+            command=list(command),
+            settings={"limit": None, "tasks": list(tasks), "seed": 0, "backend": EXTERNAL},
+            info=BackendInfo(backend=EXTERNAL, model=str(samples_path), gpus=None),
+            environment=capture_environment(suite.directory),
+            tasks=results,
+            records=records,
+            sweep=[],
+            generated=Generated(),
+            telemetry=TelemetrySummary(unavailable="scored offline: nothing was generated here"),
+        )
     )
+    result.summary["missing"] = missing_total
+    return result
 
 
 class _Sub:
@@ -165,12 +174,15 @@ def score_lines(
     """One scorer over lines carrying their own `output` and `reference` (and any sample fields)."""
     cls = scorers.get(scorer_name)
     scorer = cls(**(options or {}))
-    for lineno, obj in read_sample_lines(path):
-        if "output" not in obj:
-            raise DataError(f"{path}:{lineno}: a line needs 'output' (and usually 'reference')")
-        fields = {k: v for k, v in obj.items() if k != "output"}
-        sample = Sample(id=str(obj.get("id", lineno)), fields=fields, reference=obj.get("reference"))
-        yield sample.id, scorer.score_batch([(sample, str(obj["output"]))])[0]
+    try:
+        for lineno, obj in read_sample_lines(path):
+            if "output" not in obj:
+                raise DataError(f"{path}:{lineno}: a line needs 'output' (and usually 'reference')")
+            fields = {k: v for k, v in obj.items() if k != "output"}
+            sample = Sample(id=str(obj.get("id", lineno)), fields=fields, reference=obj.get("reference"))
+            yield sample.id, scorer.score_batch([(sample, str(obj["output"]))])[0]
+    finally:
+        scorer.close()
 
 
 __all__ = ["make_scorer", "score_lines", "score_samples_file"]

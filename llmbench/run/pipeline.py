@@ -31,7 +31,7 @@ from llmbench.run.progress import Progress
 from llmbench.run.scoring import is_failure, make_record, score_chunk
 from llmbench.run.session import BackendSession
 from llmbench.run.shard import shard_task
-from llmbench.scoring.base import Score
+from llmbench.scoring.base import Score, Scorer
 from llmbench.telemetry.host import LoadWatch
 from llmbench.telemetry.nvml import NvmlSampler
 from llmbench.types import Completion
@@ -98,6 +98,7 @@ def run_suite(
     owned = session is None
     session = session or BackendSession(model)
     host = LoadWatch()
+    scorers: list[Scorer] = []  # each task's scorer, closed when the run ends however it ends
     started = time.perf_counter()
     try:
         reset_torch_peaks()
@@ -134,6 +135,7 @@ def run_suite(
             if opts.shard is not None:
                 task = shard_task(task, *opts.shard)
             journal.pin_task(spec.name, task.fingerprint, state.tasks)
+            scorers += [task.scorer] if task.scorer is not None else []
             if spec.perf is not None:
                 sweep += _run_perf(task, backend, info, sampler, ctx, model, opts, progress, journal, state)
                 host.mark()
@@ -167,6 +169,8 @@ def run_suite(
         raise
     finally:
         journal.close()
+        for scorer in scorers:
+            scorer.close()
         if owned:
             session.close()
     result = assemble(
@@ -370,7 +374,7 @@ def _run_perf(
     state: JournalState,
 ) -> list[PerfPoint]:
     """Run the sweep; each finished point is journaled, and points a resumed run finished are not run again."""
-    from llmbench.run.perf import run_sweep
+    from llmbench.run.perf import peak_bandwidth_bytes_s, run_sweep
 
     assert task.spec.perf is not None
     sweep = task.spec.perf
@@ -394,7 +398,7 @@ def _run_perf(
 
     if ctx.tokenizer is None and model.load_format != "dummy":
         raise UserInputError(f"task '{task.spec.name}': the performance sweep needs the model's tokenizer")
-    vocab_size = info.extra.get("vocab_size") if ctx.tokenizer is None else None
+    vocab_size = info.vocab_size if ctx.tokenizer is None else None
     progress.message(
         f"performance sweep '{task.spec.name}'" + (f" ({len(done)} points already done)" if done else "")
     )
@@ -405,25 +409,13 @@ def _run_perf(
         tokenizer=ctx.tokenizer,
         max_model_len=model.max_model_len or _max_len(ctx.tokenizer),
         seed=opts.seed or 0,
-        needs_text=backend.name == "openai" and model.api.endpoint == "chat",
+        needs_text=info.takes_text,
         weights_bytes=info.weights_bytes,
-        peak_bandwidth_bytes_s=_peak_bandwidth(info, model),
+        peak_bandwidth_bytes_s=peak_bandwidth_bytes_s(info.gpus) if info.gpus else None,
         vocab_size=vocab_size,
         on_point=finished,
         done=done,
     )
-
-
-def _peak_bandwidth(info: BackendInfo, model: ModelConfig) -> float | None:
-    """Peak memory bandwidth of the GPUs that hold the model's weights: the ceiling MBU is read against."""
-    from llmbench.run.perf import peak_bandwidth_bytes_s
-
-    if info.backend == "openai" and not info.extra.get("managed"):
-        return None  # the server's GPUs are not this host's
-    if info.device in ("cpu", "none"):
-        return None
-    placed = sorted({int(d.split(":")[1]) for d in (info.device or "").split(",") if d.startswith("cuda:")})
-    return peak_bandwidth_bytes_s(placed or list(range(model.tensor_parallel_size)))
 
 
 def _max_len(tokenizer: Any) -> int | None:

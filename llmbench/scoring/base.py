@@ -75,6 +75,14 @@ class Scorer:
         except Exception as exc:  # a scorer crash costs one sample, not the run
             return Score(0.0, "error", details={"error": f"{type(exc).__name__}: {exc}"})
 
+    def task_fingerprint(self, outputs: Sequence[ScoredOutput]) -> dict[str, str]:
+        """How this task's outputs were judged, where two runs must agree to be compared (default: nothing
+        beyond the scorer's options, which the task's fingerprint already holds)."""
+        return {}
+
+    def close(self) -> None:
+        """Release what the scorer started (processes, pools); the run calls it once a task is scored."""
+
     def aggregate(self, outputs: Sequence[ScoredOutput]) -> dict[str, list[float]]:
         """Per-sample values for each task metric (mean, stderr and CI are computed from these).
 

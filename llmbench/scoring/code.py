@@ -278,6 +278,13 @@ class CodeScorer(Scorer):
         _add_isolation_shares(result, list(by_sample.values()))
         return result
 
+    def task_fingerprint(self, outputs: Sequence[ScoredOutput]) -> dict[str, str]:
+        """The weakest sandbox any output ran in, so that compare flags a run scored with weaker isolation."""
+        used = {
+            k.removeprefix("isolation_") for o in outputs for k in o.score.metrics if k in _ISOLATION_METRICS
+        }
+        return {"sandbox_isolation": max(used, key=LEVELS.index)} if used else {}
+
     def close(self) -> None:
         """Stop the sandbox's fork servers (they also stop when this process exits)."""
         self.pool.close()

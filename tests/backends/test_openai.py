@@ -158,6 +158,7 @@ def test_managed_server_that_dies_reports_its_last_log_lines(tmp_path: Path) -> 
 @pytest.mark.vllm
 def test_managed_mode_starts_a_loopback_server_for_a_local_model(served: ServedModel) -> None:
     assert served.info.extra["managed"] is True
+    assert served.info.gpus is not None  # a server it started runs on this host
     assert served.base_url.startswith("http://127.0.0.1:")
     assert served.config.model in served.info.extra["served_models"]
     (c,) = served.backend.generate([GenerationRequest("m", FIXED, messages=CHAT)])

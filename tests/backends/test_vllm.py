@@ -69,11 +69,11 @@ def test_load_reports_engine_facts(engine: tuple[VLLMBackend, BackendInfo], tiny
     # KV cache capacity from the engine's own block count: 2 (K, V) x 2 layers x 2 KV heads x 64 x element size
     element = {"bfloat16": 2, "float16": 2, "float32": 4}[info.dtype]
     assert info.extra["kv_cache_bytes_per_token"] == 2 * 2 * 2 * 64 * element
-    assert (
-        info.extra["preallocates_memory"] is False
-    )  # the CPU engine: VLLM_CPU_KVCACHE_SPACE, not a GPU share
+    assert info.preallocated_vram_share is None  # the CPU engine: VLLM_CPU_KVCACHE_SPACE, not a GPU share
+    assert info.gpus == [] and info.vocab_size and not info.takes_text
     kv_bytes = info.extra["kv_cache_bytes"]
-    assert kv_bytes == info.extra["kv_cache_tokens"] * info.extra["kv_cache_bytes_per_token"]
+    assert info.kv_cache_tokens is not None
+    assert kv_bytes == info.kv_cache_tokens * info.extra["kv_cache_bytes_per_token"]
     assert 0.5 * 2**30 <= kv_bytes <= 2**30  # VLLM_CPU_KVCACHE_SPACE=1 (GiB)
 
 

@@ -1,0 +1,61 @@
+"""What a run starts it stops, and `llmbench score` writes the same kind of results file as `llmbench run`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import psutil
+
+from llmbench import api
+from llmbench.backends.base import BackendInfo
+from llmbench.run.assemble import vram_note
+
+
+def _sandbox_servers() -> list[psutil.Process]:
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if any("sandbox_server" in part for part in p.cmdline()):
+                found.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def test_a_code_scored_run_leaves_no_sandbox_process_behind(tmp_path: Path) -> None:
+    reference = api.model("tiny-qwen2", backend="reference")
+    for i in range(2):
+        opts = api.RunOptions(limit=2, tasks=["mbpp"], output=tmp_path / f"run{i}.json")
+        result, _ = api.run("suites/coding.yaml", reference, opts)
+        assert result.tasks[0].metrics["pass@1"].value == 1.0  # the sandbox did run the programs
+        assert _sandbox_servers() == []
+
+
+def test_score_writes_the_run_level_fingerprint_of_a_run_of_the_same_samples(tmp_path: Path) -> None:
+    reference = api.model("tiny-qwen2", backend="reference")
+    ran, _ = api.run("suites/math.yaml", reference, api.RunOptions(limit=2, output=tmp_path / "run.json"))
+    samples = tmp_path / "samples.jsonl"
+    lines = [{"task": r.task, "id": r.id, "output": r.output} for r in ran.samples]
+    samples.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    scored, path = api.score("suites/math.yaml", samples, output=tmp_path / "scored.json")
+    assert path.exists() and set(scored.fingerprint) == set(ran.fingerprint)
+    assert [t.name for t in scored.tasks] == [t.name for t in ran.tasks]
+    assert all(r.status == "correct" for r in scored.samples if r.error is None)
+
+
+def test_how_to_read_the_vram_peak_comes_from_the_backends_typed_facts() -> None:
+    vllm = BackendInfo("vllm", "m", gpus=[0], preallocated_vram_share=0.9, kv_cache_tokens=4096)
+    assert "reserves 90%" in (vram_note(vllm) or "") and "4096 tokens" in (vram_note(vllm) or "")
+    remote = BackendInfo("any-api", "m", gpus=None, server_url="http://gpu-box:8000/v1")
+    assert "http://gpu-box:8000/v1 may run elsewhere" in (vram_note(remote) or "")
+    assert vram_note(BackendInfo("transformers", "m", gpus=[0])) is None
+
+
+def test_no_code_outside_the_backends_reads_a_backends_private_details() -> None:
+    root = Path(__file__).resolve().parent.parent / "llmbench"
+    outside = [p for p in root.rglob("*.py") if "backends" not in p.relative_to(root).parts]
+    reads_extra = [str(p) for p in outside if re.search(r"\.extra(\.get\(|\[)", p.read_text())]
+    names_a_backend = [str(p) for p in (root / "run").rglob("*.py") if '"openai"' in p.read_text()]
+    assert reads_extra == [] and names_a_backend == []
