@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class LLMBenchError(Exception):
     """Base class: a problem llmbench can explain in one line (exit code 1)."""
@@ -50,3 +55,17 @@ class MissingDependencyError(UserInputError):
 
 class RunFailedError(LLMBenchError):
     """Every sample of a run failed: nothing worth scoring came back."""
+
+
+def validation_line(exc: ValidationError, *, prefix: str = "") -> str:
+    """A pydantic ValidationError as one line: the first error's path and message, and how many more.
+
+    `prefix` goes before the path (`set.` for a study variant's changes); pydantic's internal
+    `function-...` steps are left out of the path.
+    """
+    errors = exc.errors()
+    err = errors[0]
+    steps = [str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    where = prefix + ".".join(steps) if steps else prefix.rstrip(".") or "(top level)"
+    more = len(errors) - 1
+    return f"{where}: {err['msg']}" + (f" (+{more} more error{'s' if more > 1 else ''})" if more else "")

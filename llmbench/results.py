@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmbench.errors import ResultsFileError
+from llmbench.errors import ResultsFileError, validation_line
 
 SCHEMA_VERSION = 1
 KNOWN_SCHEMA_VERSIONS = (1,)
@@ -326,9 +326,7 @@ def read_results(path: Path, *, with_samples: bool = True) -> RunResult:
     except RecursionError:
         raise ResultsFileError(f"{path}: not a results file (nested too deeply)") from None
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise ResultsFileError(f"{path}: invalid results file at {loc}: {err['msg']}") from None
+        raise ResultsFileError(f"{path}: invalid results file at {validation_line(exc)}") from None
 
 
 def _head(fh: BinaryIO) -> bytes:

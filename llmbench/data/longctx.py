@@ -22,7 +22,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 from llmbench.config import MAX_PROMPT_TOKENS, MAX_SEED, MAX_TOKENS, SaneNumbers
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.fitting import FIT_TOLERANCE, Filler, Fitted, Insert, PromptMeter, fit_prompt
-from llmbench.errors import ConfigError, DataError
+from llmbench.errors import ConfigError, DataError, validation_line
 from llmbench.hashing import stable_hash
 
 __all__ = [
@@ -309,9 +309,7 @@ def _parse(model: type[_Options], options: dict[str, Any], name: str) -> Any:
     try:
         return model.model_validate(options)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{name} options: {where}: {err['msg']}") from None
+        raise ConfigError(f"{name} options: {validation_line(exc)}") from None
 
 
 def _data_path(given: str | None, default: str, ctx: DataContext) -> Path:

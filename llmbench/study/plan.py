@@ -14,7 +14,7 @@ from typing import Literal
 
 from llmbench.backends.base import backends
 from llmbench.config import ModelConfig, Suite, load_suite, resolve_model
-from llmbench.errors import ConfigError, LLMBenchError
+from llmbench.errors import ConfigError, LLMBenchError, validation_line
 from llmbench.run.journal import Journal
 from llmbench.run.options import _slug
 from llmbench.study.spec import ModelVariant, Study, SuiteEntry
@@ -212,8 +212,7 @@ def resolve_variant(variant: ModelVariant) -> ModelConfig:
     try:
         return ModelConfig.model_validate(base.model_dump() | variant.set | {"name": variant.name})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(f"set.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+        raise ConfigError(validation_line(exc, prefix="set.")) from None
 
 
 def _suite(study: Study, i: int, entry: SuiteEntry) -> Suite:
