@@ -305,9 +305,7 @@ def compare(
         sources = {
             rid: str(path)
             for s in selected
-            for rid, path in zip(
-                s.run.settings.get("repeat_run_ids") or [s.run.run_id], s.paths, strict=False
-            )
+            for rid, path in zip(s.run.settings.repeat_run_ids or [s.run.run_id], s.paths, strict=False)
         }
         compared.leaderboard = build_leaderboard(shown, alpha=alpha, by_date=all_runs, sources=sources)
     return compared

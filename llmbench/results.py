@@ -19,9 +19,14 @@ from typing import Any, BinaryIO
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmbench.errors import ResultsFileError, validation_line
+from llmbench.results_blocks import BackendFacts as BackendFacts
+from llmbench.results_blocks import Environment as Environment
+from llmbench.results_blocks import Settings as Settings
+from llmbench.results_blocks import Summary as Summary
+from llmbench.results_blocks import upgrade_v1
 
-SCHEMA_VERSION = 1
-KNOWN_SCHEMA_VERSIONS = (1,)
+SCHEMA_VERSION = 2
+KNOWN_SCHEMA_VERSIONS = (1, 2)  # version 1 is upgraded as it is read
 MAX_RESULTS_BYTES = 4 << 30  # a results file of a million samples is well below this
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -177,18 +182,18 @@ class RunResult(_Model):
     command: list[str] = Field(default_factory=list)
     model: dict[str, Any]
     model_name: str
-    backend: dict[str, Any]
+    backend: BackendFacts
     suite: dict[str, Any]
     suite_name: str
     suite_hash: str
-    settings: dict[str, Any] = Field(default_factory=dict)  # limit, seed, task filter, repeats
-    environment: dict[str, Any] = Field(default_factory=dict)
+    settings: Settings = Field(default_factory=Settings)
+    environment: Environment = Field(default_factory=Environment)
     fingerprint: dict[str, str] = Field(default_factory=dict)
     tasks: list[TaskResult] = Field(default_factory=list)
     suite_score: MetricValue | None = None
     performance: Performance = Field(default_factory=Performance)
     samples: list[SampleRecord] = Field(default_factory=list)
-    summary: dict[str, Any] = Field(default_factory=dict)  # counts of samples, errors, wall time
+    summary: Summary = Field(default_factory=Summary)
 
     def task(self, name: str) -> TaskResult | None:
         return next((t for t in self.tasks if t.name == name), None)
@@ -312,7 +317,7 @@ def _read_raw(path: Path, *, with_samples: bool, header_only: bool = False) -> d
             f"{path}: results schema version {version!r}; this llmbench reads {list(KNOWN_SCHEMA_VERSIONS)}",
             hint=hint,
         )
-    return raw
+    return upgrade_v1(raw) if version == 1 else raw
 
 
 def read_results(path: Path, *, with_samples: bool = True) -> RunResult:

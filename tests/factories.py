@@ -206,7 +206,7 @@ def make_run(
         suite_name=suite,
         suite_hash="s-1a2b",
         settings={} if seed is None else {"limit": None, "tasks": [], "seed": seed, "backend": backend},
-        environment={"gpu": "NVIDIA H100 80GB HBM3", "driver": "550.54"},
+        environment={"gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3"}], "driver": "550.54"},
         fingerprint=dict(fingerprint or {**FINGERPRINT, "backend": backend}),
         tasks=results,
         suite_score=suite_score(results),

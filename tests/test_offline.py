@@ -55,7 +55,7 @@ def test_a_complete_samples_file_scores_every_problem_without_errors(
     )
     task = result.tasks[0]
     assert task.metrics["accuracy"].value == 1.0 and task.n_samples == 6
-    assert result.summary["errors"] == 0 and result.summary["missing"] == 0
+    assert result.summary.errors == 0 and result.summary.missing == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
@@ -73,7 +73,7 @@ def test_problems_without_a_line_count_as_failed_errors_and_are_announced(
         ("p3", MISSING_OUTPUT, 0.0),
         ("p6", MISSING_OUTPUT, 0.0),
     ]
-    assert (result.summary["errors"], result.summary["missing"]) == (2, 2)
+    assert (result.summary.errors, result.summary.missing) == (2, 2)
     warning = " ".join(r.getMessage() for r in caplog.records)
     assert "2 of 6 problems have no line" in warning and "p3, p6" in warning
 
@@ -112,7 +112,7 @@ def test_summary_errors_count_scorer_errors_as_well_as_missing_lines(tmp_path: P
     )
     statuses = {r.id: r.status for r in result.samples}
     assert statuses == {"good": "correct", "bad_schema": "error", "absent": "error"}
-    assert (result.summary["errors"], result.summary["missing"]) == (2, 1)
+    assert (result.summary.errors, result.summary.missing) == (2, 1)
 
 
 def test_a_task_with_no_line_at_all_is_skipped_with_a_warning(

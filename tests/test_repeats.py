@@ -43,7 +43,7 @@ def test_three_seeds_become_one_column_with_the_between_run_mean() -> None:
     assert m.value == pytest.approx(np.mean([_accuracy(r).value for r in seeds]))
     assert m.n == 200 and m.method is not None and "3-repeats" in m.method
     assert m.ci_low is not None and m.ci_high is not None and m.ci_low < m.value < m.ci_high
-    assert merged[0].settings["seeds"] == [0, 1, 2]
+    assert merged[0].settings.seeds == [0, 1, 2]
     c = build_comparison(merged)
     assert c.labels == ["m (mean of 3 runs)", "other"]
 

@@ -25,7 +25,7 @@ def make_result() -> RunResult:
         llmbench_version="0",
         model={"name": "m"},
         model_name="m",
-        backend={"backend": "x"},
+        backend={"backend": "x", "model": "m"},
         suite={"name": "s"},
         suite_name="s",
         suite_hash="abc",

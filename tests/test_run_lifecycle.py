@@ -46,11 +46,11 @@ def test_score_writes_the_run_level_fingerprint_of_a_run_of_the_same_samples(tmp
 
 
 def test_how_to_read_the_vram_peak_comes_from_the_backends_typed_facts() -> None:
-    vllm = BackendInfo("vllm", "m", gpus=[0], preallocated_vram_share=0.9, kv_cache_tokens=4096)
+    vllm = BackendInfo(backend="vllm", model="m", gpus=[0], preallocated_vram_share=0.9, kv_cache_tokens=4096)
     assert "reserves 90%" in (vram_note(vllm) or "") and "4096 tokens" in (vram_note(vllm) or "")
-    remote = BackendInfo("any-api", "m", gpus=None, server_url="http://gpu-box:8000/v1")
+    remote = BackendInfo(backend="any-api", model="m", gpus=None, server_url="http://gpu-box:8000/v1")
     assert "http://gpu-box:8000/v1 may run elsewhere" in (vram_note(remote) or "")
-    assert vram_note(BackendInfo("transformers", "m", gpus=[0])) is None
+    assert vram_note(BackendInfo(backend="transformers", model="m", gpus=[0])) is None
 
 
 def test_no_code_outside_the_backends_reads_a_backends_private_details() -> None:

@@ -135,7 +135,7 @@ class Comparison:
 def measures_model(run: RunResult) -> bool:
     """False for a run whose outputs and timings are not the model's (the reference backend echoes the
     references): its latency, throughput and energy are not measurements and its fingerprints not the model's."""
-    return bool(run.backend.get("measures_model", True))
+    return run.backend.measures_model
 
 
 def load_runs(paths: Sequence[Path]) -> list[RunResult]:
@@ -148,8 +148,8 @@ def column_labels(runs: Sequence[RunResult]) -> list[str]:
     model apart: backend, suite, date, then time or run id where those are still not enough."""
     labels = [_base_label(r) for r in runs]
     extras = (
-        lambda r: str(r.backend.get("backend") or "?"),
-        lambda r: str(r.settings.get("variant") or ""),
+        lambda r: r.backend.backend,
+        lambda r: r.settings.variant or "",
         lambda r: r.suite_name,
         lambda r: r.created_at[:10],
     )
@@ -169,7 +169,7 @@ def column_labels(runs: Sequence[RunResult]) -> list[str]:
 
 
 def _base_label(run: RunResult) -> str:
-    merged = run.settings.get("repeat_run_ids") or []
+    merged = run.settings.repeat_run_ids or []
     return f"{run.model_name} (mean of {len(merged)} runs)" if len(merged) > 1 else run.model_name
 
 

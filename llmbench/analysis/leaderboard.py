@@ -170,7 +170,7 @@ def _performance_cell(row: Row, key: str) -> Cell:
 
 
 def _ids(run: RunResult) -> list[str]:
-    return [str(i) for i in run.settings.get("repeat_run_ids") or [run.run_id]]
+    return [str(i) for i in run.settings.repeat_run_ids or [run.run_id]]
 
 
 def _label(rows: list[Row], by_date: bool) -> None:

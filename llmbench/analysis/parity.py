@@ -146,6 +146,6 @@ def flip_rate(runs: Sequence[RunResult]) -> FlipRate:
 
 
 def _label(run: RunResult) -> str:
-    backend = run.backend.get("backend", "?")
-    batch = run.backend.get("max_batch_size")
+    backend = run.backend.backend
+    batch = run.backend.max_batch_size
     return f"{run.model_name}/{backend}" + (f"/bs{batch}" if batch else "")

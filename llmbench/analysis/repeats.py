@@ -23,7 +23,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from llmbench.analysis.compare import per_sample_values
-from llmbench.results import Distribution, MetricValue, Performance, PerfPoint, RunResult, TaskResult
+from llmbench.results import (
+    Distribution,
+    MetricValue,
+    Performance,
+    PerfPoint,
+    RunResult,
+    Settings,
+    Summary,
+    TaskResult,
+)
 from llmbench.run.aggregate import suite_score
 from llmbench.scoring import stats
 
@@ -41,7 +50,9 @@ REPEAT_FIELDS = ("model_name", "suite_name", "suite_hash", "model", "settings", 
 
 def header_repeat_key(header: dict[str, Any]) -> str:
     """`repeat_key` of a results file's raw header (`llmbench.results.read_header`)."""
-    settings = {k: v for k, v in (header.get("settings") or {}).items() if k not in IGNORED_SETTINGS}
+    raw = header.get("settings") or {}
+    known = Settings.model_validate({k: v for k, v in raw.items() if k in Settings.model_fields})
+    settings = known.model_dump(exclude=set(IGNORED_SETTINGS))  # a version-1 header lacks the defaults
     parts = [header.get(f) for f in REPEAT_FIELDS]
     parts[REPEAT_FIELDS.index("settings")] = settings
     return json.dumps(parts, sort_keys=True, default=str)
@@ -51,14 +62,14 @@ def group_repeats(runs: Sequence[RunResult]) -> list[list[RunResult]]:
     """The runs in order of first appearance, each with its repeats (distinct seeds and run ids)."""
     groups: list[tuple[str, list[RunResult]]] = []
     for run in runs:
-        key, seed = repeat_key(run), run.settings.get("seed")
+        key, seed = repeat_key(run), run.settings.seed
         home = next(
             (
                 group
                 for k, group in groups
                 if k == key
                 and seed is not None
-                and all(r.settings.get("seed") != seed and r.run_id != run.run_id for r in group)
+                and all(r.settings.seed != seed and r.run_id != run.run_id for r in group)
             ),
             None,
         )
@@ -87,8 +98,13 @@ def merge(runs: Sequence[RunResult]) -> RunResult:
     for name in _union(t.name for run in runs for t in run.tasks):
         pairs = [(run, task) for run in runs if (task := run.task(name)) is not None]
         tasks.append(_merge_task(pairs))
-    settings = {k: v for k, v in first.settings.items() if k not in IGNORED_SETTINGS}
-    settings |= {"seeds": [r.settings.get("seed") for r in runs], "repeat_run_ids": [r.run_id for r in runs]}
+    settings = first.settings.model_copy(
+        update={
+            "seed": None,
+            "seeds": [r.settings.seed for r in runs],
+            "repeat_run_ids": [r.run_id for r in runs],
+        }
+    )
     performance = _mean_model([r.performance for r in runs])
     performance.sweep = _merge_sweeps([r.performance for r in runs])
     return first.model_copy(
@@ -101,7 +117,9 @@ def merge(runs: Sequence[RunResult]) -> RunResult:
             "suite_score": suite_score(tasks),
             "performance": performance,
             "samples": samples,
-            "summary": {"repeats": len(runs), "errors": sum(int(r.summary.get("errors", 0)) for r in runs)},
+            "summary": Summary(
+                samples=len(samples), repeats=len(runs), errors=sum(r.summary.errors for r in runs)
+            ),
         }
     )
 

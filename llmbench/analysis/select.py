@@ -55,7 +55,7 @@ def expand(paths: Iterable[Path]) -> list[Path]:
 
 def run_key(run: RunResult) -> tuple[str, str, str, str]:
     """What makes a leaderboard row and column: model, backend, variant, suite."""
-    return _key(run.model_name, run.backend, run.settings, run.suite_name)
+    return _key(run.model_name, run.backend.model_dump(), run.settings.model_dump(), run.suite_name)
 
 
 def _key(model: object, backend: object, settings: object, suite: object) -> tuple[str, str, str, str]:

@@ -8,40 +8,15 @@ the token, end-to-end latency, inter-token latencies, and token counts.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from llmbench.hashing import stable_hash, token_ids_hash
 from llmbench.registry import Registry
+from llmbench.results_blocks import BackendFacts
 from llmbench.types import Completion, FinishReason, GenerationParams, GenerationRequest, Message
 
-
-@dataclass
-class BackendInfo:
-    """Facts about the loaded model that make results comparable; goes into the results file."""
-
-    backend: str
-    model: str
-    load_time_s: float | None = None
-    dtype: str | None = None
-    device: str | None = None
-    chat_template_hash: str | None = None
-    max_batch_size: int | None = None
-    attention_backend: str | None = None
-    weights_bytes: int | None = None
-    # False when outputs and timings are not the model's (the reference backend echoes the references):
-    # compare shows no latency, throughput or energy for such a run and gates none.
-    measures_model: bool = True
-    vocab_size: int | None = None
-    # The local GPUs that hold the weights ([] on a CPU); None when the model is served elsewhere.
-    gpus: list[int] | None = field(default_factory=list)
-    takes_text: bool = False  # the performance sweep must send text, not token ids (a chat endpoint)
-    # How the VRAM peak must be read: the share of each GPU the engine reserves at start-up (its peak is
-    # then that reservation), and how many tokens of KV cache that reservation holds.
-    preallocated_vram_share: float | None = None
-    kv_cache_tokens: int | None = None
-    server_url: str | None = None  # an API server's address, where the backend talks to one
-    extra: dict[str, Any] = field(default_factory=dict)  # the backend's own details, for the results file
+# What `load()` returns: a typed model, written as the results file's `backend` block as it is.
+BackendInfo = BackendFacts
 
 
 @runtime_checkable

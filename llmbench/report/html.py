@@ -111,13 +111,12 @@ def _simple_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def _runs_table(runs: Sequence[RunResult], labels: Sequence[str]) -> str:
     rows = []
     for label, run in zip(labels, runs, strict=False):
-        env = run.environment
-        gpu = env.get("gpu") or env.get("gpus") or env.get("device") or "-"
+        gpu = run.environment.device() or run.backend.device or "-"
         rows.append(
             [
                 label,
                 str(run.model.get("model", run.model_name)),
-                str(run.backend.get("backend", "-")),
+                run.backend.backend,
                 run.suite_name,
                 run.created_at[:16].replace("T", " "),
                 run.run_id,

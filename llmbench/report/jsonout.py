@@ -27,7 +27,7 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
             "label": c.label,
             "run_id": c.run.run_id,
             "model_name": c.run.model_name,
-            "backend": c.run.backend.get("backend"),
+            "backend": c.run.backend.backend,
             "suite": c.run.suite_name,
             "created_at": c.run.created_at,
             "fingerprint": c.run.fingerprint,

@@ -22,7 +22,7 @@ def _failures(counts: dict[str, int]) -> str:
 
 
 def print_run_summary(result: RunResult, console: Console) -> None:
-    table = Table(title=f"{result.suite_name} on {result.model_name} ({result.backend.get('backend')})")
+    table = Table(title=f"{result.suite_name} on {result.model_name} ({result.backend.backend})")
     for col in ("task", "metric", "value", "95% CI", "n", "failures"):
         table.add_column(col, justify="left" if col in ("task", "metric", "failures", "95% CI") else "right")
     for t in result.tasks:
@@ -67,23 +67,23 @@ def print_run_summary(result: RunResult, console: Console) -> None:
 
 def timing_source(result: RunResult) -> str | None:
     """Where the timings come from, e.g. `cpu, batches of up to 16`; None when nothing was generated."""
-    device = str(result.backend.get("device") or "")
+    device = result.backend.device or ""
     if device == "none":
         return None
     sizes = [s.batch_size for s in result.samples if s.batch_size]
-    where = device or ("a server at " + str(result.backend.get("extra", {}).get("base_url") or "?"))
+    where = device or f"a server at {result.backend.server_url or '?'}"
     if sizes:
         return f"{where}, batches of up to {max(sizes)}"
-    cap = result.backend.get("max_batch_size")
+    cap = result.backend.max_batch_size
     return f"{where}, up to {cap} at once" if cap else where
 
 
 def _print_errors(result: RunResult, console: Console) -> None:
-    for warning in result.summary.get("warnings", []):
+    for warning in result.summary.warnings:
         console.print(f"[yellow]warning: {warning}[/]", highlight=False)
-    if result.summary.get("errors"):
+    if result.summary.errors:
         console.print(
-            f"[yellow]{result.summary['errors']} sample(s) failed; see 'error' (generation) or "
+            f"[yellow]{result.summary.errors} sample(s) failed; see 'error' (generation) or "
             "'details.error' (scoring) in the results file[/]"
         )
 

@@ -11,7 +11,17 @@ from llmbench import __version__
 from llmbench.backends.base import BackendInfo
 from llmbench.config import ModelConfig, Suite
 from llmbench.hashing import stable_hash
-from llmbench.results import Performance, PerfPoint, RunResult, SampleRecord, TaskResult, TelemetrySummary
+from llmbench.results import (
+    Environment,
+    Performance,
+    PerfPoint,
+    RunResult,
+    SampleRecord,
+    Settings,
+    Summary,
+    TaskResult,
+    TelemetrySummary,
+)
 from llmbench.run.aggregate import performance, suite_score
 from llmbench.run.scoring import is_failure
 from llmbench.types import Completion
@@ -71,22 +81,22 @@ def assemble(parts: RunParts) -> RunResult:
         command=parts.command,
         model=parts.model.model_dump(mode="json"),
         model_name=parts.model.name,
-        backend=dict(info.__dict__),
+        backend=info,
         suite=parts.suite.config.model_dump(mode="json"),
         suite_name=parts.suite.name,
         suite_hash=parts.suite.content_hash,
-        settings=parts.settings,
-        environment=parts.environment,
+        settings=Settings.model_validate(parts.settings),
+        environment=Environment.model_validate(parts.environment),
         fingerprint=run_fingerprint(parts.suite, info, parts.tasks, parts.records),
         tasks=parts.tasks,
         suite_score=suite_score(parts.tasks),
         performance=run_performance(parts),
         samples=parts.records,
-        summary={
-            "samples": len(parts.records),
-            "errors": sum(1 for r in parts.records if is_failure(r)),
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        },
+        summary=Summary(
+            samples=len(parts.records),
+            errors=sum(1 for r in parts.records if is_failure(r)),
+            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        ),
     )
 
 

@@ -136,7 +136,7 @@ def score_samples_file(
             telemetry=TelemetrySummary(unavailable="scored offline: nothing was generated here"),
         )
     )
-    result.summary["missing"] = missing_total
+    result.summary.missing = missing_total
     return result
 
 

@@ -18,6 +18,7 @@ from llmbench.results import (
     PerfPoint,
     RunResult,
     SampleRecord,
+    Summary,
     TaskResult,
     remove_partial_writes,
     write_results,
@@ -189,19 +190,20 @@ def run_suite(
             telemetry=telemetry,
         )
     )
-    result.environment |= host.facts()
+    result.environment = result.environment.model_copy(update=host.facts())
     if host.warnings():
-        result.summary["warnings"] = host.warnings()
+        result.summary.warnings = host.warnings()
     if suite.config.combined is not None and records:
         _judge(result, suite.config.combined, progress)
-    result.summary["wall_s"] = round(time.perf_counter() - started, 3)
+    result.summary.wall_s = round(time.perf_counter() - started, 3)
     if session.first_run != run_id:  # the load was paid for (and measured) by an earlier run
-        result.summary["load_shared_with"] = session.first_run
-    result.summary.update(opts.annotations)
+        result.summary.load_shared_with = session.first_run
+    if opts.annotations:  # a study's placement: typed fields of the summary
+        result.summary = Summary.model_validate(result.summary.model_dump() | opts.annotations)
     _keep_original_times(
         result, state, rebuilt=resume and not generated.wall_s and not _new_points(sweep, state)
     )
-    if result.summary.get("rebuilt_from_journal"):
+    if result.summary.rebuilt_from_journal:
         progress.message(
             f"every sample of {run_id} was already finished: results rebuilt from {journal.path}"
         )
@@ -275,9 +277,9 @@ def _keep_original_times(result: RunResult, state: JournalState, *, rebuilt: boo
     if header.get("started_at"):
         result.created_at = header["started_at"]
     if rebuilt and state.finished:
-        result.summary["rebuilt_from_journal"] = True
+        result.summary.rebuilt_from_journal = True
         if state.last_at:
-            result.summary["finished_at"] = state.last_at
+            result.summary.finished_at = state.last_at
 
 
 def _warm_up(backend: Backend, task: PreparedTask) -> bool:
@@ -301,8 +303,8 @@ def _judge(result: RunResult, spec: Any, progress: Progress) -> None:
         rating = outcome.ratings.get((r.task, r.id, r.sample_index))
         if rating is not None:
             r.metrics["rating"] = rating
-    result.summary["combined"] = combined_score(result.suite_score, list(outcome.ratings.values()), spec)
-    result.summary["judge"] = outcome.judge
+    result.summary.combined = combined_score(result.suite_score, list(outcome.ratings.values()), spec)
+    result.summary.judge = outcome.judge
     result.fingerprint["judge"] = outcome.judge["prompt_hash"]
 
 

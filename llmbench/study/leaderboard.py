@@ -106,7 +106,7 @@ def composite_score(runs: Sequence[RunResult], spec: LeaderboardSpec) -> tuple[M
 
 
 def _rating(run: RunResult) -> MetricValue | None:
-    combined = run.summary.get("combined") or {}
+    combined = run.summary.combined or {}
     rating = combined.get("rating") if isinstance(combined, dict) else None
     return MetricValue.model_validate(rating) if isinstance(rating, dict) else None
 
@@ -138,8 +138,8 @@ def costs(group: Sequence[RunResult], price_per_hour_usd: float | None) -> dict[
     # the run that loaded the model measured the load; the others borrowed it (load_shared_with)
     loads = [
         r.performance.load_time_s
-        for r in timed
-        if r.performance.load_time_s is not None and "load_shared_with" not in r.summary
+        for r in group
+        if r.performance.load_time_s is not None and r.summary.load_shared_with is None
     ]
     perf_runs = [r for r in timed if r.performance.sweep] or timed
     energy = [
