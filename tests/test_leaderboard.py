@@ -11,7 +11,7 @@ from tests.factories import make_run, performance, verdicts
 
 def _reference(run: RunResult) -> RunResult:
     """The run as the reference backend writes it: trivially small timings it does not stand behind."""
-    backend = {**run.backend, "backend": "reference", "measures_model": False}
+    backend = run.backend.model_copy(update={"backend": "reference", "measures_model": False})
     return run.model_copy(
         update={
             "backend": backend,

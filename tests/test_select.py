@@ -33,7 +33,7 @@ def test_the_latest_run_of_each_model_backend_and_suite_is_kept(tmp_path: Path) 
         for d in (1, 2, 3)
     ]
     latest = select_runs(files)
-    assert sorted((s.run.backend["backend"], s.run.created_at[:10]) for s in latest) == [
+    assert sorted((s.run.backend.backend, s.run.created_at[:10]) for s in latest) == [
         ("hf", "2026-11-03"),
         ("vllm", "2026-11-03"),
     ]
@@ -48,7 +48,7 @@ def test_repeats_of_the_latest_run_are_merged_into_one(tmp_path: Path) -> None:
     ]
     files.append(_write(tmp_path, "old.json", seed=1, created_at="2026-11-01T10:00:00+00:00"))
     (merged,) = select_runs(files)
-    assert merged.run.settings["repeat_run_ids"] and len(merged.paths) == 3
+    assert merged.run.settings.repeat_run_ids and len(merged.paths) == 3
     assert len(select_runs(files, keep_repeats=True)) == 3
 
 
