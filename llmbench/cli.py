@@ -11,11 +11,69 @@ import typer
 from rich.console import Console
 
 from llmbench import api
+from llmbench.cli_options import (
+    AllRunsOpt,
+    ApiKeyEnvOpt,
+    BackendOpt,
+    BackendsOpt,
+    BaselineOpt,
+    BaseUrlOpt,
+    BatchSizesOpt,
+    BoardHtmlOpt,
+    BoardMarkdownOpt,
+    DetailOpt,
+    DryRunOpt,
+    FailOnRegressionOpt,
+    FirstByteTimeoutOpt,
+    FormatOpt,
+    FreshOpt,
+    GateConfigOpt,
+    GpusOpt,
+    HistoryDirArg,
+    IdleTimeoutOpt,
+    KeepRepeatsOpt,
+    LimitOpt,
+    MaxNewTokensOpt,
+    MaxTtftOpt,
+    MaxVramOpt,
+    MetricOpt,
+    MinTokensOpt,
+    OutputOpt,
+    ParityDirOpt,
+    ParityModelOpt,
+    PlotOpt,
+    QuietOpt,
+    RayOpt,
+    RepeatOpt,
+    ReportOutputOpt,
+    ResultsArg,
+    ResultsDirOpt,
+    ResumeOpt,
+    RunIdOpt,
+    RunModelOpt,
+    RunSeedOpt,
+    RunSuiteArg,
+    SamplesOpt,
+    ScoreOutputOpt,
+    ScorerOpt,
+    ScoreSuiteArg,
+    SeedOpt,
+    StudyArg,
+    StudyDirOpt,
+    SuiteOrFilesArg,
+    TaskOpt,
+    ThreadsOpt,
+    WarmupOpt,
+    WriteToOpt,
+    YamlFilesArg,
+)
 from llmbench.errors import LLMBenchError, UserInputError
 from llmbench.run.options import RunOptions
 
 if TYPE_CHECKING:
     from llmbench.report.progress import RichProgress
+    from llmbench.report.renderers import Renderer
+    from llmbench.study.runner import StudyOutcome
 
 app = typer.Typer(
     name="llmbench",
@@ -29,125 +87,10 @@ console = Console(stderr=True)
 out = Console(soft_wrap=True)
 _state = {"debug": False}
 
-# Options shared across commands, declared once.
-ModelOpt = Annotated[
-    str,
-    typer.Option(
-        "--model",
-        "-m",
-        help="alias from configs/models, a model directory, a config YAML or a Hugging Face id",
-    ),
-]
-BackendOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--backend", "-b", help="transformers | vllm | openai | reference (default: the model config's)"
-    ),
-]
-BaseUrlOpt = Annotated[
-    str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-]
-ApiKeyEnvOpt = Annotated[
-    str | None,
-    typer.Option("--api-key-env", help="name of the environment variable that holds the API key"),
-]
-FirstByteTimeoutOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--first-byte-timeout",
-        min=0.001,
-        max=86400,
-        help="seconds an API server may take to begin an answer (default: the model config's, 120)",
-    ),
-]
-IdleTimeoutOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--idle-timeout",
-        min=0.001,
-        max=86400,
-        help="seconds an API server may stay silent between two chunks of an answer (default 30)",
-    ),
-]
-ThreadsOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--threads",
-        min=1,
-        max=4096,
-        help="torch's CPU threads (Transformers backend; default: the model config's, else one per core)",
-    ),
-]
-LimitOpt = Annotated[
-    int | None, typer.Option("--limit", "-n", min=1, max=(1 << 63) - 1, help="at most N samples per task")
-]
-TaskOpt = Annotated[list[str] | None, typer.Option("--task", "-t", help="run only this task (repeatable)")]
-RunModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help="alias from configs/models, a model directory, a config YAML, a Hugging Face id, "
-        "or with --base-url the name the server serves (not needed with --resume)",
-    ),
-]
-RunSeedOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--seed", min=0, max=(1 << 32) - 1, help="base seed for sampling and generated data [default: 0]"
-    ),
-]
-MaxNewTokensOpt = Annotated[
-    int | None,
-    typer.Option("--max-new-tokens", min=1, help="cap every task's output length (quick runs); recorded"),
-]
-SeedOpt = Annotated[
-    int, typer.Option("--seed", min=0, max=(1 << 32) - 1, help="base seed for sampling and generated data")
-]
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | markdown | csv | json | html")]
-ResultsArg = Annotated[
-    list[Path], typer.Argument(help="results files (JSON) or folders of them", show_default=False)
-]
-AllRunsOpt = Annotated[
-    bool,
-    typer.Option("--all-runs", help="every run, not only the latest of each model, backend and suite"),
-]
-KeepRepeatsOpt = Annotated[
-    bool,
-    typer.Option(
-        "--keep-repeats", help="one column per file, even for runs that repeat each other with another seed"
-    ),
-]
-
 
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
     _state["debug"] = debug
-
-
-OutputOpt = Annotated[
-    Path | None,
-    typer.Option("--output", "-o", help="results file (default results/<suite>-<model>-<time>.json)"),
-]
-ResultsDirOpt = Annotated[Path, typer.Option("--results-dir", help="where results files go")]
-# Options of `run` only. To add one: an Annotated option here, a parameter of `run` with the same name as
-# the RunOptions field it fills.
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue an interrupted run from its journal")]
-RunIdOpt = Annotated[
-    str | None,
-    typer.Option("--run-id", help="name the run; an unfinished run of that name continues where it stopped"),
-]
-FreshOpt = Annotated[bool, typer.Option("--fresh", help="discard an unfinished run's journal and start over")]
-WarmupOpt = Annotated[
-    bool, typer.Option("--warmup/--no-warmup", help="one untimed request before the first timed one")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
-RepeatOpt = Annotated[
-    int, typer.Option("--repeat", min=1, max=10_000, help="run N times and report the greedy flip rate")
-]
-BatchSizesOpt = Annotated[
-    str | None, typer.Option("--batch-sizes", help="e.g. 1,16: one run per batch size, flip rate across them")
-]
 
 
 def _run_options(params: dict[str, Any]) -> RunOptions:
@@ -168,9 +111,7 @@ def _progress_for(v: api.Variant) -> RichProgress:
 
 @app.command()
 def run(
-    suite: Annotated[
-        Path | None, typer.Argument(help="suite YAML, e.g. suites/math.yaml (not needed with --resume)")
-    ] = None,
+    suite: RunSuiteArg = None,
     model: RunModelOpt = None,
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
@@ -232,44 +173,20 @@ def run(
 
 @app.command()
 def study(
-    study_file: Annotated[Path, typer.Argument(help="study YAML, e.g. studies/demo.yaml")],
-    dry_run: Annotated[
-        bool,
-        typer.Option("--dry-run", help="print the plan (cells, GPUs, placement, what is done); run nothing"),
-    ] = False,
-    gpus: Annotated[
-        int | None,
-        typer.Option(
-            "--gpus", min=0, max=4096, help="GPUs of the host (default: detected); fake ids on a CPU host"
-        ),
-    ] = None,
-    ray: Annotated[
-        str | None, typer.Option("--ray", help="run on a Ray cluster: its address, or 'local' to start one")
-    ] = None,
-    results_dir: Annotated[
-        Path | None, typer.Option("--results-dir", help="where cells write (default results/study/<name>)")
-    ] = None,
-    max_vram: Annotated[float | None, typer.Option("--max-vram", help="constraint: peak VRAM in MiB")] = None,
-    max_ttft_ms: Annotated[
-        float | None, typer.Option("--max-ttft-ms", help="constraint: TTFT p50 at 2K in ms")
-    ] = None,
-    min_tokens_per_s: Annotated[
-        float | None, typer.Option("--min-tokens-per-s", help="constraint: output tokens/s at concurrency 1")
-    ] = None,
-    markdown: Annotated[
-        Path | None, typer.Option("--markdown", help="also write the leaderboard as Markdown")
-    ] = None,
-    html_out: Annotated[
-        Path | None, typer.Option("--html", help="also write the HTML report of the cells, leaderboard first")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    study_file: StudyArg,
+    dry_run: DryRunOpt = False,
+    gpus: GpusOpt = None,
+    ray: RayOpt = None,
+    results_dir: StudyDirOpt = None,
+    max_vram: MaxVramOpt = None,
+    max_ttft_ms: MaxTtftOpt = None,
+    min_tokens_per_s: MinTokensOpt = None,
+    markdown: BoardMarkdownOpt = None,
+    html_out: BoardHtmlOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run a study (models x suites x seeds), resume what is unfinished, print the leaderboard."""
-    from llmbench.report.study import (
-        print_leaderboard,
-        print_plan,
-        render_leaderboard_markdown,
-    )
+    from llmbench.report.study import print_plan
     from llmbench.report.study_progress import RichStudyProgress
     from llmbench.study.runner import StudyOptions
 
@@ -285,6 +202,13 @@ def study(
         outcome = api.study(study_file, opts, progress)
     if dry_run:
         print_plan(outcome, out)
+    _show_study(outcome, markdown, html_out)
+
+
+def _show_study(outcome: StudyOutcome, markdown: Path | None, html_out: Path | None) -> None:
+    """The leaderboard (also as Markdown or HTML files), the manifest's path, and exit 1 on a failed cell."""
+    from llmbench.report.study import print_leaderboard, render_leaderboard_markdown
+
     board = outcome.leaderboard
     if board is not None:
         print_leaderboard(board, out)
@@ -302,19 +226,13 @@ def study(
 
 @app.command()
 def parity(
-    suite_or_files: Annotated[
-        list[Path], typer.Argument(help="a suite YAML (runs it on each backend) or two results files")
-    ],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="model to run (with a suite)")] = None,
-    backends_: Annotated[
-        str, typer.Option("--backends", help="two backends, comma-separated")
-    ] = "transformers,vllm",
+    suite_or_files: SuiteOrFilesArg,
+    model: ParityModelOpt = None,
+    backends_: BackendsOpt = "transformers,vllm",
     limit: LimitOpt = None,
     tasks: TaskOpt = None,
     seed: SeedOpt = 0,
-    results_dir: Annotated[Path, typer.Option("--results-dir", help="where the two results files go")] = Path(
-        "results"
-    ),
+    results_dir: ParityDirOpt = Path("results"),
 ) -> None:
     """Same samples on two backends: prompt-token match, verdict flips, paired significance."""
     from llmbench.report import print_parity
@@ -331,23 +249,13 @@ def parity(
 def compare(
     files: ResultsArg,
     fmt: FormatOpt = "table",
-    baseline: Annotated[
-        Path | None, typer.Option("--baseline", help="reference run: shown first, with deltas")
-    ] = None,
-    fail_on_regression: Annotated[
-        bool, typer.Option("--fail-on-regression", help="exit 1 on a significant regression vs --baseline")
-    ] = False,
-    gate_config: Annotated[
-        Path | None, typer.Option("--gate-config", help="thresholds YAML (default configs/gates.yaml)")
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="write to a file instead of the terminal")
-    ] = None,
+    baseline: BaselineOpt = None,
+    fail_on_regression: FailOnRegressionOpt = False,
+    gate_config: GateConfigOpt = None,
+    output: WriteToOpt = None,
     keep_repeats: KeepRepeatsOpt = False,
     all_runs: AllRunsOpt = False,
-    detail: Annotated[
-        bool, typer.Option("--detail", help="every metric side by side (the default for up to three runs)")
-    ] = False,
+    detail: DetailOpt = False,
 ) -> None:
     """Compare results: a leaderboard (a row per model and backend, a column per suite and cost figure),
     or every metric side by side for up to three runs; significance and regressions marked."""
@@ -366,14 +274,7 @@ def compare(
     )
     for note in compared.notes:  # on standard error: standard output stays valid JSON/CSV
         console.print(note, style="dim", highlight=False, markup=False)
-    if output is None and compared.leaderboard is not None and renderer.show_board is not None:
-        renderer.show_board(compared.leaderboard, out)
-    elif output is None and compared.leaderboard is None and renderer.show is not None:
-        renderer.show(compared.comparison, out)
-    elif output is None:
-        out.print(api.render(fmt, compared), highlight=False, markup=False, soft_wrap=True)
-    else:
-        output.write_text(api.render(fmt, compared), encoding="utf-8")
+    _show_comparison(compared, renderer, fmt, output)
     if fail_on_regression:  # the verdict goes to standard error: standard output stays valid JSON/CSV
         findings = api.gate(compared, gate_config)
         for finding in findings:
@@ -383,10 +284,22 @@ def compare(
         raise typer.Exit(1 if findings else 0)
 
 
+def _show_comparison(compared: api.Compared, renderer: Renderer, fmt: str, output: Path | None) -> None:
+    """Drawn on the terminal where the format can, else its text to standard output or to `output`."""
+    if output is None and compared.leaderboard is not None and renderer.show_board is not None:
+        renderer.show_board(compared.leaderboard, out)
+    elif output is None and compared.leaderboard is None and renderer.show is not None:
+        renderer.show(compared.comparison, out)
+    elif output is None:
+        out.print(api.render(fmt, compared), highlight=False, markup=False, soft_wrap=True)
+    else:
+        output.write_text(api.render(fmt, compared), encoding="utf-8")
+
+
 @app.command()
 def report(
     files: ResultsArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")] = Path("report.html"),
+    output: ReportOutputOpt = Path("report.html"),
     keep_repeats: KeepRepeatsOpt = False,
     all_runs: AllRunsOpt = False,
 ) -> None:
@@ -395,13 +308,7 @@ def report(
 
 
 @app.command()
-def history(
-    directory: Annotated[Path, typer.Argument(help="folder of results files from repeated (nightly) runs")],
-    metric: Annotated[
-        str | None, typer.Option("--metric", help="e.g. gsm8k.accuracy or performance.ttft_ms.p50")
-    ] = None,
-    plot: Annotated[Path | None, typer.Option("--plot", help="also write the trend as an SVG")] = None,
-) -> None:
+def history(directory: HistoryDirArg, metric: MetricOpt = None, plot: PlotOpt = None) -> None:
     """Show a metric's trend over a folder of runs."""
     from llmbench.report import print_history
 
@@ -411,8 +318,8 @@ def history(
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="suite or model YAML files")]) -> None:
-    """Check suites and model configs; exit code 2 on the first bad file."""
+def validate(files: YamlFilesArg) -> None:
+    """Check suites, model configs and studies; exit code 2 on the first bad file."""
     for checked in api.validate(files):
         out.print(str(checked))
 
@@ -427,18 +334,11 @@ def list_cmd() -> None:
 
 @app.command()
 def score(
-    suite: Annotated[Path | None, typer.Argument(help="suite YAML whose tasks the samples belong to")] = None,
-    samples: Annotated[
-        Path,
-        typer.Option(
-            "--samples", "-s", help="JSONL completions: {task_id, completion} or {task, id, output}"
-        ),
-    ] = Path("samples.jsonl"),
+    suite: ScoreSuiteArg = None,
+    samples: SamplesOpt = Path("samples.jsonl"),
     tasks: TaskOpt = None,
-    scorer: Annotated[
-        str | None, typer.Option("--scorer", help="score lines carrying their own output and reference")
-    ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="results file to write")] = None,
+    scorer: ScorerOpt = None,
+    output: ScoreOutputOpt = None,
 ) -> None:
     """Score completions produced elsewhere, without a model."""
     from llmbench.report import print_run_summary, print_verdicts
