@@ -43,7 +43,7 @@ def test_quiet_prints_no_progress_lines() -> None:
 
 def test_the_summary_says_where_timings_come_from() -> None:
     run = make_run("m", {"t": [1.0, 0.0]})
-    run.backend["device"] = "cpu"
+    run.backend.device = "cpu"
     for s in run.samples:
         s.batch_size = 2
     assert timing_source(run) == "cpu, batches of up to 2"
@@ -54,7 +54,7 @@ def test_the_summary_says_where_timings_come_from() -> None:
 
 def test_the_summary_shows_no_timings_for_a_backend_that_generates_nothing() -> None:
     run = make_run("m", {"t": [1.0]})
-    run.backend["device"] = "none"
+    run.backend.device = "none"
     console, buffer = log_console()
     print_run_summary(run, console)
     text = buffer.getvalue()

@@ -82,7 +82,7 @@ def test_a_judged_study_blends_accuracy_and_rating_as_its_weights_say() -> None:
     runs = study_runs()
     accuracy = build_leaderboard(runs, LeaderboardSpec()).rows[0].composite
     for run in runs:
-        run.summary["combined"] = {"rating": {"value": 0.5, "stderr": 0.01, "n": 200}}
+        run.summary.combined = {"rating": {"value": 0.5, "stderr": 0.01, "n": 200}}
     spec = LeaderboardSpec.model_validate({"composite": {"accuracy_weight": 0.6, "rating_weight": 0.4}})
     row = build_leaderboard(runs, spec).rows[0]
     assert row.composite_kind == "accuracy+judge" and row.composite is not None and accuracy is not None
