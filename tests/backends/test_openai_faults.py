@@ -171,7 +171,7 @@ def _suite(tmp_path: Path) -> Path:
 
 def _run_cli(server: FaultyServer, suite: Path, out: Path, *extra: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     return subprocess.run(
-        [sys.executable, "-m", "llmbench", "run", str(suite), "-m", "acme/faulty", "--base-url", server.base_url,
+        [sys.executable, "-m", "llmbench", "run", str(suite), "-m", "faulty", "--base-url", server.base_url,
          "-o", str(out), "-q", "--first-byte-timeout", "600", *extra],
         cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=3600,
         env=dict(os.environ) | (env or {}),
