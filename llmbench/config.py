@@ -171,6 +171,36 @@ class PerfSweep(Strict):
     slo_tpot_ms: float | None = None
 
 
+class ChoiceSpec(Strict):
+    """A multiple-choice task: each option scored by the log-probability of its continuation."""
+
+    continuation: Literal["letter", "text"] = Field(
+        default="letter", description="score the option's letter (' B') or its full text"
+    )
+    few_shot: int = Field(default=0, ge=0, le=64, description="solved examples before each question")
+    few_shot_from: DatasetSpec | None = Field(
+        default=None, description="where the examples come from (a dev split); same subject first"
+    )
+    circular: bool = Field(
+        default=False, description="ask each question in every rotation of its options; right only if always"
+    )
+    answer_separator: str = Field(
+        default=" ", description="what goes between the context and a continuation ('Answer:' + ' B')"
+    )
+    generative: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="answer with a letter instead: 'auto' where the backend cannot score log-probabilities",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ChoiceSpec:
+        if self.few_shot and self.few_shot_from is None:
+            raise ValueError("few_shot needs few_shot_from (the split the examples come from)")
+        if self.circular and self.continuation != "letter":
+            raise ValueError("circular evaluation rotates lettered options: it needs continuation: letter")
+        return self
+
+
 class TaskSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str | None = None
@@ -185,6 +215,9 @@ class TaskSpec(Strict):
     )
     weight: float = Field(default=1.0, ge=0)
     perf: PerfSweep | None = None
+    choices: ChoiceSpec | None = Field(
+        default=None, description="multiple choice by log-likelihood (knowledge tests: MMLU, C-Eval, ARC)"
+    )
 
     @model_validator(mode="after")
     def _scorer_or_perf(self) -> TaskSpec:

@@ -82,3 +82,36 @@ class Completion:
         if self.output_tokens < 2:
             return None
         return (self.latency_ms - self.ttft_ms) / (self.output_tokens - 1)
+
+
+@dataclass(frozen=True)
+class LoglikelihoodRequest:
+    """Score `continuation` after `context`: log P(continuation | context), summed over its tokens.
+
+    Multiple-choice tasks send one per option; nothing is generated.
+    """
+
+    request_id: str
+    context: str
+    continuation: str
+    reference: bool = False  # the right option: the `reference` backend gives it all the probability
+
+
+@dataclass
+class Loglikelihood:
+    """The log-probability a model gave one continuation, and what it cost.
+
+    `latency_ms` is this request's own time where the backend runs requests one by one or
+    concurrently (vLLM, OpenAI), and its equal share of a batched forward pass (Transformers).
+    """
+
+    request_id: str
+    logprob: float
+    greedy: bool = False  # every continuation token was the model's most likely token
+    continuation_tokens: int = 0
+    prompt_tokens: int = 0  # context + continuation, as fed to the model
+    token_logprobs: list[float] = field(default_factory=list)
+    latency_ms: float | None = None
+    prompt_hash: str | None = None
+    batch_size: int | None = None
+    error: str | None = None

@@ -13,7 +13,15 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from llmbench.hashing import stable_hash, token_ids_hash
 from llmbench.registry import Registry
 from llmbench.results_blocks import BackendFacts
-from llmbench.types import Completion, FinishReason, GenerationParams, GenerationRequest, Message
+from llmbench.types import (
+    Completion,
+    FinishReason,
+    GenerationParams,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+    Message,
+)
 
 # What `load()` returns: a typed model, written as the results file's `backend` block as it is.
 BackendInfo = BackendFacts
@@ -58,6 +66,27 @@ class Backend(Protocol):
 backends: Registry[type[Backend]] = Registry("backend")
 
 
+@runtime_checkable
+class ScoresLoglikelihood(Protocol):
+    """A backend that can also score continuations by log-probability (multiple-choice tasks).
+
+    Optional: a backend without `loglikelihood` (or whose `can_score_loglikelihood()` says no, as a
+    chat-only API does) runs the generative variant of those tasks instead.
+    """
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[Loglikelihood]:
+        """Score every request, yielding results as they finish (any order)."""
+        ...
+
+
+def scores_loglikelihood(backend: object) -> bool:
+    """Whether `backend` can score continuations by log-probability, asked once per task."""
+    if not isinstance(backend, ScoresLoglikelihood):
+        return False
+    can = getattr(backend, "can_score_loglikelihood", None)
+    return bool(can()) if callable(can) else True
+
+
 def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut `text` at the earliest stop sequence; returns the text and whether one was found."""
     cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
@@ -87,10 +116,14 @@ __all__ = [
     "FinishReason",
     "GenerationParams",
     "GenerationRequest",
+    "Loglikelihood",
+    "LoglikelihoodRequest",
     "Message",
+    "ScoresLoglikelihood",
     "apply_stop",
     "backends",
     "decode_output",
+    "scores_loglikelihood",
     "stable_hash",
     "token_ids_hash",
 ]

@@ -12,6 +12,9 @@ from typing import Any, ClassVar
 from llmbench.backends.base import BackendInfo, Completion, GenerationRequest, stable_hash
 from llmbench.config import ModelConfig
 from llmbench.telemetry.timing import TokenClock
+from llmbench.types import Loglikelihood, LoglikelihoodRequest
+
+WRONG_LOGPROB = -1000.0  # what a wrong option gets: far below any option's length-normalised score
 
 
 class ReferenceBackend:
@@ -55,6 +58,20 @@ class ReferenceBackend:
                 ttft_ms=clock.ttft_ms,
                 latency_ms=clock.latency_ms,
                 prompt_hash=stable_hash(prompt),
+                batch_size=1,
+            )
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[Loglikelihood]:
+        """All the probability on the right option, none anywhere else: every question is answered right."""
+        for req in requests:
+            yield Loglikelihood(
+                request_id=req.request_id,
+                logprob=0.0 if req.reference else WRONG_LOGPROB,
+                greedy=req.reference,
+                continuation_tokens=1,
+                prompt_tokens=0,
+                latency_ms=0.0,
+                prompt_hash=stable_hash([req.context, req.continuation]),
                 batch_size=1,
             )
 

@@ -21,6 +21,7 @@ from llmbench.backends.guided import JsonGuide
 from llmbench.config import ModelConfig
 from llmbench.errors import BackendError, MissingDependencyError
 from llmbench.telemetry.timing import now_ns
+from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 
@@ -172,6 +173,15 @@ class TransformersBackend:
             items = list(group)
             for i in range(0, len(items), batch_size):
                 yield from self._run_batch(items[i : i + batch_size], start_ns=None)
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[Loglikelihood]:
+        """Each continuation's log-probability given its context, batched forward passes (no generation)."""
+        if self._model is None:
+            raise BackendError("loglikelihood called before load")
+        from llmbench.backends.transformers_loglik import score
+
+        device = self._model.device if self._device == "cuda" else "cpu"
+        yield from score(self._model, self._tokenizer, requests, self.config.batch_size, device)
 
     def _generate_arrivals(
         self, requests: Sequence[GenerationRequest], offsets: Sequence[float], batch_size: int

@@ -25,6 +25,7 @@ from llmbench.results import (
 )
 from llmbench.run.aggregate import task_result
 from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_hash
+from llmbench.run.choices import run_choices, uses_loglikelihood
 from llmbench.run.journal import Journal, JournalState, now, read_journal, read_journal_samples
 from llmbench.run.options import RunOptions, check_options, resolve_paths, resume_command
 from llmbench.run.prepare import PreparedTask, check_suite, prepare_task
@@ -141,9 +142,16 @@ def run_suite(
                 sweep += _run_perf(task, backend, info, sampler, ctx, model, opts, progress, journal, state)
                 host.mark()
                 continue
-            if not warm:
-                warm = _warm_up(backend, task)
-            task_records = _run_quality(task, backend, journal, done, generated, sampler, tokenizer, progress)
+            if uses_loglikelihood(task, backend):  # multiple choice: options scored, nothing generated
+                task_records, wall_s, energy_j = run_choices(task, backend, journal, done, sampler, progress)
+                if wall_s:
+                    generated.add_window(wall_s, energy_j)
+            else:
+                if not warm:
+                    warm = _warm_up(backend, task)
+                task_records = _run_quality(
+                    task, backend, journal, done, generated, sampler, tokenizer, progress
+                )
             records += task_records
             host.mark()
             assert task.scorer is not None

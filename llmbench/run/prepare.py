@@ -11,6 +11,13 @@ from llmbench.data.readers import load_samples
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash
 from llmbench.prompts import build_messages, build_text, template_fingerprint
+from llmbench.run.choice_prompts import (
+    Asking,
+    askings,
+    few_shot_pool,
+    generative_prompt,
+    with_question_fields,
+)
 from llmbench.scoring.base import Scorer, scorers
 from llmbench.types import GenerationRequest
 
@@ -24,6 +31,8 @@ class PreparedTask:
     requests: list[GenerationRequest] = field(default_factory=list)
     index: dict[str, tuple[Sample, int]] = field(default_factory=dict)  # request id -> (sample, sample index)
     fingerprint: dict[str, str] = field(default_factory=dict)
+    # multiple-choice tasks: request id -> the askings of its question (one per rotation when circular)
+    askings: dict[str, list[Asking]] = field(default_factory=dict)
 
     def request(self, request_id: str) -> GenerationRequest | None:
         if len(self._by_id) != len(self.requests):
@@ -93,15 +102,24 @@ def prepare_task(
     samples = load_samples(spec.dataset, task_ctx) if spec.dataset is not None and spec.perf is None else []
     if limit is not None:
         samples = samples[:limit]
-    task = PreparedTask(spec, samples, scorer, generation)
     where = f"{suite.path}: task '{spec.name}'"
+    pool = []
+    if spec.choices is not None:
+        samples = with_question_fields(samples, where)
+        pool = few_shot_pool(spec, task_ctx, where)
+    task = PreparedTask(spec, samples, scorer, generation)
     n = generation.n or 1
     base_seed = generation.seed if generation.seed is not None else seed
     for sample in samples:
         schema = _json_schema(spec, sample, where)
         reference = scorer.reference_output(sample) if scorer else None
-        if spec.prompt.mode == "chat":
-            prompt: dict[str, Any] = {"messages": build_messages(spec.prompt, sample, where=where)}
+        if spec.choices is not None:
+            n = 1  # one asking per question (rotations are askings, not samples)
+            asked = askings(spec, sample, pool, where)
+            task.askings[f"{spec.name}/{sample.id}/0"] = asked
+            prompt: dict[str, Any] = generative_prompt(spec, asked[0])
+        elif spec.prompt.mode == "chat":
+            prompt = {"messages": build_messages(spec.prompt, sample, where=where)}
         else:
             prompt = {"prompt": build_text(spec.prompt, sample, where=where)}
         if sample.prompt_token_ids is not None:
@@ -116,7 +134,8 @@ def prepare_task(
     task.fingerprint = {
         "dataset": stable_hash(spec.dataset.model_dump() if spec.dataset else None),
         "data": stable_hash([(s.id, s.fields, s.reference) for s in samples]),  # the content, wherever from
-        "prompt_template": template_fingerprint(spec.prompt),
+        "prompt_template": template_fingerprint(spec.prompt)
+        + (stable_hash(spec.choices.model_dump()) if spec.choices else ""),
         "generation": stable_hash(generation.model_dump() | {"json_mode": spec.json_mode}),
         "scorer": stable_hash(spec.scorer.model_dump() if spec.scorer else None),
         "chat_template": (chat_template_hash or "none") if spec.prompt.mode == "chat" else "not-used",

@@ -8,6 +8,7 @@ scorers.add_lazy("math", "llmbench.scoring.math:MathScorer")
 scorers.add_lazy("json", "llmbench.scoring.json:JsonScorer")
 scorers.add_lazy("instructions", "llmbench.scoring.instructions:InstructionScorer")
 scorers.add_lazy("multilingual", "llmbench.scoring.language:LanguageScorer")
+scorers.add_lazy("choice", "llmbench.scoring.choice:ChoiceScorer")
 scorers.add_lazy("needle", "llmbench.scoring.longctx:NeedleScorer")
 scorers.add_entry_points("llmbench.scorers")
 
