@@ -38,9 +38,11 @@ from llmbench.backends.common import (
     prompt_ids,
     weights_bytes,
 )
+from llmbench.backends.loglik import Span, spans
 from llmbench.config import ModelConfig
 from llmbench.errors import BackendError, ConfigError, MissingDependencyError
 from llmbench.telemetry.timing import TokenClock, now_ns
+from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
 # Our names for quantization methods -> vLLM's.
 _QUANTIZATION = {"bnb-4bit": "bitsandbytes", "bnb-8bit": "bitsandbytes"}
@@ -326,6 +328,69 @@ class VLLMBackend:
             output_hash=None if error else token_ids_hash(token_ids),
             rendered_prompt=rendered,
             error=error,
+        )
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[Loglikelihood]:
+        """Each continuation's log-probability from vLLM's prompt log-probs (one token generated, dropped)."""
+        if self._engine is None or self._loop is None:
+            raise BackendError("loglikelihood called before load")
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
+
+        # The actual prompt token's log-probability and rank come with any prompt_logprobs >= 0.
+        sampling = SamplingParams(
+            max_tokens=1,
+            temperature=0.0,
+            prompt_logprobs=1,
+            detokenize=False,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        prepared = list(zip(requests, spans(self._tokenizer, requests), strict=True))
+
+        async def produce(emit: Callable[[Loglikelihood], None]) -> None:
+            async def one(req: LoglikelihoodRequest, span: Span | str) -> None:
+                if isinstance(span, str):
+                    emit(Loglikelihood(req.request_id, float("nan"), error=span))
+                    return
+                emit(await self._score_one(req, span, sampling))
+
+            await asyncio.gather(*(one(req, span) for req, span in prepared))
+
+        yield from self._loop.stream(produce)
+
+    async def _score_one(self, req: LoglikelihoodRequest, span: Span, sampling: Any) -> Loglikelihood:
+        engine_id = f"{req.request_id}-{next(self._ids)}"
+        start = now_ns()
+        final = None
+        try:
+            async for out in self._engine.generate({"prompt_token_ids": list(span.ids)}, sampling, engine_id):
+                final = out
+        except asyncio.CancelledError:
+            await self._engine.abort(engine_id)
+            raise
+        except Exception as exc:
+            return Loglikelihood(
+                req.request_id, float("nan"), error=f"{type(exc).__name__}: {first_line(exc)}"
+            )
+        latency_ms = (now_ns() - start) / 1e6
+        positions = final.prompt_logprobs if final is not None else None
+        if not positions or len(positions) != len(span.ids):
+            return Loglikelihood(
+                req.request_id, float("nan"), error="vLLM returned no prompt log-probabilities"
+            )
+        token_lps, greedy = [], True
+        for t in range(span.start, len(span.ids)):
+            entry = positions[t][span.ids[t]]
+            token_lps.append(float(entry.logprob))
+            greedy = greedy and entry.rank == 1
+        return Loglikelihood(
+            request_id=req.request_id,
+            logprob=sum(token_lps),
+            greedy=greedy,
+            continuation_tokens=len(token_lps),
+            prompt_tokens=len(span.ids),
+            token_logprobs=token_lps,
+            latency_ms=latency_ms,
+            prompt_hash=token_ids_hash(list(span.ids)),
         )
 
     def _sampling_params(self, params: GenerationParams) -> Any:
