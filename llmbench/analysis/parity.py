@@ -16,6 +16,9 @@ from llmbench.results import RunResult, SampleRecord
 from llmbench.scoring.stats import mcnemar
 
 Key = tuple[str, str, int]
+# Two backends' log-probabilities of the same continuation (float32 on CPU, tiny-qwen2) agree to this,
+# in nats, summed over the continuation's tokens; docs/knowledge.md states it.
+LOGPROB_TOLERANCE = 1e-4
 
 
 def _by_key(run: RunResult) -> dict[Key, SampleRecord]:
@@ -56,6 +59,13 @@ class ParityReport:
     tasks: list[TaskParity] = field(default_factory=list)
     prompt_mismatches: list[Key] = field(default_factory=list)
     text_only_differences: list[Key] = field(default_factory=list)  # same tokens, different text
+    logprobs_compared: int = 0  # multiple-choice samples whose option log-probabilities both runs hold
+    max_logprob_diff: float | None = None
+    logprob_tolerance: float = LOGPROB_TOLERANCE
+
+    @property
+    def logprobs_agree(self) -> bool:
+        return self.max_logprob_diff is not None and self.max_logprob_diff <= self.logprob_tolerance
 
     @property
     def prompts_match(self) -> bool:
@@ -90,6 +100,7 @@ def parity(a: RunResult, b: RunResult) -> ParityReport:
                 report.output_tokens_matches += 1
                 if x.output != y.output:
                     report.text_only_differences.append(key)
+        _compare_logprobs(report, x, y)
         if (x.status == "correct") != (y.status == "correct"):
             report.flips.append(Flip(key[0], key[1], key[2], x.status, y.status))
         by_task.setdefault(key[0], []).append((x, y))
@@ -109,6 +120,16 @@ def parity(a: RunResult, b: RunResult) -> ParityReport:
             )
         )
     return report
+
+
+def _compare_logprobs(report: ParityReport, x: SampleRecord, y: SampleRecord) -> None:
+    """Multiple-choice samples: the largest gap between the two runs' option log-probabilities."""
+    lx, ly = x.details.get("logprobs"), y.details.get("logprobs")
+    if not isinstance(lx, list) or not isinstance(ly, list) or len(lx) != len(ly) or not lx:
+        return
+    report.logprobs_compared += 1
+    gap = max(abs(float(a) - float(b)) for a, b in zip(lx, ly, strict=True))
+    report.max_logprob_diff = max(gap, report.max_logprob_diff or 0.0)
 
 
 @dataclass

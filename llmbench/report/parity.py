@@ -23,6 +23,12 @@ def print_parity(report: ParityReport, console: Console, *, max_flips: int = 20)
             f"[yellow]same tokens, different text on {len(report.text_only_differences)} sample(s), "
             f"e.g. {first[0]}/{first[1]}: the backends decoded the same ids differently[/]"
         )
+    if report.max_logprob_diff is not None:
+        verdict = "[green]within[/]" if report.logprobs_agree else "[red]OUTSIDE[/]"
+        console.print(
+            f"option log-probs: {report.logprobs_compared} samples, max |diff| {report.max_logprob_diff:.2e} "
+            f"nats ({verdict} tolerance {report.logprob_tolerance:g})"
+        )
     table = Table(title="score per task (paired: McNemar exact test)")
     for col in (
         "task",

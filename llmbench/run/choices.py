@@ -123,6 +123,8 @@ def _record(
         output_tokens=None,
         finish_reason="error" if errors else "stop",
         latency_ms=sum(latencies) if latencies else None,
+        # Scores arrive whole, like a non-streamed answer: the first "token" is the last.
+        ttft_ms=sum(latencies) if latencies else None,
         prompt_hash=stable_hash([res.prompt_hash for res in ok]) if ok else None,
         rendered_prompt=task.askings[rid][0].full_context,
         error=errors[0] if errors else None,
