@@ -65,8 +65,13 @@ def test_logprobs_equal_one_unbatched_forward_pass(backend: TransformersBackend)
 
 
 def test_batching_does_not_change_a_logprob(backend: TransformersBackend) -> None:
-    requests = [LoglikelihoodRequest(f"r{i}", f"Question {i}: {'word ' * i}?\nAnswer:", " yes") for i in range(6)]
+    requests = [
+        LoglikelihoodRequest(f"r{i}", f"Question {i}: {'word ' * i}?\nAnswer:", " yes") for i in range(6)
+    ]
     together = {r.request_id: r.logprob for r in backend.loglikelihood(requests)}
-    alone = {rid: next(iter(backend.loglikelihood([r]))).logprob for rid, r in ((r.request_id, r) for r in requests)}
+    alone = {
+        rid: next(iter(backend.loglikelihood([r]))).logprob
+        for rid, r in ((r.request_id, r) for r in requests)
+    }
     for rid in together:
         assert together[rid] == pytest.approx(alone[rid], abs=1e-4)

@@ -12,7 +12,9 @@ from llmbench.errors import DataError
 from llmbench.scoring.choice import ChoiceScorer, Rotation
 
 
-def rotation(logprobs: list[float], answer: int, chars: list[int], tokens: list[int] | None = None) -> Rotation:
+def rotation(
+    logprobs: list[float], answer: int, chars: list[int], tokens: list[int] | None = None
+) -> Rotation:
     tokens = tokens or [1] * len(logprobs)
     return Rotation(answer, logprobs, tokens, chars, [f"o{i}" for i in range(len(logprobs))])
 
@@ -23,7 +25,12 @@ def rotation(logprobs: list[float], answer: int, chars: list[int], tokens: list[
         {"question": "Q?", "choices": ["w", "r", "x", "y"], "answer": 1, "subject": "s"},  # MMLU
         {"question": "Q?", "A": "w", "B": "r", "C": "x", "D": "y", "answer": "B", "subject": "s"},  # C-Eval
         {"Question": "Q?", "A": "w", "B": "r", "C": "x", "D": "y", "Answer": "B", "subject": "s"},  # CMMLU
-        {"question": "Q?", "choices": {"text": ["w", "r", "x", "y"], "label": ["1", "2", "3", "4"]}, "answerKey": "2", "subject": "s"},  # ARC
+        {
+            "question": "Q?",
+            "choices": {"text": ["w", "r", "x", "y"], "label": ["1", "2", "3", "4"]},
+            "answerKey": "2",
+            "subject": "s",
+        },  # ARC
     ],
 )
 def test_every_public_layout_reads_as_one_question(fields: dict[str, object]) -> None:
@@ -65,7 +72,9 @@ def sample() -> Sample:
     return question_sample(Sample("1", {"question": "Q?", "choices": ["a", "b", "c"], "answer": 2}), "t")
 
 
-@pytest.mark.parametrize("output", ["C", " (C) ", "C.", "Answer: C", "The answer is C", "答案：C", "答案是 C"])
+@pytest.mark.parametrize(
+    "output", ["C", " (C) ", "C.", "Answer: C", "The answer is C", "答案：C", "答案是 C"]
+)
 def test_a_lone_letter_is_read_back(output: str) -> None:
     assert ChoiceScorer().score(sample(), output).status == "correct"
 
