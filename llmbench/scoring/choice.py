@@ -89,7 +89,7 @@ class ChoiceScorer(Scorer):
         metrics["prob_correct"] = sum(r.probability_of_answer() for r in rotations) / len(rotations)
         value = metrics[METRIC_OF_PICK[self.pick]]
         first = rotations[0]
-        details = {
+        details: dict[str, Any] = {
             "picked": first.labels[picks[self.pick][0]],
             "pick": self.pick,
             "logprobs": [round(lp, 6) for lp in first.logprobs],
