@@ -52,6 +52,7 @@ from llmbench.backends.server_claims import Counted, Redactor, checked_usage
 from llmbench.config import ModelConfig
 from llmbench.errors import BackendError, UserInputError
 from llmbench.telemetry.timing import TokenClock, now_ns
+from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
 __all__ = ["OpenAIBackend", "fetch_server_metrics", "histogram_quantile"]
 
@@ -73,6 +74,7 @@ class OpenAIBackend:
         self._loop: BackgroundLoop | None = None
         self._ids_as_text = False
         self._redact = Redactor()
+        self._echoes: bool | None = None  # whether the server returns prompt log-probabilities
 
     @property
     def tokenizer(self) -> Any:
@@ -209,6 +211,46 @@ class OpenAIBackend:
                 await asyncio.gather(*(one(i) for i in range(len(requests))))
 
         yield from self._loop.stream(produce)
+
+    def can_score_loglikelihood(self) -> bool:
+        """Whether the server echoes prompt log-probabilities (vLLM's does); asked once per load."""
+        if self._loop is None:
+            return False
+        if self._echoes is None:
+            from llmbench.backends.openai_loglik import probe
+
+            api = self.config.api
+            self._echoes = probe(
+                self._loop,
+                self._url("/completions"),
+                self._headers,
+                self.config.model,
+                self._tokenizer,
+                api.first_byte_timeout_s,
+            )
+        return self._echoes
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[Loglikelihood]:
+        """Each continuation's log-probability from the completions endpoint's echoed prompt log-probs."""
+        if self._loop is None:
+            raise BackendError("loglikelihood called before load")
+        from llmbench.backends.openai_loglik import score
+
+        api = self.config.api
+        for result in score(
+            self._loop,
+            self._url("/completions"),
+            self._headers,
+            self.config.model,
+            self._tokenizer,
+            requests,
+            api.concurrency,
+            api.max_retries,
+            api.timeout_s,
+        ):
+            if result.error is not None:
+                result.error = self._redact(result.error)
+            yield result
 
     def _redacted(self, c: Completion) -> Completion:
         """The completion with the API key and any Authorization value masked in every text it records."""

@@ -79,11 +79,18 @@ def _render(spec: TaskSpec, sample: Sample, q: Question, where: str, *, answered
 
 
 def generative_prompt(spec: TaskSpec, asking: Asking) -> dict[str, Any]:
-    """The generation request's prompt for the generative variant: chat turns or plain text."""
+    """The generation request's prompt for the generative variant: chat turns or plain text.
+
+    Options scored by their text are not listed in the context; to answer with a letter the model
+    must see them, so they follow it.
+    """
+    context = asking.context
+    if spec.choices is not None and spec.choices.continuation == "text":
+        context += f"\n\n{asking.question.options_block()}\nAnswer with the letter of the correct option."
     if spec.prompt.mode == "completion":
-        return {"prompt": asking.full_context}
+        return {"prompt": f"{asking.system}\n\n{context}" if asking.system else context}
     messages = [{"role": "system", "content": asking.system}] if asking.system else []
-    return {"messages": (*messages, {"role": "user", "content": asking.context})}
+    return {"messages": (*messages, {"role": "user", "content": context})}
 
 
 def with_question_fields(samples: list[Sample], where: str) -> list[Sample]:
