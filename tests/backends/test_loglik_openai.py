@@ -53,6 +53,6 @@ def test_knowledge_suite_runs_on_the_openai_backend(served: ServedModel, tmp_pat
         api={"base_url": served.base_url},  # type: ignore[arg-type]
     )
     result, _ = run_suite(load_suite("knowledge"), model, RunOptions(limit=2, output=tmp_path / "r.json"))
-    assert result.backend["backend"] == "openai"
+    assert result.backend.backend == "openai"
     assert all(s.error is None for s in result.samples), [s.error for s in result.samples][:3]
     assert all("logprobs" in s.details and s.details["requests"] >= 2 for s in result.samples)

@@ -49,7 +49,7 @@ def test_knowledge_suite_runs_on_vllm(session: BackendSession, tmp_path: Path) -
         RunOptions(limit=2, output=tmp_path / "r.json"),
         session=session,
     )
-    assert result.backend["backend"] == "vllm"
+    assert result.backend.backend == "vllm"
     assert all(s.error is None for s in result.samples), [s.error for s in result.samples][:3]
     assert all(s.details["requests"] >= 2 and s.details["tokens_scored"] >= 2 for s in result.samples)
     assert all(s.latency_ms is not None and s.tokens_in for s in result.samples)
