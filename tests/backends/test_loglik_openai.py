@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.analysis.parity import LOGPROB_TOLERANCE
 from llmbench.backends.transformers import TransformersBackend
 from llmbench.config import ModelConfig, load_suite, resolve_model
 from llmbench.run.pipeline import RunOptions, run_suite
@@ -17,6 +16,9 @@ from tests.backends.conftest import ServedModel
 pytest.importorskip("vllm")
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
+# The shared server runs with vLLM's server defaults (prefix caching, its own batching): gaps of about
+# 1e-3 nats against Transformers were seen there, against 2e-6 in process. docs/knowledge.md says so.
+SERVER_TOLERANCE = 1e-2
 CONTEXT = "Which planet is closest to the Sun?\nA. Venus\nB. Mercury\nAnswer:"
 
 
@@ -40,7 +42,7 @@ def test_the_server_scores_continuations_like_transformers(served: ServedModel) 
         b = remote[rid]
         assert b.error is None, b.error
         assert a.prompt_hash == b.prompt_hash and a.continuation_tokens == b.continuation_tokens
-        assert abs(a.logprob - b.logprob) <= LOGPROB_TOLERANCE, (rid, a.logprob, b.logprob)
+        assert abs(a.logprob - b.logprob) <= SERVER_TOLERANCE, (rid, a.logprob, b.logprob)
         assert b.latency_ms is not None and b.latency_ms > 0
 
 
