@@ -5,8 +5,10 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from llmbench.analysis.leaderboard import Cell
 from llmbench.results import MetricValue
@@ -14,14 +16,6 @@ from llmbench.study.leaderboard import AXES, BoardRow, Leaderboard
 
 if TYPE_CHECKING:
     from llmbench.study.runner import StudyOutcome
-
-
-def score_text(m: MetricValue | Cell | None) -> str:
-    if m is None or m.value is None:
-        return ""
-    if m.ci_low is not None and m.ci_high is not None:
-        return f"{m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]"
-    return f"{m.value:.3f}"
 
 
 def cost_text(value: float | None) -> str:
@@ -36,25 +30,43 @@ def _build(r: BoardRow) -> str:
     return str(model.get("quantization") or model.get("dtype") or "")
 
 
+def _columns(lb: Leaderboard) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each column's header and, per row, its value and interval; columns blank in every row are left out,
+    and so is the build when every row has the same one (the row's label already names model and backend)."""
+    builds = [r.row.variant or _build(r) for r in lb.rows]
+    cols: list[tuple[str, list[tuple[str, str]]]] = []
+    if len(set(builds)) > 1:
+        cols.append(("build", [(b, "") for b in builds]))
+    for suite in lb.suites:
+        cols.append((suite, [_split(r.score(suite)) for r in lb.rows]))
+    cols.append(("composite", [_split(r.composite) for r in lb.rows]))
+    for axis in lb.axes:
+        cols.append((AXES[axis][0], [(cost_text(r.costs.get(axis)), "") for r in lb.rows]))
+    return [(name, cells) for name, cells in cols if any(value for value, _ in cells)]
+
+
+def _split(m: MetricValue | Cell | None) -> tuple[str, str]:
+    """A score as its value and its interval, shown one above the other in the terminal."""
+    if m is None or m.value is None:
+        return "", ""
+    interval = f"[{m.ci_low:.3f}, {m.ci_high:.3f}]" if m.ci_low is not None and m.ci_high is not None else ""
+    return f"{m.value:.3f}", interval
+
+
+def _label(lb: Leaderboard, r: BoardRow) -> str:
+    return r.model + (" *" if r.model in lb.pareto else "")
+
+
 def header(lb: Leaderboard) -> list[str]:
-    return ["model", "backend", "build", *lb.suites, "composite", *(AXES[a][0] for a in lb.axes)]
+    return ["model", *(name for name, _ in _columns(lb))]
 
 
 def row_cells(lb: Leaderboard) -> list[list[str]]:
-    rows = []
-    for r in lb.rows:
-        mark = " *" if r.model in lb.pareto else ""
-        rows.append(
-            [
-                r.model + mark,
-                r.row.backend,
-                r.row.variant or _build(r),
-                *(score_text(r.score(s)) for s in lb.suites),
-                score_text(r.composite),
-                *(cost_text(r.costs.get(a)) for a in lb.axes),
-            ]
-        )
-    return rows
+    cols = _columns(lb)
+    return [
+        [_label(lb, r), *(f"{cells[i][0]} {cells[i][1]}".strip() for _, cells in cols)]
+        for i, r in enumerate(lb.rows)
+    ]
 
 
 def notes(lb: Leaderboard) -> list[str]:
@@ -79,11 +91,23 @@ def notes(lb: Leaderboard) -> list[str]:
 
 
 def print_leaderboard(lb: Leaderboard, console: Console) -> None:
-    table = Table(title="leaderboard", show_lines=False)
-    for col in header(lb):
-        table.add_column(col, overflow="fold")
-    for cells in row_cells(lb):
-        table.add_row(*cells)
+    """Compact, like compare's leaderboard: each score over its interval, so that it fits 100 columns."""
+    cols = _columns(lb)
+    table = Table(
+        title="leaderboard", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False
+    )
+    table.add_column("model", overflow="fold")
+    for name, _ in cols:
+        table.add_column(name, justify="right", overflow="fold")
+    for i, r in enumerate(lb.rows):
+        cells = []
+        for _, column in cols:
+            value, interval = column[i]
+            text = Text(value)
+            if interval:
+                text.append("\n" + interval, style="dim")
+            cells.append(text)
+        table.add_row(Text(_label(lb, r), style="" if r.row.measures_model else "dim"), *cells)
     console.print(table)
     for line in notes(lb):
         console.print(line, highlight=False, markup=False)
