@@ -62,6 +62,12 @@ def question_sample(sample: Sample, where: str) -> Sample:
     return replace(sample, fields=fields, reference=q.letters[q.answer], metadata=metadata)
 
 
+def asked_sample(sample: Sample, q: Question) -> Sample:
+    """The sample as asked with `q`'s order of options (a rotation): its block and letter follow."""
+    fields = sample.fields | {"options": q.options_block(), "answer_letter": q.letters[q.answer]}
+    return replace(sample, fields=fields, reference=q.letters[q.answer])
+
+
 def _first(fields: dict[str, Any], names: tuple[str, ...]) -> Any:
     return next((fields[n] for n in names if fields.get(n) is not None), None)
 

@@ -69,9 +69,10 @@ def run_choices(
 ) -> tuple[list[SampleRecord], float, float | None]:
     """Score the task's pending questions; returns every record, the wall time and energy spent."""
     assert isinstance(task.scorer, ChoiceScorer), "a choices task is scored by the 'choice' scorer"
-    pending = [rid for rid in task.index if rid not in done]
-    progress.task_started(task.spec.name, len(task.index), len(task.index) - len(pending))
-    by_id: dict[str, SampleRecord] = {rid: done[rid] for rid in task.index if rid in done}
+    questions = list(task.askings)  # one record per question, its rotations scored together
+    pending = [rid for rid in questions if rid not in done]
+    progress.task_started(task.spec.name, len(questions), len(questions) - len(pending))
+    by_id: dict[str, SampleRecord] = {rid: done[rid] for rid in questions if rid in done}
     wanted = {rid: loglikelihood_requests(task, rid) for rid in pending}
     results: dict[str, dict[str, Loglikelihood]] = {rid: {} for rid in pending}
     wall_s, energy = 0.0, None
@@ -94,7 +95,7 @@ def run_choices(
         by_id[rid] = _record(task, rid, wanted[rid], partial)
         sink.append(rid, by_id[rid])
     progress.task_finished(task.spec.name)
-    return [by_id[rid] for rid in task.index], wall_s, energy
+    return [by_id[rid] for rid in questions], wall_s, energy
 
 
 def _record(

@@ -7,6 +7,7 @@ from typing import Any
 
 from llmbench.config import GenerationSpec, ModelConfig, Suite, TaskSpec
 from llmbench.data.base import DataContext, Sample
+from llmbench.data.choices import asked_sample
 from llmbench.data.readers import load_samples
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash
@@ -114,12 +115,10 @@ def prepare_task(
         schema = _json_schema(spec, sample, where)
         reference = scorer.reference_output(sample) if scorer else None
         if spec.choices is not None:
-            n = 1  # one asking per question (rotations are askings, not samples)
-            asked = askings(spec, sample, pool, where)
-            task.askings[f"{spec.name}/{sample.id}/0"] = asked
-            prompt: dict[str, Any] = generative_prompt(spec, asked[0])
-        elif spec.prompt.mode == "chat":
-            prompt = {"messages": build_messages(spec.prompt, sample, where=where)}
+            _add_askings(task, sample, askings(spec, sample, pool, where), base_seed)
+            continue
+        if spec.prompt.mode == "chat":
+            prompt: dict[str, Any] = {"messages": build_messages(spec.prompt, sample, where=where)}
         else:
             prompt = {"prompt": build_text(spec.prompt, sample, where=where)}
         if sample.prompt_token_ids is not None:
@@ -141,6 +140,25 @@ def prepare_task(
         "chat_template": (chat_template_hash or "none") if spec.prompt.mode == "chat" else "not-used",
     }
     return task
+
+
+def _add_askings(task: PreparedTask, sample: Sample, asked: list[Asking], seed: int) -> None:
+    """A multiple-choice question: the generative variant asks each rotation as its own request
+    (`.../r`, the rotated letter as reference); the log-likelihood path scores them all under `.../0`."""
+    spec = task.spec
+    task.askings[f"{spec.name}/{sample.id}/0"] = asked
+    for r, asking in enumerate(asked):
+        rid = f"{spec.name}/{sample.id}/{r}"
+        rotated = asked_sample(sample, asking.question)
+        task.requests.append(
+            GenerationRequest(
+                request_id=rid,
+                params=task.generation.to_params(seed=seed),
+                reference_output=str(rotated.reference),
+                **generative_prompt(spec, asking),
+            )
+        )
+        task.index[rid] = (rotated, r)
 
 
 def _json_schema(spec: TaskSpec, sample: Sample, where: str) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from llmbench.data.base import Sample
 from llmbench.data.choices import LETTERS
-from llmbench.scoring.base import Score, Scorer
+from llmbench.scoring.base import Score, ScoredOutput, Scorer
 
 PICKS = ("raw", "char", "token")
 METRIC_OF_PICK = {"raw": "acc", "char": "acc_norm_char", "token": "acc_norm_token"}
@@ -78,6 +78,21 @@ class ChoiceScorer(Scorer):
 
     def reference_output(self, sample: Sample) -> str:
         return str(sample.reference)
+
+    def aggregate(self, outputs: Sequence[ScoredOutput]) -> dict[str, list[float]]:
+        """Per question: right only if every asking of it was right (the generative variant asks each
+        rotation of a circular task as its own output); other figures are averaged over the askings."""
+        by_question: dict[str, list[ScoredOutput]] = {}
+        for o in outputs:
+            by_question.setdefault(o.sample_id, []).append(o)
+        result: dict[str, list[float]] = {self.primary_metric: []}
+        for group in by_question.values():
+            result[self.primary_metric].append(float(all(o.score.value == 1.0 for o in group)))
+            for name in sorted({k for o in group for k in o.score.metrics}):
+                values = [o.score.metrics[name] for o in group if name in o.score.metrics]
+                joined = min(values) if name.startswith("acc") else sum(values) / len(values)
+                result.setdefault(name, []).append(joined)
+        return result
 
     def score_rotations(self, rotations: Sequence[Rotation]) -> Score:
         """The verdict from each rotation's option log-probabilities (one rotation unless circular)."""

@@ -49,6 +49,9 @@ def test_the_generative_variant_reads_letters_and_counts_the_rest_apart(tmp_path
     )
     assert len(ref.tasks) == 5 and all(t.metrics[t.primary_metric].value == 1.0 for t in ref.tasks)
     assert not any("logprobs" in s.details for s in ref.samples)
+    circular = [s for s in ref.samples if s.task == "mmlu_circular"]
+    assert len(circular) == 4 * len({s.id for s in circular}), "each rotation asked as its own request"
+    assert {s.reference for s in circular if s.id == circular[0].id} == {"A", "B", "C", "D"}
     real, _ = run_suite(suite, resolve_model("tiny-qwen2"), RunOptions(limit=2, output=tmp_path / "g.json"))
     mmlu = next(t for t in real.tasks if t.name == "mmlu")
     assert sum(mmlu.counts.values()) == 2

@@ -93,3 +93,15 @@ def test_a_wrong_letter_is_wrong_and_the_reference_is_right() -> None:
 def test_an_unknown_pick_is_refused() -> None:
     with pytest.raises(TypeError, match="pick"):
         ChoiceScorer(pick="best")
+
+
+def test_a_question_asked_in_several_rotations_counts_only_if_right_in_all() -> None:
+    from llmbench.scoring.base import Score, ScoredOutput
+
+    def out(qid: str, k: int, right: bool) -> ScoredOutput:
+        value = float(right)
+        return ScoredOutput(qid, k, Score(value, "correct" if right else "wrong", {"acc": value}))
+
+    outputs = [out("q1", 0, True), out("q1", 1, False), out("q2", 0, True), out("q2", 1, True)]
+    per_question = ChoiceScorer().aggregate(outputs)
+    assert per_question["accuracy"] == [0.0, 1.0] and per_question["acc"] == [0.0, 1.0]
