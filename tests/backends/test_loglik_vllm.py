@@ -37,7 +37,7 @@ def every_choice() -> list[LoglikelihoodRequest]:
     out = []
     for spec in suite.config.tasks:
         task = prepare_task(spec, suite, model, ctx, limit=None, seed=0, chat_template_hash=None)
-        for rid in task.index:
+        for rid in task.askings:  # one key per question; its rotations are in its askings
             out += loglikelihood_requests(task, rid)
     return out
 
