@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 FINISHED = "llmbench.sandbox.finished"  # raised by the sandbox once the program returned: writes the marker
@@ -259,7 +260,8 @@ def make_private_view(
     covered = [c for c in COVERED if os.path.isdir(c)]
     hidden = sorted({top for p in expose if (top := _hidden_ancestor(p)) and not _under(top, covered)})
     hidden = hidden if hide_private else []  # a private directory inside /tmp goes with /tmp's cover
-    conceal = [c for c in (conceal or []) if os.path.isdir(c) and not _under(c, covered)]
+    wanted = [c for c in (conceal or []) if os.path.isdir(c)]
+    conceal = [c for c in wanted if not _under(c, covered)]
     tops = sorted(set(hidden) | set(conceal))
     hidden = [t for t in tops if not any(t != u and _under(t, [u]) for u in tops)]  # outermost only
     keep = [p for p in expose if _under(p, [*covered, *hidden])]
@@ -278,8 +280,10 @@ def make_private_view(
         os.makedirs(path, exist_ok=True)
         must_mount(libc, f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC, None)
         os.close(fd)
-    for path in conceal:  # what a directory brought back still holds (a package's data sets) goes again
-        if path not in hidden and os.path.isdir(path) and not any(_under(k, [path]) for k in keep):
+    # What a directory brought back still holds (a package's data sets) goes again: also under a cover
+    # (/tmp), where a checkout with its virtual environment may live.
+    for path in wanted:
+        if path not in hidden and _under(path, keep) and not any(_under(k, [path]) for k in keep):
             must_mount(libc, "tmpfs", path, "tmpfs", no_dev, "size=1m,mode=755")
     with open("/proc/self/mountinfo") as fh:
         mounts = [line.split() for line in fh]
@@ -307,10 +311,15 @@ def _hidden_ancestor(path: str) -> str | None:
     return None
 
 
-def python_paths() -> list[str]:
-    """Directories the program's interpreter reads: its prefixes and import path, outermost only."""
+def python_paths(excluding: Sequence[str] = ()) -> list[str]:
+    """Directories the program's interpreter reads: its prefixes and import path, outermost only.
+
+    `excluding` (the harness's directories) are left out first, so that a checkout on the import path
+    does not swallow the virtual environment inside it.
+    """
     paths = sorted(
         {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p and os.path.isdir(p)}
+        - set(excluding)
     )
     return [p for p in paths if not any(p.startswith(q + "/") for q in paths if q != p)]
 

@@ -129,7 +129,7 @@ def _serve(level: str, concealed: list[str]) -> None:
             __import__(name)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     _CONCEAL[:] = concealed
-    _EXPOSE[:] = [p for p in confine.python_paths() if p not in concealed]
+    _EXPOSE[:] = confine.python_paths(excluding=concealed)
     if level == "auto":
         candidates = [lv for lv in LEVELS if lv != "uid" or os.geteuid() == 0]
         probe = SandboxLimits(timeout_s=5)

@@ -164,6 +164,31 @@ def test_a_bad_request_becomes_an_error_completion_not_a_crash(
     assert out["fine"].error is None and out["fine"].output_tokens == 8
 
 
+def test_the_same_tokens_become_the_same_text_as_through_transformers(
+    engine: tuple[VLLMBackend, BackendInfo], tiny_model_path: Path
+) -> None:
+    from llmbench.backends.transformers import TransformersBackend
+
+    # A random-weight model emits byte tokens that form no character; vLLM's incremental
+    # detokenizer dropped the text after them where Transformers wrote U+FFFD.
+    params = GenerationParams(max_new_tokens=48, ignore_eos=True)
+    requests = [
+        GenerationRequest(f"q{i}", params, prompt=f"Question {i}: what is {i} + {i}?") for i in range(40)
+    ]
+    ours = run(engine[0], requests)
+    config = ModelConfig(name="tiny", backend="transformers", model=str(tiny_model_path), dtype="float32")
+    reference = TransformersBackend(config, str(tiny_model_path))
+    reference.load()
+    try:
+        theirs = {c.request_id: c for c in reference.generate(requests)}
+    finally:
+        reference.close()
+    same_tokens = [rid for rid in ours if ours[rid].output_hash == theirs[rid].output_hash]
+    assert len(same_tokens) >= len(requests) // 2, "the backends should mostly generate the same tokens"
+    assert [ours[rid].text for rid in same_tokens] == [theirs[rid].text for rid in same_tokens]
+    assert any("\ufffd" in ours[rid].text for rid in same_tokens), "no undecodable byte was exercised"
+
+
 def test_close_frees_the_engine_so_another_can_load(
     engine: tuple[VLLMBackend, BackendInfo], tiny_model_path: Path
 ) -> None:
@@ -189,28 +214,3 @@ def test_close_frees_the_engine_so_another_can_load(
         assert c.error is None and c.output_tokens == 8
     finally:
         second.close()
-
-
-def test_the_same_tokens_become_the_same_text_as_through_transformers(
-    engine: tuple[VLLMBackend, BackendInfo], tiny_model_path: Path
-) -> None:
-    from llmbench.backends.transformers import TransformersBackend
-
-    # A random-weight model emits byte tokens that form no character; vLLM's incremental
-    # detokenizer dropped the text after them where Transformers wrote U+FFFD.
-    params = GenerationParams(max_new_tokens=48, ignore_eos=True)
-    requests = [
-        GenerationRequest(f"q{i}", params, prompt=f"Question {i}: what is {i} + {i}?") for i in range(40)
-    ]
-    ours = run(engine[0], requests)
-    config = ModelConfig(name="tiny", backend="transformers", model=str(tiny_model_path), dtype="float32")
-    reference = TransformersBackend(config, str(tiny_model_path))
-    reference.load()
-    try:
-        theirs = {c.request_id: c for c in reference.generate(requests)}
-    finally:
-        reference.close()
-    same_tokens = [rid for rid in ours if ours[rid].output_hash == theirs[rid].output_hash]
-    assert len(same_tokens) >= len(requests) // 2, "the backends should mostly generate the same tokens"
-    assert [ours[rid].text for rid in same_tokens] == [theirs[rid].text for rid in same_tokens]
-    assert any("\ufffd" in ours[rid].text for rid in same_tokens), "no undecodable byte was exercised"

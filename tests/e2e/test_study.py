@@ -98,7 +98,9 @@ def test_study_on_four_fake_gpus_places_workers_on_gpu_sets(tmp_path: Path) -> N
 def test_ctrl_c_stops_the_study_and_says_how_to_continue(tmp_path: Path) -> None:
     study = tmp_path / "s.yaml"
     study.write_text(
-        "name: ctrl-c\nmodels: [tiny-qwen2]\nsuites:\n  - {suite: math, limit: 6, tasks: [gsm8k]}\n"
+        # One request at a time, so the journal gains its first sample well before the cell is done.
+        "name: ctrl-c\nmodels:\n  - {base: tiny-qwen2, name: tiny-qwen2, set: {batch_size: 1}}\n"
+        "suites:\n  - {suite: math, limit: 12, tasks: [gsm8k]}\n"
     )
     out = tmp_path / "out"
     journal = out / "math-tiny-qwen2-seed0.journal.jsonl"

@@ -197,7 +197,7 @@ def test_the_shipped_data_and_the_harness_are_not_visible_to_a_program() -> None
         str(Path.cwd()),
         *concealed_paths(),
     ]
-    python = python_paths()  # Python's own directories stay visible wherever they live
+    python = python_paths(excluding=concealed_paths())  # Python's own stay visible wherever they live
     program = (
         "import os, json\n"
         "found = []\n"
