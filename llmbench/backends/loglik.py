@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmbench.errors import BackendError
-from llmbench.types import LoglikelihoodRequest
+from llmbench.hashing import token_ids_hash
+from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,25 @@ def spans(tokenizer: Any, requests: Sequence[LoglikelihoodRequest]) -> list[Span
         except Exception as exc:  # a tokenizer that cannot take the text costs this request only
             out.append(f"cannot tokenize: {type(exc).__name__}: {exc}")
     return out
+
+
+def scored(
+    request_id: str,
+    span: Span,
+    token_logprobs: list[float],
+    greedy: bool,
+    latency_ms: float | None,
+    batch_size: int | None = None,
+) -> Loglikelihood:
+    """A continuation's log-likelihood from its tokens' log-probs, the same fields on every backend."""
+    return Loglikelihood(
+        request_id=request_id,
+        logprob=sum(token_logprobs),
+        greedy=greedy,
+        continuation_tokens=len(token_logprobs),
+        prompt_tokens=len(span.ids),
+        token_logprobs=token_logprobs,
+        latency_ms=latency_ms,
+        prompt_hash=token_ids_hash(list(span.ids)),
+        batch_size=batch_size,
+    )

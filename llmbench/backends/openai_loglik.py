@@ -13,9 +13,8 @@ import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from llmbench.backends.loglik import Span, continuation_span, spans
+from llmbench.backends.loglik import Span, continuation_span, scored, spans
 from llmbench.backends.openai_wire import RETRY_STATUS, backoff_s
-from llmbench.hashing import token_ids_hash
 from llmbench.telemetry.timing import now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
@@ -107,16 +106,7 @@ async def _one(
                     token_lps, greedy = read_span(response.json(), span)
                 except (EchoRefused, ValueError) as exc:
                     return Loglikelihood(req.request_id, float("nan"), error=str(exc))
-                return Loglikelihood(
-                    request_id=req.request_id,
-                    logprob=sum(token_lps),
-                    greedy=greedy,
-                    continuation_tokens=len(token_lps),
-                    prompt_tokens=len(span.ids),
-                    token_logprobs=token_lps,
-                    latency_ms=(now_ns() - start) / 1e6,
-                    prompt_hash=token_ids_hash(list(span.ids)),
-                )
+                return scored(req.request_id, span, token_lps, greedy, (now_ns() - start) / 1e6)
             error = f"HTTP {response.status_code}: {response.text[:200]}"
             if response.status_code not in RETRY_STATUS:
                 break

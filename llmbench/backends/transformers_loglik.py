@@ -12,8 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llmbench.backends.common import first_line, free_device_memory, is_out_of_memory
-from llmbench.backends.loglik import Span, spans
-from llmbench.hashing import token_ids_hash
+from llmbench.backends.loglik import Span, scored, spans
 from llmbench.telemetry.timing import now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
@@ -83,17 +82,7 @@ def _result(
     rows = logprobs[first:keep]
     token_lps = [float(rows[j, t]) for j, t in enumerate(targets)]
     greedy = all(int(rows[j].argmax()) == t for j, t in enumerate(targets))
-    return Loglikelihood(
-        request_id=req.request_id,
-        logprob=sum(token_lps),
-        greedy=greedy,
-        continuation_tokens=len(targets),
-        prompt_tokens=len(span.ids),
-        token_logprobs=token_lps,
-        latency_ms=share_ms,
-        prompt_hash=token_ids_hash(list(span.ids)),
-        batch_size=batch,
-    )
+    return scored(req.request_id, span, token_lps, greedy, share_ms, batch)
 
 
 def _pad_id(tokenizer: Any) -> int:

@@ -38,7 +38,7 @@ from llmbench.backends.common import (
     prompt_ids,
     weights_bytes,
 )
-from llmbench.backends.loglik import Span, spans
+from llmbench.backends.loglik import Span, scored, spans
 from llmbench.config import ModelConfig
 from llmbench.errors import BackendError, ConfigError, MissingDependencyError
 from llmbench.telemetry.timing import TokenClock, now_ns
@@ -382,16 +382,7 @@ class VLLMBackend:
             entry = positions[t][span.ids[t]]
             token_lps.append(float(entry.logprob))
             greedy = greedy and entry.rank == 1
-        return Loglikelihood(
-            request_id=req.request_id,
-            logprob=sum(token_lps),
-            greedy=greedy,
-            continuation_tokens=len(token_lps),
-            prompt_tokens=len(span.ids),
-            token_logprobs=token_lps,
-            latency_ms=latency_ms,
-            prompt_hash=token_ids_hash(list(span.ids)),
-        )
+        return scored(req.request_id, span, token_lps, greedy, latency_ms)
 
     def _sampling_params(self, params: GenerationParams) -> Any:
         from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
