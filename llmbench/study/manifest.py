@@ -5,13 +5,12 @@ Written by the driver alone, atomically, after every change, so it can be read a
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmbench.results import write_atomic
 from llmbench.study.plan import Cell, Plan
 
 MANIFEST_NAME = "study.json"
@@ -98,11 +97,7 @@ def write_manifest(manifest: StudyManifest, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     manifest.updated_at = _now()
     path = directory / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".study.", suffix=".tmp", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(manifest.model_dump_json(indent=2))
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, manifest.model_dump_json(indent=2))  # the umask decides, as for results
 
 
 def read_manifest(directory: Path) -> StudyManifest | None:
