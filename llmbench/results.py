@@ -334,14 +334,20 @@ def read_results(path: Path, *, with_samples: bool = True) -> RunResult:
         raise ResultsFileError(f"{path}: invalid results file at {validation_line(exc)}") from None
 
 
-def _head(fh: BinaryIO) -> bytes:
-    """The top-level fields before the task results (what identifies a run), as a JSON object."""
+def _read_until(fh: BinaryIO, key: bytes) -> tuple[bytearray, int]:
+    """Read chunks until `key` appears (or the size limit); returns what was read and where the key starts, or -1."""
     head = bytearray()
     cut = -1
     while cut < 0 and len(head) <= MAX_RESULTS_BYTES and (chunk := fh.read(_CHUNK)):
-        start = max(0, len(head) - len(_TASKS_KEY))
+        start = max(0, len(head) - len(key))
         head += chunk
-        cut = head.find(_TASKS_KEY, start)
+        cut = head.find(key, start)
+    return head, cut
+
+
+def _head(fh: BinaryIO) -> bytes:
+    """The top-level fields before the task results (what identifies a run), as a JSON object."""
+    head, cut = _read_until(fh, _TASKS_KEY)
     if cut < 0:
         return bytes(head) + fh.read(MAX_RESULTS_BYTES + 1 - len(head))
     return bytes(head[:cut]).rstrip().rstrip(b",") + b"\n}"
@@ -349,12 +355,7 @@ def _head(fh: BinaryIO) -> bytes:
 
 def _without_samples(fh: BinaryIO) -> bytes:
     """The file's JSON with the samples array cut out: only the head up to it and the tail after it are read."""
-    head = bytearray()
-    cut = -1
-    while cut < 0 and len(head) <= MAX_RESULTS_BYTES and (chunk := fh.read(_CHUNK)):
-        start = max(0, len(head) - len(_SAMPLES_KEY))
-        head += chunk
-        cut = head.find(_SAMPLES_KEY, start)
+    head, cut = _read_until(fh, _SAMPLES_KEY)
     if cut < 0:  # not laid out by write_results: the whole text, its samples dropped after parsing
         return bytes(head)
     size = fh.seek(0, os.SEEK_END)

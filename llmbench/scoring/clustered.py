@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from llmbench.results import Distribution
-from llmbench.scoring.stats import N_RESAMPLES, PERCENTILES, SEED, _stderr, distribution
+from llmbench.scoring.stats import N_RESAMPLES, PERCENTILES, SEED, _stderr, distribution, percentile_intervals
 
 CLUSTER_METHOD = "cluster-bootstrap"  # Distribution.ci_method for intervals resampled by request
 _COUNT_CELLS = 4_000_000  # replicate-by-cluster count cells per chunk, so memory stays bounded
@@ -45,8 +45,7 @@ def clustered_distribution(
     p50, p90, p99 = (float(x) for x in np.percentile(pooled, PERCENTILES))
     sizes = np.array([g.size for g in groups], dtype=np.int64)
     reps = _cluster_replicates(pooled, sizes, N_RESAMPLES, SEED)
-    alpha = (1 - confidence) / 2
-    ci = {k: (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) for k, v in reps.items()}
+    ci = percentile_intervals(reps, confidence)
     means = np.array([g.mean() for g in groups])
     return Distribution(
         mean=float(pooled.mean()),

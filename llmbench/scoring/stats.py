@@ -33,6 +33,16 @@ def _z(confidence: float) -> float:
     )  # the standard library's: scipy.stats takes 0.5 s to import
 
 
+def percentile_intervals(
+    replicates: dict[str, np.ndarray], confidence: float
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of bootstrap replicates, per statistic."""
+    alpha = (1 - confidence) / 2
+    return {
+        k: (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) for k, v in replicates.items()
+    }
+
+
 def _stderr(arr: np.ndarray) -> float | None:
     return float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else None
 
@@ -122,8 +132,7 @@ def distribution(values: Sequence[float], *, confidence: float = 0.95) -> Distri
     if arr.size > 1:
         names = ["mean", *(f"p{q}" for q in PERCENTILES)]
         reps = _resampled_stats(arr, names, N_RESAMPLES, SEED)
-        alpha = (1 - confidence) / 2
-        ci = {k: (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) for k, v in reps.items()}
+        ci = percentile_intervals(reps, confidence)
     return Distribution(
         mean=float(arr.mean()),
         p50=p50,
