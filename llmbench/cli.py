@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from llmbench import api
+from llmbench.cli_errors import exit_code_for, finished
 from llmbench.cli_options import (
     AllRunsOpt,
     ApiKeyEnvOpt,
@@ -66,11 +67,13 @@ from llmbench.cli_options import (
     WarmupOpt,
     WriteToOpt,
     YamlFilesArg,
+    int_list,
 )
-from llmbench.errors import LLMBenchError, UserInputError
+from llmbench.errors import UserInputError
 from llmbench.run.options import RunOptions
 
 if TYPE_CHECKING:
+    from llmbench.config import ModelConfig
     from llmbench.report.progress import RichProgress
     from llmbench.report.renderers import Renderer
     from llmbench.study.runner import StudyOutcome
@@ -134,41 +137,46 @@ def run(
     batch_sizes: BatchSizesOpt = None,
 ) -> None:
     """Run a suite on a model and write a results file."""
-    from llmbench.report import print_flip_rate, print_run_summary, progress_bar
-
     opts = _run_options(locals())
     if suite is None or model is None:  # --resume --output PATH: the journal names them
-        with progress_bar(console, enabled=not quiet) as progress:
-            result, path = api.run(None, None, opts, progress)
-        print_run_summary(result, out)
-        out.print(f"results: {path}")
+        _run_one(None, None, opts, quiet=quiet)
         return
     cfg = api.model(
         model,
         backend=backend,
         base_url=base_url,
         api_key_env=api_key_env,
+        threads=threads,
         first_byte_timeout=first_byte_timeout,
         idle_timeout=idle_timeout,
-        threads=threads,
     )
     if repeat > 1 or batch_sizes:
-        rep = api.repeat(
-            suite,
-            cfg,
-            repeat=repeat,
-            batch_sizes=_int_list(batch_sizes),
-            opts=opts,
-            progress_for=_progress_for,
-        )
-        for p in rep.paths:
-            out.print(f"results: {p}")
-        print_flip_rate(rep.flips, rep.label, out)
-        return
+        _run_variants(suite, cfg, opts, repeat=repeat, batch_sizes=int_list(batch_sizes))
+    else:
+        _run_one(suite, cfg, opts, quiet=quiet)
+
+
+def _run_one(suite: Path | None, cfg: ModelConfig | None, opts: RunOptions, *, quiet: bool) -> None:
+    from llmbench.report import print_run_summary, progress_bar
+
     with progress_bar(console, enabled=not quiet) as progress:
         result, path = api.run(suite, cfg, opts, progress)
     print_run_summary(result, out)
     out.print(f"results: {path}")
+
+
+def _run_variants(
+    suite: Path, cfg: ModelConfig, opts: RunOptions, *, repeat: int, batch_sizes: list[int]
+) -> None:
+    """One run per repeat and batch size, each with its own progress bar, then the flip rate across them."""
+    from llmbench.report import print_flip_rate
+
+    rep = api.repeat(
+        suite, cfg, repeat=repeat, batch_sizes=batch_sizes, opts=opts, progress_for=_progress_for
+    )
+    for p in rep.paths:
+        out.print(f"results: {p}")
+    print_flip_rate(rep.flips, rep.label, out)
 
 
 @app.command()
@@ -355,18 +363,6 @@ def score(
     out.print(f"results: {path}")
 
 
-def _int_list(text: str | None) -> list[int]:
-    if not text:
-        return []
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UserInputError(f"expected comma-separated integers, got '{text}'") from None
-    if not values or any(not 1 <= v <= 1_000_000 for v in values):
-        raise UserInputError(f"expected integers from 1 to 1000000, got '{text}'")
-    return values
-
-
 def main() -> None:
     """Entry point: one clear line and an exit code for every expected failure; --debug shows tracebacks."""
     from llmbench import interrupts
@@ -374,36 +370,6 @@ def main() -> None:
     try:
         with interrupts.handling():
             code = app(standalone_mode=False)  # returns a command's typer.Exit code instead of raising it
-            if interrupts.requested():  # pressed as the command finished: its output is complete
-                console.print("interrupted (after the command had finished its work)")
-                sys.exit(130)
-        sys.exit(code if isinstance(code, int) else 0)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        console.print("aborted")
-        sys.exit(130)
-    except typer.TyperException as exc:  # a usage error: unknown option, missing argument, bad value
-        message = " ".join(exc.format_message().split())  # one line, like every other error
-        ctx = getattr(exc, "ctx", None)
-        command = "llmbench" + ctx.command_path.partition("llmbench")[2] if ctx is not None else ""
-        where = f" (see `{command} --help`)" if command else ""
-        console.print(f"[bold red]error:[/] {message}{where}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except LLMBenchError as exc:
-        if _state["debug"]:
-            console.print_exception()
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        console.print("interrupted")
-        sys.exit(130)
-    except Exception as exc:
-        if _state["debug"]:
-            console.print_exception()
-        console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(1)
+            sys.exit(finished(code, console))
+    except (Exception, KeyboardInterrupt) as exc:
+        sys.exit(exit_code_for(exc, console, debug=_state["debug"]))

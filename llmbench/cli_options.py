@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from llmbench.errors import UserInputError
+
 ModelOpt = Annotated[
     str,
     typer.Option(
@@ -192,3 +194,16 @@ ScorerOpt = Annotated[
     str | None, typer.Option("--scorer", help="score lines carrying their own output and reference")
 ]
 ScoreOutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="results file to write")]
+
+
+def int_list(text: str | None) -> list[int]:
+    """Comma-separated integers from 1 to 1,000,000 (as --batch-sizes takes them); empty for no text."""
+    if not text:
+        return []
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserInputError(f"expected comma-separated integers, got '{text}'") from None
+    if not values or any(not 1 <= v <= 1_000_000 for v in values):
+        raise UserInputError(f"expected integers from 1 to 1000000, got '{text}'")
+    return values
