@@ -277,9 +277,9 @@ def compare(
     for more than three runs without a baseline, the per-metric comparison otherwise. `alpha` is the
     significance level (the gate's, when it will run, so that the output marks what the gate counts).
     """
-    from llmbench.analysis.compare import ALPHA
     from llmbench.analysis.leaderboard import build_leaderboard
     from llmbench.analysis.select import expand, select_runs
+    from llmbench.analysis.significance import ALPHA
     from llmbench.results import read_results
 
     if view not in VIEWS:

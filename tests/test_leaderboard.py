@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from llmbench.analysis.compare import build_comparison, measures_model, paired_suite_delta
+from llmbench.analysis.compare import build_comparison, measures_model
 from llmbench.analysis.gate import GateThresholds, check_regressions
 from llmbench.analysis.leaderboard import build_leaderboard
+from llmbench.analysis.significance import paired_suite_delta
 from llmbench.results import RunResult
 from tests.factories import make_run, performance, verdicts
 

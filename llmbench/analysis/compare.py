@@ -3,7 +3,7 @@
 The comparison is plain data that every renderer (terminal, Markdown, CSV, JSON, HTML) reads. Deltas are
 taken against the baseline (or the first run when none is named): paired tests where the two runs share
 sample ids (McNemar for 0/1 scores, a sign-flip permutation test otherwise), unpaired tests from the
-summaries otherwise, and interval overlap for performance figures. Which way is better for each row comes
+summaries otherwise, and interval overlap for performance figures (the tests: `llmbench.analysis.significance`). Which way is better for each row comes
 from `llmbench.analysis.direction`; the sweep and accuracy-per-cost tables are built in `llmbench.analysis.perf_tables`.
 """
 
@@ -15,18 +15,10 @@ from pathlib import Path
 
 from llmbench.analysis.direction import NEUTRAL_PREFIXES, higher_is_better
 from llmbench.analysis.perf_tables import CostRow, SweepTable, cost_rows, sweep_tables
-from llmbench.results import (
-    Distribution,
-    MetricValue,
-    Performance,
-    RunResult,
-    SampleRecord,
-    TaskResult,
-    read_results,
-)
+from llmbench.analysis.significance import ALPHA, Delta, paired_delta, paired_suite_delta, perf_delta
+from llmbench.results import Distribution, MetricValue, Performance, RunResult, read_results
 from llmbench.scoring import stats
 
-ALPHA = 0.05
 FAILURE_STATUSES = ("wrong", "unparsed", "truncated", "timeout", "error")
 # (row name, attribute of Performance, statistic); the unit is in the attribute's name.
 PERF_ROWS: tuple[tuple[str, str, str | None], ...] = (
@@ -48,20 +40,6 @@ class Column:
 
     label: str
     run: RunResult
-
-
-@dataclass
-class Delta:
-    """Column minus baseline for one row; `test` names how `p_value`/interval were obtained."""
-
-    value: float
-    ci_low: float | None
-    ci_high: float | None
-    p_value: float | None
-    test: str
-    significant: bool | None
-    n_paired: int = 0
-    relative: float | None = None  # value / |baseline value|, for performance rows
 
 
 @dataclass
@@ -325,23 +303,12 @@ def _model_identity(run: RunResult) -> tuple[object, object]:
     return run.model.get("model"), run.model.get("revision")
 
 
-def per_sample_values(
-    run: RunResult, task: TaskResult, metric: str, label: str | None = None
-) -> dict[str, float]:
-    """Each sample's value of `metric`, averaged over its outputs (sample_index); optionally one breakdown cell."""
-    keys = [part.partition("=")[0] for part in label.split(",")] if label else []
-    sums: dict[str, list[float]] = {}
-    for rec in run.samples:
-        if rec.task != task.name or (label and _label_of(rec, keys) != label):
-            continue
-        value = rec.score if metric == task.primary_metric else rec.metrics.get(metric)
-        if value is not None:
-            sums.setdefault(rec.id, []).append(float(value))
-    return {sid: sum(v) / len(v) for sid, v in sums.items()}
-
-
-def _label_of(rec: SampleRecord, keys: list[str]) -> str:
-    return ",".join(f"{k}={rec.metadata.get(k)}" for k in keys)
+def _metric_and_cell(row: Row) -> tuple[str, str | None]:
+    """The metric of a row and, for a breakdown row ("accuracy [level=3]"), the breakdown cell it shows."""
+    if row.section != "breakdown":
+        return row.metric, None
+    metric, _, rest = row.metric.partition(" [")
+    return metric, rest.rstrip("]")
 
 
 def _delta(row: Row, runs: list[RunResult], base: int, j: int, alpha: float = ALPHA) -> Delta | None:
@@ -349,9 +316,9 @@ def _delta(row: Row, runs: list[RunResult], base: int, j: int, alpha: float = AL
     if a is None or b is None or row.section in ("failures", "setup"):
         return None
     if row.section == "performance":
-        return _perf_delta(a, b)
+        return perf_delta(a, b)
     if row.section in ("quality", "breakdown"):
-        paired = paired_delta(runs[base], runs[j], row, alpha)
+        paired = paired_delta(runs[base], runs[j], row.task, _metric_and_cell(row), alpha)
         if paired is not None:
             return paired
     if row.section == "suite":
@@ -365,86 +332,3 @@ def _delta(row: Row, runs: list[RunResult], base: int, j: int, alpha: float = AL
     if a.stderr is None and not binary:
         return Delta(delta, None, None, None, "none", None)
     return Delta(delta, lo, hi, p, "two-proportion" if binary else "welch", p < alpha)
-
-
-def paired_delta(base: RunResult, cand: RunResult, row: Row, alpha: float = ALPHA) -> Delta | None:
-    """Paired test on the samples both runs scored for this row's task (and breakdown cell); None if none."""
-    ta, tb = base.task(row.task), cand.task(row.task)
-    if ta is None or tb is None:
-        return None
-    metric, label = row.metric, None
-    if row.section == "breakdown":
-        metric, _, rest = row.metric.partition(" [")
-        label = rest.rstrip("]")
-    va, vb = per_sample_values(base, ta, metric, label), per_sample_values(cand, tb, metric, label)
-    ids = sorted(set(va) & set(vb))
-    if len(ids) < 2:
-        return None
-    return _paired([va[i] for i in ids], [vb[i] for i in ids], alpha)
-
-
-def _paired(xa: list[float], xb: list[float], alpha: float) -> Delta:
-    """McNemar for 0/1 values, the sign-flip permutation test otherwise."""
-    if stats.is_binary(xa + xb):
-        b01, b10, p = stats.mcnemar([x == 1.0 for x in xa], [x == 1.0 for x in xb])
-        d = (b01 - b10) / len(xa)
-        lo, hi = _paired_proportion_interval(b01, b10, len(xa))
-        return Delta(d, lo, hi, p, "mcnemar", p < alpha, n_paired=len(xa))
-    d, lo, hi, p = stats.paired_test(xa, xb)
-    return Delta(d, lo, hi, p, "sign-flip", p < alpha, n_paired=len(xa))
-
-
-def paired_suite_delta(base: RunResult, cand: RunResult, alpha: float = ALPHA) -> Delta | None:
-    """Paired test of the weighted suite score on the samples both runs scored; None if they share none.
-
-    Each shared sample counts with its task's share of the suite (weight / total weight / samples of the
-    task), scaled so that the mean over samples is the suite-score difference: the samples of the same
-    questions are paired at suite level as they are within a task.
-    """
-    tasks = [
-        (ta, tb)
-        for ta in base.tasks
-        if ta.weight > 0 and (tb := cand.task(ta.name)) is not None and tb.primary_metric == ta.primary_metric
-    ]
-    shared = []
-    for ta, tb in tasks:
-        va = per_sample_values(base, ta, ta.primary_metric)
-        vb = per_sample_values(cand, tb, tb.primary_metric)
-        ids = sorted(set(va) & set(vb))
-        if ids:
-            shared.append((ta.weight, [va[i] for i in ids], [vb[i] for i in ids]))
-    n = sum(len(xa) for _, xa, _ in shared)
-    if n < 2:
-        return None
-    total = sum(w for w, _, _ in shared)
-    xa_all: list[float] = []
-    xb_all: list[float] = []
-    for weight, xa, xb in shared:
-        scale = n * weight / (total * len(xa))
-        xa_all += [scale * x for x in xa]
-        xb_all += [scale * x for x in xb]
-    return _paired(xa_all, xb_all, alpha)
-
-
-def _paired_proportion_interval(b01: int, b10: int, n: int) -> tuple[float, float]:
-    """Normal interval of a paired difference of proportions (the interval that goes with McNemar)."""
-    d = (b01 - b10) / n
-    var = ((b01 + b10) / n - d * d) / n
-    half = 1.96 * max(var, 0.0) ** 0.5
-    return (d - half, d + half)
-
-
-def _perf_delta(a: MetricValue, b: MetricValue) -> Delta:
-    d = b.value - a.value
-    rel = d / abs(a.value) if a.value else None
-    have_ci = None not in (a.ci_low, a.ci_high, b.ci_low, b.ci_high)
-    disjoint = have_ci and (b.ci_low > a.ci_high or b.ci_high < a.ci_low)  # type: ignore[operator]
-    return Delta(
-        d,
-        None,
-        None,
-        None,
-        "ci-overlap" if have_ci else "none",
-        bool(disjoint) if have_ci else None,
-        relative=rel,
-    )

@@ -22,9 +22,10 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from llmbench.analysis.compare import ALPHA, measures_model, paired_suite_delta
+from llmbench.analysis.compare import measures_model
 from llmbench.analysis.direction import higher_is_better
 from llmbench.analysis.select import run_key
+from llmbench.analysis.significance import ALPHA, paired_suite_delta
 from llmbench.results import MetricValue, RunResult
 from llmbench.scoring import stats
 

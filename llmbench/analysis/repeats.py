@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from llmbench.analysis.compare import per_sample_values
+from llmbench.analysis.significance import per_sample_values
 from llmbench.results import (
     Distribution,
     MetricValue,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from llmbench.analysis.compare import Comparison, Delta, Row
+from llmbench.analysis.compare import Comparison, Row
 from llmbench.analysis.perf_tables import CostRow, SweepTable
+from llmbench.analysis.significance import Delta
 from llmbench.results import MetricValue
 
 SECTIONS = (

@@ -6,7 +6,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from llmbench.analysis.compare import Comparison, Delta, Row
+from llmbench.analysis.compare import Comparison, Row
+from llmbench.analysis.significance import Delta
 from llmbench.report.markdown import (
     COST_HEADER,
     SECTIONS,

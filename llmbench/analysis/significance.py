@@ -1,0 +1,131 @@
+"""Whether two runs differ: paired tests on the samples both scored, interval overlap for performance.
+
+Paired where the runs share sample ids (McNemar for 0/1 scores, a sign-flip permutation test otherwise),
+also for the weighted suite score; `compare` falls back to unpaired tests from the summaries otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmbench.results import MetricValue, RunResult, SampleRecord, TaskResult
+from llmbench.scoring import stats
+
+ALPHA = 0.05
+
+
+@dataclass
+class Delta:
+    """Column minus baseline for one row; `test` names how `p_value`/interval were obtained."""
+
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    test: str
+    significant: bool | None
+    n_paired: int = 0
+    relative: float | None = None  # value / |baseline value|, for performance rows
+
+
+def per_sample_values(
+    run: RunResult, task: TaskResult, metric: str, label: str | None = None
+) -> dict[str, float]:
+    """Each sample's value of `metric`, averaged over its outputs (sample_index); optionally one breakdown cell."""
+    keys = [part.partition("=")[0] for part in label.split(",")] if label else []
+    sums: dict[str, list[float]] = {}
+    for rec in run.samples:
+        if rec.task != task.name or (label and _label_of(rec, keys) != label):
+            continue
+        value = rec.score if metric == task.primary_metric else rec.metrics.get(metric)
+        if value is not None:
+            sums.setdefault(rec.id, []).append(float(value))
+    return {sid: sum(v) / len(v) for sid, v in sums.items()}
+
+
+def _label_of(rec: SampleRecord, keys: list[str]) -> str:
+    return ",".join(f"{k}={rec.metadata.get(k)}" for k in keys)
+
+
+def paired_delta(
+    base: RunResult, cand: RunResult, task: str, metric: tuple[str, str | None], alpha: float = ALPHA
+) -> Delta | None:
+    """Paired test on the samples both runs scored for a task's metric (and breakdown cell, the second
+    item of `metric`); None when they share fewer than two."""
+    ta, tb = base.task(task), cand.task(task)
+    if ta is None or tb is None:
+        return None
+    metric_name, label = metric
+    va, vb = per_sample_values(base, ta, metric_name, label), per_sample_values(cand, tb, metric_name, label)
+    ids = sorted(set(va) & set(vb))
+    if len(ids) < 2:
+        return None
+    return _paired([va[i] for i in ids], [vb[i] for i in ids], alpha)
+
+
+def _paired(xa: list[float], xb: list[float], alpha: float) -> Delta:
+    """McNemar for 0/1 values, the sign-flip permutation test otherwise."""
+    if stats.is_binary(xa + xb):
+        b01, b10, p = stats.mcnemar([x == 1.0 for x in xa], [x == 1.0 for x in xb])
+        d = (b01 - b10) / len(xa)
+        lo, hi = _paired_proportion_interval(b01, b10, len(xa))
+        return Delta(d, lo, hi, p, "mcnemar", p < alpha, n_paired=len(xa))
+    d, lo, hi, p = stats.paired_test(xa, xb)
+    return Delta(d, lo, hi, p, "sign-flip", p < alpha, n_paired=len(xa))
+
+
+def paired_suite_delta(base: RunResult, cand: RunResult, alpha: float = ALPHA) -> Delta | None:
+    """Paired test of the weighted suite score on the samples both runs scored; None if they share none.
+
+    Each shared sample counts with its task's share of the suite (weight / total weight / samples of the
+    task), scaled so that the mean over samples is the suite-score difference: the samples of the same
+    questions are paired at suite level as they are within a task.
+    """
+    tasks = [
+        (ta, tb)
+        for ta in base.tasks
+        if ta.weight > 0 and (tb := cand.task(ta.name)) is not None and tb.primary_metric == ta.primary_metric
+    ]
+    shared = []
+    for ta, tb in tasks:
+        va = per_sample_values(base, ta, ta.primary_metric)
+        vb = per_sample_values(cand, tb, tb.primary_metric)
+        ids = sorted(set(va) & set(vb))
+        if ids:
+            shared.append((ta.weight, [va[i] for i in ids], [vb[i] for i in ids]))
+    n = sum(len(xa) for _, xa, _ in shared)
+    if n < 2:
+        return None
+    total = sum(w for w, _, _ in shared)
+    xa_all: list[float] = []
+    xb_all: list[float] = []
+    for weight, xa, xb in shared:
+        scale = n * weight / (total * len(xa))
+        xa_all += [scale * x for x in xa]
+        xb_all += [scale * x for x in xb]
+    return _paired(xa_all, xb_all, alpha)
+
+
+def _paired_proportion_interval(b01: int, b10: int, n: int) -> tuple[float, float]:
+    """Normal interval of a paired difference of proportions (the interval that goes with McNemar)."""
+    d = (b01 - b10) / n
+    var = ((b01 + b10) / n - d * d) / n
+    half = 1.96 * max(var, 0.0) ** 0.5
+    return (d - half, d + half)
+
+
+def perf_delta(a: MetricValue, b: MetricValue) -> Delta:
+    """Performance figures: significant when their bootstrap intervals do not overlap."""
+    d = b.value - a.value
+    rel = d / abs(a.value) if a.value else None
+    have_ci = None not in (a.ci_low, a.ci_high, b.ci_low, b.ci_high)
+    disjoint = have_ci and (b.ci_low > a.ci_high or b.ci_high < a.ci_low)  # type: ignore[operator]
+    return Delta(
+        d,
+        None,
+        None,
+        None,
+        "ci-overlap" if have_ci else "none",
+        bool(disjoint) if have_ci else None,
+        relative=rel,
+    )
