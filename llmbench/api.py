@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from llmbench.analysis.views import Compared
 from llmbench.catalogue import Catalogue, Checked, catalogue, validate
 from llmbench.errors import UserInputError
 from llmbench.results import write_atomic
@@ -25,10 +26,8 @@ from llmbench.run.options import RunOptions
 from llmbench.run.progress import Progress
 
 if TYPE_CHECKING:
-    from llmbench.analysis.compare import Comparison
     from llmbench.analysis.gate import Regression
     from llmbench.analysis.history import History
-    from llmbench.analysis.leaderboard import Leaderboard
     from llmbench.analysis.parity import FlipRate, ParityReport
     from llmbench.config import ModelConfig, Suite
     from llmbench.results import RunResult
@@ -231,36 +230,6 @@ def _is_suite(path: Path) -> bool:
     return Path(path).suffix in (".yaml", ".yml")
 
 
-@dataclass
-class Compared:
-    """A comparison and the runs behind it: the baseline (if named) first, then the candidates.
-
-    `leaderboard` is set when that is the view to show (more than three runs and no baseline, or asked
-    for); `notes` say what was left out (older runs of a folder), for the user, not for the output.
-    """
-
-    runs: list[RunResult]
-    baseline: RunResult | None
-    candidates: list[RunResult]
-    leaderboard: Leaderboard | None = None
-    notes: list[str] = field(default_factory=list)
-    alpha: float = 0.05
-    _comparison: Comparison | None = field(default=None, repr=False)
-
-    @property
-    def comparison(self) -> Comparison:
-        """Every metric side by side, built when first asked for (a leaderboard alone does not need it)."""
-        if self._comparison is None:
-            from llmbench.analysis.compare import build_comparison
-
-            self._comparison = build_comparison(self.runs, baseline=self.baseline, alpha=self.alpha)
-        return self._comparison
-
-
-VIEWS = ("auto", "leaderboard", "detail")
-DETAIL_UP_TO = 3  # runs: more than this and the per-metric view no longer reads, a leaderboard does
-
-
 def compare(
     files: Sequence[str | Path],
     *,
@@ -277,38 +246,11 @@ def compare(
     for more than three runs without a baseline, the per-metric comparison otherwise. `alpha` is the
     significance level (the gate's, when it will run, so that the output marks what the gate counts).
     """
-    from llmbench.analysis.leaderboard import build_leaderboard
-    from llmbench.analysis.select import expand, select_runs
-    from llmbench.analysis.significance import ALPHA
-    from llmbench.results import read_results
+    from llmbench.analysis.views import compare_files
 
-    if view not in VIEWS:
-        raise UserInputError(f"unknown view '{view}'", hint=f"use one of {', '.join(VIEWS)}")
-    alpha = ALPHA if alpha is None else alpha
-    base_path = Path(baseline).resolve() if baseline is not None else None
-    paths = [p for p in expand(Path(f) for f in files) if base_path is None or p.resolve() != base_path]
-    selected = select_runs(paths, latest_only=not all_runs, keep_repeats=keep_repeats)
-    notes = []
-    if not all_runs and len(selected) == 1 and len(paths) > 1:  # `compare old.json new.json` of one setting
-        selected = select_runs(paths, latest_only=False, keep_repeats=keep_repeats)
-    elif len(selected) < len(paths):
-        merged = "" if keep_repeats else ", repeats merged"
-        notes.append(
-            f"{len(paths)} results files: the latest run of each model, backend and suite is shown "
-            f"({len(selected)} runs{merged}); --all-runs shows every run"
-        )
-    runs = [s.run for s in selected]
-    base = read_results(Path(baseline)) if baseline is not None else None
-    shown = ([base] if base else []) + runs
-    compared = Compared(shown, base, runs, notes=notes, alpha=alpha)
-    if view == "leaderboard" or (view == "auto" and base is None and len(runs) > DETAIL_UP_TO):
-        sources = {
-            rid: str(path)
-            for s in selected
-            for rid, path in zip(s.run.settings.repeat_run_ids or [s.run.run_id], s.paths, strict=False)
-        }
-        compared.leaderboard = build_leaderboard(shown, alpha=alpha, by_date=all_runs, sources=sources)
-    return compared
+    return compare_files(
+        files, baseline=baseline, keep_repeats=keep_repeats, all_runs=all_runs, view=view, alpha=alpha
+    )
 
 
 def render(fmt: str, compared: Compared) -> str:
