@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import ConfigDict, Field, field_validator
 
 from llmbench.analysis.compare import Row, build_comparison, measures_model
-from llmbench.config import SaneNumbers
 from llmbench.results import MetricValue, RunResult
+from llmbench.strict import SaneNumbers
 
 DEFAULT_GATES = Path(__file__).resolve().parents[2] / "configs" / "gates.yaml"
 DEFAULT_PERFORMANCE: dict[str, float | None] = {

@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmbench.config import JudgeSpec, ModelConfig, Strict
+from llmbench.config import JudgeSpec, ModelConfig
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash
+from llmbench.strict import Strict
 from llmbench.yamlio import load_yaml, validate_yaml
 
 COST_AXES = (
