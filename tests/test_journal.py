@@ -14,7 +14,7 @@ from llmbench.errors import UserInputError
 from llmbench.results import PerfPoint, SampleRecord, write_results
 from llmbench.run.journal import Journal, JournalLockedError, is_held, read_journal
 from llmbench.run.options import RunOptions, resolve_paths
-from llmbench.run.pipeline import _resumes
+from llmbench.run.resume import resumes
 from tests.factories import make_run
 
 HEADER = {"run_id": "r", "suite_hash": "s", "model": {"name": "m"}, "settings": {"limit": 2}}
@@ -73,12 +73,12 @@ def test_a_named_unfinished_run_resumes_by_itself_and_fresh_starts_over(tmp_path
     results = tmp_path / "run.json"
     journal = Journal(Journal.path_for(results), HEADER)
     named = RunOptions(output=results)
-    assert not _resumes(named, results, journal.path)  # nothing to resume yet
+    assert not resumes(named, results, journal.path)  # nothing to resume yet
     journal.open(resume=False)
     journal.append("t/0/0", record(0))
     journal.close()
-    assert _resumes(named, results, journal.path)  # killed before its results file: it continues
-    assert not _resumes(RunOptions(output=results, fresh=True), results, journal.path)
+    assert resumes(named, results, journal.path)  # killed before its results file: it continues
+    assert not resumes(RunOptions(output=results, fresh=True), results, journal.path)
 
 
 def test_a_finished_named_run_is_not_run_again_without_fresh(tmp_path: Path) -> None:
@@ -89,10 +89,10 @@ def test_a_finished_named_run_is_not_run_again_without_fresh(tmp_path: Path) -> 
     journal.close()
     results.write_text("{}")
     with pytest.raises(UserInputError, match="this run is finished") as info:
-        _resumes(RunOptions(output=results), results, journal.path)
+        resumes(RunOptions(output=results), results, journal.path)
     assert "--fresh" in (info.value.hint or "")
     assert "t/0/0" in read_journal(journal.path).samples  # its journaled samples are kept
-    assert not _resumes(RunOptions(output=results, fresh=True), results, journal.path)
+    assert not resumes(RunOptions(output=results, fresh=True), results, journal.path)
 
 
 def test_an_unasked_resume_that_does_not_match_points_to_fresh(tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +28,21 @@ from llmbench.run.journal import Journal, JournalState, now, read_journal, read_
 from llmbench.run.options import RunOptions, check_options, resolve_paths, resume_command
 from llmbench.run.prepare import PreparedTask, check_suite, prepare_task
 from llmbench.run.progress import Progress
-from llmbench.run.scoring import is_failure, make_record, score_chunk
+from llmbench.run.quality import run_quality, warm_up
+from llmbench.run.resume import (
+    discard_if_empty,
+    finished_text,
+    journal_settings,
+    keep_original_times,
+    new_points,
+    resumes,
+)
+from llmbench.run.scoring import is_failure
 from llmbench.run.session import BackendSession
 from llmbench.run.shard import shard_task
-from llmbench.scoring.base import Score, Scorer
+from llmbench.scoring.base import Scorer
 from llmbench.telemetry.host import LoadWatch
 from llmbench.telemetry.nvml import NvmlSampler
-from llmbench.types import Completion
-
-SCORE_CHUNK = 16
 
 
 class RunInterrupted(LLMBenchError):
@@ -62,9 +66,9 @@ def run_suite(
     progress = progress or Progress()
     check_options(opts)
     path, run_id = resolve_paths(suite.name, model.name, opts)
-    resume = _resumes(opts, path, Journal.path_for(path))
+    resume = resumes(opts, path, Journal.path_for(path))
     if resume:
-        opts = opts.filled_from(_journal_settings(Journal.path_for(path)))
+        opts = opts.filled_from(journal_settings(Journal.path_for(path)))
     specs = _selected_tasks(suite, opts)
     check_suite(suite, specs)
     if session is None or not session.loaded:
@@ -85,7 +89,7 @@ def run_suite(
     remove_partial_writes(path)  # a final write that a kill cut short; this run holds the name now
     if state.finished:
         progress.message(
-            f"resuming {run_id}: {_finished_text(state.finished, len(state.points))} from {journal.path}"
+            f"resuming {run_id}: {finished_text(state.finished, len(state.points))} from {journal.path}"
         )
     done = state.samples
     for other in opts.merge_journals:  # shards of this run: what they finished counts as done here
@@ -148,8 +152,8 @@ def run_suite(
                     generated.add_window(wall_s, energy_j)
             else:
                 if not warm:
-                    warm = _warm_up(backend, task)
-                task_records = _run_quality(
+                    warm = warm_up(backend, task)
+                task_records = run_quality(
                     task, backend, journal, done, generated, sampler, tokenizer, progress
                 )
             records += task_records
@@ -169,12 +173,12 @@ def run_suite(
             journal.path.unlink(missing_ok=True)
             raise RunInterrupted("interrupted before any sample finished: nothing was saved") from None
         raise RunInterrupted(
-            f"interrupted: {_finished_text(saved.finished, len(saved.points))} saved in {journal.path}",
+            f"interrupted: {finished_text(saved.finished, len(saved.points))} saved in {journal.path}",
             hint=f"resume with: {resume_command(path)}",
         ) from None
     except BaseException:
         if not session.loaded:
-            _discard_if_empty(journal)  # the model never loaded: leave no trace of a run that never ran
+            discard_if_empty(journal)  # the model never loaded: leave no trace of a run that never ran
         raise
     finally:
         journal.close()
@@ -208,8 +212,8 @@ def run_suite(
         result.summary.load_shared_with = session.first_run
     if opts.annotations:  # a study's placement: typed fields of the summary
         result.summary = Summary.model_validate(result.summary.model_dump() | opts.annotations)
-    _keep_original_times(
-        result, state, rebuilt=resume and not generated.wall_s and not _new_points(sweep, state)
+    keep_original_times(
+        result, state, rebuilt=resume and not generated.wall_s and not new_points(sweep, state)
     )
     if result.summary.rebuilt_from_journal:
         progress.message(
@@ -223,31 +227,6 @@ def run_suite(
     return result, path
 
 
-def _resumes(opts: RunOptions, path: Path, journal: Path) -> bool:
-    """Resume when asked, or when a named run (--output/--run-id) left a journal and no results file.
-
-    A named run whose results file exists is finished: it is not run again unless `--fresh` says so.
-    """
-    if opts.fresh:
-        return False
-    if path.exists() and (opts.resume or opts.named):
-        raise UserInputError(
-            f"{path}: this run is finished (its results file exists)",
-            hint="run it again from the start with --fresh, or give another --output",
-        )
-    if opts.resume and not journal.exists() and opts.named:
-        raise UserInputError(f"--resume: no unfinished run at {path} (no journal {journal.name})")
-    return opts.resume or (opts.named and journal.exists())
-
-
-def _journal_settings(journal: Path) -> dict[str, Any]:
-    try:
-        header = read_journal(journal).header
-    except FileNotFoundError:
-        return {}
-    return dict((header or {}).get("settings") or {})
-
-
 def _selected_tasks(suite: Suite, opts: RunOptions) -> list[TaskSpec]:
     unknown = set(opts.tasks) - {t.name for t in suite.config.tasks}
     if unknown:
@@ -256,49 +235,6 @@ def _selected_tasks(suite: Suite, opts: RunOptions) -> list[TaskSpec]:
             hint=f"tasks: {', '.join(t.name for t in suite.config.tasks)}",
         )
     return [t for t in suite.config.tasks if not opts.tasks or t.name in opts.tasks]
-
-
-def _finished_text(finished: int, points: int) -> str:
-    samples = finished - points
-    parts = [f"{samples} finished sample{'s' * (samples != 1)}"] if samples or not points else []
-    if points:
-        parts.append(f"{points} sweep point{'s' * (points != 1)}")
-    return " and ".join(parts)
-
-
-def _discard_if_empty(journal: Journal) -> None:
-    """Remove a journal that holds nothing finished (the run failed before its first sample)."""
-    try:
-        if not read_journal(journal.path).finished:
-            journal.path.unlink(missing_ok=True)
-    except (OSError, LLMBenchError):
-        pass
-
-
-def _new_points(sweep: list[PerfPoint], state: JournalState) -> bool:
-    return len(sweep) > len(state.points)
-
-
-def _keep_original_times(result: RunResult, state: JournalState, *, rebuilt: bool) -> None:
-    """A resumed run keeps the time it started; one rebuilt with nothing left to run, its finish time too."""
-    header = state.header or {}
-    if header.get("started_at"):
-        result.created_at = header["started_at"]
-    if rebuilt and state.finished:
-        result.summary.rebuilt_from_journal = True
-        if state.last_at:
-            result.summary.finished_at = state.last_at
-
-
-def _warm_up(backend: Backend, task: PreparedTask) -> bool:
-    """One short request before the first timed one, so start-up costs (CUDA context, kernel
-    selection, a server's first connection) stay out of the first sample's TTFT. Its output is dropped."""
-    if not task.requests:
-        return False
-    first = task.requests[0]
-    params = replace(first.params, max_new_tokens=min(4, first.params.max_new_tokens), stop=())
-    list(backend.generate([replace(first, request_id="llmbench-warmup", params=params)]))
-    return True
 
 
 def _judge(result: RunResult, spec: Any, progress: Progress) -> None:
@@ -328,47 +264,6 @@ def _tokenizer_for(backend: Backend, model: ModelConfig, model_path: str) -> Any
         except Exception:
             return None
     return None
-
-
-def _run_quality(
-    task: PreparedTask,
-    backend: Backend,
-    journal: Journal,
-    done: dict[str, SampleRecord],
-    generated: Generated,
-    sampler: NvmlSampler,
-    tokenizer: Any,
-    progress: Progress,
-) -> list[SampleRecord]:
-    """Generate the task's pending requests while a worker thread scores and journals finished ones."""
-    pending = [r for r in task.requests if r.request_id not in done]
-    progress.task_started(task.spec.name, len(task.requests), len(task.requests) - len(pending))
-    by_id: dict[str, SampleRecord] = {rid: done[rid] for rid in task.index if rid in done}
-    futures: list[Future[list[tuple[str, SampleRecord]]]] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmbench-score") as scoring:
-        if pending:
-            buffer: list[Completion] = []
-            with sampler.window() as window:
-                t0 = time.perf_counter_ns()
-                for completion in backend.generate(pending):
-                    interrupts.check()  # a Ctrl-C that landed in a finaliser was dropped: stop here
-                    generated.add(completion)
-                    buffer.append(completion)
-                    if len(buffer) >= SCORE_CHUNK:
-                        futures.append(scoring.submit(score_chunk, task, buffer, journal, tokenizer))
-                        buffer = []
-                    progress.advance()
-                wall_ns = time.perf_counter_ns() - t0
-            generated.add_window(wall_ns / 1e9, window.energy_j)
-            if buffer:
-                futures.append(scoring.submit(score_chunk, task, buffer, journal, tokenizer))
-        for fut in futures:
-            by_id.update(fut.result())
-    progress.task_finished(task.spec.name)
-    for rid in [rid for rid in task.index if rid not in by_id]:  # a backend that dropped a request
-        missing = Completion(rid, "", finish_reason="error", error="backend returned no output")
-        by_id[rid] = make_record(task, missing, Score(0.0, "error"), None)
-    return [by_id[rid] for rid in task.index]
 
 
 def _run_perf(

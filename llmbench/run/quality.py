@@ -1,0 +1,73 @@
+"""The quality loop: generate a task's pending requests while a worker thread scores and journals them."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+
+from llmbench import interrupts
+from llmbench.backends.base import Backend
+from llmbench.results import SampleRecord
+from llmbench.run.assemble import Generated
+from llmbench.run.journal import Journal
+from llmbench.run.prepare import PreparedTask
+from llmbench.run.progress import Progress
+from llmbench.run.scoring import make_record, score_chunk
+from llmbench.scoring.base import Score
+from llmbench.telemetry.nvml import NvmlSampler
+from llmbench.types import Completion
+
+SCORE_CHUNK = 16  # completions scored (and journaled) together, off the generating thread
+
+
+def warm_up(backend: Backend, task: PreparedTask) -> bool:
+    """One short request before the first timed one, so start-up costs (CUDA context, kernel
+    selection, a server's first connection) stay out of the first sample's TTFT. Its output is dropped."""
+    if not task.requests:
+        return False
+    first = task.requests[0]
+    params = replace(first.params, max_new_tokens=min(4, first.params.max_new_tokens), stop=())
+    list(backend.generate([replace(first, request_id="llmbench-warmup", params=params)]))
+    return True
+
+
+def run_quality(
+    task: PreparedTask,
+    backend: Backend,
+    journal: Journal,
+    done: dict[str, SampleRecord],
+    generated: Generated,
+    sampler: NvmlSampler,
+    tokenizer: object,
+    progress: Progress,
+) -> list[SampleRecord]:
+    """Generate the task's pending requests while a worker thread scores and journals finished ones."""
+    pending = [r for r in task.requests if r.request_id not in done]
+    progress.task_started(task.spec.name, len(task.requests), len(task.requests) - len(pending))
+    by_id: dict[str, SampleRecord] = {rid: done[rid] for rid in task.index if rid in done}
+    futures: list[Future[list[tuple[str, SampleRecord]]]] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmbench-score") as scoring:
+        if pending:
+            buffer: list[Completion] = []
+            with sampler.window() as window:
+                t0 = time.perf_counter_ns()
+                for completion in backend.generate(pending):
+                    interrupts.check()  # a Ctrl-C that landed in a finaliser was dropped: stop here
+                    generated.add(completion)
+                    buffer.append(completion)
+                    if len(buffer) >= SCORE_CHUNK:
+                        futures.append(scoring.submit(score_chunk, task, buffer, journal, tokenizer))
+                        buffer = []
+                    progress.advance()
+                wall_ns = time.perf_counter_ns() - t0
+            generated.add_window(wall_ns / 1e9, window.energy_j)
+            if buffer:
+                futures.append(scoring.submit(score_chunk, task, buffer, journal, tokenizer))
+        for fut in futures:
+            by_id.update(fut.result())
+    progress.task_finished(task.spec.name)
+    for rid in [rid for rid in task.index if rid not in by_id]:  # a backend that dropped a request
+        missing = Completion(rid, "", finish_reason="error", error="backend returned no output")
+        by_id[rid] = make_record(task, missing, Score(0.0, "error"), None)
+    return [by_id[rid] for rid in task.index]
