@@ -13,7 +13,6 @@ for it on 127.0.0.1 (see `server.py`) and `close()` stops it.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,14 +35,13 @@ from llmbench.backends.common import (
     render_chat,
     weights_bytes,
 )
+from llmbench.backends.openai_stream import stream_answer
 from llmbench.backends.openai_wire import (
-    RETRY_STATUS,
     Retryable,
     StreamTimeout,
     TokenIdsRefused,
     backoff_s,
     finish_reason,
-    on_event,
     prompt_chars,
     sampling,
 )
@@ -281,7 +279,11 @@ class OpenAIBackend:
             clock.token_ns.clear()
             result = {}
             try:
-                await asyncio.wait_for(self._stream(client, route, body, clock, result), api.timeout_s)
+                refusable = self._tokenizer is not None and not self._ids_as_text
+                answer = stream_answer(
+                    client, self._url(route), route, body, api, clock, result, self._redact, refusable
+                )
+                await asyncio.wait_for(answer, api.timeout_s)
                 error = None
                 break
             except asyncio.TimeoutError:
@@ -335,85 +337,6 @@ class OpenAIBackend:
             rendered_prompt=rendered,
             error=error,
         )
-
-    async def _stream(
-        self, client: Any, route: str, body: dict[str, Any], clock: TokenClock, result: dict[str, Any]
-    ) -> None:
-        """POST with `stream: true` and read the server-sent events, stamping each chunk with content."""
-        import httpx
-
-        pieces: list[str] = []
-        result["pieces"] = pieces
-        api = self.config.api
-        request = client.build_request("POST", self._url(route), json=body)
-        try:
-            try:
-                response = await asyncio.wait_for(client.send(request, stream=True), api.first_byte_timeout_s)
-            except asyncio.TimeoutError:
-                raise StreamTimeout(f"no answer began within {api.first_byte_timeout_s:g} s") from None
-            try:
-                await self._read_answer(response, route, body, clock, result)
-            finally:
-                await response.aclose()
-        except httpx.TransportError as exc:
-            raise Retryable(self._redact(f"{type(exc).__name__}: {exc}")) from exc
-        if not (result.get("done") or result.get("finish")):
-            what = (
-                "an empty body" if not result.get("bytes") else "a stream that ended without a finish reason"
-            )
-            raise Retryable(f"incomplete answer from {route}: the server sent {what}")
-
-    async def _read_answer(
-        self,
-        response: Any,
-        route: str,
-        body: dict[str, Any],
-        clock: TokenClock,
-        result: dict[str, Any],
-    ) -> None:
-        """Read the events of one answer; the first line may take `first_byte_timeout_s`, each next `idle_timeout_s`."""
-        pieces = result["pieces"]
-        api = self.config.api
-        if response.status_code != 200:
-            raw = b""
-            async for chunk in response.aiter_bytes():  # an error page can be large: its head will do
-                raw += chunk
-                if len(raw) >= 4096:
-                    break
-            detail = self._redact(raw[:4096].decode(errors="replace"))[:300]
-            message = f"HTTP {response.status_code} from {route}: {detail}"
-            if response.status_code in RETRY_STATUS:
-                result["retry_after"] = response.headers.get("retry-after")
-                raise Retryable(message)
-            if (
-                ("prompt" in body and isinstance(body["prompt"], list) and 400 <= response.status_code < 500)
-                and self._tokenizer is not None
-                and not self._ids_as_text
-            ):
-                raise TokenIdsRefused(message)
-            raise BackendError(message)
-        lines = response.aiter_lines()
-        while True:
-            wait = api.idle_timeout_s if result.get("bytes") else api.first_byte_timeout_s
-            try:
-                line = await asyncio.wait_for(lines.__anext__(), wait)
-            except StopAsyncIteration:
-                break
-            except asyncio.TimeoutError:
-                if result.get("bytes"):
-                    raise StreamTimeout(f"the answer stalled for more than {wait:g} s") from None
-                raise StreamTimeout(f"no answer began within {wait:g} s") from None
-            result["bytes"] = True
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
-                result["done"] = True
-                break
-            event = json.loads(data)
-            if not isinstance(event, dict):
-                raise BackendError(f"a stream event is not a JSON object: {data[:80]}")
-            on_event(event, clock, pieces, result)
 
     def _request_body(self, request: GenerationRequest) -> _Body:
         """Route, JSON body, prompt hash and rendered prompt (where we rendered it) of one request."""
