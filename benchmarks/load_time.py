@@ -18,9 +18,10 @@ from llmbench.tinymodel import resolve_model_path
 
 def _backend_class(name: str) -> Any:
     if name == "vllm":
-        from llmbench.backends.vllm import VLLMBackend, _import_vllm
+        from llmbench.backends.vllm import VLLMBackend
+        from llmbench.backends.vllm_engine import import_vllm
 
-        _import_vllm()
+        import_vllm()
         return VLLMBackend
     import torch  # noqa: F401
     import transformers  # noqa: F401

