@@ -4,48 +4,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from itertools import groupby, pairwise
 from typing import Any, ClassVar
 
 from llmbench.backends.base import (
     BackendInfo,
     Completion,
-    GenerationParams,
     GenerationRequest,
     decode_output,
     token_ids_hash,
 )
 from llmbench.backends.common import first_line, free_device_memory, is_out_of_memory, prompt_ids
 from llmbench.backends.guided import JsonGuide
+from llmbench.backends.transformers_batch import (
+    StepClock,
+    cut_at_stop_string,
+    failed,
+    generate_kwargs,
+    generated_part,
+    left_padded,
+    params_key,
+)
 from llmbench.config import ModelConfig
 from llmbench.errors import BackendError, MissingDependencyError
 from llmbench.telemetry.timing import now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
-
-
-class _StepClock:
-    """A `generate` streamer that timestamps every decoding step as its tokens reach the host.
-
-    transformers calls `put` once with the prompt, then once per step with one token per
-    sequence (after a device sync, since the tokens are copied to the CPU): the first step's
-    timestamp is the batch's time to first token, measured at the token and not after generate.
-    """
-
-    def __init__(self) -> None:
-        self.step_ns: list[int] = []
-        self._seen_prompt = False
-
-    def put(self, value: Any) -> None:
-        if not self._seen_prompt:
-            self._seen_prompt = True
-            return
-        self.step_ns.append(now_ns())
-
-    def end(self) -> None:
-        pass
 
 
 class TransformersBackend:
@@ -168,8 +153,8 @@ class TransformersBackend:
             else:
                 prepared.append(item)
         # Batch requests that share settings, longest prompts together: less padding, same results.
-        prepared.sort(key=lambda p: (_params_key(p[0].params), -len(p[1])))
-        for _, group in groupby(prepared, key=lambda p: _params_key(p[0].params)):
+        prepared.sort(key=lambda p: (params_key(p[0].params), -len(p[1])))
+        for _, group in groupby(prepared, key=lambda p: params_key(p[0].params)):
             items = list(group)
             for i in range(0, len(items), batch_size):
                 yield from self._run_batch(items[i : i + batch_size], start_ns=None)
@@ -217,7 +202,7 @@ class TransformersBackend:
         try:
             return self._prepare(request)
         except Exception as exc:
-            return _failed(request, [], None, f"cannot render the prompt: {first_line(exc)}")
+            return failed(request, [], None, f"cannot render the prompt: {first_line(exc)}")
 
     def _prepare(self, request: GenerationRequest) -> tuple[GenerationRequest, list[int], str | None]:
         ids, text = prompt_ids(self._tokenizer, request)
@@ -231,9 +216,10 @@ class TransformersBackend:
         params = items[0][0].params
         batch_start = now_ns()
         try:
-            input_ids, attention = self._pad([ids for _, ids, _ in items])
-            clock = _StepClock()
-            kwargs = self._generate_kwargs(params)
+            device = self._model.device if self._device == "cuda" else "cpu"
+            input_ids, attention = left_padded([ids for _, ids, _ in items], self._pad_id(), device)
+            clock = StepClock()
+            kwargs = generate_kwargs(params, self._pad_id(), self._tokenizer)
             schemas = [req.params.json_schema for req, _, _ in items]
             if any(schema is not None for schema in schemas):
                 if self._guided is None:
@@ -256,14 +242,14 @@ class TransformersBackend:
                     yield from self._run_batch([item], [start_ns[k]] if start_ns is not None else None)
                 return
             req, ids, text = items[0]
-            yield _failed(req, ids, text, f"{type(exc).__name__}: {first_line(exc)}")
+            yield failed(req, ids, text, f"{type(exc).__name__}: {first_line(exc)}")
             return
         generated = out[:, input_ids.shape[1] :].tolist()
         stop_ids = self._stop_token_ids()
         for row, (req, ids, text) in enumerate(items):
-            kept, hit_eos = _generated_part(generated[row], stop_ids, req.params.ignore_eos)
+            kept, hit_eos = generated_part(generated[row], stop_ids, req.params.ignore_eos)
             if not hit_eos and req.params.stop:
-                kept = self._cut_at_stop_string(kept, req.params.stop)
+                kept = cut_at_stop_string(self._tokenizer, kept, req.params.stop)
             decoded, hit_stop = decode_output(self._tokenizer, kept, stop_ids, req.params.stop)
             n = len(kept)
             steps = clock.step_ns[:n]
@@ -283,57 +269,6 @@ class TransformersBackend:
                 rendered_prompt=text,
                 batch_size=len(items),
             )
-
-    def _cut_at_stop_string(self, tokens: list[int], stop: Sequence[str]) -> list[int]:
-        """The shortest prefix whose text holds a stop string: where `generate` stopped this sequence.
-
-        What follows it is the padding `generate` writes for finished sequences while others go on.
-        """
-        if self._tokenizer is None:
-            return tokens
-
-        def holds_stop(n: int) -> bool:
-            text = self._tokenizer.decode(tokens[:n], skip_special_tokens=True)
-            return any(s and s in text for s in stop)
-
-        if not holds_stop(len(tokens)):
-            return tokens
-        low, high = 1, len(tokens)  # holds_stop(high) is true; find the least such n
-        while low < high:
-            mid = (low + high) // 2
-            if holds_stop(mid):
-                high = mid
-            else:
-                low = mid + 1
-        return tokens[:high]
-
-    def _pad(self, batch: list[list[int]]) -> tuple[Any, Any]:
-        import torch
-
-        pad = self._pad_id()
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, ids in enumerate(batch):  # left padding: every prompt ends where generation starts
-            input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[i, width - len(ids) :] = 1
-        device = self._model.device if self._device == "cuda" else "cpu"
-        return input_ids.to(device), attention.to(device)
-
-    def _generate_kwargs(self, params: GenerationParams) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": self._pad_id()}
-        if params.temperature > 0:
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
-            if params.top_k:
-                kwargs["top_k"] = params.top_k
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if params.ignore_eos:
-            kwargs["eos_token_id"] = None
-            kwargs["min_new_tokens"] = params.max_new_tokens
-        if params.stop and self._tokenizer is not None:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=self._tokenizer)
-        return kwargs
 
     def _pad_id(self) -> int:
         tok = self._tokenizer
@@ -357,41 +292,6 @@ class TransformersBackend:
         self._tokenizer = None
         self._guided = None
         free_device_memory()
-
-
-def _generated_part(tokens: list[int], stop_ids: set[int], ignore_eos: bool) -> tuple[list[int], bool]:
-    """The tokens up to and including the first EOS, and whether there was one.
-
-    After its EOS a sequence only holds the padding `generate` appends while others go on. The pad
-    id is not a marker by itself: a model may generate that token for real (tiny-qwen2's pad is BOS).
-    """
-    if ignore_eos:
-        return tokens, False
-    for i, t in enumerate(tokens):
-        if t in stop_ids:
-            return tokens[: i + 1], True
-    return tokens, False
-
-
-def _failed(request: GenerationRequest, ids: list[int], text: str | None, error: str) -> Completion:
-    """The completion of a request that could not be generated: its error, and what is known of its prompt."""
-    return Completion(
-        request.request_id,
-        "",
-        prompt_tokens=len(ids) if ids else None,
-        output_tokens=0,
-        finish_reason="error",
-        error=error,
-        prompt_hash=token_ids_hash(ids) if ids else None,
-        rendered_prompt=text,
-        batch_size=1,
-    )
-
-
-def _params_key(params: GenerationParams) -> str:
-    """Requests that may share a `generate` call: same settings; JSON schemas may differ per row."""
-    shared = replace(params, json_schema={} if params.json_schema is not None else None)
-    return shared.fingerprint() + str(params.seed)
 
 
 def _param_bytes(model: Any) -> int:

@@ -154,11 +154,11 @@ def test_a_request_that_breaks_its_batch_fails_alone(backend: TransformersBacken
 
 
 def test_a_generated_pad_token_is_kept_and_eos_ends_the_sequence() -> None:
-    from llmbench.backends.transformers import _generated_part
+    from llmbench.backends.transformers_batch import generated_part
 
-    assert _generated_part([5, 0, 7, 0], {2}, ignore_eos=False) == ([5, 0, 7, 0], False)  # 0 is the pad id
-    assert _generated_part([5, 2, 0, 0], {2}, ignore_eos=False) == ([5, 2], True)
-    assert _generated_part([5, 2, 7], {2}, ignore_eos=True) == ([5, 2, 7], False)
+    assert generated_part([5, 0, 7, 0], {2}, ignore_eos=False) == ([5, 0, 7, 0], False)  # 0 is the pad id
+    assert generated_part([5, 2, 0, 0], {2}, ignore_eos=False) == ([5, 2], True)
+    assert generated_part([5, 2, 7], {2}, ignore_eos=True) == ([5, 2, 7], False)
 
 
 def test_a_sequence_stopped_by_a_stop_string_counts_only_its_own_tokens(backend: TransformersBackend) -> None:

@@ -1,0 +1,122 @@
+"""One batched `generate` call of the Transformers backend: left padding, `generate`'s arguments, the step
+clock that times each decoding step, and where each row's own output ends in the padded result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from llmbench.backends.base import Completion, GenerationParams, GenerationRequest, token_ids_hash
+from llmbench.telemetry.timing import now_ns
+
+
+class StepClock:
+    """A `generate` streamer that timestamps every decoding step as its tokens reach the host.
+
+    transformers calls `put` once with the prompt, then once per step with one token per
+    sequence (after a device sync, since the tokens are copied to the CPU): the first step's
+    timestamp is the batch's time to first token, measured at the token and not after generate.
+    """
+
+    def __init__(self) -> None:
+        self.step_ns: list[int] = []
+        self._seen_prompt = False
+
+    def put(self, value: Any) -> None:
+        if not self._seen_prompt:
+            self._seen_prompt = True
+            return
+        self.step_ns.append(now_ns())
+
+    def end(self) -> None:
+        pass
+
+
+def left_padded(batch: list[list[int]], pad: int, device: Any) -> tuple[Any, Any]:
+    """Input ids and attention mask, padded on the left: every prompt ends where generation starts."""
+    import torch
+
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, ids in enumerate(batch):
+        input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        attention[i, width - len(ids) :] = 1
+    return input_ids.to(device), attention.to(device)
+
+
+def generate_kwargs(params: GenerationParams, pad_id: int, tokenizer: Any) -> dict[str, Any]:
+    """`generate`'s arguments for one set of generation parameters."""
+    kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": pad_id}
+    if params.temperature > 0:
+        kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        if params.top_k:
+            kwargs["top_k"] = params.top_k
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if params.ignore_eos:
+        kwargs["eos_token_id"] = None
+        kwargs["min_new_tokens"] = params.max_new_tokens
+    if params.stop and tokenizer is not None:
+        kwargs.update(stop_strings=list(params.stop), tokenizer=tokenizer)
+    return kwargs
+
+
+def cut_at_stop_string(tokenizer: Any, tokens: list[int], stop: Sequence[str]) -> list[int]:
+    """The shortest prefix whose text holds a stop string: where `generate` stopped this sequence.
+
+    What follows it is the padding `generate` writes for finished sequences while others go on.
+    """
+    if tokenizer is None:
+        return tokens
+
+    def holds_stop(n: int) -> bool:
+        text = tokenizer.decode(tokens[:n], skip_special_tokens=True)
+        return any(s and s in text for s in stop)
+
+    if not holds_stop(len(tokens)):
+        return tokens
+    low, high = 1, len(tokens)  # holds_stop(high) is true; find the least such n
+    while low < high:
+        mid = (low + high) // 2
+        if holds_stop(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return tokens[:high]
+
+
+def generated_part(tokens: list[int], stop_ids: set[int], ignore_eos: bool) -> tuple[list[int], bool]:
+    """The tokens up to and including the first EOS, and whether there was one.
+
+    After its EOS a sequence only holds the padding `generate` appends while others go on. The pad
+    id is not a marker by itself: a model may generate that token for real (tiny-qwen2's pad is BOS).
+    """
+    if ignore_eos:
+        return tokens, False
+    for i, t in enumerate(tokens):
+        if t in stop_ids:
+            return tokens[: i + 1], True
+    return tokens, False
+
+
+def failed(request: GenerationRequest, ids: list[int], text: str | None, error: str) -> Completion:
+    """The completion of a request that could not be generated: its error, and what is known of its prompt."""
+    return Completion(
+        request.request_id,
+        "",
+        prompt_tokens=len(ids) if ids else None,
+        output_tokens=0,
+        finish_reason="error",
+        error=error,
+        prompt_hash=token_ids_hash(ids) if ids else None,
+        rendered_prompt=text,
+        batch_size=1,
+    )
+
+
+def params_key(params: GenerationParams) -> str:
+    """Requests that may share a `generate` call: same settings; JSON schemas may differ per row."""
+    shared = replace(params, json_schema={} if params.json_schema is not None else None)
+    return shared.fingerprint() + str(params.seed)
