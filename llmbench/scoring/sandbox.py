@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmbench.scoring import sandbox_server
-from llmbench.scoring.sandbox_server import (
+from llmbench.scoring.sandbox_protocol import (
     LEVELS,
     Isolation,
     JudgedProgram,

@@ -1,4 +1,4 @@
-"""The fork server inside each sandbox worker process, and the messages it exchanges with the harness.
+"""The fork server inside each sandbox worker process (the messages it exchanges with the harness: `sandbox_protocol`).
 
 For every program the server forks a child that drops to an unprivileged uid, enters fresh
 user/pid/net/mount namespaces over a locked read-only view of the host (`sandbox_confine` tells how),
@@ -17,13 +17,12 @@ import os
 import select
 import shutil
 import signal
-import struct
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 
 def _load_beside(name: str) -> ModuleType:
@@ -32,6 +31,7 @@ def _load_beside(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"__llmbench_{name}__", path)
     assert spec is not None and spec.loader is not None, path
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -39,13 +39,12 @@ def _load_beside(name: str) -> ModuleType:
 if TYPE_CHECKING:
     from llmbench.scoring import sandbox_confine as confine
     from llmbench.scoring import sandbox_judge as judging
+    from llmbench.scoring import sandbox_protocol as protocol
 else:
     confine = _load_beside("sandbox_confine")
     judging = _load_beside("sandbox_judge")
+    protocol = _load_beside("sandbox_protocol")
 
-SandboxStatus = Literal["passed", "failed", "timeout", "oom", "error"]
-Isolation = Literal["namespaces", "uid", "rlimits"]
-LEVELS: tuple[Isolation, ...] = ("namespaces", "uid", "rlimits")
 _PRELOAD = (
     "builtins resource traceback math cmath re collections collections.abc itertools functools heapq bisect "
     "string typing random hashlib json fractions decimal statistics operator copy array datetime"
@@ -54,72 +53,6 @@ _SETUP_FAILED = 97
 _EXPOSE: list[str] = []  # set in the fork server: Python's own directories, kept visible to programs
 _CONCEAL: list[str] = []  # set in the fork server: the harness's directories, hidden from programs
 _NAMESPACE_WORKDIR = "/tmp/work"
-_UID_BASE = 1_500_000_000  # sandboxed programs run as uid _UID_BASE + server pid: no one else's uid
-
-
-@dataclass(frozen=True)
-class SandboxLimits:
-    """What one program may use; the defaults are safe for judging generated code."""
-
-    timeout_s: float = 10.0
-    memory_mb: int = 2048
-    max_processes: int = 64
-    max_output_bytes: int = 1 << 20
-    tmp_size_mb: int = 64
-    max_open_files: int = 256
-
-
-@dataclass(frozen=True)
-class JudgedProgram:
-    """A solution and the tests that judge it, run in two sandboxed processes (see `sandbox_judge`).
-
-    `tests` runs with `candidate` bound to the solution's `entry` (when given) and each name in
-    `wanted` that the solution defines bound to it; only the tests' process can report a pass.
-    """
-
-    solution: str
-    tests: str
-    entry: str | None = None
-    wanted: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SandboxResult:
-    """How one program ended: `passed` means it ran to its end and exited 0, nothing less."""
-
-    status: SandboxStatus
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    duration_ms: float
-    isolation: Isolation
-    reason: str = ""
-
-
-def program_uid(server_pid: int) -> int:
-    """The host uid a fork server's programs run as: its own, shared with no other process."""
-    return _UID_BASE + server_pid
-
-
-def clean_env() -> dict[str, str]:
-    """The whole environment of a fork server and of each program: nothing of the harness's leaks in."""
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
-
-
-def send_message(stream: Any, obj: dict[str, Any]) -> None:
-    """Write one message: its length as 4 little-endian bytes, then its JSON."""
-    data = json.dumps(obj).encode()
-    stream.write(struct.pack("<I", len(data)) + data)
-    stream.flush()
-
-
-def read_message(stream: Any) -> dict[str, Any] | None:
-    """Read one message written by `send_message`; None when the stream has ended."""
-    head = stream.read(4)
-    if len(head) < 4:
-        return None
-    data: dict[str, Any] = json.loads(stream.read(struct.unpack("<I", head)[0]))
-    return data
 
 
 def _serve(level: str, concealed: list[str]) -> None:
@@ -131,26 +64,31 @@ def _serve(level: str, concealed: list[str]) -> None:
     _CONCEAL[:] = concealed
     _EXPOSE[:] = confine.python_paths(excluding=concealed)
     if level == "auto":
-        candidates = [lv for lv in LEVELS if lv != "uid" or os.geteuid() == 0]
-        probe = SandboxLimits(timeout_s=5)
+        candidates = [lv for lv in protocol.LEVELS if lv != "uid" or os.geteuid() == 0]
+        probe = protocol.SandboxLimits(timeout_s=5)
         level = next((lv for lv in candidates if _execute("pass", probe, lv).status == "passed"), "rlimits")
-    send_message(stdout, {"isolation": level})
-    while (req := read_message(stdin)) is not None:
-        judged = JudgedProgram(**req["judged"]) if req.get("judged") else None
-        limits = SandboxLimits(**req["limits"])
+    protocol.send_message(stdout, {"isolation": level})
+    while (req := protocol.read_message(stdin)) is not None:
+        judged = protocol.JudgedProgram(**req["judged"]) if req.get("judged") else None
+        limits = protocol.SandboxLimits(**req["limits"])
         result = _execute(req["source"], limits, level, judged)  # type: ignore[arg-type]
-        send_message(stdout, asdict(result))
+        protocol.send_message(stdout, asdict(result))
 
 
 class _Run:
     """One sandboxed process of a program: its child, PID-1 grandchild, pipes and what they carried."""
 
     def __init__(
-        self, role: str, source: str, rpc: list[int], limits: SandboxLimits, level: Isolation
+        self,
+        role: str,
+        source: str,
+        rpc: list[int],
+        limits: protocol.SandboxLimits,
+        level: protocol.Isolation,
     ) -> None:
         # stdout, stderr, completion (the marker, written by the program's process), the marker to expect, pid
         pipes = [os.pipe() for _ in range(5)]
-        self.uid = program_uid(os.getpid())
+        self.uid = protocol.program_uid(os.getpid())
         # namespaces: a directory on the program's own empty /tmp (which may also hold Python's directories)
         self.workdir = (
             _NAMESPACE_WORKDIR if level == "namespaces" else tempfile.mkdtemp(prefix="llmbench-sandbox-")
@@ -184,8 +122,11 @@ class _Run:
 
 
 def _execute(
-    source: str, limits: SandboxLimits, level: Isolation, judged: JudgedProgram | None = None
-) -> SandboxResult:
+    source: str,
+    limits: protocol.SandboxLimits,
+    level: protocol.Isolation,
+    judged: protocol.JudgedProgram | None = None,
+) -> protocol.SandboxResult:
     """Run one program (or a solution and its judge), feed nothing, collect output until the end or timeout.
 
     The last process started decides the verdict: the program itself, or the judge of a solution.
@@ -205,7 +146,7 @@ def _execute(
     main = runs[-1]
     deadline = start + limits.timeout_s
     reason = ""
-    status: SandboxStatus | None = None
+    status: protocol.SandboxStatus | None = None
     while True:
         left = deadline - time.perf_counter()
         if left <= 0:
@@ -250,10 +191,10 @@ def _execute(
     if status is None:
         main_err = main.text(main.err, cap)
         status, reason = _verdict(code, bytes(main.bufs[main.done]), bytes(main.bufs[main.key]), main_err)
-    return SandboxResult(status, code, stdout, stderr, round(duration_ms, 3), level, reason)
+    return protocol.SandboxResult(status, code, stdout, stderr, round(duration_ms, 3), level, reason)
 
 
-def _verdict(code: int, done: bytes, marker: bytes, stderr: str) -> tuple[SandboxStatus, str]:
+def _verdict(code: int, done: bytes, marker: bytes, stderr: str) -> tuple[protocol.SandboxStatus, str]:
     if code == _SETUP_FAILED and not done:
         return "error", "the sandbox could not be set up: " + stderr[-300:]
     if done.startswith(b"oom") or (code != 0 and "MemoryError" in stderr[-300:]):
@@ -278,8 +219,8 @@ def _read_all(fd: int) -> bytes:
 def _child(
     role: str,
     source: str,
-    limits: SandboxLimits,
-    level: Isolation,
+    limits: protocol.SandboxLimits,
+    level: protocol.Isolation,
     fds: list[int],
     rpc: list[int],
     uid: int,
@@ -312,8 +253,8 @@ def _program(
     libc: Any,
     role: str,
     source: str,
-    limits: SandboxLimits,
-    level: Isolation,
+    limits: protocol.SandboxLimits,
+    level: protocol.Isolation,
     workdir: str,
     done: int,
     key: int,
@@ -338,7 +279,7 @@ def _program(
         confine.drop_privileges(libc, level)
         os.chdir(workdir)
         os.environ.clear()
-        os.environ.update(clean_env(), HOME=workdir)
+        os.environ.update(protocol.clean_env(), HOME=workdir)
         mem = limits.memory_mb << 20
         cpu = int(limits.timeout_s) + 1
         nproc = limits.max_processes + (confine.count_own_processes() if level == "rlimits" else 0)

@@ -126,7 +126,7 @@ def test_namespaces_give_the_program_its_own_pids_network_and_empty_tmp(tmp_path
 def test_the_fork_server_imports_only_the_standard_library() -> None:
     """The server runs as a script with `python -I`: the llmbench package is not importable there."""
     scoring = Path(__file__).resolve().parents[2] / "llmbench" / "scoring"
-    for name in ("sandbox_server.py", "sandbox_confine.py"):
+    for name in ("sandbox_server.py", "sandbox_confine.py", "sandbox_protocol.py"):
         tree = ast.parse((scoring / name).read_text())
         typing_only = {
             id(node)
@@ -149,7 +149,7 @@ def test_a_python_that_lives_under_tmp_stays_visible_and_read_only(tmp_path: Pat
     from dataclasses import asdict
 
     from llmbench.scoring import sandbox_server
-    from llmbench.scoring.sandbox_server import clean_env, read_message, send_message
+    from llmbench.scoring.sandbox_protocol import clean_env, read_message, send_message
 
     assert str(tmp_path).startswith("/tmp/")
     venv = tmp_path / "venv"
