@@ -117,3 +117,12 @@ def test_heavy_libraries_are_not_imported_at_module_level_of_core() -> None:
         top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
         top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
         assert not (top & heavy), f"{name} imports {top & heavy} at start-up"
+
+
+MAX_MODULE_LINES = 450  # the aim is about 400; this is where a module must be split along a seam
+
+
+def test_no_module_is_too_long_to_read() -> None:
+    lengths = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in MODULES.items()}
+    long = sorted(f"{m} ({n} lines)" for m, n in lengths.items() if n > MAX_MODULE_LINES)
+    assert not long, f"split these along a seam: {long}"
