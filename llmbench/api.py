@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from llmbench.scoring.base import Score
     from llmbench.study.execute import StudyProgress
     from llmbench.study.runner import StudyOptions, StudyOutcome
+    from llmbench.view.server import ViewServer
 
 __all__ = [
     "Catalogue",
@@ -301,6 +302,15 @@ def report(
     output = Path(output)
     compared = compare(files, keep_repeats=keep_repeats, all_runs=all_runs, view="leaderboard")
     return write_atomic(output, render("html", compared))  # a full disk is one line, no half-written report
+
+
+def view(paths: Sequence[str | Path], *, port: int = 0) -> ViewServer:
+    """A local web app over results files or folders, listening on 127.0.0.1 (port 0: a free one).
+
+    Call `serve_until_interrupted()` (or `serve_forever()` in a thread) on what is returned; `.url` is its address."""
+    from llmbench.view.server import make_server
+
+    return make_server([Path(p) for p in paths], port)
 
 
 def history(directory: str | Path, *, metric: str | None = None, plot: str | Path | None = None) -> History:

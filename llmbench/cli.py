@@ -43,6 +43,7 @@ from llmbench.cli_options import (
     ParityDirOpt,
     ParityModelOpt,
     PlotOpt,
+    PortOpt,
     QuietOpt,
     RayOpt,
     RepeatOpt,
@@ -313,6 +314,15 @@ def report(
 ) -> None:
     """Write one self-contained HTML report (leaderboard, tables and plots) for results files."""
     out.print(f"report: {api.report(files, output, keep_repeats=keep_repeats, all_runs=all_runs)}")
+
+
+@app.command()
+def view(files: ResultsArg, port: PortOpt = 0) -> None:
+    """Browse runs, samples and two-run diffs in a local web app (127.0.0.1); Ctrl-C stops it."""
+    server = api.view(files, port=port)
+    out.print(f"llmbench view: {server.url} (Ctrl-C stops it)", highlight=False)
+    server.serve_until_interrupted()
+    out.print("llmbench view: stopped")
 
 
 @app.command()

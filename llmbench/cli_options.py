@@ -194,6 +194,9 @@ ScorerOpt = Annotated[
     str | None, typer.Option("--scorer", help="score lines carrying their own output and reference")
 ]
 ScoreOutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="results file to write")]
+PortOpt = Annotated[
+    int, typer.Option("--port", help="port on 127.0.0.1 to serve on; 0 picks a free one", min=0, max=65535)
+]
 
 
 def int_list(text: str | None) -> list[int]:

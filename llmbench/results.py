@@ -83,6 +83,7 @@ class SampleRecord(_Model):
     ttft_ms: float | None = None
     latency_ms: float | None = None
     tpot_ms: float | None = None
+    itl_ms: list[float] | None = None  # gaps between consecutive tokens (or stream chunks), as they arrived
     prompt_hash: str | None = None
     output_hash: str | None = None  # hash of the generated token ids: parity compares tokens before text
     batch_size: int | None = None  # requests that shared the forward pass, where the backend knows

@@ -87,6 +87,7 @@ def make_record(
         ttft_ms=c.ttft_ms,
         latency_ms=c.latency_ms,
         tpot_ms=c.tpot_ms,
+        itl_ms=[round(g, 3) for g in c.itl_ms] or None,  # microseconds are the clocks' resolution here
         prompt_hash=c.prompt_hash,
         output_hash=c.output_hash,
         batch_size=c.batch_size,
