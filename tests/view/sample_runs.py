@@ -31,7 +31,12 @@ def _prompt(question: str) -> str:
 def _question(i: int) -> tuple[str, int, int, int]:
     a, b = 12 + 7 * i % 41, 3 + i % 9
     name = NAMES[i % len(NAMES)]
-    return f"{name} has {a} apples and buys {b} bags of {b} apples each. How many apples now?", a, b, a + b * b
+    return (
+        f"{name} has {a} apples and buys {b} bags of {b} apples each. How many apples now?",
+        a,
+        b,
+        a + b * b,
+    )
 
 
 def _fill(run: RunResult, *, slip: set[int], seed: int) -> None:
