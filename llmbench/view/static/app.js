@@ -38,21 +38,27 @@ function fmt(v, digits = 3) {
   const a = Math.abs(v);
   if (a >= 1000) return Math.round(v).toLocaleString("en");
   if (a >= 100) return v.toFixed(1);
-  return v.toPrecision(digits).replace(/\.?0+$/, (m) => (m.startsWith(".") ? "" : m));
+  return String(Number(v.toPrecision(digits)));
+}
+// Scores and their intervals with three decimals, so a column of them lines up.
+function fixed(v) {
+  return v === null || v === undefined ? "" : v.toFixed(3);
 }
 function score(m) {
-  if (!m || m.value === null || m.value === undefined) return "";
-  return fmt(m.value, 3);
+  return m ? fixed(m.value) : "";
 }
 function interval(m) {
   if (!m || m.ci_low === null || m.ci_low === undefined || m.ci_high === null) return "";
-  return `[${fmt(m.ci_low, 3)}, ${fmt(m.ci_high, 3)}]`;
+  return `[${fixed(m.ci_low)}, ${fixed(m.ci_high)}]`;
 }
 function metricCell(m) {
   return el("td", { class: "num" }, score(m), " ", el("span", { class: "ci" }, interval(m)));
 }
 function badge(status) {
   return el("span", { class: `badge ${status || ""}`, "data-status": status || "" }, status || "—");
+}
+function shortFile(id) {
+  return String(id).split("/").slice(-2).join("/");
 }
 function when(iso) {
   return (iso || "").replace("T", " ").replace(/\+00:00$/, " UTC");
@@ -94,6 +100,7 @@ function show(...nodes) {
   main.replaceChildren();
   append(main, nodes);
   main.setAttribute("data-ready", parseHash().page || "runs");
+  main.dataset.shown = location.hash; // which address this page is the answer to (tests wait on it)
 }
 function runLabel(r) {
   return [r.model, r.backend, r.variant, r.suite].filter(Boolean).join(" · ");
@@ -337,7 +344,7 @@ async function pageDiff(params) {
   const t = d.suite_test;
   const test = t ? el("div", { class: "fig", "data-testid": "paired-test" },
     el("div", { class: "k" }, `suite score, B − A (paired ${t.test}, ${t.n} samples)`),
-    el("div", { class: "v" }, `${t.delta >= 0 ? "+" : ""}${fmt(t.delta)}`),
+    el("div", { class: "v" }, `${t.delta >= 0 ? "+" : ""}${fixed(t.delta)}`),
     el("div", { class: "ci" }, `${interval({ ci_low: t.ci_low, ci_high: t.ci_high })} p = ${fmt(t.p_value)} `,
       el("span", { class: t.significant ? "sig" : "nosig" }, t.significant ? "significant" : "within noise"))) : el("div", { class: "fig" }, "no paired test: no shared samples");
   const fig = (k, v) => el("div", { class: "fig" }, el("div", { class: "k" }, k), el("div", { class: "v" }, v));
@@ -346,8 +353,8 @@ async function pageDiff(params) {
   return [
     el("h1", {}, "Two runs"),
     el("div", { class: "grid2" },
-      el("div", { class: "card" }, el("div", { class: "k muted" }, "A"), el("a", { href: href("run", { id: d.a.id }) }, A), el("div", { class: "muted" }, `${when(d.a.created_at)} · ${d.a.id}`)),
-      el("div", { class: "card" }, el("div", { class: "k muted" }, "B"), el("a", { href: href("run", { id: d.b.id }) }, B), el("div", { class: "muted" }, `${when(d.b.created_at)} · ${d.b.id}`))),
+      el("div", { class: "card" }, el("div", { class: "k muted" }, "A"), el("a", { href: href("run", { id: d.a.id }) }, A), el("div", { class: "muted" }, `${when(d.a.created_at)} · ${shortFile(d.a.id)}`)),
+      el("div", { class: "card" }, el("div", { class: "k muted" }, "B"), el("a", { href: href("run", { id: d.b.id }) }, B), el("div", { class: "muted" }, `${when(d.b.created_at)} · ${shortFile(d.b.id)}`))),
     el("div", { class: "cards" }, test, fig("samples in common", fmt(d.n_common)), fig("verdict flipped", fmt(d.flipped)),
       fig("output changed", fmt(d.changed)), fig("identical outputs", fmt(d.output_matches)),
       fig("same prompt tokens", d.prompt_hash_compared ? `${d.prompt_hash_matches} / ${d.prompt_hash_compared}` : "not recorded")),
@@ -358,7 +365,7 @@ async function pageDiff(params) {
     el("h2", {}, "Per task (paired, McNemar)"),
     el("table", { "data-testid": "task-tests" }, el("thead", {}, el("tr", {}, el("th", {}, "task"), el("th", { class: "num" }, "n"), el("th", { class: "num" }, "A"), el("th", { class: "num" }, "B"),
       el("th", { class: "num" }, "only A correct"), el("th", { class: "num" }, "only B correct"), el("th", { class: "num" }, "p"))),
-      el("tbody", {}, d.tasks.map((x) => el("tr", {}, el("td", {}, x.task), el("td", { class: "num" }, x.n), el("td", { class: "num" }, fmt(x.a_score)), el("td", { class: "num" }, fmt(x.b_score)),
+      el("tbody", {}, d.tasks.map((x) => el("tr", {}, el("td", {}, x.task), el("td", { class: "num" }, x.n), el("td", { class: "num" }, fixed(x.a_score)), el("td", { class: "num" }, fixed(x.b_score)),
         el("td", { class: "num" }, x.a_only_correct), el("td", { class: "num" }, x.b_only_correct), el("td", { class: x.p_value < 0.05 ? "num sig" : "num" }, fmt(x.p_value)))))),
     el("div", { class: "tabs" }, tabs.map(([k, label]) => el("button", { class: (params.kind || "") === k ? "on" : "", "data-kind": k, onclick: () => go("diff", { a: params.a, b: params.b, kind: k }) }, label))),
     el("div", { "data-testid": "diff-rows" }, data.rows.map((r) => diffRow(r, params, [A, B]))),
