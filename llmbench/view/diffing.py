@@ -11,7 +11,7 @@ import difflib
 import re
 from typing import Any
 
-from llmbench.analysis.compare import paired_suite_delta
+from llmbench.analysis.significance import paired_suite_delta
 from llmbench.analysis.parity import parity
 from llmbench.results import RunResult, SampleRecord
 
