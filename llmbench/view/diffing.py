@@ -11,8 +11,8 @@ import difflib
 import re
 from typing import Any
 
-from llmbench.analysis.significance import paired_suite_delta
 from llmbench.analysis.parity import parity
+from llmbench.analysis.significance import paired_suite_delta
 from llmbench.results import RunResult, SampleRecord
 
 DIFF_TOKENS = 4000  # words (and spaces) of each output compared; a longer tail is shown unmarked
