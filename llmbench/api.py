@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from llmbench.analysis.history import History
     from llmbench.analysis.parity import FlipRate, ParityReport
     from llmbench.config import ModelConfig, Suite
+    from llmbench.export import Exported
     from llmbench.results import RunResult
     from llmbench.scoring.base import Score
     from llmbench.study.execute import StudyProgress
@@ -46,6 +47,7 @@ __all__ = [
     "Variant",
     "catalogue",
     "compare",
+    "export",
     "gate",
     "history",
     "model",
@@ -311,6 +313,25 @@ def view(paths: Sequence[str | Path], *, port: int = 0) -> ViewServer:
     from llmbench.view.server import make_server
 
     return make_server([Path(p) for p in paths], port)
+
+
+def export(
+    files: Sequence[str | Path],
+    to: str,
+    *,
+    tracking_uri: str | None = None,
+    directory: str | Path | None = None,
+    experiment: str | None = None,
+) -> list[Exported]:
+    """Export results files (folders stand for the files in them) with the exporter `to` (mlflow, wandb,
+    hf-dataset); what each file became, `created=False` where an earlier export already holds it."""
+    from llmbench.export import ExportOptions, exporters
+    from llmbench.export.items import load_items
+
+    options = ExportOptions(tracking_uri, Path(directory) if directory is not None else None, experiment)
+    exporter = exporters.get(to)(options)  # a missing package or destination fails before any file is read
+    items = load_items([Path(f) for f in files], lambda p: render("html", compare([p], view="leaderboard")))
+    return exporter.export(items)
 
 
 def history(directory: str | Path, *, metric: str | None = None, plot: str | Path | None = None) -> History:

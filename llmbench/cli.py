@@ -24,6 +24,9 @@ from llmbench.cli_options import (
     BoardMarkdownOpt,
     DetailOpt,
     DryRunOpt,
+    ExperimentOpt,
+    ExportDirOpt,
+    ExportToOpt,
     FailOnRegressionOpt,
     FirstByteTimeoutOpt,
     FormatOpt,
@@ -65,6 +68,7 @@ from llmbench.cli_options import (
     SuiteOrFilesArg,
     TaskOpt,
     ThreadsOpt,
+    TrackingUriOpt,
     WarmupOpt,
     WriteToOpt,
     YamlFilesArg,
@@ -323,6 +327,21 @@ def view(files: ResultsArg, port: PortOpt = 0) -> None:
     out.print(f"llmbench view: {server.url} (Ctrl-C stops it)", highlight=False)
     server.serve_until_interrupted()
     out.print("llmbench view: stopped")
+
+
+@app.command()
+def export(
+    files: ResultsArg,
+    to: ExportToOpt,
+    tracking_uri: TrackingUriOpt = None,
+    output: ExportDirOpt = None,
+    experiment: ExperimentOpt = None,
+) -> None:
+    """Export results files: MLflow runs, W&B offline runs, or the samples as a Hugging Face dataset."""
+    done = api.export(files, to, tracking_uri=tracking_uri, directory=output, experiment=experiment)
+    for item in done:
+        state = "exported" if item.created else "already exported"
+        out.print(f"{state}: {item.results_file} -> {item.location}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -197,6 +197,24 @@ ScoreOutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="res
 PortOpt = Annotated[
     int, typer.Option("--port", help="port on 127.0.0.1 to serve on; 0 picks a free one", min=0, max=65535)
 ]
+ExportToOpt = Annotated[
+    str,
+    typer.Option(
+        "--to", help="where to export: mlflow, wandb (offline runs), hf-dataset", show_default=False
+    ),
+]
+TrackingUriOpt = Annotated[
+    str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)")
+]
+ExportDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", "-o", help="folder: the dataset (hf-dataset), or where W&B's offline runs go (wandb)"
+    ),
+]
+ExperimentOpt = Annotated[
+    str | None, typer.Option("--experiment", help="MLflow experiment or W&B project (default: llmbench)")
+]
 
 
 def int_list(text: str | None) -> list[int]:

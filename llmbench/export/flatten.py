@@ -1,0 +1,188 @@
+"""A results file as flat parameters, metrics and tags: the shape every experiment tracker takes.
+
+Parameters say what was run (model, backend, suite, settings, fingerprints); metrics what came out
+(each task metric with its interval, the performance figures); tags where it came from (run id, study).
+Keys are `/`-separated for metrics (`gsm8k/accuracy_ci_low`) and `.`-separated for parameters
+(`backend.dtype`); a tracker's own limits (key characters, value length) are its exporter's business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from llmbench.export.base import ExportItem
+from llmbench.results import Distribution, MetricValue, Performance, PerfPoint, RunResult
+
+# The run-level performance figures that are single numbers (distributions are spread into their statistics).
+_PERF_SCALARS = (
+    "output_tokens_per_s",
+    "total_output_tokens",
+    "generation_wall_s",
+    "load_time_s",
+    "weights_bytes",
+    "peak_vram_mib",
+    "energy_j",
+    "energy_per_output_token_j",
+)
+_SWEEP_SCALARS = (
+    "output_tokens_per_s",
+    "request_throughput_per_s",
+    "goodput_per_s",
+    "peak_vram_mib",
+    "energy_per_output_token_j",
+    "bandwidth_utilisation",
+    "duration_s",
+)
+_ENVIRONMENT = (
+    "python",
+    "platform",
+    "machine",
+    "hostname",
+    "cpu_model",
+    "driver",
+    "cuda_driver",
+    "git_commit",
+)
+
+
+def params(run: RunResult) -> dict[str, str]:
+    """What was run: identity, model config, backend facts, settings, fingerprints, environment."""
+    out: dict[str, str] = {
+        "run_id": run.run_id,
+        "model_name": run.model_name,
+        "suite_name": run.suite_name,
+        "suite_hash": run.suite_hash,
+        "llmbench_version": run.llmbench_version,
+        "created_at": run.created_at,
+    }
+    out |= _flat("model", run.model)
+    out |= _flat("backend", run.backend.model_dump(exclude_none=True))
+    out |= _flat("settings", run.settings.model_dump(exclude_none=True))
+    out |= _flat("fingerprint", run.fingerprint)
+    env = run.environment
+    out |= {f"environment.{k}": str(v) for k in _ENVIRONMENT if (v := getattr(env, k)) is not None}
+    if (device := env.device()) is not None:
+        out["environment.device"] = device
+    out |= _flat("environment.packages", {k: v for k, v in env.packages.items() if v is not None})
+    for task in run.tasks:
+        out[f"task.{task.name}.scorer"] = task.scorer
+        out[f"task.{task.name}.primary_metric"] = task.primary_metric
+        out |= _flat(f"task.{task.name}.fingerprint", task.fingerprint)
+    return out
+
+
+def metrics(run: RunResult) -> dict[str, float]:
+    """What came out: the suite score, every task metric with its interval, counts, breakdowns, performance."""
+    out: dict[str, float] = {}
+    if run.suite_score is not None:
+        out |= _metric("suite/score", run.suite_score)
+    for task in run.tasks:
+        for name, value in task.metrics.items():
+            out |= _metric(f"{task.name}/{name}", value)
+        out |= {f"{task.name}/count_{status}": float(n) for status, n in task.counts.items()}
+        out[f"{task.name}/n_samples"] = float(task.n_samples)
+        for group, values in task.breakdown.items():
+            for name, value in values.items():
+                out |= _metric(f"{task.name}/{group}/{name}", value)
+    out |= _performance(run.performance)
+    out["summary/samples"] = float(run.summary.samples)
+    out["summary/errors"] = float(run.summary.errors)
+    if run.summary.wall_s is not None:
+        out["summary/wall_s"] = run.summary.wall_s
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def tags(item: ExportItem) -> dict[str, str]:
+    """Where the run came from: its run id (what makes an export idempotent), file, study cell, variant."""
+    run = item.run
+    out = {
+        "llmbench.run_id": run.run_id,
+        "llmbench.results_file": str(item.path),
+        "llmbench.results_sha256": file_sha256(item.path),
+        "llmbench.model": run.model_name,
+        "llmbench.backend": run.backend.backend,
+        "llmbench.suite": run.suite_name,
+        "llmbench.finished": str(run.finished).lower(),
+    }
+    if run.settings.variant is not None:
+        out["llmbench.variant"] = run.settings.variant
+    if item.study is not None:
+        out |= {
+            "llmbench.study": item.study.name,
+            "llmbench.study_cell": item.study.cell,
+            "llmbench.study_hash": item.study.study_hash,
+        }
+    return out
+
+
+def run_title(run: RunResult) -> str:
+    """A run's name in a tracker's list: model, backend and suite (the run id is a tag)."""
+    return f"{run.model_name} · {run.backend.backend} · {run.suite_name}"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _flat(prefix: str, value: Any) -> dict[str, str]:
+    """Nested mappings as dotted keys; lists and other values as text (JSON where it is not a string)."""
+    return dict(_walk(prefix, value))
+
+
+def _walk(prefix: str, value: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _walk(f"{prefix}.{k}", v)
+    elif value is not None:
+        yield prefix, value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+def _metric(key: str, value: MetricValue) -> dict[str, float]:
+    out = {key: value.value}
+    for suffix, figure in (("ci_low", value.ci_low), ("ci_high", value.ci_high), ("stderr", value.stderr)):
+        if figure is not None:
+            out[f"{key}_{suffix}"] = figure
+    return out
+
+
+def _distribution(key: str, dist: Distribution) -> dict[str, float]:
+    out = {
+        f"{key}_{stat}": float(getattr(dist, stat)) for stat in ("mean", "p50", "p90", "p99", "min", "max")
+    }
+    for stat, (low, high) in dist.ci.items():
+        out[f"{key}_{stat}_ci_low"] = low
+        out[f"{key}_{stat}_ci_high"] = high
+    return out
+
+
+def _performance(perf: Performance) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms", "per_request_output_tokens_per_s"):
+        dist = getattr(perf, name)
+        if dist is not None:
+            out |= _distribution(f"perf/{name}", dist)
+    out |= {f"perf/{k}": float(v) for k in _PERF_SCALARS if (v := getattr(perf, k)) is not None}
+    for point in perf.sweep:
+        out |= _sweep_point(point)
+    return out
+
+
+def _sweep_point(point: PerfPoint) -> dict[str, float]:
+    load = f"c{point.concurrency}" if point.concurrency is not None else f"r{point.request_rate}"
+    key = f"sweep/in{point.input_tokens}_out{point.output_tokens}_{load}"
+    out = {f"{key}/{k}": float(v) for k in _SWEEP_SCALARS if (v := getattr(point, k)) is not None}
+    for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms"):
+        dist = getattr(point, name)
+        if dist is not None:
+            out[f"{key}/{name}_p50"] = dist.p50
+            out[f"{key}/{name}_p99"] = dist.p99
+    return out
