@@ -73,16 +73,26 @@ def front_matter(splits: Sequence[dict[str, Any]]) -> dict[str, Any]:
             {
                 "config_name": name,
                 "features": features,
-                "splits": [{"name": s["split"], "num_examples": s["rows"]} for s in group],
+                "splits": [
+                    {"name": s["split"], "num_bytes": s.get("num_bytes", 0), "num_examples": s["rows"]}
+                    for s in group
+                ],
             }
             for name, group in configs.items()
         ],
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes every config's features out in full: no YAML anchors, which some card readers refuse."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def render_card(splits: Sequence[dict[str, Any]]) -> str:
     """The README.md: front matter, then what each split is (model, backend, suite, date, score)."""
-    head = yaml.safe_dump(front_matter(splits), sort_keys=False, allow_unicode=True)
+    head = yaml.dump(front_matter(splits), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     lines = [
         f"---\n{head}---",
         "",

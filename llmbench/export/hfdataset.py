@@ -46,7 +46,7 @@ class HfDatasetExporter:
     def _export_one(self, item: ExportItem) -> Exported:
         run = item.run
         path = self.root / "data" / config_name(run.suite_name) / f"{split_name(run.run_id)}.parquet"
-        facts = {
+        facts: dict[str, Any] = {
             "run_id": run.run_id,
             "model": run.model_name,
             "backend": run.backend.backend,
@@ -62,9 +62,9 @@ class HfDatasetExporter:
         if before is not None and before.get("results_sha256") == facts["results_sha256"]:
             return Exported(item.path, run.run_id, str(path), created=False)
         rows = [_row(run.run_id, run.model_name, run.backend.backend, run.suite_name, s) for s in run.samples]
-        table = self.pa.Table.from_pylist(rows, schema=self._schema()).replace_schema_metadata(
-            {META_KEY: json.dumps(facts).encode()}
-        )
+        table = self.pa.Table.from_pylist(rows, schema=self._schema())
+        facts["num_bytes"] = table.nbytes  # the size `datasets` records for a split (in memory, not on disk)
+        table = table.replace_schema_metadata({META_KEY: json.dumps(facts).encode()})
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:

@@ -6,6 +6,8 @@ The run starts when the results file says it did; its parameters, metrics and ta
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import re
@@ -40,7 +42,7 @@ class MlflowExporter:
             raise UserInputError("--to mlflow needs --tracking-uri URI (or MLFLOW_TRACKING_URI)")
         from mlflow.tracking import MlflowClient
 
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "view run at" line per run
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri)
         self.experiment = options.experiment or DEFAULT_EXPERIMENT
@@ -82,7 +84,8 @@ class MlflowExporter:
             self.client.log_artifact(run_id, str(item.path), artifact_path="results")
             self.client.log_artifact(run_id, str(report), artifact_path="report")
         end_ms = start_ms + round(1000 * run.summary.wall_s) if run.summary.wall_s is not None else None
-        self.client.set_terminated(run_id, "FINISHED", end_time=end_ms)
+        with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints a "view run" line; ours says it once
+            self.client.set_terminated(run_id, "FINISHED", end_time=end_ms)
         return Exported(item.path, run.run_id, self._location(experiment_id, created))
 
     def _find(self, experiment_id: str, llmbench_run_id: str) -> Any:
