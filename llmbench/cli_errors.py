@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from llmbench.errors import LLMBenchError
 
@@ -28,7 +29,8 @@ def exit_code_for(exc: BaseException, console: Console, *, debug: bool) -> int:
     if debug:
         console.print_exception()
     if isinstance(exc, LLMBenchError):
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: a hint such as `pip install 'llmbench[mlflow]'` is text, not Rich markup
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     console.print(
         f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
