@@ -16,7 +16,7 @@ from typing import Protocol
 
 from llmbench.errors import MissingDependencyError
 from llmbench.registry import Registry
-from llmbench.results import RunResult
+from llmbench.results import RunResult, SampleRecord
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,12 @@ class StudyRef:
 
 @dataclass(frozen=True)
 class ExportItem:
-    """One results file to export: where it is, what it holds, and its HTML report, built on demand."""
+    """One results file to export: where it is, what it holds (without its samples: most exporters need none
+    and a folder of large files would not fit in memory), and its samples and HTML report, read on demand."""
 
     path: Path
     run: RunResult
+    samples: Callable[[], list[SampleRecord]]
     report_html: Callable[[], str]
     study: StudyRef | None = None
 

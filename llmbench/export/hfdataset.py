@@ -61,7 +61,9 @@ class HfDatasetExporter:
         before = self._split_facts(path) if path.exists() else None
         if before is not None and before.get("results_sha256") == facts["results_sha256"]:
             return Exported(item.path, run.run_id, str(path), created=False)
-        rows = [_row(run.run_id, run.model_name, run.backend.backend, run.suite_name, s) for s in run.samples]
+        rows = [
+            _row(run.run_id, run.model_name, run.backend.backend, run.suite_name, s) for s in item.samples()
+        ]
         table = self.pa.Table.from_pylist(rows, schema=self._schema())
         facts["num_bytes"] = table.nbytes  # the size `datasets` records for a split (in memory, not on disk)
         table = table.replace_schema_metadata({META_KEY: json.dumps(facts).encode()})

@@ -11,22 +11,28 @@ from pydantic import ValidationError
 from llmbench.analysis.select import expand
 from llmbench.errors import UserInputError
 from llmbench.export.base import ExportItem, StudyRef
-from llmbench.results import read_results
+from llmbench.results import SampleRecord, read_results
 from llmbench.study.manifest import MANIFEST_NAME, read_manifest
 
 
 def load_items(files: Iterable[Path], report_html: Callable[[Path], str]) -> list[ExportItem]:
-    """Every results file (folders stand for the files in them, their study manifest left out), checked
-    before anything is exported, so that a bad file fails the export before it starts."""
+    """Every results file (folders stand for the files in them, their study manifest left out), read up to its
+    samples before anything is exported, so that a bad file fails the export before it starts."""
     given = [Path(f) for f in files]
     if not given:
         raise UserInputError("give at least one results file or folder to export")
     paths = [p for p in expand(given) if p in given or p.name != MANIFEST_NAME]
     items = []
     for path in paths:
-        run = read_results(path)
-        items.append(ExportItem(path, run, partial(report_html, path), study_of(path)))
+        run = read_results(path, with_samples=False)
+        items.append(
+            ExportItem(path, run, partial(_samples, path), partial(report_html, path), study_of(path))
+        )
     return items
+
+
+def _samples(path: Path) -> list[SampleRecord]:
+    return read_results(path).samples
 
 
 def study_of(path: Path) -> StudyRef | None:

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from llmbench.errors import UserInputError
+from llmbench.errors import LLMBenchError, UserInputError
 from llmbench.export import flatten
 from llmbench.export.base import Exported, ExportItem, ExportOptions, require
 
@@ -27,6 +27,7 @@ RUN_ID_TAG = "llmbench.run_id"
 MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
+CONNECT_TIMEOUT_S = 10.0
 PER_BATCH = 100  # parameters and tags per log_batch request (metrics: 1000)
 _NOT_IN_KEY = re.compile(r"[^\w./\- :]")
 _TRUNCATED = " …[truncated]"
@@ -48,8 +49,33 @@ class MlflowExporter:
         self.experiment = options.experiment or DEFAULT_EXPERIMENT
 
     def export(self, items: Sequence[ExportItem]) -> list[Exported]:
+        from mlflow.exceptions import MlflowException
+
+        self._check_reachable()
         experiment_id = self._experiment_id()
-        return [self._export_one(experiment_id, item) for item in items]
+        done = []
+        for item in items:
+            try:
+                done.append(self._export_one(experiment_id, item))
+            except (
+                MlflowException
+            ) as exc:  # files exported before stay; a run left unfinished is replaced next time
+                raise LLMBenchError(f"{item.path}: MLflow at {self.uri}: {_first_line(exc)}") from None
+        return done
+
+    def _check_reachable(self) -> None:
+        """An HTTP server that does not answer fails in seconds (MLflow's client would retry for minutes)."""
+        if not self.uri.startswith(("http://", "https://")):
+            return
+        import httpx
+
+        try:
+            httpx.get(f"{self.uri.rstrip('/')}/health", timeout=CONNECT_TIMEOUT_S)
+        except httpx.HTTPError as exc:  # any answer, even 401 or 404, means a server is there
+            raise UserInputError(
+                f"MLflow at {self.uri} does not answer ({type(exc).__name__})",
+                hint="is the tracking server running, and is --tracking-uri its address?",
+            ) from None
 
     def _experiment_id(self) -> str:
         from mlflow.exceptions import MlflowException
