@@ -1,9 +1,11 @@
-"""The three dataset sources a suite can name: a local file, a Hugging Face dataset, a built-in set."""
+"""The three dataset sources a suite can name: a local file, a Hugging Face dataset, a built-in set; and the
+JSON Lines reader every part of llmbench reads such files with (data, completions to score, journals)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -71,22 +73,56 @@ class LocalSource:
         return records_to_samples(records, spec, str(path))
 
 
-def read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
-    """Records of a JSON Lines file (gzipped or not), each line read within MAX_LINE_BYTES."""
+@dataclass(frozen=True)
+class JsonLine:
+    """One line of a JSON Lines file: its number, the byte offset it starts at, and its value (None: blank).
+
+    `torn` marks a last line cut off by a kill (see `jsonl_lines`); its value is None.
+    """
+
+    lineno: int
+    offset: int
+    value: Any
+    torn: bool = False
+
+
+def read_jsonl(path: Path) -> Iterable[Any]:
+    """Records of a JSON Lines file (gzipped or not), each line read within MAX_LINE_BYTES; None for blank lines."""
+    return (line.value for line in jsonl_lines(path))
+
+
+def jsonl_lines(
+    path: Path, *, tolerate_torn_last_line: bool = False, any_line_length: bool = False
+) -> Iterator[JsonLine]:
+    """The one JSON Lines reader: every line with its number and offset; a bad line is a DataError naming it.
+
+    With `tolerate_torn_last_line` (journals, appended to as work finishes) a last line that does not parse,
+    with nothing but blank lines after it, is what a kill left half-written: it ends the file as a line
+    marked `torn` instead of failing. Lines are read within MAX_LINE_BYTES unless `any_line_length`.
+    """
     import gzip
     import zlib
 
-    lineno = 0
+    lineno = offset = 0
+    max_line_bytes = None if any_line_length else MAX_LINE_BYTES
+    limit = -1 if max_line_bytes is None else max_line_bytes + 1
     try:
         with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as fh:
-            while raw := fh.readline(MAX_LINE_BYTES + 1):
+            while raw := fh.readline(limit):
                 lineno += 1
-                if len(raw) > MAX_LINE_BYTES:
+                start, offset = offset, offset + len(raw)
+                if max_line_bytes is not None and len(raw) > max_line_bytes:
                     raise DataError(
-                        f"{path}:{lineno}: a line longer than {MAX_LINE_BYTES >> 20} MiB; "
+                        f"{path}:{lineno}: a line longer than {max_line_bytes >> 20} MiB; "
                         "one record per line, each of a sane size"
                     )
-                yield _parse(raw, path, lineno)
+                try:
+                    yield JsonLine(lineno, start, _parse(raw, path, lineno))
+                except DataError:
+                    if not tolerate_torn_last_line or fh.read().strip():
+                        raise
+                    yield JsonLine(lineno, start, None, torn=True)
+                    return
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         where = f"{path}:{lineno + 1}" if lineno else str(path)
         raise DataError(f"{where}: cannot be read ({type(exc).__name__}: {exc})") from None

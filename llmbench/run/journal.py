@@ -18,12 +18,14 @@ import errno
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from llmbench.errors import ResultsFileError, UserInputError
+from llmbench.data.readers import JsonLine, jsonl_lines
+from llmbench.errors import DataError, ResultsFileError, UserInputError
 from llmbench.results import PerfPoint, SampleRecord
 
 PINNED = ("suite_hash", "model", "settings")  # header keys a resume must match
@@ -56,26 +58,27 @@ def now() -> str:
 
 def read_journal(path: Path) -> JournalState:
     """Parse a journal without taking it; a line cut off at the end by a kill is left out."""
+    if not path.exists():
+        raise FileNotFoundError(path)
     state = JournalState()
-    data = path.read_bytes()
-    offset = 0
-    lines = data.split(b"\n")
-    for lineno, raw in enumerate(lines, 1):
-        start, offset = offset, offset + len(raw) + 1
-        if not raw.strip():
-            continue
-        try:
-            entry = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            if all(not rest.strip() for rest in lines[lineno:]):
-                state.keep_bytes = start  # a line cut off by a kill: that sample runs again
-                break
-            raise UserInputError(
-                f"{path}:{lineno}: corrupt journal line",
-                hint="it was written by two runs at once or edited; start over with --fresh",
-            ) from None
-        _absorb(state, entry, path, lineno)
+    for line in _lines(path):
+        if line.torn:
+            state.keep_bytes = line.offset  # a line cut off by a kill: that sample runs again
+            break
+        if line.value is not None:
+            _absorb(state, line.value, path, line.lineno)
     return state
+
+
+def _lines(path: Path) -> Iterator[JsonLine]:
+    """The journal's lines; a corrupt line other than a torn last one fails in one line."""
+    try:
+        yield from jsonl_lines(path, tolerate_torn_last_line=True, any_line_length=True)
+    except DataError as exc:
+        raise UserInputError(
+            f"corrupt journal: {exc.message}",
+            hint="it was written by two runs at once or edited; start over with --fresh",
+        ) from None
 
 
 def _absorb(state: JournalState, entry: Any, path: Path, lineno: int) -> None:
@@ -249,16 +252,10 @@ def _difference(old: Any, new: Any) -> str:
 
 def read_journal_samples(path: Path) -> dict[str, SampleRecord]:
     """The finished samples of any journal, keyed by request id, without checking its header (shards)."""
-    done: dict[str, SampleRecord] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return done
-    for line in text.split("\n"):
-        try:
-            entry = json.loads(line) if line.strip() else {}
-        except json.JSONDecodeError:
-            continue  # a line cut off by a kill: that sample was never finished
-        if "request_id" in entry:
-            done[entry["request_id"]] = SampleRecord.model_validate(entry["sample"])
-    return done
+    if not path.exists():
+        return {}
+    return {
+        line.value["request_id"]: SampleRecord.model_validate(line.value["sample"])
+        for line in _lines(path)
+        if isinstance(line.value, dict) and "request_id" in line.value
+    }

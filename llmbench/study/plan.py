@@ -14,6 +14,7 @@ from typing import Literal
 
 from llmbench.backends.base import backends
 from llmbench.config import ModelConfig, Suite, load_suite, resolve_model
+from llmbench.data.readers import jsonl_lines
 from llmbench.errors import ConfigError, LLMBenchError, validation_line
 from llmbench.run.journal import Journal
 from llmbench.run.options import _slug
@@ -163,15 +164,18 @@ def cell_state(cell: Cell) -> tuple[CellState, int]:
 
 
 def _journal_header(path: Path) -> tuple[dict[str, object] | None, int]:
+    """A journal's header and how many samples it holds, read without validating them; none where unreadable."""
+    header, samples = None, set()
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+        for line in jsonl_lines(path, tolerate_torn_last_line=True, any_line_length=True):
+            entry = line.value
+            if isinstance(entry, dict) and "header" in entry and header is None:
+                header = entry["header"]
+            elif isinstance(entry, dict) and "request_id" in entry:
+                samples.add(entry["request_id"])
+    except (OSError, LLMBenchError):
         return None, 0
-    try:
-        header = json.loads(lines[0]).get("header") if lines else None
-    except json.JSONDecodeError:
-        header = None
-    return header, sum(1 for line in lines if line.startswith('{"request_id"'))
+    return header, len(samples)
 
 
 def _where(study: Study, *loc: int | str) -> str:
