@@ -97,3 +97,41 @@ def test_html_report_is_written(two_runs: tuple[Path, Path], tmp_path: Path) -> 
     assert r.returncode == 0, r.stderr
     html = out.read_text()
     assert "<svg" in html and "tiny-qwen2" in html
+
+
+def test_view_shows_the_runs_rendered_prompts_token_gaps_and_their_diff(two_runs: tuple[Path, Path]) -> None:
+    import http.client
+    import signal
+    from urllib.parse import urlencode
+
+    from tests.e2e.helpers import start_llmbench
+
+    tiny, ref = (p.as_posix() for p in two_runs)
+
+    def get(port: int, route: str, **params: object) -> dict:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        conn.request("GET", f"/api/{route}?{urlencode(params)}")
+        res = conn.getresponse()
+        body = res.read()
+        conn.close()
+        assert res.status == 200, body
+        return json.loads(body)
+
+    proc = start_llmbench("view", str(two_runs[0].parent))
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+        assert {r["backend"] for r in get(port, "runs")["rows"]} == {"transformers", "reference"}
+        sample = get(port, "sample", id=tiny, key=0)["record"]
+        assert isinstance(sample["prompt"], str) and sample["prompt"]  # the text the model was given
+        if (sample["tokens_out"] or 0) > 1:
+            assert len(sample["itl_ms"]) == sample["tokens_out"] - 1
+        diff = get(port, "diff", a=tiny, b=ref)
+        assert diff["n_common"] == sum(t["n"] for t in diff["tasks"]) > 0
+        assert get(port, "diff_rows", a=tiny, b=ref)["total"] == diff["flipped"] + diff["changed"]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
