@@ -44,6 +44,7 @@ class ViewApi:
 
     def runs(self, query: Query) -> dict[str, Any]:
         """The run list, newest first, one page; only the page's runs are read past their heads."""
+        self.catalog.rescan()
         needle = (query.get("q") or "").casefold()
         rows = [queries.header_row(h) for h in self.catalog.headers()]
         if needle:

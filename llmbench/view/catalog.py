@@ -53,7 +53,8 @@ class Catalog:
         for p in given:
             if not p.exists():
                 raise UserInputError(f"{p}: no such file or folder")
-        self.files: dict[str, Path] = {p.as_posix(): p for p in expand(given) if p.name != MANIFEST_NAME}
+        self._given = given
+        self.files: dict[str, Path] = self._found()
         if not self.files:
             raise UserInputError("no results files to view")
         self.study_dirs = [p for p in given if p.is_dir() and (p / MANIFEST_NAME).is_file()]
@@ -61,6 +62,18 @@ class Catalog:
         self._headers: dict[str, tuple[tuple[int, int], Header]] = {}
         self._light: dict[str, tuple[tuple[int, int], RunResult]] = {}
         self._open: OrderedDict[str, tuple[tuple[int, int], RunResult]] = OrderedDict()
+
+    def _found(self) -> dict[str, Path]:
+        return {p.as_posix(): p for p in expand(self._given) if p.name != MANIFEST_NAME}
+
+    def rescan(self) -> None:
+        """Look again for files under the folders given: a study or a nightly job may have added some."""
+        try:
+            found = self._found()
+        except (UserInputError, OSError):  # a folder emptied or removed meanwhile: keep what was listed
+            return
+        with self._lock:
+            self.files = found
 
     def path(self, run_id: str) -> Path:
         """The file behind a run id; only ids of the files found are known (no path is built from input)."""
@@ -71,7 +84,12 @@ class Catalog:
 
     def headers(self) -> list[Header]:
         """Every file's head, newest run first; unreadable files are listed with their error."""
-        out = [self.header(run_id) for run_id in self.files]
+        out = []
+        for run_id in list(self.files):
+            try:
+                out.append(self.header(run_id))
+            except UnknownRun:  # gone since the folder was scanned
+                continue
         return sorted(out, key=lambda h: (h.created_at, h.id), reverse=True)
 
     def header(self, run_id: str) -> Header:

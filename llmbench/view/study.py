@@ -37,11 +37,12 @@ def study_board(folder: Path, runs: list[RunResult], ids: dict[str, str]) -> dic
     if not runs:
         return {"name": name, "cells": counts, "rows": [], "suites": [], "axes": []}
     board = build_leaderboard(runs, spec)
+    axes = [a for a in board.axes if any(r.costs.get(a) is not None for r in board.rows)]  # none blank in all
     return {
         "name": name,
         "cells": counts,
         "suites": board.suites,
-        "axes": [{"key": a, "title": AXES[a][0]} for a in board.axes],
+        "axes": [{"key": a, "title": AXES[a][0]} for a in axes],
         "best_fit": board.best_fit,
         "pareto_axis": AXES[board.pareto_axis][0],
         "rows": [
@@ -53,7 +54,7 @@ def study_board(folder: Path, runs: list[RunResult], ids: dict[str, str]) -> dic
                     s: None if (c := r.score(s)) is None or c.value is None else _cell(c)
                     for s in board.suites
                 },
-                "costs": {a: r.costs.get(a) for a in board.axes},
+                "costs": {a: r.costs.get(a) for a in axes},
                 "pareto": r.model in board.pareto,
                 "excluded": board.excluded.get(r.model),
                 "measures_model": r.row.measures_model,

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import pytest
 
 from llmbench.errors import UserInputError
+from llmbench.results import write_results
 from llmbench.view import diffing
 from llmbench.view.server import ViewServer, make_server
 from tests.view.sample_runs import HOSTILE, hostile_key, two_backends
@@ -173,6 +174,20 @@ def test_a_study_folder_opens_on_its_leaderboard(study_viewer: ViewServer) -> No
     assert board["name"] == "demo" and board["suites"] == ["coding", "math"]
     assert board["rows"][0]["label"].startswith("qwen2.5-7b")
     assert all(r["files"] for r in board["rows"])
+    axes = [a["key"] for a in board["axes"]]
+    assert "peak_vram_mib" in axes and "ttft_ms_p50_2k" not in axes  # no sweep in these cells: left out
+
+
+def test_files_added_to_a_viewed_folder_are_listed(tmp_path: Path) -> None:
+    a, b = two_backends()
+    write_results(a, tmp_path / "a.json")
+    server = make_server([tmp_path])
+    try:
+        assert server.api.runs({})["total"] == 1
+        write_results(b, tmp_path / "later" / "b.json")  # a study's next cell, a nightly run
+        assert server.api.runs({})["total"] == 2
+    finally:
+        server.server_close()
 
 
 def test_a_folder_without_results_files_is_an_input_error(tmp_path: Path) -> None:

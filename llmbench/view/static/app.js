@@ -102,6 +102,9 @@ function show(...nodes) {
   main.setAttribute("data-ready", parseHash().page || "runs");
   main.dataset.shown = location.hash; // which address this page is the answer to (tests wait on it)
 }
+function withUnit(c) {
+  return c.unit && !c.title.includes(c.unit) ? `${c.title} (${c.unit})` : c.title;
+}
 function runLabel(r) {
   return [r.model, r.backend, r.variant, r.suite].filter(Boolean).join(" · ");
 }
@@ -145,10 +148,10 @@ async function pageRuns(params) {
       "tr",
       { "data-run": r.id, class: selected.has(r.id) ? "selected" : "" },
       el("td", {}, box),
-      el("td", {}, r.error ? r.model || r.file : el("a", { href: href("run", { id: r.id }) }, r.model || "?")),
+      el("td", { class: "nowrap" }, r.error ? r.model || r.file : el("a", { href: href("run", { id: r.id }) }, r.model || "?")),
       el("td", {}, r.suite || ""),
       el("td", {}, [r.backend, r.variant].filter(Boolean).join(" · ")),
-      el("td", {}, when(r.created_at)),
+      el("td", { class: "nowrap" }, when(r.created_at)),
       r.error ? el("td", { colspan: cols.length + 2, class: "error" }, r.error) : metricCell(r.score),
       r.error ? null : cols.map((c) => el("td", { class: "num" }, fmt((r.perf || {})[c.key]))),
       r.error ? null : el("td", { class: "num" }, r.samples === undefined ? "" : `${r.samples}${r.errors ? ` (${r.errors} failed)` : ""}`),
@@ -167,7 +170,7 @@ async function pageRuns(params) {
     { "data-testid": "runs" },
     el("thead", {}, el("tr", {}, el("th", {}, ""), el("th", {}, "model"), el("th", {}, "suite"), el("th", {}, "backend"),
       el("th", {}, "when"), el("th", { class: "num" }, "score [95% CI]"),
-      cols.map((c) => el("th", { class: "num" }, c.unit ? `${c.title} (${c.unit})` : c.title)),
+      cols.map((c) => el("th", { class: "num" }, withUnit(c))),
       el("th", { class: "num" }, "samples"), el("th", {}, "file"))),
     el("tbody", {}, rows),
   );
@@ -185,9 +188,9 @@ function studyBoard(board) {
     board.suites.map((s) => el("th", { class: "num" }, s)), board.axes.map((a) => el("th", { class: "num" }, a.title)));
   const rows = board.rows.map((r) =>
     el("tr", { "data-row": r.label },
-      el("td", {}, r.pareto ? el("span", { class: "star", title: `on the quality/${board.pareto_axis} front` }, "★ ") : null,
+      el("td", { class: "nowrap" }, r.pareto ? el("span", { class: "star", title: `on the quality/${board.pareto_axis} front` }, "★ ") : null,
         r.files.length ? el("a", { href: href("run", { id: r.files[0] }) }, r.label) : r.label,
-        r.label === board.best_fit ? el("span", { class: "badge correct" }, " best fit") : null,
+        r.label === board.best_fit ? [" ", el("span", { class: "badge correct" }, "best fit")] : null,
         r.excluded ? el("div", { class: "muted" }, r.excluded) : null),
       metricCell(r.composite),
       board.suites.map((s) => metricCell(r.suites[s])),
@@ -213,7 +216,7 @@ async function pageRun(params) {
   const figs = [el("div", { class: "fig" }, el("div", { class: "k" }, "suite score"), el("div", { class: "v" }, score(run.score) || "—"), el("div", { class: "ci" }, interval(run.score)))];
   for (const c of run.perf_columns) {
     const v = (run.perf || {})[c.key];
-    if (v !== null && v !== undefined) figs.push(el("div", { class: "fig" }, el("div", { class: "k" }, c.title + (c.unit ? ` (${c.unit})` : "")), el("div", { class: "v" }, fmt(v))));
+    if (v !== null && v !== undefined) figs.push(el("div", { class: "fig" }, el("div", { class: "k" }, withUnit(c)), el("div", { class: "v" }, fmt(v))));
   }
   const taskRows = run.tasks.map((t) => el("tr", { "data-task": t.name },
     el("td", {}, el("a", { href: href("run", { id: params.id, task: t.name }) }, t.name)),
