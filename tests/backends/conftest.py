@@ -47,7 +47,11 @@ class ServedModel:
 def served(tiny_model_path: Path) -> Iterator[ServedModel]:
     """Start ONE vLLM OpenAI server on a free loopback port (managed mode: no base_url), stop it at the end."""
     pytest.importorskip("vllm")
-    config = ModelConfig(name="tiny", backend="openai", model=str(tiny_model_path), max_model_len=1024)
+    # float32 as the tiny-qwen2 alias pins it: vLLM's "auto" casts a float32 checkpoint down to
+    # bfloat16 on x86 CPUs, which moved option log-probs by about 1e-3 nats against Transformers.
+    config = ModelConfig(
+        name="tiny", backend="openai", model=str(tiny_model_path), max_model_len=1024, dtype="float32"
+    )
     backend = OpenAIBackend(config, str(tiny_model_path))
     info = backend.load()
     assert backend.base_url is not None

@@ -6,19 +6,20 @@ from pathlib import Path
 
 import pytest
 
+from llmbench.analysis.parity import LOGPROB_TOLERANCE
 from llmbench.backends.transformers import TransformersBackend
 from llmbench.config import ModelConfig, load_suite, resolve_model
 from llmbench.run.pipeline import RunOptions, run_suite
 from llmbench.tinymodel import resolve_model_path
 from llmbench.types import LoglikelihoodRequest
 from tests.backends.conftest import ServedModel
+from tests.backends.test_loglik_vllm import every_choice
 
 pytest.importorskip("vllm")
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
-# The shared server runs with vLLM's server defaults (prefix caching, its own batching): gaps of about
-# 1e-3 nats against Transformers were seen there, against 2e-6 in process. docs/knowledge.md says so.
-SERVER_TOLERANCE = 1e-2
+# The server runs float32 like the in-process backends, so the same tolerance holds; with vLLM's
+# "auto" dtype a float32 checkpoint is served in bfloat16 and gaps of about 1e-3 nats appear.
 CONTEXT = "Which planet is closest to the Sun?\nA. Venus\nB. Mercury\nAnswer:"
 
 
@@ -30,6 +31,13 @@ def test_the_server_scores_continuations_like_transformers(served: ServedModel) 
         LoglikelihoodRequest("b", CONTEXT, " B"),
         LoglikelihoodRequest("text", "Question: what is water made of?\nAnswer:", " hydrogen and oxygen"),
     ]
+    # and every option of each built-in task's first question, rotations included
+    builtin = every_choice()
+    first: dict[str, str] = {}
+    for r in builtin:
+        task, sample = r.request_id.split("/")[:2]
+        first.setdefault(task, sample)
+    requests += [r for r in builtin if r.request_id.split("/")[1] == first[r.request_id.split("/")[0]]]
     remote = {r.request_id: r for r in backend.loglikelihood(requests)}
     cfg = resolve_model("tiny-qwen2")
     hf = TransformersBackend(cfg, resolve_model_path(cfg))
@@ -42,7 +50,7 @@ def test_the_server_scores_continuations_like_transformers(served: ServedModel) 
         b = remote[rid]
         assert b.error is None, b.error
         assert a.prompt_hash == b.prompt_hash and a.continuation_tokens == b.continuation_tokens
-        assert abs(a.logprob - b.logprob) <= SERVER_TOLERANCE, (rid, a.logprob, b.logprob)
+        assert abs(a.logprob - b.logprob) <= LOGPROB_TOLERANCE, (rid, a.logprob, b.logprob)
         assert b.latency_ms is not None and b.latency_ms > 0
 
 
