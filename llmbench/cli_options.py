@@ -87,7 +87,9 @@ MaxNewTokensOpt = Annotated[
 SeedOpt = Annotated[
     int, typer.Option("--seed", min=0, max=(1 << 32) - 1, help="base seed for sampling and generated data")
 ]
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | markdown | csv | json | html")]
+FormatOpt = Annotated[
+    str, typer.Option("--format", "-f", help="table | markdown | csv | json | html | vllm-bench")
+]
 ResultsArg = Annotated[
     list[Path], typer.Argument(help="results files (JSON) or folders of them", show_default=False)
 ]

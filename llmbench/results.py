@@ -14,7 +14,7 @@ import os
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -150,6 +150,33 @@ class PerfPoint(_Model):
     error: str | None = None
 
 
+class SaturationProbe(_Model):
+    """One point of a saturation search: closed-loop (the throughput ceiling) or Poisson at an offered rate."""
+
+    kind: Literal["closed_loop", "rate"]
+    offered_rate_per_s: float | None = None  # the rate asked for; None for the closed-loop point
+    arrival_rate_per_s: float | None = None  # the rate the Poisson draw realised: (n - 1) / arrival span
+    completion_rate_per_s: float | None = None  # (n - 1) / completion span: below arrivals = queue growing
+    passed: bool | None = None  # met every SLO without saturating; None for the closed-loop point
+    violated: list[str] = Field(default_factory=list)  # "ttft_p99", "tpot_p99", "saturated", "errors"
+    point: PerfPoint
+
+
+class SaturationResult(_Model):
+    """The highest request rate found to meet the SLOs for one input x output shape, and how it was found."""
+
+    input_tokens: int
+    output_tokens: int
+    slo_ttft_p99_ms: float | None = None
+    slo_tpot_p99_ms: float | None = None
+    rate_per_s: float | None = None  # the highest offered rate that passed; None when even min_rate failed
+    goodput_per_s: float | None = None  # requests/s meeting every SLO at that rate
+    bound_by: list[str] = Field(default_factory=list)  # what failed at the lowest failing rate, or the cap
+    max_throughput_per_s: float | None = None  # closed-loop request throughput
+    probes: list[SaturationProbe] = Field(default_factory=list)  # in the order they ran
+    note: str | None = None  # why the search stopped early or could not run
+
+
 class Performance(_Model):
     """Run-level performance figures, measured on the run's own requests."""
 
@@ -170,6 +197,7 @@ class Performance(_Model):
     energy_per_output_token_j: float | None = None  # energy_j / the output tokens generated meanwhile
     telemetry: TelemetrySummary | None = None
     sweep: list[PerfPoint] = Field(default_factory=list)
+    saturation: list[SaturationResult] = Field(default_factory=list)
 
 
 class RunResult(_Model):

@@ -7,6 +7,7 @@ import math
 from llmbench.analysis.compare import Comparison, Row
 from llmbench.analysis.perf_tables import CostRow, SweepTable
 from llmbench.analysis.significance import Delta
+from llmbench.report.saturation import markdown_lines
 from llmbench.results import MetricValue
 
 SECTIONS = (
@@ -177,6 +178,7 @@ def render_markdown(comparison: Comparison) -> str:
         lines += ["## Performance sweeps", ""]
         for table in comparison.sweeps:
             lines += [f"### {table.title}", "", *sweep_lines(table, labels), ""]
+    lines += markdown_lines([(c.label, c.run.performance.saturation) for c in comparison.columns])
     if comparison.cost:
         body = [cost_cells(c) for c in comparison.cost]
         lines += ["## Accuracy per cost", "", *_table(list(COST_HEADER), body), ""]

@@ -1,4 +1,5 @@
-"""Output formats of a comparison, registered by the name `--format` uses: table, markdown, csv, json, html.
+"""Output formats of a comparison, registered by the name `--format` uses: table, markdown, csv, json, html,
+vllm-bench (the perf points of the runs, as `vllm bench serve --save-result` writes them).
 
 A renderer turns a comparison (and the runs behind it) into text for a file or a pipe; one that can also
 draw on a terminal (rich tables) says so with `show`, and the CLI uses that when no `--output` is given.
@@ -93,6 +94,12 @@ def _html(comparison: Comparison, runs: Sequence[RunResult]) -> str:
     return render_html(runs, comparison)
 
 
+def _vllm_bench(comparison: Comparison, runs: Sequence[RunResult]) -> str:
+    from llmbench.report.vllmbench import render_vllm_bench
+
+    return render_vllm_bench(runs)
+
+
 renderers: Registry[Renderer] = Registry("format")
 # a table written to a file is Markdown
 renderers.add("table", Renderer(_markdown, _terminal, _board_markdown, _board_terminal))
@@ -100,6 +107,7 @@ renderers.add("markdown", Renderer(_markdown, board=_board_markdown))
 renderers.add("csv", Renderer(_csv, board=_board_csv))
 renderers.add("json", Renderer(_json, board=_board_json))
 renderers.add("html", Renderer(_html, board=_board_html))
+renderers.add("vllm-bench", Renderer(_vllm_bench))  # perf points as `vllm bench serve --save-result` keys
 renderers.add_entry_points("llmbench.renderers")
 
 

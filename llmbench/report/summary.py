@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from llmbench.report.saturation import print_saturation
 from llmbench.results import MetricValue, PerfPoint, RunResult
 
 
@@ -34,6 +35,8 @@ def print_run_summary(result: RunResult, console: Console) -> None:
         console.print(table)
     if result.performance.sweep:
         print_sweep(result.performance.sweep, console)
+    if result.performance.saturation:
+        print_saturation(result.performance.saturation, console)
     p = result.performance
     source = timing_source(result)
     if source is None:

@@ -17,6 +17,7 @@ from llmbench.results import (
     PerfPoint,
     RunResult,
     SampleRecord,
+    SaturationResult,
     Settings,
     Summary,
     TaskResult,
@@ -70,6 +71,7 @@ class RunParts:
     sweep: list[PerfPoint]
     generated: Generated
     telemetry: TelemetrySummary
+    saturation: list[SaturationResult] = field(default_factory=list)
 
 
 def assemble(parts: RunParts) -> RunResult:
@@ -108,6 +110,7 @@ def run_performance(parts: RunParts) -> Performance:
     perf.weights_bytes = info.weights_bytes
     perf.telemetry = telemetry
     perf.sweep = parts.sweep
+    perf.saturation = parts.saturation
     perf.peak_vram_mib = telemetry.peak_vram_mib
     perf.peak_vram_reason = (
         None if perf.peak_vram_mib is not None else telemetry.unavailable or "no telemetry"

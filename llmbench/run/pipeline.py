@@ -16,6 +16,7 @@ from llmbench.results import (
     PerfPoint,
     RunResult,
     SampleRecord,
+    SaturationResult,
     Summary,
     TaskResult,
     remove_partial_writes,
@@ -124,6 +125,7 @@ def run_suite(
         records: list[SampleRecord] = []
         tasks: list[TaskResult] = []
         sweep: list[PerfPoint] = []
+        saturation: list[SaturationResult] = []
         generated = Generated()
         warm = not opts.warmup
         for spec in specs:
@@ -144,6 +146,7 @@ def run_suite(
             scorers += [task.scorer] if task.scorer is not None else []
             if spec.perf is not None:
                 sweep += _run_perf(task, backend, info, sampler, ctx, model, opts, progress, journal, state)
+                saturation += _run_saturation(task, backend, info, sampler, ctx, model, opts, progress)
                 host.mark()
                 continue
             if uses_loglikelihood(task, backend):  # multiple choice: options scored, nothing generated
@@ -198,6 +201,7 @@ def run_suite(
             tasks=tasks,
             records=records,
             sweep=sweep,
+            saturation=saturation,
             generated=generated,
             telemetry=telemetry,
         )
@@ -320,6 +324,41 @@ def _run_perf(
         vocab_size=vocab_size,
         on_point=finished,
         done=done,
+    )
+
+
+def _run_saturation(
+    task: PreparedTask,
+    backend: Backend,
+    info: BackendInfo,
+    sampler: Any,
+    ctx: DataContext,
+    model: ModelConfig,
+    opts: RunOptions,
+    progress: Progress,
+) -> list[SaturationResult]:
+    """The task's saturation search, where its perf block asks for one (a resumed run searches again)."""
+    from llmbench.run.saturation import describe_probe, run_saturation
+
+    sweep = task.spec.perf
+    if sweep is None or sweep.saturation is None:
+        return []
+    if opts.limit is not None:  # --limit caps the requests of each probe, as it caps a sweep point's
+        spec = sweep.saturation.model_copy(
+            update={"requests_per_point": min(sweep.saturation.requests_per_point, max(4, opts.limit))}
+        )
+        sweep = sweep.model_copy(update={"saturation": spec})
+    progress.message(f"saturation search '{task.spec.name}'")
+    return run_saturation(
+        backend,
+        sweep,
+        sampler=sampler,
+        tokenizer=ctx.tokenizer,
+        max_model_len=model.max_model_len or _max_len(ctx.tokenizer),
+        seed=opts.seed or 0,
+        needs_text=info.takes_text,
+        vocab_size=info.vocab_size if ctx.tokenizer is None else None,
+        on_probe=lambda probe: progress.message(f"  {describe_probe(probe)}"),
     )
 
 

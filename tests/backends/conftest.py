@@ -17,7 +17,13 @@ from llmbench.backends.openai import OpenAIBackend
 from llmbench.config import ModelConfig
 from llmbench.tinymodel import ensure_tiny_model
 
-_FILE_ORDER = {"test_vllm.py": 0, "test_loglik_vllm.py": 0, "test_openai.py": 1, "test_loglik_openai.py": 1}
+_FILE_ORDER = {
+    "test_vllm.py": 0,
+    "test_loglik_vllm.py": 0,
+    "test_openai.py": 1,
+    "test_loglik_openai.py": 1,
+    "test_saturation_served.py": 1,
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

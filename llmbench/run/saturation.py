@@ -1,0 +1,313 @@
+"""Saturation search: the highest Poisson request rate at which a server still meets latency SLOs.
+
+How it searches (for each input x output shape of the perf sweep):
+1. Closed loop (optional): `closed_loop_concurrency` requests in flight, no pacing. Its request
+   throughput is the most the server can complete; no offered rate above it can be sustained, so it
+   caps the search (with `max_rate`).
+2. Bracket: offer `min_rate`, then double it, until a rate fails or the cap is reached.
+3. Bisect between the highest passing and the lowest failing rate until they are within `tolerance`
+   of each other (relative to the failing rate) or `max_probes` have run.
+
+A rate passes when every request completed, TTFT p99 and TPOT p99 are within their bounds, and the
+server kept up: requests completed at least (1 - `saturation_margin`) as fast as they arrived
+(completion span vs arrival span of the same requests, so the Poisson draw's own spread cancels out).
+Each probe offers max(`requests_per_point`, rate x `min_duration_s`) requests after one warm-up.
+The result names what failed at the lowest failing rate (`bound_by`), or the cap that stopped the
+search, and keeps every probe with its full perf point. Goodput at the rate found counts the requests
+that met every SLO bound, per second of the probe's wall time.
+
+The search itself (`search`) takes a `measure` function and knows no clock or backend: tests drive it
+with a synthetic latency model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+from llmbench import interrupts
+from llmbench.backends.base import Backend
+from llmbench.backends.common import free_device_memory
+from llmbench.config import PerfSweep, SaturationSpec
+from llmbench.results import PerfPoint, SaturationProbe, SaturationResult
+from llmbench.run.perf import (
+    PointSpec,
+    _PromptFactory,
+    describe_failure,
+    poisson_offsets,
+    resolve_input_tokens,
+    summarise_point,
+)
+from llmbench.telemetry.nvml import NvmlSampler, TelemetryWindow
+from llmbench.types import Completion
+
+log = logging.getLogger(__name__)
+
+# The search's prompts start this far into the prompt sequence, so that none repeats a prompt of the
+# sweep (a repeated prefix would be served from the engine's prefix cache and flatter TTFT).
+_PROMPT_INDEX_START = 1 << 24
+
+Measure = Callable[[float | None], SaturationProbe]  # offered rate (None: closed loop) -> probe
+
+
+# ---------------------------------------------------------------- the search, free of clocks
+
+
+def judge(
+    spec: SaturationSpec,
+    point: PerfPoint,
+    offered_rate: float,
+    arrival_rate: float | None,
+    completion_rate: float | None,
+) -> SaturationProbe:
+    """A rate probe with its verdict: which SLO bounds it violated, and whether the server fell behind."""
+    violated = []
+    if point.error is not None or point.ttft_ms is None:
+        violated.append("errors")
+    if spec.slo_ttft_p99_ms is not None and (
+        point.ttft_ms is None or point.ttft_ms.p99 > spec.slo_ttft_p99_ms
+    ):
+        violated.append("ttft_p99")
+    # A point whose requests all made one token has no TPOT: that bound cannot fail there.
+    if (
+        spec.slo_tpot_p99_ms is not None
+        and point.tpot_ms is not None
+        and point.tpot_ms.p99 > spec.slo_tpot_p99_ms
+    ):
+        violated.append("tpot_p99")
+    if (
+        arrival_rate is not None
+        and completion_rate is not None
+        and completion_rate < arrival_rate * (1 - spec.saturation_margin)
+    ):
+        violated.append("saturated")
+    return SaturationProbe(
+        kind="rate",
+        offered_rate_per_s=offered_rate,
+        arrival_rate_per_s=arrival_rate,
+        completion_rate_per_s=completion_rate,
+        passed=not violated,
+        violated=violated,
+        point=point,
+    )
+
+
+def search(
+    spec: SaturationSpec, measure: Measure
+) -> tuple[float | None, list[str], str | None, list[SaturationProbe]]:
+    """Run the search with `measure`; returns (rate found, what bound it, a note, every probe in order)."""
+    probes: list[SaturationProbe] = []
+    ceiling, cap_name = spec.max_rate, "max_rate"
+    if spec.closed_loop_concurrency is not None:
+        closed = measure(None)
+        probes.append(closed)
+        throughput = closed.point.request_throughput_per_s
+        if throughput is not None and throughput < ceiling:
+            ceiling, cap_name = max(spec.min_rate, throughput), "closed_loop_throughput"
+    passing: SaturationProbe | None = None
+    failing: SaturationProbe | None = None
+    rate = spec.min_rate
+    while len(_rate_probes(probes)) < spec.max_probes:  # bracket: double until a rate fails or the cap
+        probe = measure(rate)
+        probes.append(probe)
+        if not probe.passed:
+            failing = probe
+            break
+        passing = probe
+        if rate >= ceiling:
+            return rate, [cap_name], f"every rate up to the {cap_name} ({ceiling:.3g}/s) met the SLOs", probes
+        rate = min(rate * 2, ceiling)
+    if passing is None:
+        bound = failing.violated if failing is not None else []
+        return None, bound, f"even the lowest rate ({spec.min_rate:g}/s) missed: {', '.join(bound)}", probes
+    while failing is not None:  # bisect
+        low, high = passing.offered_rate_per_s or 0.0, failing.offered_rate_per_s or 0.0
+        if (high - low) <= spec.tolerance * high:
+            return low, failing.violated, None, probes
+        if len(_rate_probes(probes)) >= spec.max_probes:
+            break
+        probe = measure((low + high) / 2)
+        probes.append(probe)
+        if probe.passed:
+            passing = probe
+        else:
+            failing = probe
+    bound = failing.violated if failing is not None else []
+    return passing.offered_rate_per_s, bound, f"stopped after max_probes ({spec.max_probes})", probes
+
+
+def _rate_probes(probes: Sequence[SaturationProbe]) -> list[SaturationProbe]:
+    return [p for p in probes if p.kind == "rate"]
+
+
+def result_of(spec: SaturationSpec, n_in: int, n_out: int, measure: Measure) -> SaturationResult:
+    """Search one shape and assemble its result; goodput is read off the probe at the rate found."""
+    rate, bound, note, probes = search(spec, measure)
+    at_rate = next((p for p in reversed(probes) if p.passed and p.offered_rate_per_s == rate), None)
+    closed = next((p for p in probes if p.kind == "closed_loop"), None)
+    return SaturationResult(
+        input_tokens=n_in,
+        output_tokens=n_out,
+        slo_ttft_p99_ms=spec.slo_ttft_p99_ms,
+        slo_tpot_p99_ms=spec.slo_tpot_p99_ms,
+        rate_per_s=rate,
+        goodput_per_s=at_rate.point.goodput_per_s if at_rate is not None else None,
+        bound_by=bound,
+        max_throughput_per_s=closed.point.request_throughput_per_s if closed is not None else None,
+        probes=probes,
+        note=note,
+    )
+
+
+def describe_probe(probe: SaturationProbe) -> str:
+    """One line for progress output: the rate, the verdict and the figures it was judged on."""
+    pt = probe.point
+    ttft = f"TTFT p99 {pt.ttft_ms.p99:.0f} ms" if pt.ttft_ms else "no TTFT"
+    tpot = f"TPOT p99 {pt.tpot_ms.p99:.1f} ms" if pt.tpot_ms else "no TPOT"
+    if probe.kind == "closed_loop":
+        got = pt.request_throughput_per_s
+        return (
+            f"closed loop c={pt.concurrency}: {got:.2f} req/s, {ttft}, {tpot}"
+            if got
+            else f"closed loop: {pt.error}"
+        )
+    verdict = "pass" if probe.passed else "fail (" + ", ".join(probe.violated) + ")"
+    return f"rate {probe.offered_rate_per_s:.3g}/s: {verdict}, {ttft}, {tpot}"
+
+
+# ---------------------------------------------------------------- measuring on a backend
+
+
+def spans_rates(
+    offsets_s: Sequence[float], completions: Sequence[Completion]
+) -> tuple[float | None, float | None]:
+    """(arrival rate, completion rate) of the requests that finished, each as (n - 1) / its span.
+
+    Completion times are arrival offset + E2E latency (the backends time E2E from the scheduled arrival),
+    so a server that keeps up shifts every request by about the same latency and the two spans match;
+    one that falls behind lets its queue, and so its completion span, grow.
+    """
+    by_index = sorted(
+        (offsets_s[i], offsets_s[i] + c.latency_ms / 1000)
+        for i, c in enumerate(completions)
+        if c.latency_ms is not None and c.error is None
+    )
+    if len(by_index) < 2:
+        return None, None
+    arrivals = [a for a, _ in by_index]
+    done = [d for _, d in by_index]
+    n = len(by_index) - 1
+    arrival_span, done_span = max(arrivals) - min(arrivals), max(done) - min(done)
+    return (n / arrival_span if arrival_span > 0 else None, n / done_span if done_span > 0 else None)
+
+
+@dataclass
+class _Prober:
+    """Measures probes of one shape on a loaded backend; each probe's prompts are new."""
+
+    backend: Backend
+    sweep: PerfSweep  # the perf sweep with the SLO bounds as per-request goodput thresholds
+    spec: SaturationSpec
+    n_in: int
+    n_out: int
+    prompts: _PromptFactory
+    sampler: NvmlSampler | None
+    seed: int
+    on_probe: Callable[[SaturationProbe], None] | None = None
+    count: int = 0
+
+    def __call__(self, rate: float | None) -> SaturationProbe:
+        interrupts.check()
+        self.count += 1
+        probe = self._closed_loop() if rate is None else self._at_rate(rate)
+        log.info("saturation probe %s: %s", rate or "closed loop", probe.violated or probe.passed)
+        if self.on_probe is not None:
+            self.on_probe(probe)
+        return probe
+
+    def _closed_loop(self) -> SaturationProbe:
+        concurrency = self.spec.closed_loop_concurrency
+        n = max(self.spec.requests_per_point, 2 * (concurrency or 1))
+        point, _ = self._measure(PointSpec(self.n_in, self.n_out, concurrency=concurrency), n, None)
+        return SaturationProbe(kind="closed_loop", point=point)
+
+    def _at_rate(self, rate: float) -> SaturationProbe:
+        n = max(self.spec.requests_per_point, math.ceil(rate * self.spec.min_duration_s))
+        offsets = poisson_offsets(n, rate, random.Random(f"{self.seed}:saturation:{self.count}"))
+        point, completions = self._measure(PointSpec(self.n_in, self.n_out, request_rate=rate), n, offsets)
+        arrival, completion = spans_rates(offsets, completions) if completions else (None, None)
+        return judge(self.spec, point, rate, arrival, completion)
+
+    def _measure(
+        self, spec: PointSpec, n: int, offsets: list[float] | None
+    ) -> tuple[PerfPoint, list[Completion]]:
+        tag = f"saturation-{self.count}"
+        concurrency = spec.concurrency or self.spec.max_concurrency
+        window = TelemetryWindow()
+        try:
+            warmup = self.prompts.requests(1, self.n_in, self.n_out, f"{tag}-warmup")
+            list(self.backend.generate(warmup, concurrency=concurrency))
+            batch = self.prompts.requests(n, self.n_in, self.n_out, tag)
+            measuring = self.sampler.window() if self.sampler is not None else nullcontext(window)
+            with measuring as window:
+                t0 = time.perf_counter_ns()
+                got = list(self.backend.generate(batch, concurrency=concurrency, arrival_offsets_s=offsets))
+                wall_s = (time.perf_counter_ns() - t0) / 1e9
+        except Exception as exc:  # an OOM or a backend error fails this probe only
+            free_device_memory()
+            failed = PerfPoint(
+                input_tokens=self.n_in,
+                output_tokens=self.n_out,
+                concurrency=spec.concurrency,
+                request_rate=spec.request_rate,
+                n_requests=n,
+                error=describe_failure(exc),
+            )
+            return failed, []
+        order = {r.request_id: i for i, r in enumerate(batch)}
+        got.sort(key=lambda c: order.get(c.request_id, len(order)))  # back in arrival order
+        return summarise_point(spec, self.n_in, n, got, wall_s, window, self.sweep), got
+
+
+def run_saturation(
+    backend: Backend,
+    sweep: PerfSweep,
+    *,
+    sampler: NvmlSampler | None,
+    tokenizer: object,
+    max_model_len: int | None,
+    seed: int,
+    needs_text: bool,
+    vocab_size: int | None = None,
+    on_probe: Callable[[SaturationProbe], None] | None = None,
+) -> list[SaturationResult]:
+    """One search per input x output shape of `sweep` (which must have a `saturation` block)."""
+    spec = sweep.saturation
+    if spec is None:
+        return []
+    # Goodput counts the requests that meet the same bounds the search holds p99 to.
+    slo_sweep = sweep.model_copy(
+        update={"slo_ttft_ms": spec.slo_ttft_p99_ms, "slo_tpot_ms": spec.slo_tpot_p99_ms}
+    )
+    prompts = _PromptFactory(tokenizer, sweep.prompt_kind, seed, needs_text, vocab_size)
+    prompts.skip(_PROMPT_INDEX_START)
+    results, seen = [], set()
+    for n_in_spec in sweep.input_tokens:
+        for n_out in sweep.output_tokens:
+            n_in, reason = resolve_input_tokens(
+                PointSpec(n_in_spec, n_out), max_model_len, sweep.fit_to_model
+            )
+            if (n_in, n_out) in seen:
+                continue
+            seen.add((n_in, n_out))
+            if reason is not None:
+                results.append(SaturationResult(input_tokens=n_in, output_tokens=n_out, note=reason))
+                continue
+            prober = _Prober(backend, slo_sweep, spec, n_in, n_out, prompts, sampler, seed, on_probe)
+            results.append(result_of(spec, n_in, n_out, prober))
+    return results
