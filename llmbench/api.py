@@ -64,6 +64,7 @@ __all__ = [
     "suite",
     "validate",
     "variants",
+    "view",
 ]
 
 ProgressFor = Callable[["Variant"], AbstractContextManager[Progress]]

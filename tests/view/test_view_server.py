@@ -190,6 +190,21 @@ def test_files_added_to_a_viewed_folder_are_listed(tmp_path: Path) -> None:
         server.server_close()
 
 
+def test_a_port_in_use_is_an_input_error(viewer: ViewServer, pair_dir: Path) -> None:
+    with pytest.raises(UserInputError, match=f"cannot listen on 127.0.0.1:{viewer.port}"):
+        make_server([pair_dir], viewer.port)
+
+
+def test_the_python_api_serves_the_same_app(pair_dir: Path) -> None:
+    from llmbench import api as llmbench_api
+
+    server = llmbench_api.view([pair_dir])
+    try:
+        assert server.url.startswith("http://127.0.0.1:") and server.api.runs({})["total"] == 2
+    finally:
+        server.server_close()
+
+
 def test_a_folder_without_results_files_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="no results files"):
         make_server([tmp_path])
