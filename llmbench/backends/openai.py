@@ -107,6 +107,7 @@ class OpenAIBackend:
             # a server we started runs on this host's GPUs; one we were pointed at may run anywhere
             gpus=list(range(cfg.tensor_parallel_size)) if self._server is not None else None,
             takes_text=cfg.api.endpoint == "chat",
+            dtype=self._server.served_dtype() if self._server is not None else None,
             server_url=self.base_url,
             extra={
                 "base_url": self._redact(self.base_url or ""),

@@ -190,6 +190,21 @@ class ManagedVLLMServer:
             return "(no server log)"
         return "\n".join(text.rstrip().splitlines()[-lines:])
 
+    def served_dtype(self) -> str | None:
+        """The dtype the server runs: the one it was given, or with "auto" the one its log names.
+
+        vLLM resolves "auto" itself (a float32 checkpoint is served in bfloat16 on x86 CPUs and
+        recent GPUs), so the config alone would record a precision the server never used.
+        """
+        if self.config.dtype != "auto":
+            return self.config.dtype
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        found = _LOGGED_DTYPE.search(text)
+        return found.group(1) if found else None
+
     def stop(self, grace_s: float = 20.0) -> None:
         """SIGTERM the server's whole process group, then SIGKILL what is left after `grace_s`."""
         proc = self.process
@@ -218,6 +233,10 @@ class ManagedVLLMServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+# vLLM's engine logs its resolved config once at start: "... dtype=torch.bfloat16, ..."
+_LOGGED_DTYPE = re.compile(r"\bdtype=torch\.(\w+)")
 
 
 def _on_linux_main_thread() -> bool:

@@ -152,12 +152,27 @@ def test_managed_server_that_dies_reports_its_last_log_lines(tmp_path: Path) -> 
     assert server.process is not None and server.process.poll() is not None
 
 
+def test_a_managed_server_records_the_dtype_it_runs_not_auto(tmp_path: Path) -> None:
+    """With "auto" vLLM picks the precision itself; the results must carry what it picked."""
+    given = ManagedVLLMServer(ModelConfig(name="m", model="m", dtype="float32"), str(tmp_path))
+    assert given.served_dtype() == "float32"
+    auto = ManagedVLLMServer(ModelConfig(name="m", model="m"), str(tmp_path))
+    assert auto.served_dtype() is None  # nothing logged yet: unknown, never "auto"
+    auto.log_path.write_text(
+        "INFO 12-01 core.py:93] Initializing a V1 LLM engine with config: model='m', "
+        "tokenizer='m', dtype=torch.bfloat16, max_seq_len=1024\n",
+        encoding="utf-8",
+    )
+    assert auto.served_dtype() == "bfloat16"
+
+
 # ------------------------------------------------------------ against the session's real vLLM server
 
 
 @pytest.mark.vllm
 def test_managed_mode_starts_a_loopback_server_for_a_local_model(served: ServedModel) -> None:
     assert served.info.extra["managed"] is True
+    assert served.info.dtype == "float32"
     assert served.info.gpus is not None  # a server it started runs on this host
     assert served.base_url.startswith("http://127.0.0.1:")
     assert served.config.model in served.info.extra["served_models"]
