@@ -56,6 +56,7 @@ from llmbench.cli_options import (
     ResumeOpt,
     RunIdOpt,
     RunModelOpt,
+    RunQuietOpt,
     RunSeedOpt,
     RunSuiteArg,
     SamplesOpt,
@@ -117,6 +118,12 @@ def _progress_for(v: api.Variant) -> RichProgress:
     return progress_bar(console)
 
 
+def _quiet_progress(v: api.Variant) -> RichProgress:
+    from llmbench.report import progress_bar
+
+    return progress_bar(console, enabled=False)
+
+
 @app.command()
 def run(
     suite: RunSuiteArg = None,
@@ -137,7 +144,7 @@ def run(
     run_id: RunIdOpt = None,
     fresh: FreshOpt = False,
     warmup: WarmupOpt = True,
-    quiet: QuietOpt = False,
+    quiet: RunQuietOpt = False,
     repeat: RepeatOpt = 1,
     batch_sizes: BatchSizesOpt = None,
 ) -> None:
@@ -156,29 +163,32 @@ def run(
         idle_timeout=idle_timeout,
     )
     if repeat > 1 or batch_sizes:
-        _run_variants(suite, cfg, opts, repeat=repeat, batch_sizes=int_list(batch_sizes))
+        _run_variants(suite, cfg, opts, repeat=repeat, batch_sizes=int_list(batch_sizes), quiet=quiet)
     else:
         _run_one(suite, cfg, opts, quiet=quiet)
 
 
 def _run_one(suite: Path | None, cfg: ModelConfig | None, opts: RunOptions, *, quiet: bool) -> None:
-    from llmbench.report import print_run_summary, progress_bar
+    """One run; with `quiet` only its failures (on standard error) and the results path are printed."""
+    from llmbench.report import print_run_errors, print_run_summary, progress_bar
 
     with progress_bar(console, enabled=not quiet) as progress:
         result, path = api.run(suite, cfg, opts, progress)
-    print_run_summary(result, out)
+    if quiet:
+        print_run_errors(result, console)
+    else:
+        print_run_summary(result, out)
     out.print(f"results: {path}")
 
 
 def _run_variants(
-    suite: Path, cfg: ModelConfig, opts: RunOptions, *, repeat: int, batch_sizes: list[int]
+    suite: Path, cfg: ModelConfig, opts: RunOptions, *, repeat: int, batch_sizes: list[int], quiet: bool
 ) -> None:
     """One run per repeat and batch size, each with its own progress bar, then the flip rate across them."""
     from llmbench.report import print_flip_rate
 
-    rep = api.repeat(
-        suite, cfg, repeat=repeat, batch_sizes=batch_sizes, opts=opts, progress_for=_progress_for
-    )
+    progress_for = _quiet_progress if quiet else _progress_for
+    rep = api.repeat(suite, cfg, repeat=repeat, batch_sizes=batch_sizes, opts=opts, progress_for=progress_for)
     for p in rep.paths:
         out.print(f"results: {p}")
     print_flip_rate(rep.flips, rep.label, out)

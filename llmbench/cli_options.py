@@ -120,6 +120,9 @@ WarmupOpt = Annotated[
     bool, typer.Option("--warmup/--no-warmup", help="one untimed request before the first timed one")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+RunQuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="print nothing but errors and the results file's path")
+]
 RepeatOpt = Annotated[
     int, typer.Option("--repeat", min=1, max=10_000, help="run N times and report the greedy flip rate")
 ]

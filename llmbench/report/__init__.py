@@ -12,7 +12,7 @@ from llmbench.report.markdown import render_markdown
 from llmbench.report.parity import print_flip_rate, print_parity
 from llmbench.report.progress import RichProgress as progress_bar
 from llmbench.report.renderers import Renderer, render, renderers
-from llmbench.report.summary import print_run_summary
+from llmbench.report.summary import print_run_errors, print_run_summary
 from llmbench.report.terminal import print_comparison
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "print_flip_rate",
     "print_history",
     "print_parity",
+    "print_run_errors",
     "print_run_summary",
     "print_verdicts",
     "progress_bar",

@@ -22,10 +22,13 @@ LINE_EVERY_S = 10.0  # outside a terminal: how often a progress line is printed
 
 
 class RichProgress(Progress):
+    """On a terminal a bar; elsewhere periodic lines; disabled (`--quiet`), nothing at all."""
+
     def __init__(self, console: Console, *, enabled: bool = True, line_every_s: float = LINE_EVERY_S) -> None:
         self.console = console
         self.enabled = enabled and console.is_terminal
         self.lines = enabled and not console.is_terminal  # a log: plain lines, no bar
+        self.quiet = not enabled
         self.line_every_s = line_every_s
         self._name, self._total, self._done, self._resumed = "", 0, 0, 0
         self._started = self._last_line = 0.0
@@ -55,7 +58,7 @@ class RichProgress(Progress):
         self._task = self._bar.add_task(name, total=total, completed=done)
         self._name, self._total, self._done, self._resumed = name, total, done, done
         self._started = self._last_line = time.monotonic()
-        if not self.enabled:
+        if self.lines:
             self.console.print(f"{name}: {total - done} requests to run ({done} already done)")
 
     def advance(self, n: int = 1) -> None:
@@ -82,7 +85,8 @@ class RichProgress(Progress):
         self._task = None
 
     def message(self, text: str) -> None:
-        self.console.print(text, highlight=False)
+        if not self.quiet:
+            self.console.print(text, highlight=False)
 
 
 def _duration(seconds: float) -> str:

@@ -84,6 +84,11 @@ def timing_source(result: RunResult) -> str | None:
 def _print_errors(result: RunResult, console: Console) -> None:
     for warning in result.summary.warnings:
         console.print(f"[yellow]warning: {warning}[/]", highlight=False)
+    print_run_errors(result, console)
+
+
+def print_run_errors(result: RunResult, console: Console) -> None:
+    """The one line a run's failed samples get, also under `--quiet`."""
     if result.summary.errors:
         console.print(
             f"[yellow]{result.summary.errors} sample(s) failed; see 'error' (generation) or "

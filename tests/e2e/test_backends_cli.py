@@ -135,7 +135,6 @@ def test_perf_suite_runs_on_every_backend(backend: str, server: str, tmp_path: P
         *extra,
         "--output",
         str(out),
-        "--quiet",
     )
     assert r.returncode == 0, r.stderr
     points = json.loads(out.read_text())["performance"]["sweep"]
@@ -205,7 +204,7 @@ def test_a_failing_sample_is_recorded_and_the_run_goes_on(server: str, tmp_path:
     errors = {s["id"]: s["error"] for s in data["samples"]}
     assert errors["0"] is None and errors["2"] is None and errors["1"]
     assert data["tasks"][0]["counts"]["error"] == 1 and data["summary"]["errors"] == 1
-    assert "1 sample(s) failed" in r.stdout
+    assert "1 sample(s) failed" in r.stderr  # --quiet: errors only, on standard error
 
 
 def test_a_run_where_every_sample_fails_exits_non_zero(server: str, tmp_path: Path) -> None:

@@ -16,9 +16,7 @@ pytestmark = pytest.mark.e2e
 def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("runs")
     a, b = out / "tiny.json", out / "reference.json"
-    r = llmbench(
-        "run", "suites/math.yaml", "--model", "tiny-qwen2", "--limit", "3", "--output", str(a), "--quiet"
-    )
+    r = llmbench("run", "suites/math.yaml", "--model", "tiny-qwen2", "--limit", "3", "--output", str(a))
     assert r.returncode == 0, r.stderr
     assert "gsm8k" in r.stdout and "results:" in r.stdout
     r = llmbench(
@@ -35,6 +33,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         "--quiet",
     )
     assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"results: {b}" and "requests to run" not in r.stderr  # --quiet
     return a, b
 
 
