@@ -64,6 +64,7 @@ from llmbench.cli_options import (
     ScorerOpt,
     ScoreSuiteArg,
     SeedOpt,
+    SetOpt,
     StudyArg,
     StudyDirOpt,
     SuiteOrFilesArg,
@@ -77,6 +78,7 @@ from llmbench.cli_options import (
 )
 from llmbench.errors import UserInputError
 from llmbench.run.options import RunOptions
+from llmbench.run.overrides import parse_sets
 
 if TYPE_CHECKING:
     from llmbench.config import ModelConfig
@@ -138,6 +140,7 @@ def run(
     tasks: TaskOpt = None,
     seed: RunSeedOpt = None,
     max_new_tokens: MaxNewTokensOpt = None,
+    set_items: SetOpt = None,
     output: OutputOpt = None,
     results_dir: ResultsDirOpt = Path("results"),
     resume: ResumeOpt = False,
@@ -149,7 +152,7 @@ def run(
     batch_sizes: BatchSizesOpt = None,
 ) -> None:
     """Run a suite on a model and write a results file."""
-    opts = _run_options(locals())
+    opts = _run_options(locals() | {"sets": parse_sets(set_items or [])})
     if suite is None or model is None:  # --resume --output PATH: the journal names them
         _run_one(None, None, opts, quiet=quiet)
         return

@@ -120,6 +120,14 @@ WarmupOpt = Annotated[
     bool, typer.Option("--warmup/--no-warmup", help="one untimed request before the first timed one")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="change every task's config, e.g. generation.max_new_tokens=64 or generation.temperature=0 (repeatable)",
+    ),
+]
 RunQuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="print nothing but errors and the results file's path")
 ]

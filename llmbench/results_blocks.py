@@ -50,6 +50,7 @@ class Settings(_Block):
     seed: int | None = None
     backend: str | None = None
     max_new_tokens: int | None = None  # a cap on every task's output length (--max-new-tokens)
+    set: dict[str, Any] | None = None  # --set KEY=VALUE: changes made to every task's config
     variant: str | None = None  # a study's name for what sets this model config apart (a quantisation)
     shard: list[int] | None = None  # [index, count]: this run is one shard of a larger one
     seeds: list[int | None] | None = None  # a column merged from repeats: their seeds

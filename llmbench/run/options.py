@@ -34,6 +34,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (i, n): only the samples whose stable id hash is i mod n
     merge_journals: Sequence[Path] = ()  # journals of this run's shards: their samples count as done
     annotations: dict[str, Any] = field(default_factory=dict)  # added to the results' summary (placement)
+    sets: dict[str, Any] = field(default_factory=dict)  # --set KEY=VALUE: changes to every task's config
 
     @property
     def named(self) -> bool:
@@ -51,6 +52,8 @@ class RunOptions:
             settings["max_new_tokens"] = self.max_new_tokens
         if self.shard is not None:
             settings["shard"] = list(self.shard)
+        if self.sets:
+            settings["set"] = dict(self.sets)
         return settings
 
     def filled_from(self, settings: dict[str, Any]) -> RunOptions:
@@ -63,6 +66,7 @@ class RunOptions:
             max_new_tokens=self.max_new_tokens
             if self.max_new_tokens is not None
             else settings.get("max_new_tokens"),
+            sets=self.sets or dict(settings.get("set") or {}),
         )
 
 

@@ -27,6 +27,7 @@ from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_h
 from llmbench.run.choices import run_choices, uses_loglikelihood
 from llmbench.run.journal import Journal, JournalState, now, read_journal, read_journal_samples
 from llmbench.run.options import RunOptions, check_options, resolve_paths, resume_command
+from llmbench.run.overrides import apply_sets
 from llmbench.run.prepare import PreparedTask, check_suite, prepare_task
 from llmbench.run.progress import Progress
 from llmbench.run.quality import run_quality, warm_up
@@ -70,6 +71,7 @@ def run_suite(
     resume = resumes(opts, path, Journal.path_for(path))
     if resume:
         opts = opts.filled_from(journal_settings(Journal.path_for(path)))
+    suite = apply_sets(suite, opts.sets)  # validated before anything is written
     specs = _selected_tasks(suite, opts)
     check_suite(suite, specs)
     if session is None or not session.loaded:
