@@ -7,6 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from llmbench.config_base import MAX_COUNT, MAX_INT, MAX_PROMPT_TOKENS, MAX_SEED, MAX_TOKENS
+from llmbench.config_base import Count as Count
+from llmbench.config_base import PromptTokens as PromptTokens
+from llmbench.config_base import SaneNumbers as SaneNumbers
+from llmbench.config_base import Strict as Strict
+from llmbench.config_base import Tokens as Tokens
+from llmbench.config_serving import ArrivalSpec, Workload, check_workload_fields
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash
 from llmbench.strict import (
@@ -157,7 +164,7 @@ class PerfSweep(Strict):
     output_tokens: list[Tokens] = Field(default_factory=lambda: [128])
     concurrency: list[Count] = Field(default_factory=lambda: [1])
     request_rates: list[Annotated[float, Field(gt=0, le=MAX_COUNT)]] = Field(
-        default_factory=list, description="Poisson arrival rates, requests/s"
+        default_factory=list, description="arrival rates, requests/s (see `arrival`)"
     )
     requests_per_point: int = Field(default=8, ge=1, le=MAX_COUNT)
     warmup_requests: int = Field(default=1, ge=0, le=MAX_COUNT)
@@ -173,6 +180,15 @@ class PerfSweep(Strict):
     saturation: SaturationSpec | None = Field(
         default=None, description="also search the highest request rate that meets SLOs, per input x output"
     )
+    workload: Workload | None = Field(
+        default=None, description="shared_prefix, multi_turn or trace; none: unique random prompts"
+    )
+    arrival: ArrivalSpec = Field(default_factory=ArrivalSpec, description="how request-rate points arrive")
+
+    @model_validator(mode="after")
+    def _workload_fits(self) -> PerfSweep:
+        check_workload_fields(self.workload, self.model_fields_set)
+        return self
 
 
 class ChoiceSpec(Strict):

@@ -127,8 +127,20 @@ class TelemetrySummary(_Model):
     unavailable: str | None = None
 
 
+class TurnFigures(_Model):
+    """One turn index of a multi-turn workload, over every conversation: its TTFT and prompt length."""
+
+    turn: int  # from 1
+    ttft_ms: Distribution | None = None
+    prompt_tokens_mean: float | None = None  # the whole history so far: it grows turn by turn
+
+
 class PerfPoint(_Model):
-    """One point of a performance sweep (input length x output length x concurrency or rate)."""
+    """One point of a performance sweep (input length x output length x concurrency or rate).
+
+    Points of a serving workload (`workload` set) add what shapes the traffic: the arrival process,
+    the prefix cache's setting and hit rate, and per-turn figures; older files have none of them.
+    """
 
     input_tokens: int
     output_tokens: int
@@ -148,6 +160,18 @@ class PerfPoint(_Model):
     bandwidth_utilisation: float | None = None
     duration_s: float | None = None
     error: str | None = None
+    workload: str | None = None  # shared_prefix, multi_turn, trace; None: unique random prompts
+    arrival_process: str | None = None  # poisson, gamma, constant (rate points); trace: the trace's own times
+    burstiness: float | None = None  # gamma's shape (1 = Poisson)
+    prefix_caching: bool | None = None  # the engine's prefix caching for this point; None: not known
+    prefix_cache_hit_rate: float | None = (
+        None  # prompt tokens found in the cache / looked up, this point only
+    )
+    prefix_cache_source: str | None = None  # who reported the setting and the hit rate, or why not
+    prompt_tokens_mean: float | None = None  # the prompts' actual mean length (traces vary; chats grow)
+    turns: list[TurnFigures] = Field(default_factory=list)  # multi-turn: figures per turn index
+    trace: str | None = None  # the replayed trace's file name, format and time scale
+    note: str | None = None  # how the point was run where it differs from what was asked
 
 
 class SaturationProbe(_Model):

@@ -43,6 +43,9 @@ class GenerationRequest:
     prompt: str | None = None
     prompt_token_ids: tuple[int, ...] | None = None
     reference_output: str | None = None  # what the `reference` backend answers; others ignore it
+    # Keeps this request out of the engine's prefix cache (no blocks shared with other requests), where the
+    # backend says it can (PrefixCacheState.can_bypass); others never receive one.
+    cache_salt: str | None = None
 
     def __post_init__(self) -> None:
         given = sum(x is not None for x in (self.messages, self.prompt, self.prompt_token_ids))

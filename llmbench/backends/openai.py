@@ -45,6 +45,12 @@ from llmbench.backends.openai_wire import (
     prompt_chars,
     sampling,
 )
+from llmbench.backends.prefix_cache import (
+    PrefixCacheCounters,
+    PrefixCacheState,
+    server_counters,
+    server_state,
+)
 from llmbench.backends.server import ManagedVLLMServer, fetch_server_metrics, histogram_quantile
 from llmbench.backends.server_claims import Counted, Redactor, checked_usage
 from llmbench.config import ModelConfig
@@ -210,6 +216,19 @@ class OpenAIBackend:
                 await asyncio.gather(*(one(i) for i in range(len(requests))))
 
         yield from self._loop.stream(produce)
+
+    def prefix_cache_state(self) -> PrefixCacheState:
+        """What the server's /metrics say; a server's setting cannot be switched from here."""
+        if self.base_url is None:
+            return PrefixCacheState(None, False, "no server")
+        return server_state(self.base_url, self.config.api.first_byte_timeout_s)
+
+    def prefix_cache_counters(self) -> PrefixCacheCounters | None:
+        return (
+            None
+            if self.base_url is None
+            else server_counters(self.base_url, self.config.api.first_byte_timeout_s)
+        )
 
     def can_score_loglikelihood(self) -> bool:
         """Whether the server echoes prompt log-probabilities (vLLM's does); asked once per load."""

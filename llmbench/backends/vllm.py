@@ -38,6 +38,7 @@ from llmbench.backends.common import (
     weights_bytes,
 )
 from llmbench.backends.loglik import Span, scored, spans
+from llmbench.backends.prefix_cache import PrefixCacheCounters, PrefixCacheState
 from llmbench.backends.vllm_engine import (
     attention_backend,
     create_engine,
@@ -73,6 +74,8 @@ class VLLMBackend:
         self._ids = itertools.count()
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._eos: set[int] = set()
+        self._prompt_tokens = 0  # every prompt token submitted, and those the prefix cache held
+        self._cached_tokens = 0
 
     @property
     def tokenizer(self) -> Any:
@@ -223,8 +226,13 @@ class VLLMBackend:
         engine_id = f"{request.request_id}-{next(self._ids)}"
         error: str | None = None
         try:
-            async for out in self._engine.generate({"prompt_token_ids": ids}, sampling, engine_id):
+            prompt: dict[str, Any] = {"prompt_token_ids": ids}
+            if request.cache_salt is not None:
+                prompt["cache_salt"] = request.cache_salt
+            cached = 0
+            async for out in self._engine.generate(prompt, sampling, engine_id):
                 at = now_ns()
+                cached = max(cached, out.num_cached_tokens or 0)
                 for step in out.outputs[:1]:
                     for token in step.token_ids:
                         clock.token(at)
@@ -237,6 +245,9 @@ class VLLMBackend:
             raise
         except Exception as exc:  # one bad request must not end the run
             error = f"{type(exc).__name__}: {first_line(exc)}"
+        else:
+            self._prompt_tokens += len(ids)
+            self._cached_tokens += cached
         clock.finish()
         # Our decoding of the final ids, not the engine's incremental text: that one drops what follows
         # a byte that forms no character, where the Transformers backend writes U+FFFD.
@@ -257,6 +268,23 @@ class VLLMBackend:
             output_hash=None if error else token_ids_hash(token_ids),
             rendered_prompt=rendered,
             error=error,
+        )
+
+    def prefix_cache_state(self) -> PrefixCacheState:
+        """The engine's own setting; a request's `cache_salt` keeps it out of the cache (vLLM's cache salting)."""
+        enabled = (
+            None
+            if self._engine is None
+            else bool(self._engine.vllm_config.cache_config.enable_prefix_caching)
+        )
+        return PrefixCacheState(enabled, can_bypass=True, source="the engine's enable_prefix_caching")
+
+    def prefix_cache_counters(self) -> PrefixCacheCounters:
+        """Prompt tokens of finished requests and how many of them each request found cached (its num_cached_tokens)."""
+        return PrefixCacheCounters(
+            queried_tokens=self._prompt_tokens,
+            hit_tokens=self._cached_tokens,
+            source="the engine's cached prompt tokens of each request",
         )
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[Loglikelihood]:

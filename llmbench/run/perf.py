@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from llmbench import interrupts
@@ -33,6 +34,8 @@ from llmbench.config import PerfSweep
 from llmbench.data.perfprompts import make_prompt_ids, make_prompt_text
 from llmbench.errors import ConfigError
 from llmbench.results import PerfPoint
+from llmbench.run.arrivals import arrival_offsets
+from llmbench.run.arrivals import poisson_offsets as poisson_offsets
 from llmbench.scoring.clustered import clustered_distribution
 from llmbench.scoring.stats import distribution
 from llmbench.telemetry.gpus import load_pynvml, visible_targets
@@ -84,15 +87,6 @@ def resolve_input_tokens(
             f"input_tokens + output_tokens = {n_in + spec.output_tokens} exceeds max_model_len {max_model_len}"
         )
     return n_in, None
-
-
-def poisson_offsets(n: int, rate: float, rng: random.Random) -> list[float]:
-    """Arrival times (s) of `n` requests at `rate` per second: the first at 0, exponential gaps after."""
-    offsets, t = [], 0.0
-    for _ in range(n):
-        offsets.append(t)
-        t += rng.expovariate(rate)
-    return offsets
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -179,6 +173,7 @@ def run_sweep(
     on_point: Callable[[int, PerfPoint], None] | None = None,
     vocab_size: int | None = None,
     done: dict[int, PerfPoint] | None = None,
+    base_dir: Path | None = None,
 ) -> list[PerfPoint]:
     """Run every point of `sweep` on a loaded backend; a point that fails is recorded and the sweep goes on.
 
@@ -191,6 +186,24 @@ def run_sweep(
         raise ConfigError(
             "a perf sweep needs the model's tokenizer to build prompts of exact token lengths",
             hint="without one, only random token-id prompts can run (prompt_kind: random, a completions endpoint)",
+        )
+    if sweep.workload is not None:  # shared prefixes, chats, a trace: their own points (run/workloads.py)
+        from llmbench.data.workloads import PromptBuilder
+        from llmbench.run.workloads import run_workload_sweep
+
+        builder = PromptBuilder(tokenizer, sweep.prompt_kind, seed, needs_text, vocab_size)
+        return run_workload_sweep(
+            backend,
+            sweep,
+            builder=builder,
+            sampler=sampler,
+            max_model_len=max_model_len,
+            seed=seed,
+            weights_bytes=weights_bytes,
+            peak_bandwidth_bytes_s=peak_bandwidth_bytes_s,
+            on_point=on_point,
+            done=done,
+            base_dir=base_dir,
         )
     prompts = _PromptFactory(tokenizer, sweep.prompt_kind, seed, needs_text, vocab_size)
     results: list[PerfPoint] = []
@@ -257,7 +270,7 @@ def _run_point(
                 offsets = None
                 if spec.request_rate is not None:
                     rng = random.Random(f"{seed}:{point_no}:{repeat}")
-                    offsets = poisson_offsets(len(batch), spec.request_rate, rng)
+                    offsets = arrival_offsets(len(batch), spec.request_rate, sweep.arrival, rng)
                 t0 = time.perf_counter_ns()
                 completions += backend.generate(
                     batch, concurrency=spec.concurrency, arrival_offsets_s=offsets
@@ -266,7 +279,12 @@ def _run_point(
     except Exception as exc:  # an OOM or a backend error fails this point only
         free_device_memory()  # give cached device memory back, so the next point starts clean
         return _empty_point(spec, n_in, n_requests, describe_failure(exc))
-    return summarise_point(spec, n_in, n_requests, completions, wall_ns / 1e9, window, sweep)
+    point = summarise_point(spec, n_in, n_requests, completions, wall_ns / 1e9, window, sweep)
+    if spec.request_rate is None:
+        return point
+    return point.model_copy(
+        update={"arrival_process": sweep.arrival.process, "burstiness": sweep.arrival.burstiness}
+    )
 
 
 def summarise_point(

@@ -326,6 +326,7 @@ def _run_perf(
         vocab_size=vocab_size,
         on_point=finished,
         done=done,
+        base_dir=ctx.suite_dir,
     )
 
 
