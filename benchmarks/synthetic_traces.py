@@ -1,7 +1,7 @@
 """Writes the synthetic traces shipped in suites/traces/ (run from the repository root; seeded, so the same files).
 
 synthetic-mooncake.jsonl: 16 requests at about 4/s; most start with one of two shared "system
-prompts" (hash ids 0-1 and 10-11, blocks of 32 tokens), some share nothing. synthetic-burstgpt.csv:
+prompts" (hash ids 0-1 and 10-11, blocks of 128 tokens, a full block of the CPU engine), some share nothing. synthetic-burstgpt.csv:
 12 requests with bursty (gamma, shape 0.5) gaps, one of them a failed request (0 response tokens).
 """
 
@@ -23,7 +23,7 @@ def main() -> None:
         n_blocks = rng.randint(2, 4)
         own = [100 + i * 4 + k for k in range(n_blocks)]
         ids = {"a": [0, 1] + own[: n_blocks - 2], "b": [10, 11] + own[: n_blocks - 2], "u": own}[family]
-        n_in = 32 * (n_blocks - 1) + rng.randint(1, 32)
+        n_in = 128 * (n_blocks - 1) + rng.randint(1, 128)
         lines.append({"timestamp": round(t), "input_length": n_in, "output_length": rng.randint(4, 12), "hash_ids": ids})
     (OUT / "synthetic-mooncake.jsonl").write_text("".join(json.dumps(row) + "\n" for row in lines))
     rows, t = ["Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"], 0.0

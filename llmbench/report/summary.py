@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmbench.report.saturation import print_saturation
+from llmbench.report.serving_notes import workload_note
 from llmbench.results import MetricValue, PerfPoint, RunResult
 
 
@@ -133,6 +134,6 @@ def print_sweep(points: list[PerfPoint], console: Console) -> None:
             num(pt.goodput_per_s, ".2f"),
             num(pt.peak_vram_mib, ".0f"),
             num(pt.energy_per_output_token_j, ".3f"),
-            pt.error or "",
+            "; ".join(filter(None, (workload_note(pt), pt.error))),
         )
     console.print(table)
