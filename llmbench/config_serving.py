@@ -57,7 +57,11 @@ class MultiTurnWorkload(Strict):
     kind: Literal["multi_turn"]
     conversations: Count = 4
     turns: int = Field(default=3, ge=1, le=1000)
-    prefix_caching: list[bool] = Field(default_factory=lambda: [True], min_length=1)
+    prefix_caching: list[bool] | None = Field(
+        default=None,
+        min_length=1,
+        description="settings to run, each its own point; none: as the engine has it",
+    )
 
 
 class TraceWorkload(Strict):

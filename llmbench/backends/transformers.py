@@ -16,6 +16,7 @@ from llmbench.backends.base import (
 )
 from llmbench.backends.common import first_line, free_device_memory, is_out_of_memory, prompt_ids
 from llmbench.backends.guided import JsonGuide
+from llmbench.backends.prefix_cache import PrefixCacheCounters, PrefixCacheState
 from llmbench.backends.transformers_batch import (
     StepClock,
     cut_at_stop_string,
@@ -286,6 +287,15 @@ class TransformersBackend:
         if self._tokenizer is not None and self._tokenizer.eos_token_id is not None:
             ids.add(self._tokenizer.eos_token_id)
         return ids
+
+    def prefix_cache_state(self) -> PrefixCacheState:
+        """Off: every batch is prefilled from scratch; nothing is kept between requests."""
+        return PrefixCacheState(
+            False, can_bypass=False, source="the Transformers backend keeps no cache between requests"
+        )
+
+    def prefix_cache_counters(self) -> PrefixCacheCounters | None:
+        return None
 
     def close(self) -> None:
         self._model = None

@@ -62,7 +62,7 @@ def workload_points(sweep: PerfSweep) -> list[WorkloadPoint]:
     points = []
     for n_in in sweep.input_tokens:
         for n_out in sweep.output_tokens:
-            for caching in w.prefix_caching:
+            for caching in w.prefix_caching if w.prefix_caching is not None else [None]:
                 points += [WorkloadPoint(n_in, n_out, caching, concurrency=c) for c in sweep.concurrency]
                 points += [WorkloadPoint(n_in, n_out, caching, request_rate=r) for r in rates]
     return points

@@ -295,3 +295,15 @@ def _delta(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[float, f
     """The histogram of what happened between two scrapes."""
     old = dict(before["buckets"])
     return [(le, count - old.get(le, 0.0)) for le, count in after["buckets"]]
+
+
+def test_serving_workloads_run_against_the_server_and_read_its_cache_counters(served: ServedModel) -> None:
+    from tests.backends.serving_checks import check_common, run_serving_suite
+
+    points = run_serving_suite(served.backend, served.info)
+    check_common(points)
+    on, off = points["shared_prefix"]
+    assert on.prefix_cache_source and "/metrics" in on.prefix_cache_source
+    assert (
+        off.error and "cannot switch prefix caching off (its setting: on" in off.error and off.ttft_ms is None
+    )

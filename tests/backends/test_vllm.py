@@ -189,6 +189,18 @@ def test_the_same_tokens_become_the_same_text_as_through_transformers(
     assert any("\ufffd" in ours[rid].text for rid in same_tokens), "no undecodable byte was exercised"
 
 
+def test_serving_workloads_run_with_prefix_caching_on_and_off(
+    engine: tuple[VLLMBackend, BackendInfo],
+) -> None:
+    from tests.backends.serving_checks import check_common, run_serving_suite
+
+    points = run_serving_suite(*engine)
+    check_common(points)
+    off = points["shared_prefix"][1]  # each request salted: nothing shared, nothing found
+    assert off.error is None and off.prefix_caching is False and off.prefix_cache_hit_rate == 0.0
+    assert off.prefix_cache_source == "the engine's cached prompt tokens of each request"
+
+
 def test_close_frees_the_engine_so_another_can_load(
     engine: tuple[VLLMBackend, BackendInfo], tiny_model_path: Path
 ) -> None:

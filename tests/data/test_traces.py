@@ -1,0 +1,141 @@
+"""Trace readers: the shipped synthetic traces, the public formats' columns, and hostile files (file:line, exit 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmbench.config import SUITES_DIR
+from llmbench.data.traces import read_trace
+from llmbench.errors import DataError, UserInputError
+
+TRACES = SUITES_DIR / "traces"
+HEADER = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+
+
+def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_the_shipped_mooncake_trace_reads_sorted_from_zero_with_shared_blocks() -> None:
+    trace = read_trace(TRACES / "synthetic-mooncake.jsonl")
+    assert trace.format == "mooncake" and len(trace.records) == 16
+    times = [r.arrival_s for r in trace.records]
+    assert times[0] == 0.0 and times == sorted(times)
+    firsts = [r.hash_ids[:2] for r in trace.records]
+    assert firsts.count((0, 1)) >= 2 and firsts.count((10, 11)) >= 2  # two shared "system prompts"
+
+
+def test_the_shipped_burstgpt_trace_skips_its_failed_request() -> None:
+    trace = read_trace(TRACES / "synthetic-burstgpt.csv")
+    assert trace.format == "burstgpt" and len(trace.records) == 11 and trace.skipped == 1
+    assert all(r.output_tokens > 0 and not r.hash_ids for r in trace.records)
+
+
+def test_mooncake_timestamps_are_milliseconds_and_unknown_keys_are_ignored(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "t.jsonl",
+        '{"timestamp": 2500, "input_length": 10, "output_length": 2, "extra": "x"}\n\n'
+        '{"timestamp": 1000, "input_length": 20, "output_length": 3, "hash_ids": [5, 6]}\n',
+    )
+    trace = read_trace(path)
+    assert [(r.arrival_s, r.input_tokens, r.output_tokens, r.hash_ids, r.line) for r in trace.records] == [
+        (0.0, 20, 3, (5, 6), 3),
+        (1.5, 10, 2, (), 1),
+    ]
+    assert len(read_trace(path, max_requests=1).records) == 1
+
+
+def test_burstgpt_reads_its_columns_in_any_order(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", "Response tokens,Timestamp,Request tokens\n4,1.5,30\n5,0.5,20\n")
+    trace = read_trace(path)
+    assert [(r.arrival_s, r.input_tokens, r.output_tokens) for r in trace.records] == [
+        (0.0, 20, 5),
+        (1.0, 30, 4),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ('{"timestamp": 0, "input_length": 5, "output_length": 1}\nnot json\n', 2, "not a JSON object"),
+        ("[1, 2]\n", 1, "not a JSON object but list"),
+        ('{"timestamp": 0, "input_length": 5}\n', 1, "no 'output_length'"),
+        ('{"timestamp": -1, "input_length": 5, "output_length": 1}\n', 1, "timestamp -1 is out of range"),
+        ('{"timestamp": NaN, "input_length": 5, "output_length": 1}\n', 1, "not a JSON object"),
+        (
+            '{"timestamp": 0, "input_length": true, "output_length": 1}\n',
+            1,
+            "input_length must be a whole number",
+        ),
+        (
+            '{"timestamp": 0, "input_length": 1.5, "output_length": 1}\n',
+            1,
+            "input_length 1.5 is not a whole number",
+        ),
+        ('{"timestamp": 0, "input_length": 1e30, "output_length": 1}\n', 1, "is not a whole number from 1"),
+        ('{"timestamp": 0, "input_length": 5, "output_length": 0}\n', 1, "output_length 0"),
+        (
+            '{"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": "a"}\n',
+            1,
+            "hash_ids must be a list",
+        ),
+        (
+            '{"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [-1]}\n',
+            1,
+            "hash_ids must hold",
+        ),
+        ('{"timestamp": "0", "input_length": 5, "output_length": 1}\n', 1, "timestamp must be a number"),
+        ("[" * 100_000 + "\n", 1, "nested too deeply"),
+    ],
+)
+def test_a_malformed_mooncake_line_is_one_error_naming_file_and_line(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    path = write(tmp_path, "bad.jsonl", text)
+    with pytest.raises(DataError) as caught:
+        read_trace(path)
+    assert str(caught.value).startswith(f"{path}:{line}: ") and message in str(caught.value)
+    assert isinstance(caught.value, UserInputError) and caught.value.exit_code == 2
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("Timestamp,Model,Request tokens\n", 1, "the header lacks Response tokens"),
+        (HEADER + "0.5,ChatGPT,ten,4,14,API log\n", 2, "Request tokens 'ten' is not a number"),
+        (HEADER + "0.5,ChatGPT,10,4,14,API log\n0.7,ChatGPT\n", 3, "2 columns where the header has 6"),
+        (HEADER + "inf,ChatGPT,10,4,14,API log\n", 2, "Timestamp inf is out of range"),
+        (HEADER + "0.5,ChatGPT,-3,4,1,API log\n", 2, "Request tokens -3.0 is not a whole number"),
+        ("", 1, "empty file"),
+    ],
+)
+def test_a_malformed_burstgpt_row_is_one_error_naming_file_and_line(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    path = write(tmp_path, "bad.csv", text)
+    with pytest.raises(DataError) as caught:
+        read_trace(path)
+    assert str(caught.value).startswith(f"{path}:{line}: ") and message in str(caught.value)
+
+
+def test_files_that_are_no_trace_at_all_are_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_trace(write(tmp_path, "t.jsonl", b'{"timestamp": 0}\xff\xfe\n'))
+    with pytest.raises(DataError, match="cannot tell the trace format"):
+        read_trace(write(tmp_path, "t.txt", "x"))
+    with pytest.raises(DataError, match="holds no requests"):
+        read_trace(write(tmp_path, "empty.jsonl", "\n\n"))
+    with pytest.raises(DataError, match=r"holds no requests \(1 skipped\)"):
+        read_trace(write(tmp_path, "failed.csv", HEADER + "0.1,GPT-4,10,0,10,API log\n"))
+    with pytest.raises(DataError, match="cannot read the trace"):
+        read_trace(tmp_path / "missing.jsonl")
+    assert read_trace(write(tmp_path, "any.name", HEADER + "0,GPT-4,3,4,7,API log\n"), "burstgpt").records
