@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 
@@ -19,7 +20,7 @@ def gaps(process: str, rate: float, burstiness: float = 1.0, seed: int = 0) -> l
     offsets = arrival_offsets(
         N, rate, ArrivalSpec(process=process, burstiness=burstiness), random.Random(seed)
     )  # type: ignore[arg-type]
-    return [b - a for a, b in zip(offsets, offsets[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(offsets)]
 
 
 def cv(values: list[float]) -> float:
