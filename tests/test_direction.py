@@ -49,6 +49,9 @@ SCORER_METRICS = {
 }
 # Every figure of the performance block and of a sweep point (None: a setting or size, no better side).
 PERFORMANCE_FIELDS = {
+    "burstiness": None,
+    "prompt_tokens_mean": None,
+    "prefix_cache_hit_rate": True,  # the same workload on another engine: more reuse is better
     "ttft_ms": False,
     "tpot_ms": False,
     "itl_ms": False,

@@ -28,6 +28,8 @@ NEUTRAL = frozenset(
         "mean_power_w",
         "sample_hz",
         "bandwidth_utilisation",
+        "burstiness",  # the arrival process's shape: a setting
+        "prompt_tokens_mean",  # the prompts' size (a trace's, a chat's history)
         "language_undetermined",  # how often the language could not be told: a fact about the outputs
     }
 )
