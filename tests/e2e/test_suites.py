@@ -11,7 +11,7 @@ from llmbench.run.pipeline import RunOptions, run_suite
 
 pytestmark = pytest.mark.e2e
 
-QUALITY = [s for s in list_suites() if s != "perf"]
+QUALITY = [s for s in list_suites() if s not in ("perf", "serving")]  # perf suites: tests/backends
 
 
 @pytest.mark.parametrize("suite", QUALITY)
