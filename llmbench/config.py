@@ -7,12 +7,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from llmbench.config_base import MAX_COUNT, MAX_INT, MAX_PROMPT_TOKENS, MAX_SEED, MAX_TOKENS
-from llmbench.config_base import Count as Count
-from llmbench.config_base import PromptTokens as PromptTokens
-from llmbench.config_base import SaneNumbers as SaneNumbers
-from llmbench.config_base import Strict as Strict
-from llmbench.config_base import Tokens as Tokens
 from llmbench.config_serving import ArrivalSpec, Workload, check_workload_fields
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash
