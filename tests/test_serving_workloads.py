@@ -13,7 +13,7 @@ from llmbench.config import ModelConfig, PerfSweep, load_suite
 from llmbench.config_serving import MultiTurnWorkload
 from llmbench.data.workloads import PromptBuilder
 from llmbench.run.multiturn import run_conversations
-from llmbench.run.perf import run_sweep
+from llmbench.run.workloads import run_perf
 from llmbench.tinymodel import ensure_tiny_model
 from llmbench.types import Completion, GenerationRequest
 
@@ -144,7 +144,7 @@ def test_on_transformers_only_the_prefix_caching_off_point_runs(recording: Recor
     suite = load_suite("serving")
     sweep = next(t.perf for t in suite.config.tasks if t.name == "shared_prefix")
     assert sweep is not None
-    on, off = run_sweep(
+    on, off = run_perf(
         recording,  # type: ignore[arg-type]
         sweep,
         sampler=None,

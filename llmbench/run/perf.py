@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from llmbench import interrupts
@@ -173,7 +172,6 @@ def run_sweep(
     on_point: Callable[[int, PerfPoint], None] | None = None,
     vocab_size: int | None = None,
     done: dict[int, PerfPoint] | None = None,
-    base_dir: Path | None = None,
 ) -> list[PerfPoint]:
     """Run every point of `sweep` on a loaded backend; a point that fails is recorded and the sweep goes on.
 
@@ -186,24 +184,6 @@ def run_sweep(
         raise ConfigError(
             "a perf sweep needs the model's tokenizer to build prompts of exact token lengths",
             hint="without one, only random token-id prompts can run (prompt_kind: random, a completions endpoint)",
-        )
-    if sweep.workload is not None:  # shared prefixes, chats, a trace: their own points (run/workloads.py)
-        from llmbench.data.workloads import PromptBuilder
-        from llmbench.run.workloads import run_workload_sweep
-
-        builder = PromptBuilder(tokenizer, sweep.prompt_kind, seed, needs_text, vocab_size)
-        return run_workload_sweep(
-            backend,
-            sweep,
-            builder=builder,
-            sampler=sampler,
-            max_model_len=max_model_len,
-            seed=seed,
-            weights_bytes=weights_bytes,
-            peak_bandwidth_bytes_s=peak_bandwidth_bytes_s,
-            on_point=on_point,
-            done=done,
-            base_dir=base_dir,
         )
     prompts = _PromptFactory(tokenizer, sweep.prompt_kind, seed, needs_text, vocab_size)
     results: list[PerfPoint] = []

@@ -285,7 +285,8 @@ def _run_perf(
     state: JournalState,
 ) -> list[PerfPoint]:
     """Run the sweep; each finished point is journaled, and points a resumed run finished are not run again."""
-    from llmbench.run.perf import peak_bandwidth_bytes_s, run_sweep
+    from llmbench.run.perf import peak_bandwidth_bytes_s
+    from llmbench.run.workloads import run_perf
 
     assert task.spec.perf is not None
     sweep = task.spec.perf
@@ -313,7 +314,7 @@ def _run_perf(
     progress.message(
         f"performance sweep '{task.spec.name}'" + (f" ({len(done)} points already done)" if done else "")
     )
-    return run_sweep(
+    return run_perf(
         backend,
         sweep,
         sampler=sampler,

@@ -87,22 +87,60 @@ class Runner:
         return None
 
 
-def run_workload_sweep(
+def run_perf(
     backend: Backend,
     sweep: PerfSweep,
     *,
-    builder: PromptBuilder,
     sampler: NvmlSampler | None,
+    tokenizer: Any,
     max_model_len: int | None,
     seed: int,
+    needs_text: bool,
+    weights_bytes: int | None,
+    peak_bandwidth_bytes_s: float | None,
+    on_point: Callable[[int, PerfPoint], None] | None = None,
+    vocab_size: int | None = None,
+    done: dict[int, PerfPoint] | None = None,
+    base_dir: Path | None = None,
+) -> list[PerfPoint]:
+    """A task's perf block: the ordinary sweep (`perf.run_sweep`), or its workload's points.
+
+    `base_dir` is where a trace's relative path starts (the suite file's folder).
+    """
+    if sweep.workload is None:
+        return perf.run_sweep(
+            backend,
+            sweep,
+            sampler=sampler,
+            tokenizer=tokenizer,
+            max_model_len=max_model_len,
+            seed=seed,
+            needs_text=needs_text,
+            weights_bytes=weights_bytes,
+            peak_bandwidth_bytes_s=peak_bandwidth_bytes_s,
+            on_point=on_point,
+            vocab_size=vocab_size,
+            done=done,
+        )
+    builder = PromptBuilder(tokenizer, sweep.prompt_kind, seed, needs_text, vocab_size)
+    return _run_workload(
+        Runner(backend, sweep, builder, sampler, max_model_len, seed, base_dir),
+        weights_bytes,
+        peak_bandwidth_bytes_s,
+        on_point,
+        done or {},
+    )
+
+
+def _run_workload(
+    runner: Runner,
     weights_bytes: int | None,
     peak_bandwidth_bytes_s: float | None,
     on_point: Callable[[int, PerfPoint], None] | None,
     done: dict[int, PerfPoint],
-    base_dir: Path | None,
 ) -> list[PerfPoint]:
     """Run every point of the sweep's workload; a point that fails is recorded and the sweep goes on."""
-    runner = Runner(backend, sweep, builder, sampler, max_model_len, seed, base_dir)
+    sweep = runner.sweep
     results: list[PerfPoint] = []
     for point_no, spec in enumerate(workload_points(sweep)):
         interrupts.check()

@@ -7,7 +7,7 @@ from typing import Any
 from llmbench.backends.base import BackendInfo
 from llmbench.config import load_suite
 from llmbench.results import PerfPoint
-from llmbench.run.perf import run_sweep
+from llmbench.run.workloads import run_perf
 
 
 def run_serving_suite(backend: Any, info: BackendInfo) -> dict[str, list[PerfPoint]]:
@@ -15,7 +15,7 @@ def run_serving_suite(backend: Any, info: BackendInfo) -> dict[str, list[PerfPoi
     points = {}
     for task in suite.config.tasks:
         assert task.perf is not None
-        points[task.name] = run_sweep(
+        points[task.name] = run_perf(
             backend,
             task.perf,
             sampler=None,
