@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from llmbench.config_serving import ArrivalSpec, Workload, check_workload_fields
+from llmbench.config_serving import ArrivalSpec, SaturationSpec, Workload, check_workload_fields
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash
 from llmbench.strict import (
@@ -112,43 +112,6 @@ class GenerationSpec(Strict):
 class ScorerSpec(Strict):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
-
-
-class SaturationSpec(Strict):
-    """Search for the highest Poisson request rate that meets latency SLOs (p99 over each probe's requests)."""
-
-    slo_ttft_p99_ms: float | None = Field(default=None, gt=0, description="TTFT p99 bound, ms")
-    slo_tpot_p99_ms: float | None = Field(default=None, gt=0, description="TPOT p99 bound, ms")
-    min_rate: float = Field(default=0.5, gt=0, le=MAX_COUNT, description="first rate probed, requests/s")
-    max_rate: float = Field(default=64.0, gt=0, le=MAX_COUNT, description="no rate above this is probed")
-    tolerance: float = Field(
-        default=0.1, gt=0, lt=1, description="stop bisecting when (fail - pass) / fail is this small"
-    )
-    requests_per_point: int = Field(default=32, ge=4, le=MAX_COUNT)
-    min_duration_s: float = Field(
-        default=0.0, ge=0, le=86_400, description="more requests at high rates: at least rate x this many"
-    )
-    saturation_margin: float = Field(
-        default=0.1,
-        ge=0,
-        lt=1,
-        description="saturated when requests complete this much slower than they arrive",
-    )
-    closed_loop_concurrency: int | None = Field(
-        default=16, ge=1, le=MAX_COUNT, description="measure closed-loop throughput first to cap the search"
-    )
-    max_concurrency: int | None = Field(
-        default=None, ge=1, le=MAX_COUNT, description="client cap on requests in flight during a probe"
-    )
-    max_probes: int = Field(default=12, ge=1, le=1000)
-
-    @model_validator(mode="after")
-    def _coherent(self) -> SaturationSpec:
-        if self.slo_ttft_p99_ms is None and self.slo_tpot_p99_ms is None:
-            raise ValueError("a saturation search needs slo_ttft_p99_ms, slo_tpot_p99_ms or both")
-        if self.min_rate > self.max_rate:
-            raise ValueError(f"min_rate {self.min_rate} is above max_rate {self.max_rate}")
-        return self
 
 
 class PerfSweep(Strict):

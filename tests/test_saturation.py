@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import ValidationError
 
-from llmbench.config import PerfSweep, SaturationSpec
+from llmbench.config import PerfSweep
+from llmbench.config_serving import SaturationSpec
 from llmbench.results import Distribution, Performance, PerfPoint, SaturationProbe
 from llmbench.run.saturation import describe_probe, judge, result_of, run_saturation, search, spans_rates
 from llmbench.types import Completion, GenerationRequest

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from llmbench import interrupts
 from llmbench.backends.base import Backend
 from llmbench.backends.common import free_device_memory
-from llmbench.config import PerfSweep, SaturationSpec
+from llmbench.config import PerfSweep
+from llmbench.config_serving import SaturationSpec
 from llmbench.results import PerfPoint, SaturationProbe, SaturationResult
 from llmbench.run.perf import (
     PointSpec,

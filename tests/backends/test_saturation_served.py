@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from llmbench.backends.common import load_tokenizer
-from llmbench.config import PerfSweep, SaturationSpec
+from llmbench.config import PerfSweep
+from llmbench.config_serving import SaturationSpec
 from llmbench.run.saturation import run_saturation
 
 if TYPE_CHECKING:
