@@ -185,9 +185,9 @@ SUITE = (
 )
 
 
-def reference_run(tmp_path: Path, *extra: str):  # type: ignore[no-untyped-def]
+def reference_run(tmp_path: Path, *extra: str, quiet: bool = True):  # type: ignore[no-untyped-def]
     return llmbench(
-        "run", str(tmp_path / "s.yaml"), "-m", "tiny-qwen2", "-b", "reference", "-q",
+        "run", str(tmp_path / "s.yaml"), "-m", "tiny-qwen2", "-b", "reference", *(["-q"] if quiet else []),
         "-o", str(tmp_path / "out" / "r.json"), *extra,
     )  # fmt: skip
 
@@ -214,7 +214,7 @@ def test_a_finished_run_rebuilt_from_its_journal_says_so_and_keeps_its_times(tmp
     (tmp_path / "out" / "r.json").unlink()  # killed after the last sample, before the results file
     (tmp_path / "out" / ".r.json.0badc0de.tmp").write_text('{"half": ')  # and mid-write at that
     time.sleep(1.1)  # so that a new timestamp would differ
-    r = reference_run(tmp_path)
+    r = reference_run(tmp_path, quiet=False)  # --quiet would keep the notice to itself
     assert r.returncode == 0, r.stderr
     assert "already finished: results rebuilt from" in r.stderr + r.stdout
     rebuilt = json.loads((tmp_path / "out" / "r.json").read_text())
