@@ -13,7 +13,7 @@ import statistics
 import time
 
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config import resolve_model
+from llmbench.config_models import resolve_model
 from llmbench.tinymodel import resolve_model_path
 from llmbench.types import GenerationParams, GenerationRequest
 

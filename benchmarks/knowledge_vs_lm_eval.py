@@ -30,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from llmbench.config import load_suite, resolve_model
+from llmbench.config import load_suite
+from llmbench.config_models import resolve_model
 from llmbench.data.base import DataContext
 from llmbench.data.readers import load_samples
 from llmbench.run.choice_prompts import askings, continuations, few_shot_pool, with_question_fields

@@ -12,7 +12,7 @@ import argparse
 import time
 from typing import Any
 
-from llmbench.config import resolve_model
+from llmbench.config_models import resolve_model
 from llmbench.tinymodel import resolve_model_path
 
 

@@ -15,7 +15,7 @@ import argparse
 import statistics
 
 from llmbench.backends.openai import OpenAIBackend, fetch_server_metrics, histogram_quantile
-from llmbench.config import resolve_model
+from llmbench.config_models import resolve_model
 from llmbench.tinymodel import resolve_model_path
 from llmbench.types import GenerationParams, GenerationRequest
 

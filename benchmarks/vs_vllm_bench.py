@@ -97,7 +97,7 @@ def run_llmbench(
     args: argparse.Namespace, model: str, url: str, out: Path, round_no: int
 ) -> dict[str, float]:
     from llmbench.report.vllmbench import point_record
-    from llmbench.results import read_results
+    from llmbench.results_io import read_results
 
     suite = out / "side-by-side.yaml"
     suite.write_text(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from llmbench.analysis.views import Compared
 from llmbench.catalogue import Catalogue, Checked, catalogue, validate
 from llmbench.errors import UserInputError
-from llmbench.results import write_atomic
+from llmbench.results_io import write_atomic
 from llmbench.run.options import RunOptions
 from llmbench.run.progress import Progress
 
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from llmbench.analysis.gate import Regression
     from llmbench.analysis.history import History
     from llmbench.analysis.parity import FlipRate, ParityReport
-    from llmbench.config import ModelConfig, Suite
+    from llmbench.config import Suite
+    from llmbench.config_models import ModelConfig
     from llmbench.export import Exported
     from llmbench.results import RunResult
     from llmbench.scoring.base import Score
@@ -85,7 +86,7 @@ def model(
     override the config's for API servers, `threads` pins torch's CPU threads. An unknown backend fails
     here, before anything loads."""
     from llmbench.backends import backends
-    from llmbench.config import ModelConfig, resolve_model
+    from llmbench.config_models import ModelConfig, resolve_model
 
     cfg = (
         spec if isinstance(spec, ModelConfig) else resolve_model(spec, backend=backend, served=bool(base_url))
@@ -356,7 +357,7 @@ def score(
 ) -> tuple[RunResult, Path]:
     """Score a JSONL of completions made elsewhere against a suite's tasks; writes a results file
     assembled as `run` assembles its own (the same run-level fingerprint keys)."""
-    from llmbench.results import write_results
+    from llmbench.results_io import write_results
     from llmbench.run.offline import score_samples_file
 
     result = score_samples_file(suite(suite_spec), Path(samples), tasks, command)

@@ -33,7 +33,8 @@ class Checked:
 
 def catalogue() -> Catalogue:
     from llmbench.backends import backends
-    from llmbench.config import MODELS_DIR, list_models, list_suites, load_model_config, load_suite
+    from llmbench.config import list_suites, load_suite
+    from llmbench.config_models import MODELS_DIR, list_models, load_model_config
     from llmbench.data import generators
     from llmbench.scoring import scorers
 
@@ -52,7 +53,8 @@ def catalogue() -> Catalogue:
 
 def validate(files: Sequence[Path]) -> list[Checked]:
     """Validate suites and model configs; raises ConfigError (exit 2) at the first bad one."""
-    from llmbench.config import load_model_config, load_suite
+    from llmbench.config import load_suite
+    from llmbench.config_models import load_model_config
     from llmbench.run.prepare import check_suite
     from llmbench.yamlio import load_yaml
 

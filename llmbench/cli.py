@@ -81,7 +81,7 @@ from llmbench.run.options import RunOptions
 from llmbench.run.overrides import parse_sets
 
 if TYPE_CHECKING:
-    from llmbench.config import ModelConfig
+    from llmbench.config_models import ModelConfig
     from llmbench.report.progress import RichProgress
     from llmbench.report.renderers import Renderer
     from llmbench.study.runner import StudyOutcome

@@ -1,4 +1,4 @@
-"""Suite and model configuration: the pydantic models users write in YAML, and their loaders."""
+"""Suite configuration: the pydantic models users write in YAML for suites and tasks, and their loader."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from llmbench.hashing import stable_hash
 from llmbench.strict import (
     MAX_COUNT,
     MAX_INT,
-    MAX_PROMPT_TOKENS,
     MAX_SEED,
     MAX_TOKENS,
     Count,
@@ -25,11 +24,7 @@ from llmbench.types import GenerationParams
 from llmbench.yamlio import load_yaml, validate_yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO_ROOT / "configs" / "models"
 SUITES_DIR = REPO_ROOT / "suites"
-
-
-# ---------------------------------------------------------------- suites
 
 
 class DatasetSpec(Strict):
@@ -278,139 +273,3 @@ def resolve_suite_path(path: Path | str) -> Path:
 
 def list_suites() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
-
-
-# ---------------------------------------------------------------- models
-
-
-class ApiSpec(Strict):
-    base_url: str | None = None
-    api_key_env: str | None = Field(default=None, description="name of the variable that holds the key")
-    endpoint: Literal["chat", "completions"] = "chat"
-    concurrency: int = Field(default=8, ge=1, le=MAX_COUNT)
-    timeout_s: float = Field(default=600, gt=0, le=86_400, description="longest a whole answer may take")
-    first_byte_timeout_s: float = Field(
-        default=120, gt=0, le=86_400, description="longest wait for the first byte of an answer"
-    )
-    idle_timeout_s: float = Field(
-        default=30, gt=0, le=86_400, description="longest silence between two chunks of a streamed answer"
-    )
-    max_retries: int = Field(default=4, ge=0, le=100)
-
-
-class ModelConfig(Strict):
-    """A model alias: which weights, how to load them, and which backend by default."""
-
-    name: str
-    backend: str = "transformers"
-    model: str = Field(description="Hugging Face id or local directory")
-    revision: str | None = None
-    tokenizer: str | None = None
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    quantization: str | None = Field(
-        default=None, description="awq, gptq, fp8, bitsandbytes, bnb-4bit, bnb-8bit"
-    )
-    kv_cache_dtype: str | None = None
-    max_model_len: int | None = Field(default=None, ge=16, le=MAX_PROMPT_TOKENS)
-    tensor_parallel_size: int = Field(default=1, ge=1)
-    pipeline_parallel_size: int = Field(default=1, ge=1)
-    data_parallel_size: int = Field(default=1, ge=1)
-    distributed_executor_backend: Literal["mp", "ray"] | None = None
-    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
-    enable_prefix_caching: bool | None = None
-    enforce_eager: bool | None = None
-    max_num_seqs: int | None = Field(default=None, ge=1, le=MAX_COUNT)
-    batch_size: int = Field(
-        default=8, ge=1, le=MAX_COUNT, description="requests per forward pass (Transformers backend)"
-    )
-    threads: int | None = Field(
-        default=None,
-        ge=1,
-        le=4096,
-        description="torch's CPU threads (Transformers backend); default: torch's own, one per core. "
-        "On a shared host fewer threads than cores keep a decode step from waiting on busy cores",
-    )
-    load_format: Literal["auto", "dummy", "safetensors", "pt"] = "auto"
-    architecture: str | None = Field(
-        default=None, description="config.json of the architecture for dummy loads"
-    )
-    trust_remote_code: bool = False
-    chat_template: str | None = Field(
-        default=None, description="Jinja template, or a path to one, overriding the tokenizer's"
-    )
-    generation: GenerationSpec = Field(default_factory=GenerationSpec)
-    json_whitespace: Literal["any", "compact"] = Field(
-        default="any",
-        description="JSON mode: 'any' lets the model place whitespace freely (vLLM's default); 'compact' "
-        "allows none, for random-weight models that would otherwise emit whitespace forever",
-    )
-    api: ApiSpec = Field(default_factory=ApiSpec)
-    builtin: str | None = Field(default=None, description="a model llmbench builds itself, e.g. tiny-qwen2")
-    device: str | None = Field(default=None, description="cuda, cpu, or auto")
-    engine_args: dict[Literal["transformers", "vllm", "openai"], dict[str, Any]] = Field(
-        default_factory=dict,
-        description="passed through to one backend's engine, e.g. {vllm: {swap_space: 4}}",
-    )
-
-
-def list_models() -> list[str]:
-    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
-
-
-def load_model_config(path: Path) -> ModelConfig:
-    data, node = load_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: a model config must be a mapping with 'name' and 'model'")
-    data.setdefault("name", path.stem)
-    for key in ("architecture", "chat_template"):  # paths are relative to the repository root
-        value = data.get(key)
-        if (
-            isinstance(value, str)
-            and "\n" not in value
-            and not Path(value).is_absolute()
-            and (REPO_ROOT / value).exists()
-        ):
-            data[key] = str(REPO_ROOT / value)
-    result: ModelConfig = validate_yaml(ModelConfig, path, data, node)
-    return result
-
-
-def resolve_model(spec: str, *, served: bool = False, **overrides: Any) -> ModelConfig:
-    """`--model` takes an alias from configs/models, a YAML path, a local directory or a Hugging Face id.
-
-    With `served` (a --base-url was given) anything else is the name the server serves the model
-    under (`gpt-4o-mini`, `llama3.1:8b`), sent as it is; the backend checks it against /v1/models.
-    """
-    p = Path(spec).expanduser()
-    if p.suffix in (".yaml", ".yml") and p.is_file():
-        config = load_model_config(p)
-    elif (MODELS_DIR / f"{spec}.yaml").exists():
-        config = load_model_config(MODELS_DIR / f"{spec}.yaml")
-    elif p.is_dir():
-        if not (p / "config.json").exists():
-            raise ConfigError(
-                f"{spec}: directory has no config.json", hint="point --model at a Hugging Face model folder"
-            )
-        config = ModelConfig(name=p.name, model=str(p.resolve()))
-    elif served:
-        config = ModelConfig(name=spec, model=spec, backend="openai")
-    elif spec.startswith((".", "/", "~")) or p.suffix in (".yaml", ".yml"):
-        raise ConfigError(
-            f"{spec}: no such file or directory", hint="--model takes a model directory or YAML"
-        )
-    elif spec.count("/") == 1 and all(spec.split("/")):
-        config = ModelConfig(name=spec.split("/")[-1].lower(), model=spec)
-    else:
-        raise ConfigError(f"unknown model '{spec}'", hint=_model_hint(spec))
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    return config.model_copy(update=clean) if clean else config
-
-
-def _model_hint(spec: str) -> str:
-    import difflib
-
-    known = list_models()
-    close = difflib.get_close_matches(spec, known, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean {close[0]}?"
-    return f"use an alias ({', '.join(known)}), a local model directory or a Hugging Face id (org/name)"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.config import ModelConfig, list_models, list_suites, load_suite, resolve_model
+from llmbench.config import list_suites, load_suite
+from llmbench.config_models import ModelConfig, list_models, resolve_model
 from llmbench.errors import ConfigError
 
 GOOD = """\

@@ -17,7 +17,7 @@ from llmbench.config import DatasetSpec, GenerationSpec, PerfSweep, ScorerSpec, 
 from llmbench.data.base import DataContext
 from llmbench.data.readers import LocalSource
 from llmbench.errors import ConfigError, DataError, ResultsFileError, UserInputError
-from llmbench.results import read_results, write_results
+from llmbench.results_io import read_results, write_results
 from tests.test_results import make_result
 
 ROOT = Path(__file__).resolve().parents[1]

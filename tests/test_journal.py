@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from llmbench.errors import UserInputError
-from llmbench.results import PerfPoint, SampleRecord, write_results
+from llmbench.results import PerfPoint, SampleRecord
+from llmbench.results_io import write_results
 from llmbench.run.journal import Journal, JournalLockedError, is_held, read_journal
 from llmbench.run.options import RunOptions, resolve_paths
 from llmbench.run.resume import resumes
@@ -207,7 +208,7 @@ def test_results_files_get_the_usual_permissions(tmp_path: Path) -> None:
 
 
 def test_a_stale_partial_write_is_removed_by_the_next_holder(tmp_path: Path) -> None:
-    from llmbench.results import remove_partial_writes
+    from llmbench.results_io import remove_partial_writes
 
     results = tmp_path / "r.json"
     stale = tmp_path / ".r.json.abcd1234.tmp"

@@ -308,7 +308,7 @@ def test_peak_bandwidth_from_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sweep_on_the_real_transformers_backend() -> None:
     """The same sweep on tiny-qwen2 in Transformers: real timings, exact output lengths, a rate point."""
     from llmbench.backends.transformers import TransformersBackend
-    from llmbench.config import resolve_model
+    from llmbench.config_models import resolve_model
     from llmbench.tinymodel import resolve_model_path
 
     cfg = resolve_model("tiny-qwen2")

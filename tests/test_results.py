@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from llmbench.errors import ResultsFileError
-from llmbench.results import (
-    SCHEMA_VERSION,
-    MetricValue,
-    RunResult,
-    SampleRecord,
-    TaskResult,
-    read_results,
-    write_results,
-)
+from llmbench.results import SCHEMA_VERSION, MetricValue, RunResult, SampleRecord, TaskResult
+from llmbench.results_io import read_results, write_results
 
 
 def make_result() -> RunResult:

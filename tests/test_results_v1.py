@@ -10,7 +10,8 @@ from rich.console import Console
 
 from llmbench import api
 from llmbench.report import print_run_summary
-from llmbench.results import SCHEMA_VERSION, read_results, write_results
+from llmbench.results import SCHEMA_VERSION
+from llmbench.results_io import read_results, write_results
 
 V1 = Path(__file__).parent / "fixtures" / "results-v1-math-tiny-qwen2.json"
 

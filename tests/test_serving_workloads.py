@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config import ModelConfig, PerfSweep, load_suite
+from llmbench.config import PerfSweep, load_suite
+from llmbench.config_models import ModelConfig
 from llmbench.config_serving import MultiTurnWorkload
 from llmbench.data.workloads import PromptBuilder
 from llmbench.run.multiturn import run_conversations

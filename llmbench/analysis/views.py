@@ -63,7 +63,7 @@ def compare_files(
     from llmbench.analysis.leaderboard import build_leaderboard
     from llmbench.analysis.select import expand, select_runs
     from llmbench.analysis.significance import ALPHA
-    from llmbench.results import read_results
+    from llmbench.results_io import read_results
 
     if view not in VIEWS:
         raise UserInputError(f"unknown view '{view}'", hint=f"use one of {', '.join(VIEWS)}")

@@ -53,7 +53,7 @@ from llmbench.backends.prefix_cache import (
 )
 from llmbench.backends.server import ManagedVLLMServer, fetch_server_metrics, histogram_quantile
 from llmbench.backends.server_claims import Counted, Redactor, checked_usage
-from llmbench.config import ModelConfig
+from llmbench.config_models import ModelConfig
 from llmbench.errors import BackendError, UserInputError
 from llmbench.telemetry.timing import TokenClock, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest

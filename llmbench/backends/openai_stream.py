@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from llmbench.backends.openai_wire import RETRY_STATUS, Retryable, StreamTimeout, TokenIdsRefused, on_event
-from llmbench.config import ApiSpec
+from llmbench.config_models import ApiSpec
 from llmbench.errors import BackendError
 from llmbench.telemetry.timing import TokenClock
 

@@ -22,7 +22,7 @@ from llmbench.export import flatten
 from llmbench.export.base import Exported, ExportItem, ExportOptions, require
 from llmbench.export.hfcard import FIELDS, render_card
 from llmbench.results import SampleRecord
-from llmbench.results import write_atomic as _write_text
+from llmbench.results_io import write_atomic as _write_text
 
 META_KEY = b"llmbench"
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from llmbench import __version__
 from llmbench.backends.base import BackendInfo
-from llmbench.config import ModelConfig, Suite
+from llmbench.config import Suite
+from llmbench.config_models import ModelConfig
 from llmbench.hashing import stable_hash
 from llmbench.results import (
     Environment,

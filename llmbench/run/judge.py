@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmbench.backends.base import backends
-from llmbench.config import CombinedSpec, JudgeSpec, resolve_model
+from llmbench.config import CombinedSpec, JudgeSpec
+from llmbench.config_models import resolve_model
 from llmbench.hashing import stable_hash
 from llmbench.prompts import render
 from llmbench.results import MetricValue, SampleRecord

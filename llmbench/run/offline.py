@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.backends.base import BackendInfo
-from llmbench.config import ModelConfig, Suite
+from llmbench.config import Suite
+from llmbench.config_models import ModelConfig
 from llmbench.data.base import DataContext, Sample
 from llmbench.environment import capture_environment
 from llmbench.errors import DataError, UserInputError

@@ -14,7 +14,7 @@ from llmbench.errors import UserInputError
 from llmbench.run.journal import Journal, is_held
 
 if TYPE_CHECKING:
-    from llmbench.config import ModelConfig
+    from llmbench.config_models import ModelConfig
 
 
 @dataclass
@@ -135,7 +135,7 @@ def resolve_paths(suite: str, model: str, opts: RunOptions) -> tuple[Path, str]:
 
 def resume_target(opts: RunOptions) -> tuple[Path, ModelConfig]:
     """The suite file and model config a named run was started with, read from its journal header."""
-    from llmbench.config import ModelConfig
+    from llmbench.config_models import ModelConfig
     from llmbench.run.journal import read_journal
 
     path = named_path(opts)

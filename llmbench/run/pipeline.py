@@ -9,19 +9,12 @@ from typing import Any
 from llmbench import interrupts
 from llmbench.backends.availability import check_model_available
 from llmbench.backends.base import Backend, BackendInfo
-from llmbench.config import ModelConfig, Suite, TaskSpec
+from llmbench.config import Suite, TaskSpec
+from llmbench.config_models import ModelConfig
 from llmbench.data.base import DataContext
 from llmbench.errors import LLMBenchError, RunFailedError, UserInputError
-from llmbench.results import (
-    PerfPoint,
-    RunResult,
-    SampleRecord,
-    SaturationResult,
-    Summary,
-    TaskResult,
-    remove_partial_writes,
-    write_results,
-)
+from llmbench.results import PerfPoint, RunResult, SampleRecord, SaturationResult, Summary, TaskResult
+from llmbench.results_io import remove_partial_writes, write_results
 from llmbench.run.aggregate import task_result
 from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_hash
 from llmbench.run.choices import run_choices, uses_loglikelihood

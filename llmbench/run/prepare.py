@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llmbench.config import GenerationSpec, ModelConfig, Suite, TaskSpec
+from llmbench.config import GenerationSpec, Suite, TaskSpec
+from llmbench.config_models import ModelConfig
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.choices import asked_sample
 from llmbench.data.readers import load_samples

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Literal
 
 from llmbench.backends.base import backends
-from llmbench.config import ModelConfig, Suite, load_suite, resolve_model
+from llmbench.config import Suite, load_suite
+from llmbench.config_models import ModelConfig, resolve_model
 from llmbench.data.readers import jsonl_lines
 from llmbench.errors import ConfigError, LLMBenchError, validation_line
 from llmbench.run.journal import Journal

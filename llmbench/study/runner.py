@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError, UserInputError
-from llmbench.results import read_results
+from llmbench.results_io import read_results
 from llmbench.run.pipeline import RunInterrupted
 from llmbench.study.execute import Driver, StudyProgress, run_inline, run_pool
 from llmbench.study.leaderboard import Leaderboard, build_leaderboard

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmbench.config import JudgeSpec, ModelConfig
+from llmbench.config import JudgeSpec
+from llmbench.config_models import ModelConfig
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash
 from llmbench.strict import Strict

@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmbench.config import CombinedSpec, ModelConfig, load_suite
+from llmbench.config import CombinedSpec, load_suite
+from llmbench.config_models import ModelConfig
 from llmbench.errors import LLMBenchError
 from llmbench.run.options import RunOptions
 from llmbench.run.progress import Progress

@@ -14,7 +14,7 @@ import pytest
 
 from llmbench.backends.base import BackendInfo
 from llmbench.backends.openai import OpenAIBackend
-from llmbench.config import ModelConfig
+from llmbench.config_models import ModelConfig
 from llmbench.tinymodel import ensure_tiny_model
 
 _FILE_ORDER = {

@@ -8,7 +8,8 @@ import pytest
 
 from llmbench.analysis.parity import LOGPROB_TOLERANCE
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config import ModelConfig, load_suite, resolve_model
+from llmbench.config import load_suite
+from llmbench.config_models import ModelConfig, resolve_model
 from llmbench.run.pipeline import RunOptions, run_suite
 from llmbench.tinymodel import resolve_model_path
 from llmbench.types import LoglikelihoodRequest

@@ -8,7 +8,7 @@ import pytest
 
 from llmbench.backends.loglik import continuation_span
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config import resolve_model
+from llmbench.config_models import resolve_model
 from llmbench.errors import BackendError
 from llmbench.tinymodel import resolve_model_path
 from llmbench.types import LoglikelihoodRequest

@@ -9,7 +9,8 @@ import pytest
 
 from llmbench.analysis.parity import LOGPROB_TOLERANCE
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config import load_suite, resolve_model
+from llmbench.config import load_suite
+from llmbench.config_models import resolve_model
 from llmbench.data.base import DataContext
 from llmbench.run.choices import loglikelihood_requests
 from llmbench.run.pipeline import RunOptions, run_suite

@@ -34,7 +34,7 @@ tasks:
 def server() -> Iterator[str]:
     pytest.importorskip("vllm")
     from llmbench.backends.server import ManagedVLLMServer
-    from llmbench.config import resolve_model
+    from llmbench.config_models import resolve_model
     from llmbench.tinymodel import resolve_model_path
 
     cfg = resolve_model("tiny-qwen2")

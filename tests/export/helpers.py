@@ -9,7 +9,8 @@ from types import ModuleType
 
 import pytest
 
-from llmbench.results import RunResult, write_results
+from llmbench.results import RunResult
+from llmbench.results_io import write_results
 from tests.factories import make_run, performance, verdicts
 
 

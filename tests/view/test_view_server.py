@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import pytest
 
 from llmbench.errors import UserInputError
-from llmbench.results import write_results
+from llmbench.results_io import write_results
 from llmbench.view import diffing
 from llmbench.view.server import ViewServer, make_server
 from tests.view.sample_runs import HOSTILE, hostile_key, two_backends
