@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from llmbench import api
 from llmbench.cli_errors import exit_code_for, finished
@@ -76,15 +75,21 @@ from llmbench.cli_options import (
     YamlFilesArg,
     int_list,
 )
+from llmbench.cli_show import (
+    console,
+    out,
+    progress_for,
+    quiet_progress,
+    show_comparison,
+    show_gate_verdict,
+    show_study,
+)
 from llmbench.errors import UserInputError
 from llmbench.run.options import RunOptions
 from llmbench.run.overrides import parse_sets
 
 if TYPE_CHECKING:
     from llmbench.config_models import ModelConfig
-    from llmbench.report.progress import RichProgress
-    from llmbench.report.renderers import Renderer
-    from llmbench.study.runner import StudyOutcome
 
 app = typer.Typer(
     name="llmbench",
@@ -94,8 +99,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
-out = Console(soft_wrap=True)
 _state = {"debug": False}
 
 
@@ -111,19 +114,6 @@ def _run_options(params: dict[str, Any]) -> RunOptions:
         **{k: v for k, v in params.items() if k in names and v is not None},
         command=["llmbench", *sys.argv[1:]],
     )
-
-
-def _progress_for(v: api.Variant) -> RichProgress:
-    from llmbench.report import progress_bar
-
-    console.print(f"[bold]{v.label}[/]: running on {v.model.name} via {v.model.backend}")
-    return progress_bar(console)
-
-
-def _quiet_progress(v: api.Variant) -> RichProgress:
-    from llmbench.report import progress_bar
-
-    return progress_bar(console, enabled=False)
 
 
 @app.command()
@@ -190,8 +180,8 @@ def _run_variants(
     """One run per repeat and batch size, each with its own progress bar, then the flip rate across them."""
     from llmbench.report import print_flip_rate
 
-    progress_for = _quiet_progress if quiet else _progress_for
-    rep = api.repeat(suite, cfg, repeat=repeat, batch_sizes=batch_sizes, opts=opts, progress_for=progress_for)
+    each = quiet_progress if quiet else progress_for
+    rep = api.repeat(suite, cfg, repeat=repeat, batch_sizes=batch_sizes, opts=opts, progress_for=each)
     for p in rep.paths:
         out.print(f"results: {p}")
     print_flip_rate(rep.flips, rep.label, out)
@@ -228,26 +218,7 @@ def study(
         outcome = api.study(study_file, opts, progress)
     if dry_run:
         print_plan(outcome, out)
-    _show_study(outcome, markdown, html_out)
-
-
-def _show_study(outcome: StudyOutcome, markdown: Path | None, html_out: Path | None) -> None:
-    """The leaderboard (also as Markdown or HTML files), the manifest's path, and exit 1 on a failed cell."""
-    from llmbench.report.study import print_leaderboard, render_leaderboard_markdown
-
-    board = outcome.leaderboard
-    if board is not None:
-        print_leaderboard(board, out)
-        if markdown is not None:
-            markdown.write_text(render_leaderboard_markdown(board), encoding="utf-8")
-        if html_out is not None:
-            out.print(f"report: {api.study_report(outcome, html_out)}")
-    if outcome.manifest_path is not None:
-        out.print(f"manifest: {outcome.manifest_path}")
-    if outcome.failed:
-        for cell, error in outcome.failed.items():
-            console.print(f"[bold red]failed:[/] {cell}: {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+    show_study(outcome, markdown, html_out)
 
 
 @app.command()
@@ -266,7 +237,7 @@ def parity(
     names = [b.strip() for b in backends_.split(",") if b.strip()]
     opts = RunOptions(limit=limit, tasks=tasks or [], seed=seed, results_dir=results_dir)
     report = api.parity(
-        suite_or_files, model_spec=model, backends=names, opts=opts, progress_for=_progress_for
+        suite_or_files, model_spec=model, backends=names, opts=opts, progress_for=progress_for
     )
     print_parity(report, out)
 
@@ -300,26 +271,11 @@ def compare(
     )
     for note in compared.notes:  # on standard error: standard output stays valid JSON/CSV
         console.print(note, style="dim", highlight=False, markup=False)
-    _show_comparison(compared, renderer, fmt, output)
-    if fail_on_regression:  # the verdict goes to standard error: standard output stays valid JSON/CSV
+    show_comparison(compared, renderer, fmt, output)
+    if fail_on_regression:
         findings = api.gate(compared, gate_config)
-        for finding in findings:
-            console.print(str(finding), highlight=False, markup=False, soft_wrap=True)
-        if not findings:
-            console.print("gate: no significant regression against the baseline", highlight=False)
+        show_gate_verdict(findings)
         raise typer.Exit(1 if findings else 0)
-
-
-def _show_comparison(compared: api.Compared, renderer: Renderer, fmt: str, output: Path | None) -> None:
-    """Drawn on the terminal where the format can, else its text to standard output or to `output`."""
-    if output is None and compared.leaderboard is not None and renderer.show_board is not None:
-        renderer.show_board(compared.leaderboard, out)
-    elif output is None and compared.leaderboard is None and renderer.show is not None:
-        renderer.show(compared.comparison, out)
-    elif output is None:
-        out.print(api.render(fmt, compared), highlight=False, markup=False, soft_wrap=True)
-    else:
-        output.write_text(api.render(fmt, compared), encoding="utf-8")
 
 
 @app.command()

@@ -13,7 +13,6 @@ for it on 127.0.0.1 (see `server.py`) and `close()` stops it.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -35,7 +34,8 @@ from llmbench.backends.common import (
     render_chat,
     weights_bytes,
 )
-from llmbench.backends.openai_stream import stream_answer
+from llmbench.backends.openai_connect import api_url, auth_header, served_models, unserved_model
+from llmbench.backends.openai_stream import Exchange, stream_answer
 from llmbench.backends.openai_wire import (
     Retryable,
     StreamTimeout,
@@ -86,7 +86,8 @@ class OpenAIBackend:
 
     def load(self) -> BackendInfo:
         cfg = self.config
-        self._headers = {"Content-Type": "application/json"} | self._auth_header()
+        key_header, self._redact = auth_header(cfg)
+        self._headers = {"Content-Type": "application/json"} | key_header
         local = Path(self.model_path).is_dir()
         start = time.perf_counter()
         if cfg.tokenizer or local:
@@ -99,10 +100,13 @@ class OpenAIBackend:
             self._server = ManagedVLLMServer(cfg, self.model_path)
             self.base_url = self._server.__enter__()
         self._loop = BackgroundLoop("llmbench-openai")
-        served = self._check_served_models()
-        if served and self._server is None and cfg.model not in served:
+        try:
+            served = served_models(self.base_url, self._headers, cfg.api, self._redact)
+            if served and self._server is None and cfg.model not in served:
+                raise UserInputError(unserved_model(cfg.model, self.base_url, served))
+        except BaseException:
             self.close()
-            raise UserInputError(unserved_model(cfg.model, self.base_url, served))
+            raise
         return BackendInfo(
             backend=self.name,
             model=cfg.model,
@@ -123,56 +127,9 @@ class OpenAIBackend:
             | ({"served_models": served} if served else {}),
         )
 
-    def _auth_header(self) -> dict[str, str]:
-        """The bearer token from the variable `api.api_key_env` names; the key itself is never recorded."""
-        var = self.config.api.api_key_env
-        if var is None:
-            return {}
-        key = os.environ.get(var)
-        if not key:
-            raise UserInputError(
-                f"model '{self.config.name}': api.api_key_env names ${var}, which is not set",
-                hint=f"export {var}=<your key>",
-            )
-        self._redact = Redactor([key])
-        return {"Authorization": f"Bearer {key}"}
-
-    def _check_served_models(self) -> list[str]:
-        """GET /models: fails fast on a wrong URL or key; some servers lack the route, which we tolerate."""
-        import httpx
-
-        api = self.config.api
-        timeout = httpx.Timeout(api.first_byte_timeout_s, read=api.first_byte_timeout_s)
-        try:
-            response = httpx.get(self._url("/models"), headers=self._headers, timeout=timeout)
-        except httpx.HTTPError as exc:
-            self.close()
-            raise BackendError(self._redact(f"cannot reach the server at {self.base_url}: {exc}")) from None
-        if response.status_code in (401, 403):
-            self.close()
-            raise UserInputError(
-                f"the server at {self.base_url} refused the API key (HTTP {response.status_code})"
-            )
-        if response.status_code != 200:
-            return []
-        try:
-            listed = response.json()["data"]
-            if not isinstance(listed, list):
-                raise TypeError
-        except (ValueError, TypeError, KeyError):
-            self.close()
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise UserInputError(
-                f"the server at {self.base_url} answered GET /v1/models with {kind}, not the JSON "
-                '{"data": [...]} an OpenAI-compatible server sends',
-                hint="check --base-url: it should end in /v1 of an OpenAI-compatible server",
-            ) from None
-        return [str(m.get("id", "")) for m in listed if isinstance(m, dict)]
-
     def _url(self, route: str) -> str:
         assert self.base_url is not None
-        base = self.base_url.rstrip("/")
-        return base + route if base.endswith("/v1") else base + "/v1" + route
+        return api_url(self.base_url, route)
 
     def generate(
         self,
@@ -297,13 +254,11 @@ class OpenAIBackend:
         attempt = 0
         while True:
             clock.token_ns.clear()
-            result = {}
+            refusable = self._tokenizer is not None and not self._ids_as_text
+            exchange = Exchange(route, body, api, clock, self._redact, refusable)
+            result = exchange.result
             try:
-                refusable = self._tokenizer is not None and not self._ids_as_text
-                answer = stream_answer(
-                    client, self._url(route), route, body, api, clock, result, self._redact, refusable
-                )
-                await asyncio.wait_for(answer, api.timeout_s)
+                await asyncio.wait_for(stream_answer(client, self._url(route), exchange), api.timeout_s)
                 error = None
                 break
             except asyncio.TimeoutError:
@@ -407,13 +362,3 @@ class OpenAIBackend:
             self._server.close()
             self._server = None
             self.base_url = self.config.api.base_url
-
-
-def unserved_model(name: str, base_url: str | None, served: list[str]) -> str:
-    """One line: the server does not serve `name`; the names it lists, the closest first."""
-    import difflib
-
-    close = difflib.get_close_matches(name, served, n=1, cutoff=0.5)
-    listed = ", ".join(served[:12]) + (f" and {len(served) - 12} more" if len(served) > 12 else "")
-    guess = f"; did you mean {close[0]}?" if close else ""
-    return f"the server at {base_url} does not serve a model named '{name}' (it serves: {listed}){guess}"

@@ -14,18 +14,13 @@ from __future__ import annotations
 
 import logging
 import random
-import statistics
-import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from llmbench import interrupts
 from llmbench.backends.base import Backend
-from llmbench.backends.common import free_device_memory
-from llmbench.backends.prefix_cache import counters_of, hit_rate, state_of
+from llmbench.backends.prefix_cache import state_of
 from llmbench.config import PerfSweep
 from llmbench.config_serving import MultiTurnWorkload, SharedPrefixWorkload, TraceWorkload
 from llmbench.data.workloads import PromptBuilder, perf_request
@@ -33,23 +28,20 @@ from llmbench.data.workloads import part_index as key
 from llmbench.results import PerfPoint
 from llmbench.run import perf
 from llmbench.run.arrivals import arrival_offsets
-from llmbench.run.multiturn import run_conversations
-from llmbench.run.trace_replay import TraceBatch, load_trace, trace_batch
-from llmbench.telemetry.nvml import NvmlSampler, TelemetryWindow
-from llmbench.types import Completion, GenerationRequest
+from llmbench.run.trace_replay import load_trace, trace_batch
+from llmbench.run.workload_measure import (
+    Runner,
+    WorkloadPoint,
+    failed_point,
+    measure,
+    measure_chats,
+    measure_trace,
+    requests_per_repeat,
+)
+from llmbench.telemetry.nvml import NvmlSampler
+from llmbench.types import GenerationRequest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WorkloadPoint:
-    """One point of a workload before it runs."""
-
-    input_tokens: int | Literal["max"]
-    output_tokens: int
-    prefix_caching: bool | None
-    concurrency: int | None = None
-    request_rate: float | None = None
 
 
 def workload_points(sweep: PerfSweep) -> list[WorkloadPoint]:
@@ -66,25 +58,6 @@ def workload_points(sweep: PerfSweep) -> list[WorkloadPoint]:
                 points += [WorkloadPoint(n_in, n_out, caching, concurrency=c) for c in sweep.concurrency]
                 points += [WorkloadPoint(n_in, n_out, caching, request_rate=r) for r in rates]
     return points
-
-
-@dataclass
-class Runner:
-    """What every workload point needs: the loaded backend, how to build prompts, and the sweep."""
-
-    backend: Backend
-    sweep: PerfSweep
-    builder: PromptBuilder
-    sampler: NvmlSampler | None
-    max_model_len: int | None
-    seed: int
-    base_dir: Path | None
-
-    def salt(self, caching: bool | None, *parts: object) -> str | None:
-        """A request's own cache salt where its point runs with caching off and the engine has it on."""
-        if caching is False and state_of(self.backend).enabled is not False:
-            return f"llmbench-{key(self.seed, *parts)}"
-        return None
 
 
 def run_perf(
@@ -167,28 +140,21 @@ def _run(runner: Runner, point_no: int, spec: WorkloadPoint) -> PerfPoint:
         batch = trace_batch(
             trace, w, runner.builder, point_no, runner.max_model_len, runner.sweep.fit_to_model
         )
-        return _measure_trace(runner, point_no, spec, batch, basics | batch.fields, refused)
+        return measure_trace(runner, batch, basics | batch.fields, refused)
     shape = perf.PointSpec(spec.input_tokens, spec.output_tokens, spec.concurrency, spec.request_rate)
     n_in, reason = perf.resolve_input_tokens(shape, runner.max_model_len, runner.sweep.fit_to_model)
-    n_requests = _n_requests(w) * runner.sweep.repeats
+    n_requests = requests_per_repeat(w) * runner.sweep.repeats
     if reason is None and isinstance(w, SharedPrefixWorkload) and n_in <= w.prefix_tokens:
         reason = f"input_tokens {n_in} leaves no room for a suffix after prefix_tokens {w.prefix_tokens}"
     if reason is None:
         reason = refused
     if reason is not None:
-        return _failed(shape, n_in, n_requests, reason, basics)
+        return failed_point(shape, n_in, n_requests, reason, basics)
     if isinstance(w, SharedPrefixWorkload):
-        return _measure(
-            runner, point_no, shape, n_in, basics, _shared_prefix_batches(runner, w, point_no, spec, n_in)
-        )
+        batches = _shared_prefix_batches(runner, w, point_no, spec, n_in)
+        return measure(runner, shape, n_in, n_requests, basics, batches)
     assert isinstance(w, MultiTurnWorkload)
-    return _measure_chats(runner, point_no, shape, n_in, basics, w, spec)
-
-
-def _n_requests(w: SharedPrefixWorkload | MultiTurnWorkload) -> int:
-    if isinstance(w, SharedPrefixWorkload):
-        return w.prefixes * w.requests_per_prefix
-    return w.conversations * w.turns
+    return measure_chats(runner, point_no, shape, n_in, basics, w, spec)
 
 
 def _workload_fields(runner: Runner, spec: WorkloadPoint) -> dict[str, Any]:
@@ -220,17 +186,6 @@ def _caching_refused(runner: Runner, spec: WorkloadPoint) -> str | None:
     return None
 
 
-def _failed(
-    shape: perf.PointSpec, n_in: int, n_requests: int, reason: str, fields: dict[str, Any]
-) -> PerfPoint:
-    return perf._empty_point(shape, n_in, n_requests, reason).model_copy(update=fields)
-
-
-def _warmup(runner: Runner, requests: list[GenerationRequest], concurrency: int | None) -> None:
-    if requests:
-        list(runner.backend.generate(requests, concurrency=concurrency))
-
-
 def _shared_prefix_batches(
     runner: Runner, w: SharedPrefixWorkload, point_no: int, spec: WorkloadPoint, n_in: int
 ) -> Iterator[tuple[list[GenerationRequest], list[float] | None]]:
@@ -258,153 +213,3 @@ def _shared_prefix_batches(
             rng = random.Random(f"{seed}:{point_no}:{repeat}")
             offsets = arrival_offsets(len(requests), spec.request_rate, runner.sweep.arrival, rng)
         yield requests, offsets
-
-
-def _measure(
-    runner: Runner,
-    point_no: int,
-    shape: perf.PointSpec,
-    n_in: int,
-    fields: dict[str, Any],
-    batches: Iterator[tuple[list[GenerationRequest], list[float] | None]],
-) -> PerfPoint:
-    """Warm up with the first batch, then time the rest inside one telemetry window and one cache reading."""
-    n_requests = _n_requests(runner.sweep.workload) * runner.sweep.repeats  # type: ignore[arg-type]
-    try:
-        warmup, _ = next(batches)
-        _warmup(runner, warmup, shape.concurrency)
-        completions: list[Completion] = []
-        wall_ns = 0
-        with _window(runner) as (window, cache):
-            for requests, offsets in batches:
-                t0 = time.perf_counter_ns()
-                completions += runner.backend.generate(
-                    requests, concurrency=shape.concurrency, arrival_offsets_s=offsets
-                )
-                wall_ns += time.perf_counter_ns() - t0
-    except Exception as exc:  # an OOM or a backend error fails this point only
-        free_device_memory()
-        return _failed(shape, n_in, n_requests, perf.describe_failure(exc), fields)
-    point = perf.summarise_point(shape, n_in, n_requests, completions, wall_ns / 1e9, window, runner.sweep)
-    return point.model_copy(
-        update=fields | cache.fields() | {"prompt_tokens_mean": _mean_prompt(completions)}
-    )
-
-
-def _measure_chats(
-    runner: Runner,
-    point_no: int,
-    shape: perf.PointSpec,
-    n_in: int,
-    fields: dict[str, Any],
-    w: MultiTurnWorkload,
-    spec: WorkloadPoint,
-) -> PerfPoint:
-    n_requests = w.conversations * w.turns * runner.sweep.repeats
-    try:
-        warmup = [
-            perf_request(
-                f"perf-{point_no}-warmup-{i}",
-                runner.builder.unique(n_in, key(runner.seed, point_no, "warmup", i)),
-                spec.output_tokens,
-            )
-            for i in range(runner.sweep.warmup_requests)
-        ]
-        _warmup(runner, warmup, shape.concurrency)
-        with _window(runner) as (window, cache):
-            chats = run_conversations(
-                runner.backend,
-                runner.builder,
-                lambda *parts: runner.salt(spec.prefix_caching, point_no, *parts),
-                (runner.seed, point_no),
-                runner.sweep.repeats,
-                w,
-                n_in,
-                spec.output_tokens,
-                spec.concurrency,
-            )
-    except Exception as exc:
-        free_device_memory()
-        return _failed(shape, n_in, n_requests, perf.describe_failure(exc), fields)
-    point = perf.summarise_point(
-        shape, n_in, n_requests, chats.completions, chats.wall_s, window, runner.sweep
-    )
-    return point.model_copy(
-        update=fields
-        | cache.fields()
-        | {"turns": chats.turns, "prompt_tokens_mean": _mean_prompt(chats.completions)}
-    )
-
-
-def _measure_trace(
-    runner: Runner,
-    point_no: int,
-    spec: WorkloadPoint,
-    batch: TraceBatch,
-    fields: dict[str, Any],
-    refused: str | None,
-) -> PerfPoint:
-    shape = perf.PointSpec(batch.input_tokens, batch.output_tokens)
-    n_requests = len(batch.requests(0)) * runner.sweep.repeats
-    if refused is not None:
-        return _failed(shape, batch.input_tokens, n_requests, refused, fields)
-    try:
-        _warmup(runner, batch.warmup(runner.sweep.warmup_requests), None)
-        completions: list[Completion] = []
-        wall_ns = 0
-        with _window(runner) as (window, cache):
-            for repeat in range(runner.sweep.repeats):
-                requests = batch.requests(repeat)
-                t0 = time.perf_counter_ns()
-                completions += runner.backend.generate(requests, arrival_offsets_s=batch.offsets_s)
-                wall_ns += time.perf_counter_ns() - t0
-    except Exception as exc:
-        free_device_memory()
-        return _failed(shape, batch.input_tokens, n_requests, perf.describe_failure(exc), fields)
-    point = perf.summarise_point(
-        shape, batch.input_tokens, n_requests, completions, wall_ns / 1e9, window, runner.sweep
-    )
-    return point.model_copy(
-        update=fields | cache.fields() | {"prompt_tokens_mean": _mean_prompt(completions)}
-    )
-
-
-def _mean_prompt(completions: list[Completion]) -> float | None:
-    counts = [c.prompt_tokens for c in completions if c.prompt_tokens]
-    return statistics.fmean(counts) if counts else None
-
-
-class _CacheReading:
-    """The prefix cache counters before and after the measured requests."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.before = counters_of(backend)
-        self.after = self.before
-
-    def fields(self) -> dict[str, Any]:
-        rate = hit_rate(self.before, self.after)
-        if rate is not None:
-            return {
-                "prefix_cache_hit_rate": rate,
-                "prefix_cache_source": self.after.source if self.after else None,
-            }
-        return {}
-
-
-class _window:
-    """The telemetry window and the cache reading around a point's measured requests."""
-
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
-        self.measuring: Any = (
-            runner.sampler.window() if runner.sampler is not None else nullcontext(TelemetryWindow())
-        )
-
-    def __enter__(self) -> tuple[TelemetryWindow, _CacheReading]:
-        self.cache = _CacheReading(self.runner.backend)
-        return self.measuring.__enter__(), self.cache
-
-    def __exit__(self, *exc: Any) -> None:
-        self.measuring.__exit__(*exc)
-        self.cache.after = counters_of(self.runner.backend)

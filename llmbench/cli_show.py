@@ -1,0 +1,74 @@
+"""What the `llmbench` commands print, and where: results on standard output (`out`), progress, notes and
+failures on standard error (`console`), so that standard output stays valid JSON or CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from llmbench import api
+
+if TYPE_CHECKING:
+    from llmbench.report.progress import RichProgress
+    from llmbench.report.renderers import Renderer
+    from llmbench.study.runner import StudyOutcome
+
+console = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+
+def progress_for(v: api.Variant) -> RichProgress:
+    """A variant's progress bar, announced by a line naming its model and backend."""
+    from llmbench.report import progress_bar
+
+    console.print(f"[bold]{v.label}[/]: running on {v.model.name} via {v.model.backend}")
+    return progress_bar(console)
+
+
+def quiet_progress(v: api.Variant) -> RichProgress:
+    """A variant's progress, kept but not drawn (`--quiet`)."""
+    from llmbench.report import progress_bar
+
+    return progress_bar(console, enabled=False)
+
+
+def show_study(outcome: StudyOutcome, markdown: Path | None, html_out: Path | None) -> None:
+    """The leaderboard (also as Markdown or HTML files), the manifest's path, and exit 1 on a failed cell."""
+    from llmbench.report.study import print_leaderboard, render_leaderboard_markdown
+
+    board = outcome.leaderboard
+    if board is not None:
+        print_leaderboard(board, out)
+        if markdown is not None:
+            markdown.write_text(render_leaderboard_markdown(board), encoding="utf-8")
+        if html_out is not None:
+            out.print(f"report: {api.study_report(outcome, html_out)}")
+    if outcome.manifest_path is not None:
+        out.print(f"manifest: {outcome.manifest_path}")
+    if outcome.failed:
+        for cell, error in outcome.failed.items():
+            console.print(f"[bold red]failed:[/] {cell}: {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def show_comparison(compared: api.Compared, renderer: Renderer, fmt: str, output: Path | None) -> None:
+    """Drawn on the terminal where the format can, else its text to standard output or to `output`."""
+    if output is None and compared.leaderboard is not None and renderer.show_board is not None:
+        renderer.show_board(compared.leaderboard, out)
+    elif output is None and compared.leaderboard is None and renderer.show is not None:
+        renderer.show(compared.comparison, out)
+    elif output is None:
+        out.print(api.render(fmt, compared), highlight=False, markup=False, soft_wrap=True)
+    else:
+        output.write_text(api.render(fmt, compared), encoding="utf-8")
+
+
+def show_gate_verdict(findings: list[api.Finding]) -> None:
+    """Each regression the gate found, or that there is none; on standard error."""
+    for finding in findings:
+        console.print(str(finding), highlight=False, markup=False, soft_wrap=True)
+    if not findings:
+        console.print("gate: no significant regression against the baseline", highlight=False)
