@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from llmbench.analysis.views import Compared
+from llmbench.analysis.views import Compared, compare
 from llmbench.catalogue import Catalogue, Checked, catalogue, validate
 from llmbench.errors import UserInputError
 from llmbench.results_io import write_atomic
@@ -233,29 +233,6 @@ def parity(
 
 def _is_suite(path: Path) -> bool:
     return Path(path).suffix in (".yaml", ".yml")
-
-
-def compare(
-    files: Sequence[str | Path],
-    *,
-    baseline: str | Path | None = None,
-    keep_repeats: bool = False,
-    all_runs: bool = False,
-    view: str = "auto",
-    alpha: float | None = None,
-) -> Compared:
-    """Compare results files (folders stand for the files in them).
-
-    The latest run of each (model, backend, suite) is compared unless `all_runs`, its repeats (another
-    seed) merged unless `keep_repeats`; the baseline is never merged. `view` "auto" gives the leaderboard
-    for more than three runs without a baseline, the per-metric comparison otherwise. `alpha` is the
-    significance level (the gate's, when it will run, so that the output marks what the gate counts).
-    """
-    from llmbench.analysis.views import compare_files
-
-    return compare_files(
-        files, baseline=baseline, keep_repeats=keep_repeats, all_runs=all_runs, view=view, alpha=alpha
-    )
 
 
 def render(fmt: str, compared: Compared) -> str:

@@ -22,7 +22,7 @@ from llmbench.backends.base import BackendInfo
 from llmbench.config import PerfSweep
 from llmbench.data.perfprompts import count_tokens, make_prompt_ids, make_prompt_text
 from llmbench.results import PerfPoint
-from llmbench.run.perf import peak_bandwidth_bytes_s, poisson_offsets, run_sweep
+from llmbench.run.perf import PerfTarget, peak_bandwidth_bytes_s, poisson_offsets, run_sweep
 from llmbench.telemetry.nvml import NvmlSampler
 from llmbench.types import Completion, GenerationRequest
 from tests.telemetry import fake_pynvml
@@ -115,9 +115,9 @@ def sweep_with(**kw: Any) -> PerfSweep:
 
 
 def run(backend: ScriptedBackend, sweep: PerfSweep, tokenizer: Any, **kw: Any) -> list[PerfPoint]:
+    on_point = kw.pop("on_point", None)
     args: dict[str, Any] = {"sampler": None, "tokenizer": tokenizer, "max_model_len": 4096, "seed": 0}
-    args |= {"needs_text": False, "weights_bytes": None, "peak_bandwidth_bytes_s": None}
-    return run_sweep(backend, sweep, **(args | kw))
+    return run_sweep(PerfTarget(backend, **(args | {"needs_text": False} | kw)), sweep, on_point=on_point)
 
 
 # -- the sweep --------------------------------------------------------------------------------------
@@ -323,17 +323,16 @@ def test_sweep_on_the_real_transformers_backend() -> None:
             requests_per_point=3,
             warmup_requests=1,
         )
-        points = run_sweep(
+        target = PerfTarget(
             backend,
-            sweep,
-            sampler=NvmlSampler().start(),
-            tokenizer=backend.tokenizer,
+            NvmlSampler().start(),
+            backend.tokenizer,
             max_model_len=64,
             seed=0,
             needs_text=False,
             weights_bytes=info.weights_bytes,
-            peak_bandwidth_bytes_s=None,
         )
+        points = run_sweep(target, sweep)
     finally:
         backend.close()
     assert [(p.input_tokens, p.concurrency, p.request_rate) for p in points] == [

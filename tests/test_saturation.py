@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from llmbench.config import PerfSweep
 from llmbench.config_serving import SaturationSpec
 from llmbench.results import Distribution, Performance, PerfPoint, SaturationProbe
+from llmbench.run.perf import PerfTarget
 from llmbench.run.saturation import describe_probe, judge, result_of, run_saturation, search, spans_rates
 from llmbench.types import Completion, GenerationRequest
 
@@ -201,16 +202,10 @@ def test_run_saturation_finds_a_queueing_servers_capacity_without_a_clock() -> N
         slo_ttft_p99_ms=1000, min_rate=1, max_rate=64, requests_per_point=40, closed_loop_concurrency=None
     )
     sweep = PerfSweep(input_tokens=[8], output_tokens=[4], saturation=spec)
-    [result] = run_saturation(
-        QueueBackend(),
-        sweep,
-        sampler=None,
-        tokenizer=None,
-        max_model_len=None,
-        seed=0,
-        needs_text=False,
-        vocab_size=1000,
+    target = PerfTarget(
+        QueueBackend(), None, None, max_model_len=None, seed=0, needs_text=False, vocab_size=1000
     )
+    [result] = run_saturation(target, sweep)
     assert result.rate_per_s is not None and 2 <= result.rate_per_s < 12
     assert result.bound_by and set(result.bound_by) <= {"ttft_p99", "saturated"}
     rates = [p for p in result.probes if p.kind == "rate"]
@@ -221,16 +216,10 @@ def test_run_saturation_finds_a_queueing_servers_capacity_without_a_clock() -> N
 
 def test_run_saturation_skips_a_shape_that_does_not_fit_the_model() -> None:
     sweep = PerfSweep(input_tokens=[100], output_tokens=[4], saturation=SaturationSpec(slo_ttft_p99_ms=1))
-    [result] = run_saturation(
-        QueueBackend(),
-        sweep,
-        sampler=None,
-        tokenizer=None,
-        max_model_len=50,
-        seed=0,
-        needs_text=False,
-        vocab_size=1000,
+    target = PerfTarget(
+        QueueBackend(), None, None, max_model_len=50, seed=0, needs_text=False, vocab_size=1000
     )
+    [result] = run_saturation(target, sweep)
     assert (
         result.rate_per_s is None and result.probes == [] and "exceeds max_model_len" in (result.note or "")
     )

@@ -14,6 +14,7 @@ from llmbench.config_models import ModelConfig
 from llmbench.config_serving import MultiTurnWorkload
 from llmbench.data.workloads import PromptBuilder
 from llmbench.run.multiturn import run_conversations
+from llmbench.run.perf import PerfTarget
 from llmbench.run.workloads import run_perf
 from llmbench.tinymodel import ensure_tiny_model
 from llmbench.types import Completion, GenerationRequest
@@ -145,18 +146,8 @@ def test_on_transformers_only_the_prefix_caching_off_point_runs(recording: Recor
     suite = load_suite("serving")
     sweep = next(t.perf for t in suite.config.tasks if t.name == "shared_prefix")
     assert sweep is not None
-    on, off = run_perf(
-        recording,  # type: ignore[arg-type]
-        sweep,
-        sampler=None,
-        tokenizer=recording.tokenizer,
-        max_model_len=1024,
-        seed=0,
-        needs_text=False,
-        weights_bytes=None,
-        peak_bandwidth_bytes_s=None,
-        base_dir=suite.directory,
-    )
+    target = PerfTarget(recording, None, recording.tokenizer, 1024, seed=0, needs_text=False)  # type: ignore[arg-type]
+    on, off = run_perf(target, sweep, base_dir=suite.directory)
     assert on.error and "prefix caching is off" in on.error and on.ttft_ms is None
     assert off.error is None and off.prefix_caching is False and off.n_requests == 6
     assert off.ttft_ms and off.tpot_ms and off.e2e_latency_ms and off.output_tokens_per_s

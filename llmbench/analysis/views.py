@@ -50,7 +50,7 @@ VIEWS = ("auto", "leaderboard", "detail")
 DETAIL_UP_TO = 3  # runs: more than this and the per-metric view no longer reads, a leaderboard does
 
 
-def compare_files(
+def compare(
     files: Sequence[str | Path],
     *,
     baseline: str | Path | None = None,
@@ -59,7 +59,13 @@ def compare_files(
     view: str = "auto",
     alpha: float | None = None,
 ) -> Compared:
-    """The runs to compare and the view to show them in (`llmbench.api.compare` says how)."""
+    """Compare results files (folders stand for the files in them); `llmbench.api.compare`.
+
+    The latest run of each (model, backend, suite) is compared unless `all_runs`, its repeats (another
+    seed) merged unless `keep_repeats`; the baseline is never merged. `view` "auto" gives the leaderboard
+    for more than three runs without a baseline, the per-metric comparison otherwise. `alpha` is the
+    significance level (the gate's, when it will run, so that the output marks what the gate counts).
+    """
     from llmbench.analysis.leaderboard import build_leaderboard
     from llmbench.analysis.select import expand, select_runs
     from llmbench.analysis.significance import ALPHA

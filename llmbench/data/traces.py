@@ -155,20 +155,8 @@ def _read_burstgpt(path: Path, fh: Any) -> tuple[list[TraceRecord], int]:
         if len(row) < len(header):
             raise DataError(f"{where}: {len(row)} columns where the header has {len(header)}")
         cells = {name: row[i].strip() for name, i in at.items()}
-        request = _count(
-            _number(cells["Request tokens"], where, "Request tokens"),
-            MAX_PROMPT_TOKENS,
-            where,
-            "Request tokens",
-            zero=True,
-        )
-        response = _count(
-            _number(cells["Response tokens"], where, "Response tokens"),
-            MAX_TOKENS,
-            where,
-            "Response tokens",
-            zero=True,
-        )
+        request = _token_cell(cells, "Request tokens", MAX_PROMPT_TOKENS, where)
+        response = _token_cell(cells, "Response tokens", MAX_TOKENS, where)
         if request == 0 or response == 0:  # a failed request in BurstGPT: nothing to replay
             skipped += 1
             continue
@@ -179,6 +167,11 @@ def _read_burstgpt(path: Path, fh: Any) -> tuple[list[TraceRecord], int]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
+
+
+def _token_cell(cells: dict[str, str], column: str, limit: int, where: str) -> int:
+    """A CSV cell's token count, 0 allowed (BurstGPT marks a failed request so)."""
+    return _count(_number(cells[column], where, column), limit, where, column, zero=True)
 
 
 def _number(text: str, where: str, column: str) -> float:

@@ -158,39 +158,50 @@ class _PromptFactory:
         return out
 
 
+@dataclass(frozen=True)
+class PerfTarget:
+    """The loaded model a sweep or a saturation search measures, and what building its prompts needs.
+
+    Without a tokenizer (a dummy-weight architecture) prompts are random ids below `vocab_size`.
+    `weights_bytes` and `peak_bandwidth_bytes_s` give the bandwidth utilisation where both are known.
+    """
+
+    backend: Backend
+    sampler: NvmlSampler | None
+    tokenizer: Any
+    max_model_len: int | None
+    seed: int
+    needs_text: bool
+    vocab_size: int | None = None
+    weights_bytes: int | None = None
+    peak_bandwidth_bytes_s: float | None = None
+
+
 def run_sweep(
-    backend: Backend,
+    target: PerfTarget,
     sweep: PerfSweep,
     *,
-    sampler: NvmlSampler | None,
-    tokenizer: Any,
-    max_model_len: int | None,
-    seed: int,
-    needs_text: bool,
-    weights_bytes: int | None,
-    peak_bandwidth_bytes_s: float | None,
     on_point: Callable[[int, PerfPoint], None] | None = None,
-    vocab_size: int | None = None,
     done: dict[int, PerfPoint] | None = None,
 ) -> list[PerfPoint]:
     """Run every point of `sweep` on a loaded backend; a point that fails is recorded and the sweep goes on.
 
-    Without a tokenizer (a dummy-weight architecture) prompts are random ids below `vocab_size`.
     Points in `done` (by their number, from a resumed run's journal) are taken as they are; the
     prompts of the points after them are the same as in an uninterrupted sweep.
     """
     done = done or {}
-    if tokenizer is None and (not vocab_size or needs_text or sweep.prompt_kind != "random"):
+    t = target
+    if t.tokenizer is None and (not t.vocab_size or t.needs_text or sweep.prompt_kind != "random"):
         raise ConfigError(
             "a perf sweep needs the model's tokenizer to build prompts of exact token lengths",
             hint="without one, only random token-id prompts can run (prompt_kind: random, a completions endpoint)",
         )
-    prompts = _PromptFactory(tokenizer, sweep.prompt_kind, seed, needs_text, vocab_size)
+    prompts = _PromptFactory(t.tokenizer, sweep.prompt_kind, t.seed, t.needs_text, t.vocab_size)
     results: list[PerfPoint] = []
     seen: set[tuple[int, int, int | None, float | None]] = set()
     for point_no, spec in enumerate(sweep_points(sweep)):
         interrupts.check()
-        n_in, reason = resolve_input_tokens(spec, max_model_len, sweep.fit_to_model)
+        n_in, reason = resolve_input_tokens(spec, t.max_model_len, sweep.fit_to_model)
         shape = (n_in, spec.output_tokens, spec.concurrency, spec.request_rate)
         if reason is None and shape in seen:  # two lengths cut to the same limit: one point
             continue
@@ -203,8 +214,8 @@ def run_sweep(
         if reason is not None:
             point = _empty_point(spec, n_in, 0, reason)
         else:
-            point = _run_point(backend, sweep, spec, n_in, point_no, prompts, sampler, seed)
-            point = _with_bandwidth(point, weights_bytes, peak_bandwidth_bytes_s)
+            point = _run_point(t.backend, sweep, spec, n_in, point_no, prompts, t.sampler, t.seed)
+            point = _with_bandwidth(point, t.weights_bytes, t.peak_bandwidth_bytes_s)
         log.info("perf point %s: %s", spec, point.error or f"{point.output_tokens_per_s} tok/s")
         results.append(point)
         if on_point is not None:

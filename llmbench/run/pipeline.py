@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmbench import interrupts
 from llmbench.backends.availability import check_model_available
@@ -38,6 +38,9 @@ from llmbench.run.shard import shard_task
 from llmbench.scoring.base import Scorer
 from llmbench.telemetry.host import LoadWatch
 from llmbench.telemetry.nvml import NvmlSampler
+
+if TYPE_CHECKING:
+    from llmbench.run.perf import PerfTarget
 
 
 class RunInterrupted(LLMBenchError):
@@ -140,8 +143,9 @@ def run_suite(
             journal.pin_task(spec.name, task.fingerprint, state.tasks)
             scorers += [task.scorer] if task.scorer is not None else []
             if spec.perf is not None:
-                sweep += _run_perf(task, backend, info, sampler, ctx, model, opts, progress, journal, state)
-                saturation += _run_saturation(task, backend, info, sampler, ctx, model, opts, progress)
+                target = _perf_target(spec.name, backend, info, sampler, ctx, model, opts)
+                sweep += _run_perf(task, target, ctx.suite_dir, opts, progress, journal, state)
+                saturation += _run_saturation(task, target, opts, progress)
                 host.mark()
                 continue
             if uses_loglikelihood(task, backend):  # multiple choice: options scored, nothing generated
@@ -265,20 +269,45 @@ def _tokenizer_for(backend: Backend, model: ModelConfig, model_path: str) -> Any
     return None
 
 
-def _run_perf(
-    task: PreparedTask,
+def _perf_target(
+    name: str,
     backend: Backend,
     info: BackendInfo,
     sampler: Any,
     ctx: DataContext,
     model: ModelConfig,
     opts: RunOptions,
+) -> PerfTarget:
+    """What task `name`'s sweep and saturation search measure: the loaded model, and how to build its prompts."""
+    from llmbench.run.perf import PerfTarget, peak_bandwidth_bytes_s
+
+    if ctx.tokenizer is None and model.load_format != "dummy":
+        raise UserInputError(f"task '{name}': the performance sweep needs the model's tokenizer")
+    return PerfTarget(
+        backend,
+        sampler,
+        ctx.tokenizer,
+        model.max_model_len or _max_len(ctx.tokenizer),
+        opts.seed or 0,
+        info.takes_text,
+        vocab_size=info.vocab_size if ctx.tokenizer is None else None,
+        weights_bytes=info.weights_bytes,
+        peak_bandwidth_bytes_s=peak_bandwidth_bytes_s(info.gpus) if info.gpus else None,
+    )
+
+
+def _run_perf(
+    task: PreparedTask,
+    target: PerfTarget,
+    suite_dir: Path,
+    opts: RunOptions,
     progress: Progress,
     journal: Journal,
     state: JournalState,
 ) -> list[PerfPoint]:
-    """Run the sweep; each finished point is journaled, and points a resumed run finished are not run again."""
-    from llmbench.run.perf import peak_bandwidth_bytes_s
+    """Run the sweep; each finished point is journaled, and points a resumed run finished are not run again.
+
+    A trace's relative path starts at `suite_dir`."""
     from llmbench.run.workloads import run_perf
 
     assert task.spec.perf is not None
@@ -301,38 +330,14 @@ def _run_perf(
             )
         )
 
-    if ctx.tokenizer is None and model.load_format != "dummy":
-        raise UserInputError(f"task '{task.spec.name}': the performance sweep needs the model's tokenizer")
-    vocab_size = info.vocab_size if ctx.tokenizer is None else None
     progress.message(
         f"performance sweep '{task.spec.name}'" + (f" ({len(done)} points already done)" if done else "")
     )
-    return run_perf(
-        backend,
-        sweep,
-        sampler=sampler,
-        tokenizer=ctx.tokenizer,
-        max_model_len=model.max_model_len or _max_len(ctx.tokenizer),
-        seed=opts.seed or 0,
-        needs_text=info.takes_text,
-        weights_bytes=info.weights_bytes,
-        peak_bandwidth_bytes_s=peak_bandwidth_bytes_s(info.gpus) if info.gpus else None,
-        vocab_size=vocab_size,
-        on_point=finished,
-        done=done,
-        base_dir=ctx.suite_dir,
-    )
+    return run_perf(target, sweep, on_point=finished, done=done, base_dir=suite_dir)
 
 
 def _run_saturation(
-    task: PreparedTask,
-    backend: Backend,
-    info: BackendInfo,
-    sampler: Any,
-    ctx: DataContext,
-    model: ModelConfig,
-    opts: RunOptions,
-    progress: Progress,
+    task: PreparedTask, target: PerfTarget, opts: RunOptions, progress: Progress
 ) -> list[SaturationResult]:
     """The task's saturation search, where its perf block asks for one (a resumed run searches again)."""
     from llmbench.run.saturation import describe_probe, run_saturation
@@ -347,15 +352,7 @@ def _run_saturation(
         sweep = sweep.model_copy(update={"saturation": spec})
     progress.message(f"saturation search '{task.spec.name}'")
     return run_saturation(
-        backend,
-        sweep,
-        sampler=sampler,
-        tokenizer=ctx.tokenizer,
-        max_model_len=model.max_model_len or _max_len(ctx.tokenizer),
-        seed=opts.seed or 0,
-        needs_text=info.takes_text,
-        vocab_size=info.vocab_size if ctx.tokenizer is None else None,
-        on_probe=lambda probe: progress.message(f"  {describe_probe(probe)}"),
+        target, sweep, on_probe=lambda probe: progress.message(f"  {describe_probe(probe)}")
     )
 
 

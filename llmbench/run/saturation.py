@@ -37,6 +37,7 @@ from llmbench.config import PerfSweep
 from llmbench.config_serving import SaturationSpec
 from llmbench.results import PerfPoint, SaturationProbe, SaturationResult
 from llmbench.run.perf import (
+    PerfTarget,
     PointSpec,
     _PromptFactory,
     describe_failure,
@@ -276,16 +277,7 @@ class _Prober:
 
 
 def run_saturation(
-    backend: Backend,
-    sweep: PerfSweep,
-    *,
-    sampler: NvmlSampler | None,
-    tokenizer: object,
-    max_model_len: int | None,
-    seed: int,
-    needs_text: bool,
-    vocab_size: int | None = None,
-    on_probe: Callable[[SaturationProbe], None] | None = None,
+    target: PerfTarget, sweep: PerfSweep, *, on_probe: Callable[[SaturationProbe], None] | None = None
 ) -> list[SaturationResult]:
     """One search per input x output shape of `sweep` (which must have a `saturation` block)."""
     spec = sweep.saturation
@@ -295,13 +287,14 @@ def run_saturation(
     slo_sweep = sweep.model_copy(
         update={"slo_ttft_ms": spec.slo_ttft_p99_ms, "slo_tpot_ms": spec.slo_tpot_p99_ms}
     )
-    prompts = _PromptFactory(tokenizer, sweep.prompt_kind, seed, needs_text, vocab_size)
+    t = target
+    prompts = _PromptFactory(t.tokenizer, sweep.prompt_kind, t.seed, t.needs_text, t.vocab_size)
     prompts.skip(_PROMPT_INDEX_START)
     results, seen = [], set()
     for n_in_spec in sweep.input_tokens:
         for n_out in sweep.output_tokens:
             n_in, reason = resolve_input_tokens(
-                PointSpec(n_in_spec, n_out), max_model_len, sweep.fit_to_model
+                PointSpec(n_in_spec, n_out), t.max_model_len, sweep.fit_to_model
             )
             if (n_in, n_out) in seen:
                 continue
@@ -309,6 +302,6 @@ def run_saturation(
             if reason is not None:
                 results.append(SaturationResult(input_tokens=n_in, output_tokens=n_out, note=reason))
                 continue
-            prober = _Prober(backend, slo_sweep, spec, n_in, n_out, prompts, sampler, seed, on_probe)
+            prober = _Prober(t.backend, slo_sweep, spec, n_in, n_out, prompts, t.sampler, t.seed, on_probe)
             results.append(result_of(spec, n_in, n_out, prober))
     return results

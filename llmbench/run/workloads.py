@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from llmbench import interrupts
-from llmbench.backends.base import Backend
 from llmbench.backends.prefix_cache import state_of
 from llmbench.config import PerfSweep
 from llmbench.config_serving import MultiTurnWorkload, SharedPrefixWorkload, TraceWorkload
@@ -38,7 +37,6 @@ from llmbench.run.workload_measure import (
     measure_trace,
     requests_per_repeat,
 )
-from llmbench.telemetry.nvml import NvmlSampler
 from llmbench.types import GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -61,18 +59,10 @@ def workload_points(sweep: PerfSweep) -> list[WorkloadPoint]:
 
 
 def run_perf(
-    backend: Backend,
+    target: perf.PerfTarget,
     sweep: PerfSweep,
     *,
-    sampler: NvmlSampler | None,
-    tokenizer: Any,
-    max_model_len: int | None,
-    seed: int,
-    needs_text: bool,
-    weights_bytes: int | None,
-    peak_bandwidth_bytes_s: float | None,
     on_point: Callable[[int, PerfPoint], None] | None = None,
-    vocab_size: int | None = None,
     done: dict[int, PerfPoint] | None = None,
     base_dir: Path | None = None,
 ) -> list[PerfPoint]:
@@ -81,25 +71,13 @@ def run_perf(
     `base_dir` is where a trace's relative path starts (the suite file's folder).
     """
     if sweep.workload is None:
-        return perf.run_sweep(
-            backend,
-            sweep,
-            sampler=sampler,
-            tokenizer=tokenizer,
-            max_model_len=max_model_len,
-            seed=seed,
-            needs_text=needs_text,
-            weights_bytes=weights_bytes,
-            peak_bandwidth_bytes_s=peak_bandwidth_bytes_s,
-            on_point=on_point,
-            vocab_size=vocab_size,
-            done=done,
-        )
-    builder = PromptBuilder(tokenizer, sweep.prompt_kind, seed, needs_text, vocab_size)
+        return perf.run_sweep(target, sweep, on_point=on_point, done=done)
+    t = target
+    builder = PromptBuilder(t.tokenizer, sweep.prompt_kind, t.seed, t.needs_text, t.vocab_size)
     return _run_workload(
-        Runner(backend, sweep, builder, sampler, max_model_len, seed, base_dir),
-        weights_bytes,
-        peak_bandwidth_bytes_s,
+        Runner(t.backend, sweep, builder, t.sampler, t.max_model_len, t.seed, base_dir),
+        t.weights_bytes,
+        t.peak_bandwidth_bytes_s,
         on_point,
         done or {},
     )

@@ -13,7 +13,8 @@ from typing import Any
 
 from llmbench.analysis.parity import parity
 from llmbench.analysis.significance import paired_suite_delta
-from llmbench.results import RunResult, SampleRecord
+from llmbench.results import RunResult
+from llmbench.view.queries import one_page
 
 DIFF_TOKENS = 4000  # words (and spaces) of each output compared; a longer tail is shown unmarked
 _WORDS = re.compile(r"\s+|\w+|[^\w\s]")
@@ -121,19 +122,11 @@ def summary(a: RunResult, b: RunResult) -> dict[str, Any]:
 def rows(a: RunResult, b: RunResult, kind: str | None, page: int, size: int) -> dict[str, Any]:
     """One page of differing samples (flipped first), each with both outputs marked where they differ."""
     pairs = [p for p in _pairs(a, b) if kind in (None, "", p[2])]
-    pages = max(1, -(-len(pairs) // size))
-    page = min(page, pages)
-    shown = pairs[(page - 1) * size : page * size]
-    return {
-        "total": len(pairs),
-        "page": page,
-        "pages": pages,
-        "size": size,
-        "rows": [_row(i, a.samples[i], j, b.samples[j], k) for i, j, k in shown],
-    }
+    return one_page(pairs, page, size, lambda pair: _row(a, b, *pair))
 
 
-def _row(i: int, x: SampleRecord, j: int, y: SampleRecord, kind: str) -> dict[str, Any]:
+def _row(a: RunResult, b: RunResult, i: int, j: int, kind: str) -> dict[str, Any]:
+    x, y = a.samples[i], b.samples[j]
     left, right = marked(x.output or x.error or "", y.output or y.error or "")
     return {
         "kind": kind,

@@ -6,15 +6,17 @@ results file never changes; filters and pages are applied here so a browser neve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from llmbench.analysis.leaderboard import PERFORMANCE
 from llmbench.analysis.select import variant
 from llmbench.results import MetricValue, RunResult, SampleRecord
 from llmbench.scoring.reasoning import split_reasoning
 from llmbench.view.catalog import Header
+
+T = TypeVar("T")
 
 STATUSES = ("correct", "wrong", "unparsed", "truncated", "timeout", "error")
 FACETS = ("language", "length", "depth")  # sample metadata a suite may group by: filters where present
@@ -181,19 +183,18 @@ def sample_row(key: int, rec: SampleRecord) -> dict[str, Any]:
     }
 
 
+def one_page(items: Sequence[T], page: int, size: int, row: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    """Page `page` (from 1; past the last, the last) of `items` with `size` to a page, each shown as `row`."""
+    pages = max(1, -(-len(items) // size))
+    page = min(page, pages)
+    shown = items[(page - 1) * size : page * size]
+    return {"total": len(items), "page": page, "pages": pages, "size": size, "rows": [row(x) for x in shown]}
+
+
 def samples_page(run: RunResult, flt: SampleFilter, page: int, size: int) -> dict[str, Any]:
     """The filtered samples, one page of them."""
     keys = [i for i, rec in enumerate(run.samples) if flt.matches(rec)]
-    pages = max(1, -(-len(keys) // size))
-    page = min(page, pages)
-    shown = keys[(page - 1) * size : page * size]
-    return {
-        "total": len(keys),
-        "page": page,
-        "pages": pages,
-        "size": size,
-        "rows": [sample_row(i, run.samples[i]) for i in shown],
-    }
+    return one_page(keys, page, size, lambda i: sample_row(i, run.samples[i]))
 
 
 def markers_of(run: RunResult, task: str) -> list[tuple[str, str]]:

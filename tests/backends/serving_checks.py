@@ -7,6 +7,7 @@ from typing import Any
 from llmbench.backends.base import BackendInfo
 from llmbench.config import load_suite
 from llmbench.results import PerfPoint
+from llmbench.run.perf import PerfTarget
 from llmbench.run.workloads import run_perf
 
 
@@ -15,18 +16,8 @@ def run_serving_suite(backend: Any, info: BackendInfo) -> dict[str, list[PerfPoi
     points = {}
     for task in suite.config.tasks:
         assert task.perf is not None
-        points[task.name] = run_perf(
-            backend,
-            task.perf,
-            sampler=None,
-            tokenizer=backend.tokenizer,
-            max_model_len=1024,
-            seed=0,
-            needs_text=info.takes_text,
-            weights_bytes=None,
-            peak_bandwidth_bytes_s=None,
-            base_dir=suite.directory,
-        )
+        target = PerfTarget(backend, None, backend.tokenizer, 1024, seed=0, needs_text=info.takes_text)
+        points[task.name] = run_perf(target, task.perf, base_dir=suite.directory)
     return points
 
 

@@ -15,6 +15,7 @@ import pytest
 from llmbench.backends.common import load_tokenizer
 from llmbench.config import PerfSweep
 from llmbench.config_serving import SaturationSpec
+from llmbench.run.perf import PerfTarget
 from llmbench.run.saturation import run_saturation
 
 if TYPE_CHECKING:
@@ -36,15 +37,16 @@ def test_saturation_search_finds_a_rate_and_names_what_bound_it(served: ServedMo
         max_probes=8,
     )
     sweep = PerfSweep(input_tokens=[16], output_tokens=[4], saturation=spec)
-    [result] = run_saturation(
+    tokenizer = load_tokenizer(served.config, served.config.model)
+    target = PerfTarget(
         served.backend,
-        sweep,
-        sampler=None,
-        tokenizer=load_tokenizer(served.config, served.config.model),
-        max_model_len=served.config.max_model_len,
+        None,
+        tokenizer,
+        served.config.max_model_len,
         seed=0,
         needs_text=served.info.takes_text,
     )
+    [result] = run_saturation(target, sweep)
     rates = [p for p in result.probes if p.kind == "rate"]
     assert result.probes[0].kind == "closed_loop" and result.max_throughput_per_s
     assert rates[0].offered_rate_per_s == 2 and rates[0].passed, rates[0].violated
