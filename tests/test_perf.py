@@ -18,13 +18,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from llmbench.backends.base import BackendInfo
 from llmbench.config import PerfSweep
 from llmbench.data.perfprompts import count_tokens, make_prompt_ids, make_prompt_text
 from llmbench.results import PerfPoint
 from llmbench.run.perf import PerfTarget, peak_bandwidth_bytes_s, poisson_offsets, run_sweep
 from llmbench.telemetry.nvml import NvmlSampler
 from llmbench.types import Completion, GenerationRequest
+from tests.model_free_backend import ModelFreeBackend
 from tests.telemetry import fake_pynvml
 from tests.telemetry.fake_pynvml import FakeGpu
 
@@ -52,7 +52,7 @@ class OutOfMemoryError(RuntimeError):
 
 
 @dataclass
-class ScriptedBackend:
+class ScriptedBackend(ModelFreeBackend):
     """Reports request i of a call with TTFT ttft_ms[i] and a fixed TPOT; optionally a "cold" first call."""
 
     name: ClassVar[str] = "scripted"
@@ -66,26 +66,10 @@ class ScriptedBackend:
     calls: list[Call] = field(default_factory=list)
     on_generate: Any = None
 
-    def load(self) -> BackendInfo:
-        return BackendInfo(backend=self.name, model="scripted")
-
-    @property
-    def tokenizer(self) -> Any:
-        return None
-
-    def close(self) -> None:
-        pass
-
-    def generate(
-        self,
-        requests: Sequence[GenerationRequest],
-        *,
-        concurrency: int | None = None,
-        arrival_offsets_s: Sequence[float] | None = None,
+    def answer(
+        self, requests: list[GenerationRequest], concurrency: int | None, offsets: list[float] | None
     ) -> Iterator[Completion]:
-        self.calls.append(
-            Call(list(requests), concurrency, list(arrival_offsets_s) if arrival_offsets_s else None)
-        )
+        self.calls.append(Call(requests, concurrency, offsets or None))
         n_in = len(requests[0].prompt_token_ids or ()) if requests[0].prompt_token_ids else None
         if self.fail_at_input is not None and n_in is not None and n_in >= self.fail_at_input:
             raise self.failure

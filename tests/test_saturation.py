@@ -5,7 +5,7 @@ for any figure the tests check). The real server run is in tests/backends/test_s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,6 +18,7 @@ from llmbench.results import Distribution, Performance, PerfPoint, SaturationPro
 from llmbench.run.perf import PerfTarget
 from llmbench.run.saturation import describe_probe, judge, result_of, run_saturation, search, spans_rates
 from llmbench.types import Completion, GenerationRequest
+from tests.model_free_backend import ModelFreeBackend
 
 
 def _dist(value: float) -> Distribution:
@@ -160,23 +161,19 @@ def test_performance_blocks_without_saturation_still_read() -> None:
 
 
 @dataclass
-class QueueBackend:
+class QueueBackend(ModelFreeBackend):
     """One FIFO server in virtual time: each request takes `service_s`; TTFT includes the wait in the queue."""
 
     name: ClassVar[str] = "queue"
     service_s: float = 0.1
     prefill_s: float = 0.02
 
-    def generate(
-        self,
-        requests: Sequence[GenerationRequest],
-        *,
-        concurrency: int | None = None,
-        arrival_offsets_s: Sequence[float] | None = None,
+    def answer(
+        self, requests: list[GenerationRequest], concurrency: int | None, offsets: list[float] | None
     ) -> Iterator[Completion]:
         free_at = 0.0
         for i, request in enumerate(requests):
-            arrival = arrival_offsets_s[i] if arrival_offsets_s is not None else 0.0
+            arrival = offsets[i] if offsets is not None else 0.0
             start = max(arrival, free_at)
             free_at = start + self.service_s
             n_out = request.params.max_new_tokens
@@ -187,13 +184,6 @@ class QueueBackend:
                 ttft_ms=(start - arrival + self.prefill_s) * 1000,
                 latency_ms=(free_at - arrival) * 1000,
             )
-
-    @property
-    def tokenizer(self) -> Any:
-        return None
-
-    def close(self) -> None:
-        pass
 
 
 def test_run_saturation_finds_a_queueing_servers_capacity_without_a_clock() -> None:
