@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,49 +64,44 @@ def test_burstgpt_reads_its_columns_in_any_order(tmp_path: Path) -> None:
     ]
 
 
+def one_line_error(path: Path, line: int, message: str) -> DataError:
+    """Reading `path` fails with one line that starts with file:line and says `message`."""
+    with pytest.raises(DataError) as caught:
+        read_trace(path)
+    assert str(caught.value).startswith(f"{path}:{line}: ") and message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    return caught.value
+
+
+def mooncake(**changes: Any) -> str:
+    """One Mooncake line: a valid request with `changes` (None drops the key)."""
+    row = {"timestamp": 0, "input_length": 5, "output_length": 1} | changes
+    return json.dumps({k: v for k, v in row.items() if v is not None}) + "\n"
+
+
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [
-        ('{"timestamp": 0, "input_length": 5, "output_length": 1}\nnot json\n', 2, "not a JSON object"),
+        (mooncake() + "not json\n", 2, "not a JSON object"),
         ("[1, 2]\n", 1, "not a JSON object but list"),
-        ('{"timestamp": 0, "input_length": 5}\n', 1, "no 'output_length'"),
-        ('{"timestamp": -1, "input_length": 5, "output_length": 1}\n', 1, "timestamp -1 is out of range"),
-        ('{"timestamp": NaN, "input_length": 5, "output_length": 1}\n', 1, "not a JSON object"),
-        (
-            '{"timestamp": 0, "input_length": true, "output_length": 1}\n',
-            1,
-            "input_length must be a whole number",
-        ),
-        (
-            '{"timestamp": 0, "input_length": 1.5, "output_length": 1}\n',
-            1,
-            "input_length 1.5 is not a whole number",
-        ),
-        ('{"timestamp": 0, "input_length": 1e30, "output_length": 1}\n', 1, "is not a whole number from 1"),
-        ('{"timestamp": 0, "input_length": 5, "output_length": 0}\n', 1, "output_length 0"),
-        (
-            '{"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": "a"}\n',
-            1,
-            "hash_ids must be a list",
-        ),
-        (
-            '{"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [-1]}\n',
-            1,
-            "hash_ids must hold",
-        ),
-        ('{"timestamp": "0", "input_length": 5, "output_length": 1}\n', 1, "timestamp must be a number"),
+        (mooncake(output_length=None), 1, "no 'output_length'"),
+        (mooncake(timestamp=-1), 1, "timestamp -1 is out of range"),
+        (mooncake(timestamp=float("nan")), 1, "not a JSON object"),
+        (mooncake(input_length=True), 1, "input_length must be a whole number"),
+        (mooncake(input_length=1.5), 1, "input_length 1.5 is not a whole number"),
+        (mooncake(input_length=1e30), 1, "is not a whole number from 1"),
+        (mooncake(output_length=0), 1, "output_length 0"),
+        (mooncake(hash_ids="a"), 1, "hash_ids must be a list"),
+        (mooncake(hash_ids=[-1]), 1, "hash_ids must hold"),
+        (mooncake(timestamp="0"), 1, "timestamp must be a number"),
         ("[" * 100_000 + "\n", 1, "nested too deeply"),
     ],
 )
 def test_a_malformed_mooncake_line_is_one_error_naming_file_and_line(
     tmp_path: Path, text: str, line: int, message: str
 ) -> None:
-    path = write(tmp_path, "bad.jsonl", text)
-    with pytest.raises(DataError) as caught:
-        read_trace(path)
-    assert str(caught.value).startswith(f"{path}:{line}: ") and message in str(caught.value)
-    assert isinstance(caught.value, UserInputError) and caught.value.exit_code == 2
-    assert "\n" not in str(caught.value)
+    error = one_line_error(write(tmp_path, "bad.jsonl", text), line, message)
+    assert isinstance(error, UserInputError) and error.exit_code == 2
 
 
 @pytest.mark.parametrize(
@@ -121,10 +118,7 @@ def test_a_malformed_mooncake_line_is_one_error_naming_file_and_line(
 def test_a_malformed_burstgpt_row_is_one_error_naming_file_and_line(
     tmp_path: Path, text: str, line: int, message: str
 ) -> None:
-    path = write(tmp_path, "bad.csv", text)
-    with pytest.raises(DataError) as caught:
-        read_trace(path)
-    assert str(caught.value).startswith(f"{path}:{line}: ") and message in str(caught.value)
+    one_line_error(write(tmp_path, "bad.csv", text), line, message)
 
 
 def test_files_that_are_no_trace_at_all_are_refused_in_one_line(tmp_path: Path) -> None:
