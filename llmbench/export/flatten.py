@@ -98,10 +98,12 @@ def metrics(run: RunResult) -> dict[str, float]:
 
 
 def tags(item: ExportItem) -> dict[str, str]:
-    """Where the run came from: its run id (what makes an export idempotent), file, study cell, variant."""
+    """Where the run came from: its run id and start (together what makes an export idempotent: a run id is
+    a file name where the user chose it), file, study cell, variant."""
     run = item.run
     out = {
         "llmbench.run_id": run.run_id,
+        "llmbench.created_at": run.created_at,  # with the run id, what tells this run from another of that name
         "llmbench.results_file": str(item.path),
         "llmbench.results_sha256": file_sha256(item.path),
         "llmbench.model": run.model_name,
@@ -123,6 +125,11 @@ def tags(item: ExportItem) -> dict[str, str]:
 def run_title(run: RunResult) -> str:
     """A run's name in a tracker's list: model, backend and suite (the run id is a tag)."""
     return f"{run.model_name} · {run.backend.backend} · {run.suite_name}"
+
+
+def identity_hash(run: RunResult) -> str:
+    """A short hash of what identifies a run (its id and start), for names that must be unique."""
+    return hashlib.sha256(f"{run.run_id}\n{run.created_at}".encode()).hexdigest()[:8]
 
 
 def file_sha256(path: Path) -> str:

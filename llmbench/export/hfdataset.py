@@ -1,6 +1,6 @@
 """Export the samples as a Hugging Face dataset folder: Parquet files and a dataset card.
 
-A config per suite, a split per results file (named from its run id):
+A config per suite, a split per results file (named from its run id and a hash of its id and start):
     DIR/README.md                           card: YAML front matter (configs, features, splits) + a table
     DIR/data/<suite>/<split>.parquet        one row per sample, with the run's identity in the file metadata
 `datasets.load_dataset(DIR, "<suite>")` reads it as it is, and `huggingface-cli upload` pushes it to the Hub.
@@ -21,7 +21,7 @@ from llmbench.errors import UserInputError
 from llmbench.export import flatten
 from llmbench.export.base import Exported, ExportItem, ExportOptions, require
 from llmbench.export.hfcard import FIELDS, render_card
-from llmbench.results import SampleRecord
+from llmbench.results import RunResult, SampleRecord
 from llmbench.results_io import write_atomic as _write_text
 
 META_KEY = b"llmbench"
@@ -45,7 +45,7 @@ class HfDatasetExporter:
 
     def _export_one(self, item: ExportItem) -> Exported:
         run = item.run
-        path = self.root / "data" / config_name(run.suite_name) / f"{split_name(run.run_id)}.parquet"
+        path = self.root / "data" / config_name(run.suite_name) / f"{split_name(run)}.parquet"
         facts: dict[str, Any] = {
             "run_id": run.run_id,
             "model": run.model_name,
@@ -108,9 +108,11 @@ def config_name(suite: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", suite).strip("_") or "suite"
 
 
-def split_name(run_id: str) -> str:
-    """A split name the Hub accepts (`\\w+`), unique per run: the run id with other characters as `_`."""
-    return re.sub(r"\W+", "_", run_id).strip("_") or "run"
+def split_name(run: RunResult) -> str:
+    """A split name the Hub accepts (`\\w+`): the run id with other characters as `_`, and a hash of the run
+    id and start, since a run id is a file name where the user chose it (two runs may share one)."""
+    name = re.sub(r"\W+", "_", run.run_id).strip("_")[:80]
+    return f"{name}_{flatten.identity_hash(run)}"
 
 
 def _json(value: Any) -> str | None:

@@ -20,9 +20,11 @@ from typing import Any
 from llmbench.errors import LLMBenchError, UserInputError
 from llmbench.export import flatten
 from llmbench.export.base import Exported, ExportItem, ExportOptions, require
+from llmbench.results import RunResult
 
 DEFAULT_EXPERIMENT = "llmbench"
 RUN_ID_TAG = "llmbench.run_id"
+CREATED_TAG = "llmbench.created_at"
 # MLflow's own limits (mlflow.utils.validation), kept here so that a change there is one line here.
 MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
@@ -90,7 +92,7 @@ class MlflowExporter:
 
     def _export_one(self, experiment_id: str, item: ExportItem) -> Exported:
         run = item.run
-        existing = self._find(experiment_id, run.run_id)
+        existing = self._find(experiment_id, run)
         if existing is not None and existing.info.status == "FINISHED":
             return Exported(item.path, run.run_id, self._location(experiment_id, existing), created=False)
         if existing is not None:  # an export cut short: its parameters may differ, so it is replaced
@@ -114,11 +116,12 @@ class MlflowExporter:
             self.client.set_terminated(run_id, "FINISHED", end_time=end_ms)
         return Exported(item.path, run.run_id, self._location(experiment_id, created))
 
-    def _find(self, experiment_id: str, llmbench_run_id: str) -> Any:
-        quoted = llmbench_run_id.replace("\\", "\\\\").replace("'", "\\'")
-        found = self.client.search_runs(
-            [experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{quoted}'", max_results=1
+    def _find(self, experiment_id: str, run: RunResult) -> Any:
+        """The MLflow run an earlier export made of this run: same run id and same start."""
+        wanted = (
+            f"tags.`{RUN_ID_TAG}` = {_quote(run.run_id)} and tags.`{CREATED_TAG}` = {_quote(run.created_at)}"
         )
+        found = self.client.search_runs([experiment_id], filter_string=wanted, max_results=1)
         return found[0] if found else None
 
     def _log(self, run_id: str, item: ExportItem, timestamp_ms: int) -> None:
@@ -143,6 +146,11 @@ class MlflowExporter:
 def _key(name: str) -> str:
     """A key MLflow accepts: letters, digits and `_ - . / : space`, at most 250 characters."""
     return _NOT_IN_KEY.sub("_", name)[:MAX_KEY]
+
+
+def _quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
 
 
 def _fit(value: str, limit: int) -> str:

@@ -5,7 +5,6 @@ its offline run and adds nothing, and a synced run keeps its identity on the ser
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from typing import Any
 from llmbench.errors import LLMBenchError
 from llmbench.export import flatten
 from llmbench.export.base import Exported, ExportItem, ExportOptions, require
+from llmbench.results import RunResult
 
 DEFAULT_PROJECT = "llmbench"
 MAX_TAG = 64  # W&B refuses longer tags
@@ -46,7 +46,7 @@ class WandbExporter:
 
     def _export_one(self, item: ExportItem) -> Exported:
         run = item.run
-        run_id = wandb_id(run.run_id)
+        run_id = wandb_id(run)
         done = self.existing(run_id)
         if done is not None:
             return Exported(item.path, run.run_id, str(done), created=False)
@@ -92,11 +92,10 @@ class WandbExporter:
         return found[-1] if found else None
 
 
-def wandb_id(llmbench_run_id: str) -> str:
-    """A W&B run id for a llmbench run id: readable, within W&B's characters and length, and unique
-    (the hash tells apart run ids that read alike once cleaned)."""
-    digest = hashlib.sha256(llmbench_run_id.encode()).hexdigest()[:8]
-    return f"{re.sub(r'[^A-Za-z0-9_-]', '-', llmbench_run_id)[:48]}-{digest}"
+def wandb_id(run: RunResult) -> str:
+    """A W&B run id for a llmbench run: readable, within W&B's characters and length, and unique (the hash
+    of the run id and start tells apart runs given the same name, and names that read alike once cleaned)."""
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '-', run.run_id)[:48]}-{flatten.identity_hash(run)}"
 
 
 def run_tags(item: ExportItem) -> list[str]:

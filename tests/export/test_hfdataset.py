@@ -62,6 +62,16 @@ def test_exporting_again_writes_nothing_and_a_new_file_adds_its_split(tmp_path: 
     assert info == {"math": 20, "code": 6}
 
 
+def test_two_runs_given_the_same_run_id_get_splits_of_their_own(tmp_path: Path) -> None:
+    needs("pyarrow")
+    first = two_runs()[0].model_copy(update={"run_id": "math"})  # `llmbench run --output math.json`, twice
+    second = first.model_copy(update={"created_at": "2026-11-21T10:00:00+00:00"})
+    files = write_runs(tmp_path / "a", [first]) + write_runs(tmp_path / "b", [second])
+    done = api.export(files, "hf-dataset", directory=tmp_path / "ds")
+    assert [d.created for d in done] == [True, True] and done[0].location != done[1].location
+    assert len(_card(tmp_path / "ds")["configs"][0]["data_files"]) == 2
+
+
 def test_hf_dataset_needs_a_folder() -> None:
     with pytest.raises(UserInputError, match="--output DIR"):
         api.export(["x.json"], "hf-dataset")

@@ -144,6 +144,10 @@ def test_exporting_the_same_file_again_adds_no_run(tracking_uri: str, tmp_path: 
     assert [first[0].created, again[0].created] == [True, False]
     assert again[0].location == first[0].location
     assert len(_runs(tracking_uri, "e2")) == 1
+    later = two_runs()[0].model_copy(update={"created_at": "2026-11-21T10:00:00+00:00"})  # the same run id
+    (other,) = write_runs(tmp_path / "later", [later])
+    assert api.export([other], "mlflow", tracking_uri=tracking_uri, experiment="e2")[0].created
+    assert len(_runs(tracking_uri, "e2")) == 2
 
 
 def test_an_export_cut_short_is_replaced_not_kept_beside_the_new_one(
@@ -152,7 +156,8 @@ def test_an_export_cut_short_is_replaced_not_kept_beside_the_new_one(
     (math,) = write_runs(tmp_path, two_runs()[:1])
     client = _client(tracking_uri)
     experiment = client.create_experiment("e3")
-    half = client.create_run(experiment, tags={"llmbench.run_id": "tiny-a-math-2026-11-20"})  # left RUNNING
+    mark = {"llmbench.run_id": "tiny-a-math-2026-11-20", "llmbench.created_at": "2026-11-20T10:00:00+00:00"}
+    half = client.create_run(experiment, tags=mark)  # left RUNNING, as by an export that was killed
     (done,) = api.export([math], "mlflow", tracking_uri=tracking_uri, experiment="e3")
     assert done.created
     (kept,) = _runs(tracking_uri, "e3")
