@@ -33,7 +33,9 @@ def synthesise(out: Path, files: int, samples: int) -> None:
         run.run_id = f"{run.run_id}-{i}"
         run.created_at = (datetime.fromisoformat(run.created_at) - timedelta(hours=i)).isoformat()
         records = run.samples
-        run.samples = [records[k % len(records)].model_copy(update={"sample_index": k}) for k in range(samples)]
+        run.samples = [
+            records[k % len(records)].model_copy(update={"sample_index": k}) for k in range(samples)
+        ]
         write_results(run, out / f"run-{i:04d}.json")
 
 
@@ -67,9 +69,15 @@ def main() -> None:
         samples, _ = timed_get(server, f"/api/samples?{urlencode({'id': run_id, 'text': 'apples'})}")
         server.shutdown()
         server.server_close()
-    print(f"{args.files} files x {args.samples} samples, {size / 1e6:.0f} MB on disk; {page['total']} runs listed")
-    print(f"server start to the first page of {len(page['rows'])} runs: {first_page:.3f} s (the request alone {cold:.3f} s)")
-    print(f"the same page again: {warm:.3f} s; opening one run: {opened:.3f} s; a text search in it: {samples:.3f} s")
+    print(
+        f"{args.files} files x {args.samples} samples, {size / 1e6:.0f} MB on disk; {page['total']} runs listed"
+    )
+    print(
+        f"server start to the first page of {len(page['rows'])} runs: {first_page:.3f} s (the request alone {cold:.3f} s)"
+    )
+    print(
+        f"the same page again: {warm:.3f} s; opening one run: {opened:.3f} s; a text search in it: {samples:.3f} s"
+    )
 
 
 if __name__ == "__main__":

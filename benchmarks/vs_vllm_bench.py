@@ -187,6 +187,13 @@ def main() -> None:
         ours = statistics.median(rec[metric] for _, tool, _, rec in rows if tool == "llmbench")
         theirs = statistics.median(rec[metric] for _, tool, _, rec in rows if tool != "llmbench")
         print(f"{metric}: llmbench {ours:.2f} vs vllm bench {theirs:.2f} (ratio {ours / theirs:.3f})")
+    # What each client adds on top of the server's own TTFT in the same run: the harness's share,
+    # with the host's drift between runs taken out.
+    for name in ("llmbench", "vllm bench serve"):
+        extra = [rec["mean_ttft_ms"] - rec["server_ttft_ms"] for _, tool, _, rec in rows if tool == name]
+        print(
+            f"{name}: client mean TTFT - server mean TTFT, median over rounds {statistics.median(extra):.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 The bounds are chosen so that the outcome does not hang on how busy the host is: the client lets one
 request in flight at a time, so at the lowest rate (2/s) each request has half a second to finish,
-while at the highest (512/s) twelve requests arrive within a few tens of milliseconds and queue
-behind each other: the search must find a rate between them and say what stopped it.
+far more than a 4-token answer takes; the closed-loop point (one at a time, back to back) caps the
+rates offered at what the server completes, and Poisson arrivals at that rate queue behind each
+other. The search must find a rate at or above the lowest and say what stopped it: an SLO, the
+queue (saturated), or the cap.
 """
 
 from __future__ import annotations
