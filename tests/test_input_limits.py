@@ -162,9 +162,11 @@ def test_invalid_utf8_in_a_data_file_names_the_line(tmp_path: Path) -> None:
     "content",
     [
         b"this is not gzip at all\n",
-        gzip.compress(b"".join(b'{"id": %d}\n' % i for i in range(1000)))[:200],  # cut short
-        gzip.compress(b'{"id": 1}\n')[:10] + b"\x00" * 40,  # corrupt deflate stream
+        # mtime=0: the header holds no clock, so every test worker collects the same parameters
+        gzip.compress(b"".join(b'{"id": %d}\n' % i for i in range(1000)), mtime=0)[:200],  # cut short
+        gzip.compress(b'{"id": 1}\n', mtime=0)[:10] + b"\x00" * 40,  # corrupt deflate stream
     ],
+    ids=["not-gzip", "cut-short", "corrupt-deflate"],
 )
 def test_a_corrupt_gzip_data_file_is_one_line(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "d.jsonl.gz").write_bytes(content)
