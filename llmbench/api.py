@@ -50,6 +50,7 @@ __all__ = [
     "compare",
     "export",
     "gate",
+    "gate_scope",
     "history",
     "model",
     "parity",
@@ -266,14 +267,31 @@ def gate(compared: Compared, gate_config: Path | None = None) -> list[Finding]:
     """Significant regressions of each candidate against the baseline (thresholds: configs/gates.yaml)."""
     from llmbench.analysis.gate import check_regressions, load_thresholds
 
-    if compared.baseline is None:
+    base = compared.baseline
+    if base is None:
         raise UserInputError("--fail-on-regression needs --baseline BASE.json")
+    same_suite = [c for c in compared.candidates if c.suite_name == base.suite_name]
+    if not same_suite:
+        raise UserInputError(
+            f"no candidate ran the baseline's suite '{base.suite_name}': nothing to gate",
+            hint="pass runs of that suite, or a baseline of the suite the candidates ran",
+        )
     thresholds = load_thresholds(gate_config)
-    return [
-        Finding(cand.model_name, reg)
-        for cand in compared.candidates
-        for reg in check_regressions(compared.baseline, cand, thresholds)
-    ]
+    return [Finding(c.model_name, reg) for c in same_suite for reg in check_regressions(base, c, thresholds)]
+
+
+def gate_scope(compared: Compared) -> list[str]:
+    """One line per candidate the gate checks only in part or not at all (another suite or backend)."""
+    from llmbench.analysis.gate import ungated
+
+    if compared.baseline is None:
+        return []
+    lines = []
+    for cand in compared.candidates:
+        why = ungated(compared.baseline, cand)
+        if why is not None:
+            lines.append(f"gate: {cand.model_name} · {cand.backend.backend} · {cand.suite_name} {why}")
+    return lines
 
 
 def report(

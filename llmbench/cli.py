@@ -269,12 +269,12 @@ def compare(
         view="detail" if detail else "auto",
         alpha=api.gate_alpha(gate_config) if fail_on_regression else None,
     )
+    findings = api.gate(compared, gate_config) if fail_on_regression else None  # a bad gate: before output
     for note in compared.notes:  # on standard error: standard output stays valid JSON/CSV
         console.print(note, style="dim", highlight=False, markup=False)
     show_comparison(compared, renderer, fmt, output)
-    if fail_on_regression:
-        findings = api.gate(compared, gate_config)
-        show_gate_verdict(findings)
+    if findings is not None:
+        show_gate_verdict(findings, api.gate_scope(compared))
         raise typer.Exit(1 if findings else 0)
 
 

@@ -66,8 +66,11 @@ def show_comparison(compared: api.Compared, renderer: Renderer, fmt: str, output
         output.write_text(api.render(fmt, compared), encoding="utf-8")
 
 
-def show_gate_verdict(findings: list[api.Finding]) -> None:
-    """Each regression the gate found, or that there is none; on standard error."""
+def show_gate_verdict(findings: list[api.Finding], scope: list[str]) -> None:
+    """The candidates the gate checked only in part, each regression it found or that there is none;
+    on standard error."""
+    for line in scope:
+        console.print(line, style="dim", highlight=False, markup=False, soft_wrap=True)
     for finding in findings:
         console.print(str(finding), highlight=False, markup=False, soft_wrap=True)
     if not findings:

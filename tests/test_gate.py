@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from llmbench import api
 from llmbench.analysis.gate import DEFAULT_GATES, GateThresholds, check_regressions, load_thresholds
-from llmbench.errors import ConfigError
+from llmbench.errors import ConfigError, UserInputError
+from llmbench.results_io import write_results
 from tests.factories import make_run, performance, verdicts, with_flips
 
 
@@ -140,3 +142,38 @@ def test_missing_rows_can_be_allowed_explicitly() -> None:
     candidate = make_run("m", {"gsm8k": BASE})
     lenient = GateThresholds.model_validate({"allow_missing": True})
     assert [r.kind for r in check_regressions(baseline, candidate, lenient)] == []
+
+
+def test_over_many_candidates_the_gate_checks_the_baseline_suite_and_timings_on_its_backend_only(
+    tmp_path: Path,
+) -> None:
+    base = write_results(
+        make_run("m", {"gsm8k": BASE}, backend="transformers", run_id="base", perf=performance(ttft_ms=40)),
+        tmp_path / "base.json",
+    )
+    tonight = make_run(
+        "m", {"gsm8k": BASE}, backend="transformers", run_id="t", perf=performance(ttft_ms=41, seed=1)
+    )
+    other_engine = make_run(  # twice the TTFT on another engine: a comparison, not a regression
+        "m", {"gsm8k": _break(BASE, 40)}, backend="vllm", run_id="v", perf=performance(ttft_ms=80, seed=2)
+    )
+    other_suite = make_run("m", {"schema": BASE}, suite="json", backend="transformers", run_id="j")
+    for run in (tonight, other_engine, other_suite):
+        write_results(run, tmp_path / "runs" / f"{run.run_id}.json")
+    compared = api.compare([tmp_path / "runs"], baseline=base)
+    found = api.gate(compared)
+    assert [(f.regression.kind, f.regression.task) for f in found] == [("quality", "gsm8k")]
+    scope = api.gate_scope(compared)
+    assert len(scope) == 2
+    assert any(
+        "m · vllm · math ran on vllm, the baseline on transformers: quality gated, timings not" in s
+        for s in scope
+    )
+    assert any("suite 'json', the baseline 'math': not gated" in s for s in scope)
+
+
+def test_a_gate_whose_candidates_all_ran_another_suite_is_bad_input(tmp_path: Path) -> None:
+    base = write_results(make_run("m", {"gsm8k": BASE}), tmp_path / "base.json")
+    other = write_results(make_run("m", {"schema": BASE}, suite="json"), tmp_path / "json.json")
+    with pytest.raises(UserInputError, match="no candidate ran the baseline's suite 'math'"):
+        api.gate(api.compare([other], baseline=base))

@@ -116,7 +116,8 @@ def check_regressions(
         )
         return [Regression("suite", candidate.suite_name, "(suite)", "suite", None, None, None, None, reason)]
     comparison = build_comparison([baseline, candidate], baseline=baseline, alpha=thresholds.alpha)
-    timed = measures_model(baseline) and measures_model(candidate)
+    # Timings gate only against the same backend: another engine's latency is a comparison, not a regression.
+    timed = measures_model(baseline) and measures_model(candidate) and same_backend(baseline, candidate)
     base = comparison.baseline if comparison.baseline is not None else 0
     cand = 1 - base
     found: list[Regression] = []
@@ -131,6 +132,22 @@ def check_regressions(
         if reg is not None:
             found.append(reg)
     return found
+
+
+def same_backend(baseline: RunResult, candidate: RunResult) -> bool:
+    return baseline.backend.backend == candidate.backend.backend
+
+
+def ungated(baseline: RunResult, candidate: RunResult) -> str | None:
+    """Why the gate checks `candidate` only in part, or not at all; None when it checks everything."""
+    if candidate.suite_name != baseline.suite_name:
+        return f"ran suite '{candidate.suite_name}', the baseline '{baseline.suite_name}': not gated"
+    if not same_backend(baseline, candidate):
+        return (
+            f"ran on {candidate.backend.backend}, the baseline on {baseline.backend.backend}: "
+            "quality gated, timings not"
+        )
+    return None
 
 
 def _present(cell: MetricValue | None) -> bool:
