@@ -102,4 +102,27 @@ def test_a_one_task_suite_scores_with_the_tasks_own_interval() -> None:
     score = suite_score([task])
     assert score is not None and (score.value, score.ci_low, score.ci_high) == (1.0, 0.977, 1.0)
     two = suite_score([task, task.model_copy(update={"name": "again"})])
-    assert two is not None and two.method == "weighted-normal"
+    assert two is not None and two.method == "weighted-wilson"
+
+
+def test_pass_fail_tasks_give_a_suite_interval_as_wide_as_their_pooled_samples() -> None:
+    """Two tasks of 3 samples, all wrong: the suite has 6 samples, and its interval is Wilson's for 0 of
+    6 ([0, 0.39]); a normal interval from the tasks' standard errors would claim [0, 0.20], excluding
+    a true rate of 0.3 that gives 0 of 6 about one time in eight."""
+    from llmbench.results import MetricValue, TaskResult
+    from llmbench.run.aggregate import suite_score
+    from llmbench.scoring.stats import wilson_interval
+
+    lo, hi = wilson_interval(0, 3)
+    none_right = MetricValue(value=0.0, stderr=0.0, ci_low=lo, ci_high=hi, n=3, method="wilson")
+    tasks = [
+        TaskResult(name=name, scorer="math", primary_metric="accuracy", metrics={"accuracy": none_right})
+        for name in ("gsm8k", "math")
+    ]
+    score = suite_score(tasks)
+    assert score is not None and score.n == 6 and score.method == "weighted-wilson"
+    assert (score.ci_low, score.ci_high) == pytest.approx(wilson_interval(0, 6))
+    assert score.ci_high > 0.35
+    continuous = MetricValue(value=0.5, stderr=0.1, ci_low=0.3, ci_high=0.7, n=10, method="bootstrap")
+    mixed = suite_score([tasks[0], tasks[1].model_copy(update={"metrics": {"accuracy": continuous}})])
+    assert mixed is not None and mixed.method == "weighted-normal"

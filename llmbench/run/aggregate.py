@@ -10,7 +10,7 @@ from llmbench.results import MetricValue, Performance, SampleRecord, TaskResult
 from llmbench.run.scoring import is_failure
 from llmbench.scoring.base import STATUSES, Score, ScoredOutput, Scorer
 from llmbench.scoring.clustered import clustered_distribution
-from llmbench.scoring.stats import distribution, summarize
+from llmbench.scoring.stats import distribution, summarize, wilson_interval
 
 
 def scored_outputs(records: Sequence[SampleRecord]) -> list[ScoredOutput]:
@@ -86,6 +86,8 @@ def suite_score(tasks: Sequence[TaskResult]) -> MetricValue | None:
 
     Each task's standard error is read from its 95% interval (half-width / 1.96) where it has one:
     a Wilson interval stays informative where the plain standard error is 0 (all right or all wrong).
+    Where every task is pass/fail the interval is a Wilson one on the weighted mean's effective
+    sample size; otherwise a normal one from the combined standard error.
     """
     parts = [
         (t.weight, t.metrics[t.primary_metric])
@@ -103,6 +105,12 @@ def suite_score(tasks: Sequence[TaskResult]) -> MetricValue | None:
     if any(se is None for se in ses):
         return MetricValue(value=value, n=n, method="weighted")
     se = math.sqrt(sum((w * (e or 0.0)) ** 2 for (w, _), e in zip(parts, ses, strict=True))) / total
+    if all(m.method == "wilson" and m.n > 0 for _, m in parts):
+        # Pass/fail tasks: a Wilson interval on the effective sample size of the weighted mean
+        # (Kish: (sum w)^2 / sum(w^2 / n)), which stays honest at 0 and 1 where a normal one is too narrow.
+        n_eff = total**2 / sum(w * w / m.n for w, m in parts)
+        lo, hi = wilson_interval(value * n_eff, max(1, round(n_eff)))
+        return MetricValue(value=value, stderr=se, ci_low=lo, ci_high=hi, n=n, method="weighted-wilson")
     return MetricValue(
         value=value,
         stderr=se,
