@@ -3,6 +3,7 @@ failures on standard error (`console`), so that standard output stays valid JSON
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,8 +17,20 @@ if TYPE_CHECKING:
     from llmbench.report.renderers import Renderer
     from llmbench.study.runner import StudyOutcome
 
-console = Console(stderr=True)
-out = Console(soft_wrap=True)
+# Written to a log or a file (CI, `> table.txt`) rather than a terminal, tables get 160 columns instead of
+# Rich's 80, which cut a sweep's thirteen columns to "51…"; COLUMNS, where set, still decides.
+LOG_WIDTH = 160
+
+
+def _console(*, stderr: bool = False, soft_wrap: bool = False) -> Console:
+    c = Console(stderr=stderr, soft_wrap=soft_wrap)
+    if not c.is_terminal and "COLUMNS" not in os.environ:
+        c.width = LOG_WIDTH
+    return c
+
+
+console = _console(stderr=True)
+out = _console(soft_wrap=True)
 
 
 def progress_for(v: api.Variant) -> RichProgress:

@@ -80,6 +80,7 @@ class Environment(_Block):
     torch_threads: int | None = None
     load_avg: list[float] | None = None  # 1, 5 and 15-minute load averages at the end of the run
     peak_load_1m: float | None = None  # the highest 1-minute load seen while timings were taken
+    niceness: int | None = None  # the run's scheduling priority (above 0: it yields the CPU to others)
     git_commit: str | None = None
     git_dirty: bool | None = None
 

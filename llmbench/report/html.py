@@ -161,7 +161,7 @@ def render_html(runs: Sequence[RunResult], comparison: Comparison, board: Leader
         parts += ['<h2 id="section-leaderboard">Leaderboard</h2>', _leaderboard_html(board)]
     parts += ["<h2>Runs</h2>", _runs_table([c.run for c in comparison.columns] or list(runs), labels)]
     if comparison.baseline is not None:
-        how = "baseline" if comparison.baseline_named else "reference (first run)"
+        how = "baseline" if comparison.baseline_named else "first run"
         parts.append(
             f"<p>Deltas (Δ) are against the {how} <b>{escape(labels[comparison.baseline])}</b>; "
             "coloured deltas are significant at p &lt; 0.05 (green better, red worse).</p>"

@@ -143,7 +143,7 @@ def render_markdown(comparison: Comparison) -> str:
     labels = comparison.labels
     lines = ["# llmbench comparison", ""]
     if comparison.baseline is not None:
-        how = "baseline" if comparison.baseline_named else "reference (first run)"
+        how = "baseline" if comparison.baseline_named else "first run"
         lines += [
             f"Deltas are against the {how}: **{labels[comparison.baseline]}**. "
             "`*` marks a significant difference (p < 0.05), followed by whether it is better or worse.",

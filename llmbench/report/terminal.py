@@ -49,7 +49,7 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
     marks = footnotes(comparison)
     index = {id(r): i for i, r in enumerate(comparison.rows)}
     if comparison.baseline is not None:
-        how = "baseline" if comparison.baseline_named else "reference (first run)"
+        how = "baseline" if comparison.baseline_named else "first run"
         console.print(
             f"deltas against the {how}: [bold]{labels[comparison.baseline]}[/]; "
             "bold green: best and significant; ▲/▼ coloured = significant (p < 0.05)",

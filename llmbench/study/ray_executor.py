@@ -71,6 +71,9 @@ def connect(address: str, num_gpus: int | None = None) -> bool:
             runtime_env=env,
             log_to_driver=False,
             object_store_memory=128 * 1024**2,
+            # Ray lowers its workers' priority (nice 15) by default; a run that takes timings should not
+            # wait behind every other process of the host.
+            _system_config={"worker_niceness": 0},
         )
     else:
         ray.init(address=address, runtime_env=env, log_to_driver=False)

@@ -1,4 +1,4 @@
-"""How busy the host is while timings are taken: CPU threads, usable CPUs and the load average.
+"""How busy the host is while timings are taken: CPU threads, usable CPUs, the load average, niceness.
 
 On a busy 2-core host, torch's default thread count made a decode step 704 ms instead of 53 ms with
 one thread: timings taken while the host runs more work than it has cores measure the contention, not
@@ -35,6 +35,14 @@ def torch_threads() -> int | None:
     return int(torch.get_num_threads()) if torch is not None else None
 
 
+def niceness() -> int | None:
+    """This process's nice value (0 normal; Ray starts its workers at 15 unless told otherwise)."""
+    try:
+        return os.nice(0)
+    except (AttributeError, OSError):
+        return None
+
+
 def set_torch_threads(threads: int | None) -> None:
     """Pin torch's intra-op threads (None leaves torch's default: one per core it sees)."""
     if threads is not None:
@@ -63,6 +71,7 @@ class LoadWatch:
             "torch_threads": torch_threads(),
             "load_avg": [round(x, 2) for x in load] if load is not None else None,
             "peak_load_1m": round(self.peak_load_1m, 2) if self.peak_load_1m is not None else None,
+            "niceness": niceness(),
         }
 
     def warnings(self) -> list[str]:
@@ -76,6 +85,12 @@ class LoadWatch:
             out.append(
                 f"the host was oversubscribed while timings were taken (1-minute load {self.peak_load_1m:.1f} "
                 f"on {self.cpus} CPU(s)): latencies and throughput include waiting for a CPU"
+            )
+        nice = niceness()
+        if nice and self.peak_load_1m is not None and self.peak_load_1m > self.cpus:
+            out.append(
+                f"this run had niceness {nice} on a busy host: other work ran first "
+                "(a Ray cluster started with RAY_worker_niceness=0 runs its workers at normal priority)"
             )
         threads = torch_threads()
         if threads is not None and threads > self.cpus:

@@ -28,7 +28,9 @@ NODE = {"num_cpus": 1, "num_gpus": 1, "object_store_memory": 80 * 1024**2}
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    c = Cluster(initialize_head=True, head_node_args=NODE)
+    # Workers at normal priority (Ray's default is nice 15): on a host busy with other work a niced
+    # worker gets a sliver of a CPU and the study crawls.
+    c = Cluster(initialize_head=True, head_node_args={**NODE, "_system_config": {"worker_niceness": 0}})
     c.add_node(**NODE)
     c.wait_for_nodes()
     yield c
