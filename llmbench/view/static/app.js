@@ -155,7 +155,7 @@ async function pageRuns(params) {
       r.error ? el("td", { colspan: cols.length + 2, class: "error" }, r.error) : metricCell(r.score),
       r.error ? null : cols.map((c) => el("td", { class: "num" }, fmt((r.perf || {})[c.key]))),
       r.error ? null : el("td", { class: "num" }, r.samples === undefined ? "" : `${r.samples}${r.errors ? ` (${r.errors} failed)` : ""}`),
-      el("td", { class: "muted" }, r.file),
+      el("td", { class: "muted path", title: r.file }, r.file),
     );
     box.addEventListener("change", () => {
       if (box.checked) selected.add(r.id);
