@@ -86,7 +86,7 @@ def test_the_run_list_shows_each_run_and_opens_one(page: Any, viewer: ViewServer
     rows = page.locator("[data-testid=runs] tbody tr")
     assert rows.count() == 2
     text = page.locator("[data-testid=runs]").inner_text()
-    assert "transformers" in text and "vllm" in text and "2,400" in text and "[0.475, 0.709]" in text
+    assert "transformers" in text and "vllm" in text and "2,400" in text and "[0.465, 0.707]" in text
     page.locator(f"tr[data-run='{ids(pair_dir)[0]}'] a").click()
     settled(page)
     assert "gsm8k" in page.locator("[data-testid=tasks]").inner_text()
