@@ -83,6 +83,7 @@ from llmbench.cli_show import (
     show_comparison,
     show_gate_verdict,
     show_study,
+    silence_libraries,
 )
 from llmbench.errors import UserInputError
 from llmbench.run.options import RunOptions
@@ -143,6 +144,8 @@ def run(
 ) -> None:
     """Run a suite on a model and write a results file."""
     opts = _run_options(locals() | {"sets": parse_sets(set_items or [])})
+    if quiet:
+        silence_libraries()
     if suite is None or model is None:  # --resume --output PATH: the journal names them
         _run_one(None, None, opts, quiet=quiet)
         return

@@ -33,6 +33,23 @@ console = _console(stderr=True)
 out = _console(soft_wrap=True)
 
 
+def silence_libraries() -> None:
+    """`--quiet`: the libraries' own logs and loading bars too, errors excepted (set before they are imported).
+
+    A variable the user set keeps its value, so `VLLM_LOGGING_LEVEL=INFO llmbench run -q ...` still logs.
+    """
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+
+
+QUIET_ENVIRONMENT = {
+    "VLLM_LOGGING_LEVEL": "ERROR",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # Hugging Face's bars, and vLLM's weight-loading bar (see vllm_engine)
+    "TQDM_DISABLE": "1",  # any other tqdm bar that does not choose for itself
+}
+
+
 def progress_for(v: api.Variant) -> RichProgress:
     """A variant's progress bar, announced by a line naming its model and backend."""
     from llmbench.report import progress_bar

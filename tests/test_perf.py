@@ -149,6 +149,14 @@ def test_warmup_requests_are_left_out_of_the_figures(tokenizer: Any) -> None:
     assert point.ttft_ms.max == 40.0  # the cold 5000 ms of the warm-up is not in it
 
 
+def test_a_point_with_fewer_requests_than_slots_says_it_never_reached_them(tokenizer: Any) -> None:
+    """`--limit 2` on a concurrency-16 point runs 2 at a time: recorded, and flagged as not at 16."""
+    short, full = run(ScriptedBackend(), sweep_with(concurrency=[16, 2], requests_per_point=2), tokenizer)
+    assert (short.concurrency, full.concurrency) == (16, 2)
+    assert short.note is not None and "at most 2 in flight, not 16" in short.note
+    assert full.note is None
+
+
 def test_failed_point_is_recorded_and_the_sweep_goes_on(tokenizer: Any) -> None:
     backend = ScriptedBackend(fail_at_input=256)
     points = run(backend, sweep_with(input_tokens=[64, 256, 128]), tokenizer)

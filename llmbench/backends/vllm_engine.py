@@ -49,6 +49,8 @@ def engine_args(
         "enforce_eager": cfg.enforce_eager if cfg.enforce_eager is not None else on_cpu,
         "disable_log_stats": True,
         "seed": 0,
+        # The weights' loading bar, unless progress bars are off (`llmbench run --quiet` turns them off).
+        "use_tqdm_on_load": not _progress_bars_disabled(),
     }
     optional = {
         "tokenizer": cfg.tokenizer,
@@ -72,6 +74,12 @@ def engine_args(
         return AsyncEngineArgs(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"model '{cfg.name}': vLLM does not accept these engine options: {exc}") from None
+
+
+def _progress_bars_disabled() -> bool:
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    return bool(are_progress_bars_disabled())
 
 
 def attention_backend(vc: Any) -> str | None:

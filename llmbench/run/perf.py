@@ -272,10 +272,18 @@ def _run_point(
         return _empty_point(spec, n_in, n_requests, describe_failure(exc))
     point = summarise_point(spec, n_in, n_requests, completions, wall_ns / 1e9, window, sweep)
     if spec.request_rate is None:
-        return point
+        return point.model_copy(update={"note": _short_of_concurrency(sweep, spec)})
     return point.model_copy(
         update={"arrival_process": sweep.arrival.process, "burstiness": sweep.arrival.burstiness}
     )
+
+
+def _short_of_concurrency(sweep: PerfSweep, spec: PointSpec) -> str | None:
+    """Why a closed-loop point never reached its concurrency: fewer requests than slots (`--limit`)."""
+    n, c = sweep.requests_per_point, spec.concurrency
+    if c is None or n >= c:
+        return None
+    return f"{n} requests per round: at most {n} in flight, not {c} (raise requests_per_point or --limit)"
 
 
 def summarise_point(
