@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import math
 import os
@@ -66,7 +67,7 @@ def _discard(tmp: str | None) -> None:
 
 def remove_partial_writes(path: Path) -> None:
     """Delete what a `write_results` killed midway left beside `path`; only its run's holder may call this."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         stale.unlink(missing_ok=True)
 
 

@@ -217,3 +217,14 @@ def test_a_stale_partial_write_is_removed_by_the_next_holder(tmp_path: Path) -> 
     other.write_text("{")
     remove_partial_writes(results)
     assert not stale.exists() and other.exists()
+
+
+def test_a_name_with_glob_characters_removes_only_its_own_partial_writes(tmp_path: Path) -> None:
+    from llmbench.results_io import remove_partial_writes
+
+    own = tmp_path / ".r[1].json.abcd1234.tmp"
+    own.write_text("{")
+    another_runs = tmp_path / ".r1.json.abcd1234.tmp"  # what `r[1]` matches as a pattern
+    another_runs.write_text("{")
+    remove_partial_writes(tmp_path / "r[1].json")
+    assert not own.exists() and another_runs.exists()
