@@ -3,7 +3,9 @@ held by one process at a time, and pinning what a resume must not change."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +15,8 @@ import pytest
 from llmbench.errors import UserInputError
 from llmbench.results import PerfPoint, SampleRecord
 from llmbench.results_io import write_results
-from llmbench.run.journal import Journal, JournalLockedError, is_held, read_journal
-from llmbench.run.options import RunOptions, resolve_paths
+from llmbench.run.journal import Journal, JournalLockedError, is_held, read_journal, read_journal_samples
+from llmbench.run.options import RunOptions, resolve_paths, resume_target
 from llmbench.run.resume import resumes
 from tests.factories import make_run
 
@@ -228,3 +230,81 @@ def test_a_name_with_glob_characters_removes_only_its_own_partial_writes(tmp_pat
     another_runs.write_text("{")
     remove_partial_writes(tmp_path / "r[1].json")
     assert not own.exists() and another_runs.exists()
+
+
+def test_a_last_line_cut_just_before_its_newline_is_kept_and_what_follows_starts_a_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.journal.jsonl"
+    j = Journal(path, HEADER)
+    j.open(resume=False)
+    j.append("t/0/0", record(0))
+    j.close()
+    path.write_bytes(path.read_bytes()[:-1])  # the kill (or a full disk) came just before the "\n"
+    resumed = Journal(path, HEADER)
+    assert set(resumed.open(resume=True).samples) == {"t/0/0"}
+    resumed.append("t/1/0", record(1))
+    resumed.close()
+    assert set(read_journal(path).samples) == {"t/0/0", "t/1/0"}
+    again = Journal(path, HEADER)
+    assert set(again.open(resume=True).samples) == {"t/0/0", "t/1/0"}
+    again.append("t/2/0", record(2))
+    again.close()
+    assert set(read_journal(path).samples) == {"t/0/0", "t/1/0", "t/2/0"}
+
+
+SAMPLE = {"task": "t", "id": "9", "output": "x"}
+POINT = {"input_tokens": 8, "output_tokens": 4}
+HOSTILE_LINES = {
+    "opened-not-an-object": ({"opened": 7}, "'opened' is not an object"),
+    "task-without-fingerprint": ({"task": "t"}, "'fingerprint' is missing"),
+    "task-name-not-a-string": ({"task": ["t"], "fingerprint": {}}, "'task' is not a string"),
+    "sample-not-an-object": ({"request_id": "t/9/0", "sample": "x"}, "'sample' is not an object"),
+    "sample-missing-its-id": (
+        {"request_id": "t/9/0", "sample": {"task": "t"}},
+        r"sample\.id: Field required",
+    ),
+    "sample-score-not-a-number": (
+        {"request_id": "t/9/0", "sample": SAMPLE | {"score": "high"}},
+        r"sample\.score: ",
+    ),
+    "request-id-not-a-string": ({"request_id": ["t"], "sample": SAMPLE}, "'request_id' is not a string"),
+    "at-not-a-time": ({"request_id": "t/9/0", "at": 5, "sample": SAMPLE}, "'at' is not a time"),
+    "perf-not-valid": ({"point": "p/0", "perf": POINT | {"input_tokens": "many"}}, r"perf\.input_tokens: "),
+    "point-key-without-number": ({"point": "p/x", "perf": POINT}, "a point named 'p/x'"),
+    "header-not-an-object": ({"header": [1]}, "'header' is not an object"),
+    "header-settings-bad": (
+        {"header": HEADER | {"settings": {"limit": "all"}}},
+        "the header's settings.limit is 'all'",
+    ),
+}
+
+
+@pytest.mark.parametrize("line, message", HOSTILE_LINES.values(), ids=list(HOSTILE_LINES))
+def test_a_malformed_line_is_a_corrupt_journal_naming_its_line_and_fresh(
+    tmp_path: Path, line: dict[str, object], message: str
+) -> None:
+    path = tmp_path / "r.journal.jsonl"
+    j = Journal(path, HEADER)
+    j.open(resume=False)  # lines 1 and 2: the header and `opened`
+    j.append("t/0/0", record(0))
+    j.close()
+    with open(path, "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+        fh.write(json.dumps({"request_id": "t/1/0", "sample": record(1).model_dump()}) + "\n")
+    where = rf"^corrupt journal: {re.escape(str(path))}:4: {message}"
+    for read in (read_journal, lambda p: Journal(p, HEADER).open(resume=True)):
+        with pytest.raises(UserInputError, match=where) as raised:
+            read(path)
+        assert raised.value.exit_code == 2 and "--fresh" in (raised.value.hint or "")
+    if "request_id" in line and "at" not in line:  # a shard's journal is read for its samples alone
+        with pytest.raises(UserInputError, match=where):
+            read_journal_samples(path)
+
+
+def test_a_resume_by_output_alone_refuses_a_header_whose_model_is_not_a_model(tmp_path: Path) -> None:
+    results = tmp_path / "run.json"
+    header = HEADER | {"suite_path": "suites/math.yaml", "model": {"name": "m", "backend": 3}}
+    Journal(Journal.path_for(results), header).open(resume=False)
+    with pytest.raises(UserInputError, match=r"corrupt journal: .*run\.journal\.jsonl: the header's model\."):
+        resume_target(RunOptions(output=results, resume=True))

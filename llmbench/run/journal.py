@@ -18,17 +18,23 @@ import errno
 import fcntl
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from llmbench.data.readers import JsonLine, jsonl_lines
-from llmbench.errors import DataError, ResultsFileError, UserInputError
+from llmbench.errors import DataError, ResultsFileError, UserInputError, validation_line
 from llmbench.results import PerfPoint, SampleRecord
 
 PINNED = ("suite_hash", "model", "settings")  # header keys a resume must match
+
+
+_Record = TypeVar("_Record", bound=BaseModel)
 
 
 class JournalLockedError(UserInputError):
@@ -75,27 +81,102 @@ def _lines(path: Path) -> Iterator[JsonLine]:
     try:
         yield from jsonl_lines(path, tolerate_torn_last_line=True, any_line_length=True)
     except DataError as exc:
-        raise UserInputError(
-            f"corrupt journal: {exc.message}",
-            hint="it was written by two runs at once or edited; start over with --fresh",
-        ) from None
+        raise UserInputError(f"corrupt journal: {exc.message}", hint=_CORRUPT_HINT) from None
+
+
+_CORRUPT_HINT = "it was written by two runs at once or edited; start over with --fresh"
+_POINT_KEY = re.compile(r".+/[0-9]+")  # `<task>/<point number>`
+
+
+class _Corrupt(Exception):
+    """What is wrong with one journal line; `_absorb` names the file and line."""
 
 
 def _absorb(state: JournalState, entry: Any, path: Path, lineno: int) -> None:
+    try:
+        _absorb_entry(state, entry)
+    except _Corrupt as exc:
+        raise _corrupt(path, lineno, exc) from None
+
+
+def _corrupt(path: Path, lineno: int, what: _Corrupt) -> UserInputError:
+    return UserInputError(f"corrupt journal: {path}:{lineno}: {what}", hint=_CORRUPT_HINT)
+
+
+def _absorb_entry(state: JournalState, entry: Any) -> None:
     if not isinstance(entry, dict):
-        raise UserInputError(f"{path}:{lineno}: corrupt journal line (not an object)")
+        raise _Corrupt("a line that is not an object")
     if "header" in entry:
-        state.header = entry["header"]
+        header = _mapping(entry, "header")
+        _check_settings(header.get("settings", {}))
+        state.header = header
     elif "opened" in entry:
-        state.holder_pid = entry["opened"].get("pid")
+        pid = _mapping(entry, "opened").get("pid")
+        state.holder_pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
     elif "task" in entry:
-        state.tasks[entry["task"]] = entry["fingerprint"]
+        state.tasks[_text(entry, "task")] = _mapping(entry, "fingerprint")
     elif "request_id" in entry:
-        state.samples[entry["request_id"]] = SampleRecord.model_validate(entry["sample"])
-        state.last_at = entry.get("at", state.last_at)
+        request_id, record = _sample_line(entry)
+        state.samples[request_id] = record
+        state.last_at = _at(entry, state.last_at)
     elif "point" in entry:
-        state.points[entry["point"]] = PerfPoint.model_validate(entry["perf"])
-        state.last_at = entry.get("at", state.last_at)
+        key = _text(entry, "point")
+        if not _POINT_KEY.fullmatch(key):
+            raise _Corrupt(f"a point named {key!r} (not <task>/<number>)")
+        state.points[key] = _model(PerfPoint, entry, "perf")
+        state.last_at = _at(entry, state.last_at)
+
+
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {  # what a resume takes from the header's settings
+    "limit": (int, type(None)),
+    "seed": (int,),
+    "max_new_tokens": (int, type(None)),
+    "tasks": (list,),
+    "set": (dict,),
+}
+
+
+def _check_settings(settings: Any) -> None:
+    if not isinstance(settings, dict):
+        raise _Corrupt("the header's 'settings' is not an object")
+    for key, types in _SETTING_TYPES.items():
+        value = settings.get(key)
+        if key in settings and (not isinstance(value, types) or isinstance(value, bool)):
+            raise _Corrupt(f"the header's settings.{key} is {value!r}")
+    if not all(isinstance(t, str) for t in settings.get("tasks", [])):
+        raise _Corrupt("the header's settings.tasks are not all names")
+
+
+def _sample_line(entry: dict[str, Any]) -> tuple[str, SampleRecord]:
+    return _text(entry, "request_id"), _model(SampleRecord, entry, "sample")
+
+
+def _mapping(entry: dict[str, Any], key: str) -> dict[str, Any]:
+    value = entry.get(key)
+    if not isinstance(value, dict):
+        raise _Corrupt(f"'{key}' is {'missing' if value is None else 'not an object'}")
+    return value
+
+
+def _text(entry: dict[str, Any], key: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str):
+        raise _Corrupt(f"'{key}' is not a string")
+    return value
+
+
+def _at(entry: dict[str, Any], last: str | None) -> str | None:
+    at = entry.get("at", last)
+    if at is not None and not isinstance(at, str):
+        raise _Corrupt("'at' is not a time")
+    return at
+
+
+def _model(cls: type[_Record], entry: dict[str, Any], key: str) -> _Record:
+    try:
+        return cls.model_validate(_mapping(entry, key))
+    except ValidationError as exc:
+        raise _Corrupt(validation_line(exc, prefix=f"{key}.")) from None
 
 
 def is_held(path: Path) -> bool:
@@ -162,12 +243,22 @@ class Journal:
                 self._check_header(state.header, explicit)
                 if state.keep_bytes is not None:
                     self._fh.truncate(state.keep_bytes)
-                self._fh.seek(0, os.SEEK_END)
+                self._end_last_line()
             self._write({"opened": {"pid": os.getpid(), "at": now()}})
         except BaseException:
             self.close()
             raise
         return state
+
+    def _end_last_line(self) -> None:
+        """Move to the end; a last line that a kill cut just before its newline is whole, so end it there.
+
+        Without that newline the next line would be appended to it, and the two read back as one torn line.
+        """
+        self._fh.seek(0, os.SEEK_END)
+        end = os.fstat(self._fh.fileno()).st_size
+        if end and os.pread(self._fh.fileno(), 1, end - 1) != b"\n":
+            self._write_text("\n")
 
     def _locked(self) -> JournalLockedError:
         pid = None
@@ -216,8 +307,11 @@ class Journal:
         self._write({"point": key, "at": now(), "perf": point.model_dump(mode="json")})
 
     def _write(self, entry: dict[str, Any]) -> None:
+        self._write_text(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+
+    def _write_text(self, text: str) -> None:
         try:
-            self._fh.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+            self._fh.write(text)
             self._fh.flush()
             os.fsync(self._fh.fileno())
         except OSError as exc:  # a cut last line is dropped on resume: the samples before it are kept
@@ -254,8 +348,12 @@ def read_journal_samples(path: Path) -> dict[str, SampleRecord]:
     """The finished samples of any journal, keyed by request id, without checking its header (shards)."""
     if not path.exists():
         return {}
-    return {
-        line.value["request_id"]: SampleRecord.model_validate(line.value["sample"])
-        for line in _lines(path)
-        if isinstance(line.value, dict) and "request_id" in line.value
-    }
+    samples: dict[str, SampleRecord] = {}
+    for line in _lines(path):
+        if isinstance(line.value, dict) and "request_id" in line.value:
+            try:
+                request_id, record = _sample_line(line.value)
+            except _Corrupt as exc:
+                raise _corrupt(path, line.lineno, exc) from None
+            samples[request_id] = record
+    return samples

@@ -10,7 +10,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmbench.errors import UserInputError
+from pydantic import ValidationError
+
+from llmbench.errors import UserInputError, validation_line
 from llmbench.run.journal import Journal, is_held
 
 if TYPE_CHECKING:
@@ -153,4 +155,12 @@ def resume_target(opts: RunOptions) -> tuple[Path, ModelConfig]:
             f"{journal}: the journal does not say which suite and model it ran",
             hint="give SUITE and --model as the run was started, or start over with --fresh",
         )
-    return Path(header["suite_path"]), ModelConfig.model_validate(header["model"])
+    hint = "it was edited; start over with --fresh"
+    if not isinstance(header["suite_path"], str):
+        raise UserInputError(f"corrupt journal: {journal}: the header's suite_path is not a path", hint=hint)
+    try:
+        return Path(header["suite_path"]), ModelConfig.model_validate(header["model"])
+    except ValidationError as exc:
+        raise UserInputError(
+            f"corrupt journal: {journal}: the header's {validation_line(exc, prefix='model.')}", hint=hint
+        ) from None
