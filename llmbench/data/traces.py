@@ -9,14 +9,15 @@ BurstGPT-style CSV with a header: `Timestamp` (s), `Request tokens`, `Response t
 are failed requests in BurstGPT (the service returned nothing) and are skipped, as are rows
 with 0 request tokens; how many is recorded.
 
-Any line that cannot be read is one error naming the file and line (exit code 2).
+Timestamps may be absolute (Unix time in s or ms): the first arrival becomes 0. Any line that
+cannot be read is one error naming the file and line (exit code 2), and so is a trace whose
+arrivals span more than MAX_SECONDS, or whose replay at its time scale would last over a day.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,9 @@ TraceFormat = Literal["mooncake", "burstgpt"]
 MAX_TRACE_BYTES = 1 << 30  # public traces are tens of MB; a larger file is a mistake
 MAX_LINE_CHARS = 1 << 20
 MAX_HASH_IDS = 1 << 16
-MAX_SECONDS = 1e9  # about 30 years: a timestamp beyond it is a unit mistake
+MAX_SECONDS = 1e9  # about 30 years: a trace spanning more is a unit mistake
+MAX_EXACT = 2**53  # a timestamp beyond it (in the file's unit) loses whole units as a float
+MAX_REPLAY_S = 86_400.0  # a replay longer than a day is a mis-scaled trace, not a benchmark
 BURSTGPT_REQUIRED = ("Timestamp", "Request tokens", "Response tokens")
 
 
@@ -65,8 +68,13 @@ def trace_format(path: Path, declared: str = "auto") -> TraceFormat:
     )
 
 
-def read_trace(path: Path, declared: str = "auto", max_requests: int | None = None) -> Trace:
-    """The trace's records sorted by arrival, the first arriving at 0; at most `max_requests` of them."""
+def read_trace(
+    path: Path, declared: str = "auto", max_requests: int | None = None, time_scale: float = 1.0
+) -> Trace:
+    """The trace's records sorted by arrival, the first arriving at 0; at most `max_requests` of them.
+
+    `time_scale` is what the replay multiplies arrival times by: a replay that would last over
+    MAX_REPLAY_S is refused here, before anything waits for it."""
     fmt = trace_format(path, declared)
     try:
         size = path.stat().st_size
@@ -75,7 +83,7 @@ def read_trace(path: Path, declared: str = "auto", max_requests: int | None = No
     if size > MAX_TRACE_BYTES:
         raise DataError(f"{path}: larger than {MAX_TRACE_BYTES >> 30} GiB; not a trace this tool replays")
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh:  # -sig: a BOM (Excel) is dropped
             records, skipped = _read_mooncake(path, fh) if fmt == "mooncake" else _read_burstgpt(path, fh)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
@@ -89,7 +97,26 @@ def read_trace(path: Path, declared: str = "auto", max_requests: int | None = No
     shifted = [
         TraceRecord(r.arrival_s - start, r.input_tokens, r.output_tokens, r.hash_ids, r.line) for r in records
     ]
+    _check_span(path, shifted, time_scale)
     return Trace(shifted, fmt, skipped)
+
+
+def _check_span(path: Path, records: list[TraceRecord], time_scale: float) -> None:
+    """Refuse a trace whose arrivals span a unit mistake, or whose scaled replay would last over a day."""
+    last = records[-1]
+    where = f"{path}:{last.line}"
+    if last.arrival_s > MAX_SECONDS:
+        raise DataError(
+            f"{where}: the trace spans {last.arrival_s:.4g} s from its first request (line "
+            f"{records[0].line}), over {MAX_SECONDS:g} s: a unit mistake"
+        )
+    replay_s = last.arrival_s * time_scale
+    if replay_s > MAX_REPLAY_S:
+        raise DataError(
+            f"{where}: the trace spans {last.arrival_s:.4g} s, and at time_scale {time_scale:g} its replay "
+            f"would last {replay_s:.4g} s, over a day",
+            hint=f"set time_scale to at most {MAX_REPLAY_S / last.arrival_s:.3g}, or max_requests",
+        )
 
 
 def _read_mooncake(path: Path, fh: Any) -> tuple[list[TraceRecord], int]:
@@ -181,13 +208,20 @@ def _number(text: str, where: str, column: str) -> float:
         raise DataError(f"{where}: {column} '{text[:40]}' is not a number") from None
 
 
+def _shown(value: float) -> str:
+    """A number for an error line: a huge integer (10**400) as its magnitude, not its 401 digits."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{'-' if value < 0 else ''}~1e{len(text.lstrip('-')) - 1}"
+
+
 def _seconds(value: Any, per_second: float, where: str, key: str) -> float:
+    """An arrival time in seconds: absolute or relative, shifted to the first arrival by read_trace."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DataError(f"{where}: {key} must be a number, not {type(value).__name__}")
-    seconds = value / per_second
-    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
-        raise DataError(f"{where}: {key} {value} is out of range (0 to {MAX_SECONDS * per_second:g})")
-    return float(seconds)
+    # compared, not converted: a float of an integer like 10**400 raises OverflowError; nan fails both
+    if not 0 <= value <= MAX_EXACT:
+        raise DataError(f"{where}: {key} {_shown(value)} is out of range (0 to 2**53)")
+    return value / per_second
 
 
 def _count(value: Any, limit: int, where: str, key: str, *, zero: bool = False) -> int:
@@ -195,8 +229,9 @@ def _count(value: Any, limit: int, where: str, key: str, *, zero: bool = False) 
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DataError(f"{where}: {key} must be a whole number, not {type(value).__name__}")
     low = 0 if zero else 1
-    if not (math.isfinite(value) and value == int(value) and low <= value <= limit):
-        raise DataError(f"{where}: {key} {value} is not a whole number from {low} to {limit}")
+    # the range first, by comparison: int() and math.isfinite of 1e400 or 10**400 would raise
+    if not (low <= value <= limit and value == int(value)):
+        raise DataError(f"{where}: {key} {_shown(value)} is not a whole number from {low} to {limit}")
     return int(value)
 
 

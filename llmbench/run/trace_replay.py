@@ -25,7 +25,7 @@ def trace_path(w: TraceWorkload, base_dir: Path | None) -> Path:
 
 
 def load_trace(w: TraceWorkload, base_dir: Path | None) -> Trace:
-    return read_trace(trace_path(w, base_dir), w.format, w.max_requests)
+    return read_trace(trace_path(w, base_dir), w.format, w.max_requests, w.time_scale)
 
 
 @dataclass

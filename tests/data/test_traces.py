@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from llmbench.config import SUITES_DIR
+from llmbench.config_serving import TraceWorkload
 from llmbench.data.traces import read_trace
 from llmbench.errors import DataError, UserInputError
+from llmbench.run.trace_replay import load_trace
 
 TRACES = SUITES_DIR / "traces"
 HEADER = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
@@ -95,6 +97,16 @@ def mooncake(**changes: Any) -> str:
         (mooncake(hash_ids=[-1]), 1, "hash_ids must hold"),
         (mooncake(timestamp="0"), 1, "timestamp must be a number"),
         ("[" * 100_000 + "\n", 1, "nested too deeply"),
+        ('{"timestamp": 1' + "0" * 400 + ', "input_length": 5, "output_length": 1}\n', 1, "timestamp ~1e400"),
+        (
+            '{"timestamp": 0, "input_length": 1' + "0" * 400 + ', "output_length": 1}\n',
+            1,
+            "input_length ~1e400",
+        ),
+        ('{"timestamp": 0, "input_length": 5, "output_length": -1' + "0" * 400 + "}\n", 1, "-~1e400"),
+        ('{"timestamp": 1e400, "input_length": 5, "output_length": 1}\n', 1, "timestamp inf is out"),
+        ('{"timestamp": 0, "input_length": 1e400, "output_length": 1}\n', 1, "input_length inf is not"),
+        (mooncake(timestamp=2**53 + 1), 1, "is out of range (0 to 2**53)"),
     ],
 )
 def test_a_malformed_mooncake_line_is_one_error_naming_file_and_line(
@@ -111,6 +123,8 @@ def test_a_malformed_mooncake_line_is_one_error_naming_file_and_line(
         (HEADER + "0.5,ChatGPT,ten,4,14,API log\n", 2, "Request tokens 'ten' is not a number"),
         (HEADER + "0.5,ChatGPT,10,4,14,API log\n0.7,ChatGPT\n", 3, "2 columns where the header has 6"),
         (HEADER + "inf,ChatGPT,10,4,14,API log\n", 2, "Timestamp inf is out of range"),
+        (HEADER + "nan,ChatGPT,10,4,14,API log\n", 2, "Timestamp nan is out of range"),
+        (HEADER + "0,ChatGPT,1e400,4,14,API log\n", 2, "Request tokens inf is not a whole number"),
         (HEADER + "0.5,ChatGPT,-3,4,1,API log\n", 2, "Request tokens -3.0 is not a whole number"),
         ("", 1, "empty file"),
     ],
@@ -133,3 +147,47 @@ def test_files_that_are_no_trace_at_all_are_refused_in_one_line(tmp_path: Path) 
     with pytest.raises(DataError, match="cannot read the trace"):
         read_trace(tmp_path / "missing.jsonl")
     assert read_trace(write(tmp_path, "any.name", HEADER + "0,GPT-4,3,4,7,API log\n"), "burstgpt").records
+
+
+def test_a_burstgpt_csv_saved_by_excel_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    path = write(tmp_path, "excel.csv", ("\ufeff" + HEADER + "0.5,ChatGPT,10,4,14,API log\n").encode())
+    assert [(r.arrival_s, r.input_tokens) for r in read_trace(path).records] == [(0.0, 10)]
+    moon = write(tmp_path, "bom.jsonl", ("\ufeff" + mooncake(timestamp=7)).encode())
+    assert read_trace(moon).records[0].input_tokens == 5
+
+
+def test_absolute_unix_timestamps_are_shifted_to_the_first_arrival(tmp_path: Path) -> None:
+    epoch_ms = 1_764_547_200_000  # 2025-12-01 in ms: Mooncake's unit
+    path = write(tmp_path, "t.jsonl", mooncake(timestamp=epoch_ms + 2500) + mooncake(timestamp=epoch_ms))
+    assert [r.arrival_s for r in read_trace(path).records] == [0.0, 2.5]
+    csv_path = write(
+        tmp_path, "t.csv", HEADER + "1764547203.25,GPT-4,3,4,7,API log\n1764547200,GPT-4,3,4,7,API log\n"
+    )
+    assert [r.arrival_s for r in read_trace(csv_path).records] == [0.0, 3.25]
+
+
+def test_a_trace_spanning_more_than_thirty_years_is_a_unit_mistake(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.jsonl", mooncake(timestamp=5) + mooncake(timestamp=2 * 10**12 + 5))
+    error = one_line_error(path, 2, "spans 2e+09 s from its first request (line 1)")
+    assert error.exit_code == 2
+
+
+def test_a_replay_that_would_last_over_a_day_at_its_time_scale_is_refused(tmp_path: Path) -> None:
+    two_days_ms = 2 * 86_400_000
+    path = write(tmp_path, "t.jsonl", mooncake(timestamp=0) + mooncake(timestamp=two_days_ms))
+    assert read_trace(path, time_scale=0.5).records[-1].arrival_s == 172_800.0  # one day at x0.5: allowed
+    with pytest.raises(DataError) as caught:
+        read_trace(path, time_scale=0.6)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:2: ") and "\n" not in message
+    assert "spans 1.728e+05 s" in message and "time_scale 0.6" in message and "1.037e+05 s" in message
+    assert caught.value.exit_code == 2
+    assert len(read_trace(path, time_scale=0.6, max_requests=1).records) == 1  # what is replayed counts
+
+
+def test_the_workloads_time_scale_reaches_the_span_check(tmp_path: Path) -> None:
+    write(tmp_path, "t.jsonl", mooncake(timestamp=0) + mooncake(timestamp=3_600_000))  # an hour
+    fine = TraceWorkload(kind="trace", path="t.jsonl", time_scale=24)
+    assert len(load_trace(fine, tmp_path).records) == 2
+    with pytest.raises(DataError, match="time_scale 25 its replay would last 9e\\+04 s, over a day"):
+        load_trace(fine.model_copy(update={"time_scale": 25}), tmp_path)
