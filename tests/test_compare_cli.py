@@ -89,3 +89,22 @@ def test_history_of_an_unknown_metric_exits_2_listing_what_there_is(tmp_path: Pa
     assert len(lines) == 1, done.stderr
     assert "no run in" in lines[0] and "'gsm8k.acuracy'" in lines[0]
     assert "gsm8k.accuracy" in lines[0] and "performance.ttft_ms.p50" in lines[0]
+
+
+def test_the_gate_over_a_nightly_folder_judges_tonight_not_every_night(tmp_path: Path) -> None:
+    base = write_results(make_run("m", {"gsm8k": BASE}, run_id="base"), tmp_path / "base.json")
+    for day, values in (("01", _break(BASE, 60)), ("02", _break(BASE, 60)), ("03", BASE)):
+        run = make_run("m", {"gsm8k": values}, created_at=f"2026-01-{day}T02:00:00+00:00", run_id=f"n{day}")
+        write_results(run, tmp_path / "nightly" / f"math-m-2026-01-{day}.json")
+    done = llmbench(
+        "compare",
+        "--baseline",
+        str(base),
+        str(tmp_path / "nightly"),
+        "--fail-on-regression",
+        "--format",
+        "json",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 results files: the latest run" in done.stderr and "no significant regression" in done.stderr
+    assert [c["run_id"] for c in json.loads(done.stdout)["columns"]] == ["base", "n03"]

@@ -177,3 +177,40 @@ def test_a_gate_whose_candidates_all_ran_another_suite_is_bad_input(tmp_path: Pa
     other = write_results(make_run("m", {"schema": BASE}, suite="json"), tmp_path / "json.json")
     with pytest.raises(UserInputError, match="no candidate ran the baseline's suite 'math'"):
         api.gate(api.compare([other], baseline=base))
+
+
+def _nights(folder: Path, scores: dict[str, list[float]]) -> list[Path]:
+    """One run of a single setting per night, written into `folder` under its date."""
+    return [
+        write_results(
+            make_run(
+                "m", {"gsm8k": values}, created_at=f"2026-01-{day}T02:00:00+00:00", run_id=f"night-{day}"
+            ),
+            folder / f"math-m-2026-01-{day}.json",
+        )
+        for day, values in scores.items()
+    ]
+
+
+def test_a_nightly_folder_is_gated_on_its_latest_run_only(tmp_path: Path) -> None:
+    base = write_results(make_run("m", {"gsm8k": BASE}, run_id="base"), tmp_path / "base.json")
+    _nights(tmp_path / "nightly", {"01": _break(BASE, 40), "02": _break(BASE, 40), "03": BASE})
+    compared = api.compare([tmp_path / "nightly"], baseline=base)
+    assert [c.run_id for c in compared.candidates] == ["night-03"]
+    assert compared.notes and "3 results files: the latest run" in compared.notes[0]
+    assert api.gate(compared) == []  # the old nights' regressions are history, not tonight's verdict
+
+
+def test_with_a_baseline_files_of_one_setting_are_gated_on_the_latest_too(tmp_path: Path) -> None:
+    base = write_results(make_run("m", {"gsm8k": BASE}, run_id="base"), tmp_path / "base.json")
+    files = _nights(tmp_path, {"01": _break(BASE, 40), "03": BASE})
+    compared = api.compare(files, baseline=base)
+    assert [c.run_id for c in compared.candidates] == ["night-03"] and compared.notes
+
+
+def test_two_files_of_one_setting_without_a_baseline_are_both_compared(tmp_path: Path) -> None:
+    files = _nights(tmp_path, {"01": BASE, "02": BASE})
+    compared = api.compare(files)
+    assert [c.run_id for c in compared.candidates] == ["night-01", "night-02"] and compared.notes == []
+    folder = api.compare([tmp_path])  # the same two as a folder: a nightly folder, its latest run
+    assert [c.run_id for c in folder.candidates] == ["night-02"] and folder.notes

@@ -75,10 +75,11 @@ def compare(
         raise UserInputError(f"unknown view '{view}'", hint=f"use one of {', '.join(VIEWS)}")
     alpha = ALPHA if alpha is None else alpha
     base_path = Path(baseline).resolve() if baseline is not None else None
-    paths = [p for p in expand(Path(f) for f in files) if base_path is None or p.resolve() != base_path]
+    named = [Path(f) for f in files]
+    paths = [p for p in expand(named) if base_path is None or p.resolve() != base_path]
     selected = select_runs(paths, latest_only=not all_runs, keep_repeats=keep_repeats)
     notes = []
-    if not all_runs and len(selected) == 1 and len(paths) > 1:  # `compare old.json new.json` of one setting
+    if not all_runs and len(selected) == 1 and len(paths) > 1 and _files_of_one_setting(named, baseline):
         selected = select_runs(paths, latest_only=False, keep_repeats=keep_repeats)
     elif len(selected) < len(paths):
         merged = "" if keep_repeats else ", repeats merged"
@@ -98,3 +99,12 @@ def compare(
         }
         compared.leaderboard = build_leaderboard(shown, alpha=alpha, by_date=all_runs, sources=sources)
     return compared
+
+
+def _files_of_one_setting(named: Sequence[Path], baseline: str | Path | None) -> bool:
+    """`compare old.json new.json`: files named one by one, no baseline, so every one of them is wanted.
+
+    A folder (a nightly one holds every night's run) or a baseline (the gate checks what is newest against
+    it) keeps the latest run only, with its note.
+    """
+    return baseline is None and not any(path.is_dir() for path in named)
