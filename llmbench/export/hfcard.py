@@ -121,5 +121,12 @@ def render_card(splits: Sequence[dict[str, Any]]) -> str:
             score,
             s["run_id"],
         ]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+        lines.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def table_cell(value: object) -> str:
+    """`value` as one Markdown table cell: line breaks become spaces (a break would end the row), and
+    backslashes and pipes are escaped (a pipe would end the cell, a backslash before it would undo that)."""
+    text = " ".join(str(value).splitlines())
+    return text.replace("\\", "\\\\").replace("|", "\\|")

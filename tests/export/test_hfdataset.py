@@ -10,6 +10,7 @@ import yaml
 
 from llmbench import api
 from llmbench.errors import UserInputError
+from llmbench.export.hfcard import render_card
 from tests.export.helpers import needs, two_runs, write_runs
 
 
@@ -75,3 +76,32 @@ def test_two_runs_given_the_same_run_id_get_splits_of_their_own(tmp_path: Path) 
 def test_hf_dataset_needs_a_folder() -> None:
     with pytest.raises(UserInputError, match="--output DIR"):
         api.export(["x.json"], "hf-dataset")
+
+
+def _gfm_cells(row: str) -> list[str]:
+    """A Markdown table row's cells as GitHub's table parser splits them: `\\x` escapes x, `|` ends a cell."""
+    cells, cell, chars = [], "", iter(row.strip().removeprefix("|"))
+    for ch in chars:
+        if ch == "\\":
+            cell += ch + next(chars, "")
+        elif ch == "|":
+            cells.append(cell.strip())
+            cell = ""
+        else:
+            cell += ch
+    return cells
+
+
+def test_the_cards_run_table_keeps_one_row_per_split_whatever_the_names_hold() -> None:
+    split = {
+        "config": "math", "split": "tiny_math", "backend": "vllm", "created_at": "2026-11-20",
+        "rows": 3, "suite_score": 0.5, "path": "data/math/x.parquet",
+        "model": "tiny|a\nsecond line\r\nthird", "run_id": "ends-in-backslash\\|after",
+    }  # fmt: skip
+    card = render_card([split])
+    table = card[card.index("| config |") :].splitlines()
+    assert len(table) == 3  # header, rule, one row: no line break leaked out of a cell
+    cells = _gfm_cells(table[2])
+    assert len(cells) == 8
+    assert cells[2] == "tiny\\|a second line third"
+    assert cells[7] == "ends-in-backslash\\\\\\|after"  # the backslash escaped, so the pipe stays escaped
