@@ -5,15 +5,18 @@ for any figure the tests check). The real server run is in tests/backends/test_s
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
 from pydantic import ValidationError
+from rich.console import Console
 
 from llmbench.config import PerfSweep
 from llmbench.config_serving import SaturationSpec
+from llmbench.report.saturation import markdown_lines, print_saturation
 from llmbench.results import Distribution, Performance, PerfPoint, SaturationProbe
 from llmbench.run.perf import PerfTarget
 from llmbench.run.saturation import describe_probe, judge, result_of, run_saturation, search, spans_rates
@@ -117,6 +120,19 @@ def test_max_probes_bounds_the_search_and_keeps_the_best_rate_so_far() -> None:
     assert model.calls == 6 == len(probes)
     assert rate is not None and rate <= 8 and "max_probes" in note
     assert all(p.passed for p in probes if p.offered_rate_per_s is not None and p.offered_rate_per_s <= rate)
+
+
+def test_a_search_cut_short_by_max_probes_says_so_in_the_terminal_and_markdown_tables() -> None:
+    spec = SaturationSpec(
+        slo_ttft_p99_ms=500, min_rate=1, tolerance=0.001, max_probes=6, closed_loop_concurrency=None
+    )
+    model = LatencyModel()
+    result = result_of(spec, 32, 16, lambda rate: model(spec, rate))
+    assert result.rate_per_s is not None and result.probes  # it found a rate: not a shape that could not run
+    out = io.StringIO()
+    print_saturation([result], Console(file=out, width=400))
+    assert "stopped after max_probes (6)" in out.getvalue()
+    assert any("stopped after max_probes (6) |" in line for line in markdown_lines([("run-a", [result])]))
 
 
 def test_result_reports_goodput_at_the_rate_found_and_every_probe() -> None:

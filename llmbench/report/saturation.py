@@ -9,7 +9,8 @@ from rich.table import Table
 
 from llmbench.results import SaturationProbe, SaturationResult
 
-HEADER = ("in", "out", "SLOs (p99)", "rate/s", "goodput/s", "bound by", "max throughput/s", "probes")
+HEADER = ("in", "out", "SLOs (p99)", "rate/s", "goodput/s", "bound by", "max throughput/s", "probes", "note")
+LEFT = ("SLOs (p99)", "bound by", "probes", "note")
 
 
 def _num(value: float | None, fmt: str = ".2f") -> str:
@@ -35,25 +36,24 @@ def probe_text(probe: SaturationProbe) -> str:
 
 
 def row_cells(result: SaturationResult) -> list[str]:
-    bound = ", ".join(result.bound_by) or "-"
-    if result.note and result.rate_per_s is None and not result.probes:
-        bound = result.note  # the shape could not run
+    """The row's cells; the note says when the search did not converge (max_probes) or could not run."""
     return [
         str(result.input_tokens),
         str(result.output_tokens),
         slo_text(result),
         _num(result.rate_per_s),
         _num(result.goodput_per_s),
-        bound,
+        ", ".join(result.bound_by) or "-",
         _num(result.max_throughput_per_s),
         "; ".join(probe_text(p) for p in result.probes),
+        result.note or "-",
     ]
 
 
 def print_saturation(results: Sequence[SaturationResult], console: Console) -> None:
     table = Table(title="saturation search: the highest request rate that meets the SLOs")
     for col in HEADER:
-        table.add_column(col, justify="left" if col in ("SLOs (p99)", "bound by", "probes") else "right")
+        table.add_column(col, justify="left" if col in LEFT else "right")
     for result in results:
         table.add_row(*row_cells(result))
     console.print(table)
