@@ -19,7 +19,12 @@ class ApiSpec(Strict):
     base_url: str | None = None
     api_key_env: str | None = Field(default=None, description="name of the variable that holds the key")
     endpoint: Literal["chat", "completions"] = "chat"
-    concurrency: int = Field(default=8, ge=1, le=MAX_COUNT)
+    concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=MAX_COUNT,
+        description="requests in flight when a run sets no cap (quality runs); arrivals are never capped by it",
+    )
     timeout_s: float = Field(default=600, gt=0, le=86_400, description="longest a whole answer may take")
     first_byte_timeout_s: float = Field(
         default=120, gt=0, le=86_400, description="longest wait for the first byte of an answer"

@@ -59,7 +59,9 @@ class Completion:
 
     Times are milliseconds from the moment the request was handed to the engine (or sent):
     `ttft_ms` at the first generated token, `latency_ms` at the last. `itl_ms` holds the gaps
-    between consecutive tokens (or stream chunks) as they arrived.
+    between consecutive tokens (or stream chunks) as they arrived. `queue_ms`, for requests sent at
+    arrival times under a client cap on requests in flight, is how long the request waited after its
+    arrival for a free slot: before submission, so in neither TTFT nor latency.
     """
 
     request_id: str
@@ -76,6 +78,7 @@ class Completion:
     error: str | None = None
     batch_size: int | None = None  # how many requests shared the forward pass, where known
     warnings: list[str] = field(default_factory=list)  # where the server's claims and ours disagreed
+    queue_ms: float | None = None  # arrival to submission, open-loop requests only (see the class doc)
 
     @property
     def tpot_ms(self) -> float | None:

@@ -100,7 +100,15 @@ def test_closed_loop_throughput_caps_the_rates_offered() -> None:
     spec = SaturationSpec(slo_ttft_p99_ms=1e9, min_rate=1, max_rate=100, tolerance=0.05)
     rate, bound, note, probes = _search(spec, LatencyModel(capacity=6))
     assert max(p.offered_rate_per_s or 0 for p in probes) <= 6
-    assert rate == 6 and bound == ["closed_loop_throughput"] and "closed_loop_throughput" in note
+    assert rate == 6 and bound == ["closed_loop_throughput"]
+    assert "closed-loop throughput at concurrency 16 (6/s)" in note and "not the server, bounded" in note
+
+
+def test_a_closed_loop_throughput_below_min_rate_is_named_as_itself_not_as_min_rate() -> None:
+    spec = SaturationSpec(slo_ttft_p99_ms=1e9, min_rate=8, max_rate=100, saturation_margin=0.5)
+    rate, bound, note, _ = _search(spec, LatencyModel(capacity=6))
+    assert rate == 8 and bound == ["closed_loop_throughput"]
+    assert "min_rate (8/s)" in note and "above the closed-loop throughput at concurrency 16 (6/s)" in note
 
 
 def test_a_lowest_rate_that_fails_gives_no_rate_and_names_the_bound() -> None:
@@ -154,12 +162,27 @@ def test_a_probe_with_failed_requests_fails_whatever_its_latencies() -> None:
 
 
 def test_spans_rates_tell_a_growing_queue_from_a_server_that_keeps_up() -> None:
-    offsets = [0.0, 1.0, 2.0, 3.0, 4.0]
+    offsets = {str(i): float(i) for i in range(5)}
     steady = [Completion(request_id=str(i), text="", latency_ms=500.0) for i in range(5)]
     assert spans_rates(offsets, steady) == (1.0, 1.0)
     queued = [Completion(request_id=str(i), text="", latency_ms=500.0 + 1000.0 * i) for i in range(5)]
     arrival, done = spans_rates(offsets, queued)
     assert arrival == 1.0 and done == pytest.approx(0.5)
+
+
+def test_spans_rates_pair_each_completion_with_its_own_arrival_whatever_the_order() -> None:
+    offsets = {str(i): float(i) for i in range(5)}
+    # finished in reverse order: the last to arrive finished first, each 0.5 s after its own arrival
+    steady = [Completion(request_id=str(i), text="", latency_ms=500.0) for i in reversed(range(5))]
+    assert spans_rates(offsets, steady) == (1.0, 1.0)
+
+
+def test_spans_rates_count_the_wait_for_a_client_slot_as_falling_behind() -> None:
+    # a cap of one in flight: each request starts its clock when the slot frees, and queued that long
+    offsets = {str(i): float(i) for i in range(5)}
+    capped = [Completion(request_id=str(i), text="", latency_ms=1500.0, queue_ms=500.0 * i) for i in range(5)]
+    arrival, done = spans_rates(offsets, capped)
+    assert arrival == 1.0 and done == pytest.approx(4 / 6)
 
 
 def test_saturation_spec_needs_an_slo_and_ordered_rates() -> None:

@@ -49,7 +49,8 @@ class Backend(Protocol):
 
         `concurrency` caps the requests in flight (the batch size for in-process batching);
         None lets the backend batch as it likes (quality runs). `arrival_offsets_s`, one per
-        request, submits each request that many seconds after the call (Poisson request-rate mode).
+        request, submits each request that many seconds after the call (request-rate mode), with
+        no cap on requests in flight unless `concurrency` is given (see `pacing` for the clocks).
         """
         ...
 

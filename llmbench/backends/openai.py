@@ -45,6 +45,7 @@ from llmbench.backends.openai_wire import (
     prompt_chars,
     sampling,
 )
+from llmbench.backends.pacing import Pacer
 from llmbench.backends.prefix_cache import (
     PrefixCacheCounters,
     PrefixCacheState,
@@ -142,7 +143,9 @@ class OpenAIBackend:
             raise BackendError("generate called before load")
         if arrival_offsets_s is not None and len(arrival_offsets_s) != len(requests):
             raise ValueError("arrival_offsets_s needs one offset per request")
-        cap = concurrency or self.config.api.concurrency
+        # Open-loop arrivals go out on schedule, uncapped unless a cap is given (as `vllm bench serve`
+        # without --max-concurrency); a closed loop is capped by the call, else by api.concurrency.
+        cap = concurrency or (None if arrival_offsets_s is not None else self.config.api.concurrency)
         # Render and hash every prompt before the first request goes out: none of that work may fall
         # inside a timed window or hold up the event loop that stamps other requests' chunks.
         bodies = [self._prepared(r) for r in requests]
@@ -150,25 +153,23 @@ class OpenAIBackend:
         async def produce(emit: Callable[[Completion], None]) -> None:
             import httpx
 
-            limits = httpx.Limits(max_connections=cap, max_keepalive_connections=cap)
+            pool = cap or max(1, len(requests))  # a connection for every request that may be in flight
+            limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
             api = self.config.api
             # Reads are timed here per phase (first byte, then between chunks); httpx bounds the rest.
             timeout = httpx.Timeout(api.first_byte_timeout_s, read=None)
             async with httpx.AsyncClient(headers=self._headers, limits=limits, timeout=timeout) as client:
-                limit = asyncio.Semaphore(cap)
-                t0 = now_ns()
+                pacer = Pacer(cap, arrival_offsets_s)
 
                 async def one(i: int) -> None:
-                    arrival = None
-                    if arrival_offsets_s is not None:
-                        arrival = t0 + int(arrival_offsets_s[i] * 1e9)
-                        await asyncio.sleep(max(0.0, (arrival - now_ns()) / 1e9))
-                    async with limit:
+                    async with pacer.slot(i) as sent:
                         body = bodies[i]
                         if isinstance(body, Completion):  # the prompt could not be rendered
                             emit(body)
-                        else:
-                            emit(self._redacted(await self._complete(client, requests[i], body, arrival)))
+                            return
+                        done = await self._complete(client, requests[i], body, sent.start_ns)
+                        done.queue_ms = sent.queue_ms
+                        emit(self._redacted(done))
 
                 await asyncio.gather(*(one(i) for i in range(len(requests))))
 
@@ -243,10 +244,12 @@ class OpenAIBackend:
             return Completion(request.request_id, "", finish_reason="error", error=str(exc))
 
     async def _complete(
-        self, client: Any, request: GenerationRequest, prepared: _Body, arrival_ns: int | None
+        self, client: Any, request: GenerationRequest, prepared: _Body, start_ns: int | None
     ) -> Completion:
-        """One request with bounded retries; errors become the completion's `error`, never an exception."""
-        clock = TokenClock(start_ns=arrival_ns if arrival_ns is not None else now_ns())
+        """One request with bounded retries; errors become the completion's `error`, never an exception.
+
+        `start_ns`: where its clock starts (see `pacing`); None: now, a closed-loop submission."""
+        clock = TokenClock(start_ns=start_ns if start_ns is not None else now_ns())
         api = self.config.api
         route, body, prompt_hash, rendered = prepared
         result: dict[str, Any] = {}
@@ -270,7 +273,7 @@ class OpenAIBackend:
             except TokenIdsRefused:  # once per run: from now on every token-id prompt goes as text
                 self._ids_as_text = True
                 route, body, prompt_hash, rendered = self._request_body(request)
-                if arrival_ns is None:  # the refused try was a protocol check, not the server's latency
+                if start_ns is None:  # the refused try was a protocol check, not the server's latency
                     clock.start_ns = now_ns()
             except Retryable as exc:
                 error = str(exc)

@@ -38,6 +38,7 @@ from llmbench.backends.common import (
     weights_bytes,
 )
 from llmbench.backends.loglik import Span, scored, spans
+from llmbench.backends.pacing import Pacer
 from llmbench.backends.prefix_cache import PrefixCacheCounters, PrefixCacheState
 from llmbench.backends.vllm_engine import (
     attention_backend,
@@ -177,27 +178,21 @@ class VLLMBackend:
         prepared = [self._prepare(r) for r in requests]
 
         async def produce(emit: Callable[[Completion], None]) -> None:
-            limit = asyncio.Semaphore(concurrency) if concurrency else None
-            t0 = now_ns()
+            pacer = Pacer(concurrency, arrival_offsets_s)
 
             async def one(i: int) -> None:
                 request, ids, rendered, failure = prepared[i]
-                arrival = None
-                if arrival_offsets_s is not None:
-                    arrival = t0 + int(arrival_offsets_s[i] * 1e9)
-                    await asyncio.sleep(max(0.0, (arrival - now_ns()) / 1e9))
-                if failure is not None:
-                    emit(
-                        Completion(
-                            request_id=request.request_id, text="", finish_reason="error", error=failure
+                async with pacer.slot(i) as sent:
+                    if failure is not None:
+                        emit(
+                            Completion(
+                                request_id=request.request_id, text="", finish_reason="error", error=failure
+                            )
                         )
-                    )
-                    return
-                if limit is None:
-                    emit(await self._stream_one(request, ids, rendered, arrival))
-                    return
-                async with limit:
-                    emit(await self._stream_one(request, ids, rendered, arrival))
+                        return
+                    done = await self._stream_one(request, ids, rendered, sent.start_ns)
+                    done.queue_ms = sent.queue_ms
+                    emit(done)
 
             await asyncio.gather(*(one(i) for i in range(len(prepared))))
 
@@ -216,11 +211,11 @@ class VLLMBackend:
         return request, ids, text, None
 
     async def _stream_one(
-        self, request: GenerationRequest, ids: list[int], rendered: str | None, arrival_ns: int | None
+        self, request: GenerationRequest, ids: list[int], rendered: str | None, start_ns: int | None
     ) -> Completion:
-        """Submit one request and time each token as the engine yields it."""
+        """Submit one request and time each token as the engine yields it (from `start_ns`, else now)."""
         sampling = self._sampling_params(request.params)
-        clock = TokenClock(start_ns=arrival_ns if arrival_ns is not None else now_ns())
+        clock = TokenClock(start_ns=start_ns if start_ns is not None else now_ns())
         token_ids: list[int] = []
         finish: str | None = None
         engine_id = f"{request.request_id}-{next(self._ids)}"

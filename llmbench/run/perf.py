@@ -1,9 +1,14 @@
 """The performance sweep: fixed-length prompts at every input length x output length x concurrency (or rate).
 
 Metric definitions (those of `vllm bench`, so users can compare):
-- TTFT: first generated token minus the moment the backend submitted the request to the engine or
-  server. Time in the engine's own queue counts; time before submission does not (a request waiting
-  for its Poisson arrival, or for one of the `concurrency` slots, is not yet submitted).
+- TTFT: first generated token minus the moment the request was submitted to the engine or server.
+  Time in the engine's own queue counts; time before submission does not. A request-rate request is
+  submitted at its scheduled arrival (the clock starts there even when the client wakes late), every
+  request at its arrival however many are in flight; only under a client cap (the saturation search's
+  `max_concurrency`) may one wait for a free slot, and then its clock starts when the slot frees, the
+  wait being recorded apart as the completion's `queue_ms`, as `vllm bench serve --max-concurrency`
+  does. A concurrency point is closed loop: each request is submitted when a slot frees.
+  (The Transformers backend is its own engine: there a request's wait for its batch counts.)
 - TPOT: (E2E - TTFT) / (output tokens - 1), per request. ITL: every gap between consecutive tokens
   (or stream chunks). E2E: last token minus submission.
 - Output tokens/s: all output tokens of the point / the point's wall time (first submission to last

@@ -2,8 +2,9 @@
 
 How it searches (for each input x output shape of the perf sweep):
 1. Closed loop (optional): `closed_loop_concurrency` requests in flight, no pacing. Its request
-   throughput is the most the server can complete; no offered rate above it can be sustained, so it
-   caps the search (with `max_rate`).
+   throughput caps the search (with `max_rate`). It is what the server completes at that
+   concurrency, which understates a server that batches more; when every rate up to it passes, the
+   note says that this ceiling, not the server, bounded the result.
 2. Bracket: offer `min_rate`, then double it, until a rate fails or the cap is reached.
 3. Bisect between the highest passing and the lowest failing rate until they are within `tolerance`
    of each other (relative to the failing rate) or `max_probes` have run.
@@ -26,7 +27,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ from llmbench.run.perf import (
     summarise_point,
 )
 from llmbench.telemetry.nvml import NvmlSampler, TelemetryWindow
-from llmbench.types import Completion
+from llmbench.types import Completion, GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,14 @@ def search(
     """Run the search with `measure`; returns (rate found, what bound it, a note, every probe in order)."""
     probes: list[SaturationProbe] = []
     ceiling, cap_name = spec.max_rate, "max_rate"
+    capped = f"every rate up to max_rate ({spec.max_rate:.3g}/s) met the SLOs"
     if spec.closed_loop_concurrency is not None:
         closed = measure(None)
         probes.append(closed)
         throughput = closed.point.request_throughput_per_s
         if throughput is not None and throughput < ceiling:
             ceiling, cap_name = max(spec.min_rate, throughput), "closed_loop_throughput"
+            capped = _ceiling_note(spec, throughput)
     passing: SaturationProbe | None = None
     failing: SaturationProbe | None = None
     rate = spec.min_rate
@@ -122,7 +125,7 @@ def search(
             break
         passing = probe
         if rate >= ceiling:
-            return rate, [cap_name], f"every rate up to the {cap_name} ({ceiling:.3g}/s) met the SLOs", probes
+            return rate, [cap_name], capped, probes
         rate = min(rate * 2, ceiling)
     if passing is None:
         bound = failing.violated if failing is not None else []
@@ -141,6 +144,20 @@ def search(
             failing = probe
     bound = failing.violated if failing is not None else []
     return passing.offered_rate_per_s, bound, f"stopped after max_probes ({spec.max_probes})", probes
+
+
+def _ceiling_note(spec: SaturationSpec, throughput: float) -> str:
+    """Why the search stopped at the closed-loop throughput: that ceiling, not an SLO, bounded the rate."""
+    measured = (
+        f"the closed-loop throughput at concurrency {spec.closed_loop_concurrency} ({throughput:.3g}/s)"
+    )
+    raise_it = "raise closed_loop_concurrency, or set it to null, to offer higher rates"
+    if throughput < spec.min_rate:
+        return (
+            f"min_rate ({spec.min_rate:g}/s) met the SLOs and is already above {measured}, "
+            f"so no higher rate was offered; {raise_it}"
+        )
+    return f"every rate up to {measured} met the SLOs: that ceiling, not the server, bounded the search; {raise_it}"
 
 
 def _rate_probes(probes: Sequence[SaturationProbe]) -> list[SaturationProbe]:
@@ -186,24 +203,26 @@ def describe_probe(probe: SaturationProbe) -> str:
 
 
 def spans_rates(
-    offsets_s: Sequence[float], completions: Sequence[Completion]
+    offsets_s: Mapping[str, float], completions: Sequence[Completion]
 ) -> tuple[float | None, float | None]:
     """(arrival rate, completion rate) of the requests that finished, each as (n - 1) / its span.
 
-    Completion times are arrival offset + E2E latency (the backends time E2E from the scheduled arrival),
-    so a server that keeps up shifts every request by about the same latency and the two spans match;
-    one that falls behind lets its queue, and so its completion span, grow.
+    `offsets_s` maps each request id to its scheduled arrival. A request completes at its arrival +
+    the time it queued for a client slot (`queue_ms`, under `max_concurrency`) + its E2E latency, so a
+    server that keeps up shifts every request by about the same latency and the two spans match; one
+    that falls behind (or a client cap that holds requests back) lets its queue, and so its completion
+    span, grow.
     """
-    by_index = sorted(
-        (offsets_s[i], offsets_s[i] + c.latency_ms / 1000)
-        for i, c in enumerate(completions)
-        if c.latency_ms is not None and c.error is None
+    by_arrival = sorted(
+        (offsets_s[c.request_id], offsets_s[c.request_id] + ((c.queue_ms or 0.0) + c.latency_ms) / 1000)
+        for c in completions
+        if c.latency_ms is not None and c.error is None and c.request_id in offsets_s
     )
-    if len(by_index) < 2:
+    if len(by_arrival) < 2:
         return None, None
-    arrivals = [a for a, _ in by_index]
-    done = [d for _, d in by_index]
-    n = len(by_index) - 1
+    arrivals = [a for a, _ in by_arrival]
+    done = [d for _, d in by_arrival]
+    n = len(by_arrival) - 1
     arrival_span, done_span = max(arrivals) - min(arrivals), max(done) - min(done)
     return (n / arrival_span if arrival_span > 0 else None, n / done_span if done_span > 0 else None)
 
@@ -235,19 +254,24 @@ class _Prober:
     def _closed_loop(self) -> SaturationProbe:
         concurrency = self.spec.closed_loop_concurrency
         n = max(self.spec.requests_per_point, 2 * (concurrency or 1))
-        point, _ = self._measure(PointSpec(self.n_in, self.n_out, concurrency=concurrency), n, None)
+        point, _, _ = self._measure(PointSpec(self.n_in, self.n_out, concurrency=concurrency), n, None)
         return SaturationProbe(kind="closed_loop", point=point)
 
     def _at_rate(self, rate: float) -> SaturationProbe:
         n = max(self.spec.requests_per_point, math.ceil(rate * self.spec.min_duration_s))
         offsets = poisson_offsets(n, rate, random.Random(f"{self.seed}:saturation:{self.count}"))
-        point, completions = self._measure(PointSpec(self.n_in, self.n_out, request_rate=rate), n, offsets)
-        arrival, completion = spans_rates(offsets, completions) if completions else (None, None)
+        point, batch, completions = self._measure(
+            PointSpec(self.n_in, self.n_out, request_rate=rate), n, offsets
+        )
+        arrival, completion = None, None
+        if completions:  # each completion paired with its own request's arrival, by id
+            by_id = {r.request_id: offset for r, offset in zip(batch, offsets, strict=True)}
+            arrival, completion = spans_rates(by_id, completions)
         return judge(self.spec, point, rate, arrival, completion)
 
     def _measure(
         self, spec: PointSpec, n: int, offsets: list[float] | None
-    ) -> tuple[PerfPoint, list[Completion]]:
+    ) -> tuple[PerfPoint, list[GenerationRequest], list[Completion]]:
         tag = f"saturation-{self.count}"
         concurrency = spec.concurrency or self.spec.max_concurrency
         window = TelemetryWindow()
@@ -270,10 +294,8 @@ class _Prober:
                 n_requests=n,
                 error=describe_failure(exc),
             )
-            return failed, []
-        order = {r.request_id: i for i, r in enumerate(batch)}
-        got.sort(key=lambda c: order.get(c.request_id, len(order)))  # back in arrival order
-        return summarise_point(spec, self.n_in, n, got, wall_s, window, self.sweep), got
+            return failed, [], []
+        return summarise_point(spec, self.n_in, n, got, wall_s, window, self.sweep), batch, got
 
 
 def run_saturation(

@@ -16,6 +16,7 @@ from typing import Any
 
 MAX_BODY_BYTES = 1 << 20
 HANG_S = 20.0  # a hanging answer ends by then even if the test forgot to stop the server
+GATHER_S = 5.0  # the longest an answer waits for `gather` requests to be open at once
 FAULTS = (
     "ok",  # a correct stream: role, one chunk per word, finish reason, usage, [DONE]
     "early_end",  # two chunks, then the connection closes: no finish reason, no [DONE]
@@ -40,6 +41,7 @@ class FaultyServer:
         fail_first: int | None = None,
         max_requests: int = 64,
         usage: dict[str, Any] | None = None,
+        gather: int | None = None,
     ) -> None:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
@@ -48,6 +50,10 @@ class FaultyServer:
         self.fail_first = fail_first  # None: every request gets the fault
         self.max_requests = max_requests
         self.usage = usage
+        self.gather = gather  # hold every answer until this many requests are open at once (or GATHER_S)
+        self.open = 0
+        self.most_open = 0  # the most requests that were open at once
+        self.opened = threading.Condition()
         self.posts = 0
         self.seen_headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
@@ -102,6 +108,19 @@ class FaultyServer:
                     self._send(503, "application/json", b'{"error": "request budget spent"}')
                     return
                 fault = server._fault_now()
+                with server.opened:
+                    server.open += 1
+                    server.most_open = max(server.most_open, server.open)
+                    server.opened.notify_all()
+                    if server.gather is not None:
+                        server.opened.wait_for(lambda: server.most_open >= (server.gather or 0), GATHER_S)
+                try:
+                    self._answer(fault, body)
+                finally:
+                    with server.opened:
+                        server.open -= 1
+
+            def _answer(self, fault: str, body: dict[str, Any]) -> None:
                 if fault == "echo_headers":
                     echoed = {"error": "bad request", "received_headers": dict(self.headers.items())}
                     self._send(400, "application/json", json.dumps(echoed).encode())

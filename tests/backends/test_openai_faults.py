@@ -249,3 +249,44 @@ def test_the_timeout_flags_reach_the_backend(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert "no answer began within 0.3 s" in proc.stderr
     assert server.posts == 3  # one try per sample: a hung server is not asked again
+
+
+# ---------------------------------------------------------------- arrivals and the cap on requests in flight
+
+
+def _asks(n: int) -> list[GenerationRequest]:
+    return [GenerationRequest(f"q{i}", PARAMS, messages=CHAT) for i in range(n)]
+
+
+def test_arrivals_without_a_cap_all_go_out_at_once_beyond_api_concurrency() -> None:
+    # api.concurrency is 8; an open-loop call with no cap given must not queue the other four behind it
+    with FaultyServer("ok", gather=12) as server:
+        backend = backend_for(server)
+        try:
+            got = list(backend.generate(_asks(12), arrival_offsets_s=[0.0] * 12))
+        finally:
+            backend.close()
+    assert server.most_open == 12
+    assert all(c.error is None and c.queue_ms == 0.0 for c in got)
+
+
+def test_arrivals_under_a_cap_queue_for_a_slot_and_the_wait_is_kept_out_of_ttft() -> None:
+    with FaultyServer("ok") as server:
+        backend = backend_for(server)
+        try:
+            got = list(backend.generate(_asks(6), concurrency=2, arrival_offsets_s=[0.0] * 6))
+        finally:
+            backend.close()
+    assert server.most_open <= 2 and all(c.error is None for c in got)
+    queued = [c for c in got if c.queue_ms]
+    assert len(queued) >= 4  # at most two found a free slot at their arrival
+
+
+def test_a_closed_loop_call_without_a_cap_keeps_api_concurrency() -> None:
+    with FaultyServer("ok", gather=3) as server:  # the first three are answered once all three are open
+        backend = backend_for(server, concurrency=3)
+        try:
+            got = list(backend.generate(_asks(6)))
+        finally:
+            backend.close()
+    assert server.most_open == 3 and all(c.error is None and c.queue_ms is None for c in got)

@@ -1,0 +1,70 @@
+"""Pacing: when a request goes out and where its clock starts, with and without a cap on requests in flight."""
+
+from __future__ import annotations
+
+import asyncio
+
+from llmbench.backends.pacing import Pacer, Submission
+from llmbench.telemetry.timing import now_ns
+
+GUARD_S = 10.0  # only against a hang: a correct pacer never waits this long here
+
+
+def test_a_closed_loop_request_has_no_arrival_and_no_queue() -> None:
+    async def go() -> Submission:
+        async with Pacer(2, None).slot(0) as sent:
+            return sent
+
+    assert asyncio.run(go()) == Submission(None, None)
+
+
+def test_arrivals_without_a_cap_are_all_in_flight_at_once() -> None:
+    n = 20
+
+    async def go() -> list[Submission]:
+        pacer = Pacer(None, [0.0] * n)
+        inside, everyone = 0, asyncio.Event()
+
+        async def one(i: int) -> Submission:
+            nonlocal inside
+            async with pacer.slot(i) as sent:
+                inside += 1
+                if inside == n:
+                    everyone.set()
+                await asyncio.wait_for(everyone.wait(), GUARD_S)  # a cap below n would never get here
+                return sent
+
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+    sent = asyncio.run(go())
+    assert all(s.queue_ms == 0.0 and s.start_ns is not None for s in sent)
+    assert len({s.start_ns for s in sent}) == 1  # every clock starts at the (shared) scheduled arrival
+
+
+def test_under_a_cap_a_request_that_waits_for_a_slot_starts_its_clock_when_the_slot_frees() -> None:
+    async def go() -> tuple[Submission, Submission, int, int]:
+        pacer = Pacer(1, [0.0, 0.0])
+        release = asyncio.Event()
+        freed_at = 0
+
+        async def first() -> Submission:
+            nonlocal freed_at
+            async with pacer.slot(0) as sent:
+                await asyncio.wait_for(release.wait(), GUARD_S)
+                freed_at = now_ns()
+            return sent
+
+        async def second() -> Submission:
+            async with pacer.slot(1) as sent:
+                return sent
+
+        task = asyncio.gather(first(), second())
+        await asyncio.sleep(0.01)  # both have arrived; the second waits for the only slot
+        release.set()
+        a, b = await task
+        return a, b, freed_at, pacer.t0
+
+    a, b, freed_at, t0 = asyncio.run(go())
+    assert a.start_ns == t0 and a.queue_ms == 0.0  # on time: the clock starts at the scheduled arrival
+    assert b.start_ns is not None and b.start_ns >= freed_at  # not at its arrival t0
+    assert b.queue_ms is not None and b.queue_ms == (b.start_ns - t0) / 1e6 > 0
