@@ -108,3 +108,14 @@ def test_the_gate_over_a_nightly_folder_judges_tonight_not_every_night(tmp_path:
     assert done.returncode == 0, done.stderr
     assert "3 results files: the latest run" in done.stderr and "no significant regression" in done.stderr
     assert [c["run_id"] for c in json.loads(done.stdout)["columns"]] == ["base", "n03"]
+
+
+def test_compare_over_a_study_folder_reads_its_cells_and_leaves_the_manifest_out(tmp_path: Path) -> None:
+    from llmbench.study.manifest import StudyManifest, write_manifest
+
+    for backend in ("vllm", "transformers"):
+        write_results(make_run("m", {"gsm8k": BASE}, backend=backend), tmp_path / f"math-m-{backend}.json")
+    write_manifest(StudyManifest(study="s", study_file="s.yaml", study_hash="h"), tmp_path)
+    done = llmbench("compare", str(tmp_path), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert sorted(c["backend"] for c in json.loads(done.stdout)["columns"]) == ["transformers", "vllm"]

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.analysis.select import expand, select_runs
+from llmbench.analysis.select import MANIFEST_NAME, expand, select_runs
 from llmbench.errors import UserInputError
 from llmbench.results_io import read_results, write_results
+from llmbench.study import manifest
 from tests.factories import make_run, verdicts
 
 
@@ -57,3 +58,14 @@ def test_a_header_read_leaves_the_samples_out_and_keeps_the_rest(tmp_path: Path)
     whole, header = read_results(path), read_results(path, with_samples=False)
     assert header.samples == [] and whole.samples
     assert header.model_copy(update={"samples": whole.samples}) == whole
+
+
+def test_a_study_folder_stands_for_its_results_not_its_manifest(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    _write(study, "cell-a.json")
+    _write(study / "nested", "cell-b.json", created_at="2026-11-21T10:00:00+00:00")
+    manifest.write_manifest(manifest.StudyManifest(study="s", study_file="s.yaml", study_hash="h"), study)
+    (study / "nested" / MANIFEST_NAME).write_text((study / MANIFEST_NAME).read_text())
+    assert MANIFEST_NAME == manifest.MANIFEST_NAME
+    assert [p.name for p in expand([study])] == ["cell-a.json", "cell-b.json"]
+    assert expand([study / MANIFEST_NAME]) == [study / MANIFEST_NAME]  # named as a file: read, and refused

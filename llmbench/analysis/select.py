@@ -36,15 +36,23 @@ class _Header:
     seed: object
 
 
+# What `llmbench study` writes beside its cells' results (llmbench.study.manifest, not imported: it brings
+# the study planner and the backends with it): a folder's file of that name is no results file.
+MANIFEST_NAME = "study.json"
+
+
 def expand(paths: Iterable[Path]) -> list[Path]:
-    """Files as given; a folder stands for the `*.json` files under it (journals and hidden files left out)."""
+    """Files as given; a folder stands for the `*.json` files under it (journals, hidden files and study
+    manifests left out)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
             found = sorted(
                 p
                 for p in path.rglob("*.json")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.is_file()
+                and p.name != MANIFEST_NAME
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
                 raise UserInputError(f"{path}: no results files (*.json) in this folder")
