@@ -43,11 +43,43 @@ def _date(created_at: str) -> str:
         return created_at
 
 
+def load_keys(point: PerfPoint) -> dict[str, Any]:
+    """vLLM's `request_rate`, `burstiness` and `max_concurrency` for how the point's requests arrived.
+
+    A closed-loop point is vLLM's unpaced `--max-concurrency` run ("inf", its default burstiness 1).
+    Gamma arrivals carry their shape; Poisson is 1. Constant gaps are gamma's limit of an infinite
+    shape, which JSON cannot hold, and a trace has neither a rate nor a shape: those are null.
+    """
+    if point.request_rate is None:
+        if point.concurrency is not None:
+            return {"request_rate": "inf", "burstiness": 1.0, "max_concurrency": point.concurrency}
+        return {"request_rate": None, "burstiness": None, "max_concurrency": None}  # a trace's own times
+    if point.arrival_process == "gamma":
+        burstiness = point.burstiness
+    elif point.arrival_process == "constant":
+        burstiness = None
+    else:
+        burstiness = 1.0  # Poisson, and files written before arrival processes were recorded
+    return {
+        "request_rate": point.request_rate,
+        "burstiness": burstiness,
+        "max_concurrency": point.concurrency,
+    }
+
+
+def total_input_tokens(point: PerfPoint, completed: int) -> int:
+    """The prompts' tokens over the completed requests: their measured mean where the point has one
+    (a trace's prompts vary, a chat's grow turn by turn), else the point's fixed input length."""
+    if point.prompt_tokens_mean is not None:
+        return round(point.prompt_tokens_mean * completed)
+    return point.input_tokens * completed
+
+
 def point_record(run: RunResult, point: PerfPoint, index: int) -> dict[str, Any]:
     """One perf point under vLLM's keys (see the module docstring for what is left out)."""
     completed = point.e2e_latency_ms.n if point.e2e_latency_ms is not None else 0
     duration = point.duration_s
-    total_in = point.input_tokens * completed  # every prompt of a point has exactly this many tokens
+    total_in = total_input_tokens(point, completed)
     total_out = round(point.output_tokens_per_s * duration) if point.output_tokens_per_s and duration else 0
     rec: dict[str, Any] = {
         "date": _date(run.created_at),
@@ -57,9 +89,7 @@ def point_record(run: RunResult, point: PerfPoint, index: int) -> dict[str, Any]
         "model_id": run.backend.model or run.model_name,
         "tokenizer_id": run.backend.model or run.model_name,
         "num_prompts": point.n_requests,
-        "request_rate": point.request_rate if point.request_rate is not None else "inf",
-        "burstiness": 1.0,  # Poisson arrivals
-        "max_concurrency": point.concurrency,
+        **load_keys(point),
         "duration": duration,
         "completed": completed,
         "failed": point.n_requests - completed,
@@ -82,6 +112,9 @@ def point_record(run: RunResult, point: PerfPoint, index: int) -> dict[str, Any]
         "llmbench_point": index,
         "llmbench_input_tokens": point.input_tokens,
         "llmbench_output_tokens": point.output_tokens,
+        "llmbench_workload": point.workload,
+        "llmbench_arrival_process": point.arrival_process,
+        "llmbench_trace": point.trace,
         "llmbench_error": point.error,
     }
     return rec

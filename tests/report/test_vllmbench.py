@@ -78,6 +78,42 @@ def test_vllm_bench_format_writes_vllms_keys_with_vllms_definitions() -> None:
     assert rec["llmbench_run_id"] == run.run_id
 
 
+def _records(run: RunResult, **changes: object) -> dict:
+    """The vllm-bench line of `run`'s point with `changes`."""
+    point = run.performance.sweep[0].model_copy(update=changes)
+    changed = run.model_copy(update={"performance": Performance(sweep=[point])})
+    [line] = render("vllm-bench", build_comparison([changed]), [changed]).splitlines()
+    return json.loads(line)
+
+
+def test_vllm_bench_burstiness_is_the_points_arrival_shape() -> None:
+    run = _run_with_point()
+    gamma = _records(run, arrival_process="gamma", burstiness=0.5)
+    assert gamma["burstiness"] == 0.5 and gamma["request_rate"] == 2.0
+    assert gamma["llmbench_arrival_process"] == "gamma"
+    assert _records(run, arrival_process="poisson", burstiness=1.0)["burstiness"] == 1.0
+    constant = _records(run, arrival_process="constant", burstiness=1.0)
+    assert constant["burstiness"] is None and constant["llmbench_arrival_process"] == "constant"
+    closed = _records(run, request_rate=None, concurrency=4, arrival_process=None)
+    assert (closed["request_rate"], closed["max_concurrency"], closed["burstiness"]) == ("inf", 4, 1.0)
+
+
+def test_a_trace_point_is_neither_all_at_once_nor_capped() -> None:
+    trace = "synthetic-mooncake.jsonl (mooncake, 16 requests, time x0.25)"
+    rec = _records(
+        _run_with_point(),
+        request_rate=None, concurrency=None, workload="trace", arrival_process="trace", trace=trace,
+    )  # fmt: skip
+    assert rec["request_rate"] is None and rec["max_concurrency"] is None and rec["burstiness"] is None
+    assert rec["llmbench_arrival_process"] == "trace" and rec["llmbench_trace"] == trace
+
+
+def test_total_input_tokens_count_the_prompts_actual_lengths_where_they_vary() -> None:
+    rec = _records(_run_with_point(), workload="multi_turn", prompt_tokens_mean=57.25)  # chats grow
+    assert rec["total_input_tokens"] == 229  # 57.25 x 4 completed, not 32 x 4
+    assert rec["total_token_throughput"] == (229 + 4 * N_OUT) / 2.0
+
+
 def test_vllm_bench_format_refuses_runs_without_a_sweep() -> None:
     run = make_run("tiny", {"gsm8k": [1.0, 0.0]})
     with pytest.raises(UserInputError, match="vllm-bench"):
