@@ -11,10 +11,12 @@ from pydantic import ValidationError
 from llmbench.backends.transformers import TransformersBackend
 from llmbench.config import PerfSweep, load_suite
 from llmbench.config_models import ModelConfig
-from llmbench.config_serving import MultiTurnWorkload
+from llmbench.config_serving import MultiTurnWorkload, TraceWorkload
+from llmbench.data.traces import TraceRecord
 from llmbench.data.workloads import PromptBuilder
 from llmbench.run.multiturn import run_conversations
 from llmbench.run.perf import PerfTarget
+from llmbench.run.trace_replay import TraceBatch
 from llmbench.run.workloads import run_perf
 from llmbench.tinymodel import ensure_tiny_model
 from llmbench.types import Completion, GenerationRequest
@@ -109,7 +111,28 @@ def test_trace_blocks_with_the_same_hash_id_are_the_same_tokens(tokenizer: Any) 
     assert isinstance(p1, tuple) and isinstance(p2, tuple) and isinstance(p3, tuple)
     assert (len(p1), len(p2), len(p3)) == (40, 56, 24)
     assert p1[:32] == p2[:32] and p1[32:40] != p2[32:40] and p3[:16] == p1[:16]
-    assert b.from_blocks((5,), 16, 16, 1, salt=1) != p1[:16]  # another replay, other blocks
+    assert b.from_blocks((5,), 16, 16, 1, 1) != p1[:16]  # another replay, other blocks
+
+
+def test_no_two_replays_share_a_block_whatever_their_hash_ids() -> None:
+    b = PromptBuilder(None, "random", seed=0, needs_text=False, vocab_size=50_000)
+    # replay 1's block 0 and replay 0's block 2**20 once had the same index
+    assert b.from_blocks((1 << 20,), 16, 16, 1, 0) != b.from_blocks((0,), 16, 16, 1, 1)
+    assert b.from_blocks(((1 << 63) - 1,), 16, 16, 1, 0) != b.from_blocks((0,), 16, 16, 1, 1)
+
+
+def test_every_repeat_of_a_trace_replay_has_blocks_of_its_own() -> None:
+    b = PromptBuilder(None, "random", seed=0, needs_text=False, vocab_size=50_000)
+    records = [TraceRecord(0.0, 32, 4, (0, 1), line=1), TraceRecord(0.5, 32, 4, (0, 2), line=2)]
+    w = TraceWorkload(kind="trace", path="t.jsonl", block_tokens=16)
+    batch = TraceBatch(records, w, b, point_no=0, offsets_s=[0.0, 0.5], input_tokens=32, output_tokens=4)
+    first_blocks = []
+    for repeat in range(40):  # repeats 6 and 29 once drew the same salt
+        a, c = (r.prompt_token_ids or () for r in batch.requests(repeat))
+        assert a[:16] == c[:16]  # within a repeat, hash id 0 is one block
+        first_blocks.append(a[:16])
+    assert len(set(first_blocks)) == 40
+    assert len(b._blocks) == 3  # only the last repeat's blocks are kept: 0, 1 and 2
 
 
 def test_each_turn_sends_the_whole_chat_so_far_with_the_models_own_answers(recording: Recording) -> None:

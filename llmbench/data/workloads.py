@@ -21,6 +21,17 @@ Prompt = tuple[int, ...] | str
 # small indices; prefixes and trace blocks use theirs far above any count of requests.
 PREFIX_BASE = 1 << 32
 BLOCK_BASE = 1 << 33
+HASH_ID_BITS = 63  # a trace's hash ids are below 2**63 (the trace reader refuses larger)
+
+
+def block_index(replay: int, hash_id: int) -> int:
+    """The prompt index of hash id `hash_id`'s block in replay `replay`: one of its own per pair.
+
+    The replay takes the bits above every hash id, so no two (replay, hash id) pairs meet.
+    """
+    if not (0 <= hash_id < 1 << HASH_ID_BITS and replay >= 0):
+        raise ValueError(f"hash id {hash_id} or replay {replay} out of range")
+    return BLOCK_BASE + (replay << HASH_ID_BITS) + hash_id
 
 
 def part_index(*parts: object) -> int:
@@ -38,7 +49,9 @@ class PromptBuilder:
     seed: int
     needs_text: bool
     vocab_size: int | None = None
+    # the blocks of the replay being built (keys are its own, so no other replay could reuse them)
     _blocks: dict[tuple[int, int], Prompt] = field(default_factory=dict)
+    _blocks_replay: int | None = None
 
     def unique(self, n_tokens: int, index: int) -> Prompt:
         """A prompt of `n_tokens` that shares no prefix with any other index."""
@@ -52,19 +65,23 @@ class PromptBuilder:
         return _join(prefix, self.unique(n_tokens - prefix_tokens, index))
 
     def from_blocks(
-        self, hash_ids: tuple[int, ...], block_tokens: int, n_tokens: int, index: int, salt: int = 0
+        self, hash_ids: tuple[int, ...], block_tokens: int, n_tokens: int, index: int, replay: int = 0
     ) -> Prompt:
         """A prompt whose k-th block is the content of hash id k (same id, same block); cut or filled to `n_tokens`.
 
-        `salt` gives the same hash ids different content (each replay of a trace its own blocks).
+        Each `replay` (a whole number; one per point and repeat of a trace) gives the same hash ids
+        content of its own, shared with no other replay. Blocks are kept for the current replay only.
         """
+        if replay != self._blocks_replay:
+            self._blocks.clear()
+            self._blocks_replay = replay
         parts: list[Prompt] = []
         left = n_tokens
         for h in hash_ids:
             if left <= 0:
                 break
             take = min(block_tokens, left)
-            parts.append(self._block(BLOCK_BASE + salt * (1 << 20) + h, block_tokens, take))
+            parts.append(self._block(block_index(replay, h), block_tokens, take))
             left -= take
         if left > 0:  # the trace's blocks cover less than its input length: the rest is the request's own
             parts.append(self.unique(left, index))

@@ -46,9 +46,8 @@ class TraceBatch:
         for i, rec in enumerate(self.records):
             index = part_index(self.builder.seed, self.point_no, repeat, i)
             if rec.hash_ids:
-                salt = part_index(self.point_no, repeat) % 1024
                 prompt = self.builder.from_blocks(
-                    rec.hash_ids, self.w.block_tokens, rec.input_tokens, index, salt
+                    rec.hash_ids, self.w.block_tokens, rec.input_tokens, index, self.replay(repeat)
                 )
             else:
                 prompt = self.builder.unique(rec.input_tokens, index)
@@ -56,6 +55,10 @@ class TraceBatch:
                 perf_request(f"perf-{self.point_no}-{repeat}-line{rec.line}", prompt, rec.output_tokens)
             )
         return out
+
+    def replay(self, repeat: int) -> int:
+        """This point's repeat as a replay number of its own (repeats stay below 2**32)."""
+        return (self.point_no << 32) + repeat
 
     def warmup(self, n: int) -> list[GenerationRequest]:
         """`n` requests of the first request's shape, sharing no block with the replay."""
