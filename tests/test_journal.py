@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,50 @@ def test_an_unnamed_run_beside_an_unfinished_one_says_so(tmp_path: Path) -> None
     assert path == tmp_path / "math-tiny-20260101T000000Z.json"
     path, _ = resolve_paths("math", "tiny", RunOptions(results_dir=tmp_path, fresh=True))
     assert not journal.path.exists() and path != tmp_path / "math-tiny-20260101T000000Z.json"
+
+
+def test_an_unnamed_run_never_takes_the_name_of_a_run_of_the_same_second(tmp_path: Path) -> None:
+    now = datetime.now(timezone.utc)
+    finished = set()
+    for s in range(6):  # every second the calls below may fall in has a finished run already
+        stamp = (now + timedelta(seconds=s)).strftime("%Y%m%dT%H%M%SZ")
+        done = write_results(make_run("m", {"t": [1.0]}), tmp_path / f"math-tiny-{stamp}.json")
+        Journal(Journal.path_for(done), HEADER).open(resume=False)
+        finished.add(done)
+    path, run_id = resolve_paths("math", "tiny", RunOptions(results_dir=tmp_path))
+    assert path.name.endswith("-2.json") and run_id == path.stem
+    assert path.with_name(path.name.removesuffix("-2.json") + ".json") in finished
+    running = Journal(Journal.path_for(path), HEADER)
+    running.open(resume=False, new=True)
+    third, _ = resolve_paths("math", "tiny", RunOptions(results_dir=tmp_path))
+    running.close()
+    if third.name.split("-")[2] == path.name.split("-")[2]:  # the same second
+        assert third.name == path.name.replace("-2.json", "-3.json")
+    else:
+        assert third.name.endswith("-2.json")
+
+
+def test_a_journal_created_by_another_run_meanwhile_is_refused_not_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "math-tiny-20260101T000000Z.journal.jsonl"
+    other = Journal(path, HEADER)
+    other.open(resume=False)
+    other.append("t/0/0", record(0))
+    other.close()
+    with pytest.raises(UserInputError, match="another run took this name"):
+        Journal(path, HEADER | {"run_id": "mine"}).open(resume=False, new=True)
+    assert set(read_journal(path).samples) == {"t/0/0"}
+
+
+def test_runs_of_a_model_whose_name_extends_another_are_not_its_unfinished_runs(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "math-tiny-qwen2-20260101T000000Z.journal.jsonl", HEADER)
+    journal.open(resume=False)
+    journal.append("t/0/0", record(0))
+    journal.close()
+    path, _ = resolve_paths("math", "tiny", RunOptions(results_dir=tmp_path, fresh=True))
+    assert journal.path.exists() and path.name.startswith("math-tiny-2")
+    assert resolve_paths("math", "tiny-qwen2", RunOptions(results_dir=tmp_path, resume=True))[0] == (
+        Journal.results_path_for(journal.path)
+    )
 
 
 def test_results_files_get_the_usual_permissions(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ import psutil
 
 from llmbench import api
 from llmbench.backends.base import BackendInfo
+from llmbench.results_io import read_results
 from llmbench.run.assemble import vram_note
+from llmbench.run.journal import Journal, read_journal
 
 
 def _sandbox_servers() -> list[psutil.Process]:
@@ -59,3 +61,12 @@ def test_no_code_outside_the_backends_reads_a_backends_private_details() -> None
     reads_extra = [str(p) for p in outside if re.search(r"\.extra(\.get\(|\[)", p.read_text())]
     names_a_backend = [str(p) for p in (root / "run").rglob("*.py") if '"openai"' in p.read_text()]
     assert reads_extra == [] and names_a_backend == []
+
+
+def test_unnamed_runs_in_quick_succession_each_keep_their_results_and_journal(tmp_path: Path) -> None:
+    reference = api.model("tiny-qwen2", backend="reference")
+    opts = api.RunOptions(limit=1, tasks=["gsm8k"], results_dir=tmp_path)
+    paths = [api.run("suites/math.yaml", reference, opts)[1] for _ in range(3)]  # well within a second
+    assert len(set(paths)) == 3
+    for path in paths:
+        assert read_results(path).run_id == path.stem == read_journal(Journal.path_for(path)).header["run_id"]

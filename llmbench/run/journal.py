@@ -211,15 +211,23 @@ class Journal:
     def results_path_for(journal_path: Path) -> Path:
         return journal_path.with_name(journal_path.name.removesuffix(".journal.jsonl") + ".json")
 
-    def open(self, *, resume: bool, explicit: bool = True) -> JournalState:
+    def open(self, *, resume: bool, explicit: bool = True, new: bool = False) -> JournalState:
         """Take the journal; start it afresh, or (resume) read back what is finished.
 
         `explicit` says the user asked for the resume (--resume) rather than llmbench finding an
         unfinished run under the same name; it only changes what a mismatch error suggests.
+        `new` says the name was chosen because no run had it (an unnamed run): should another run
+        have created it since, it is refused, never truncated.
         A journal without a header holds nothing and is started afresh either way.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | (os.O_EXCL if new else 0), 0o666)
+        except FileExistsError:
+            raise UserInputError(
+                f"{self.path}: another run took this name while this one started",
+                hint="run it again: it takes the next free name",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

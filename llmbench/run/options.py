@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import re
 import shlex
 from collections.abc import Sequence
@@ -95,10 +96,23 @@ def resume_command(path: Path) -> str:
     return f"llmbench run --resume --output {shlex.quote(str(path))}"
 
 
+_STAMP = re.compile(
+    r"[0-9]{8}T[0-9]{6}Z(-[0-9]+)?"
+)  # an unnamed run's time, and its number within that second
+
+
 def unfinished_runs(suite: str, model: str, results_dir: Path) -> list[Path]:
-    """Journals of this suite and model with no results file and no live writer, oldest first."""
+    """Unnamed journals of this suite and model with no results file and no live writer, oldest first.
+
+    Only names of the form `<suite>-<model>-<stamp>` count: model `tiny`'s runs are not `tiny-qwen2`'s.
+    """
     prefix = f"{_slug(suite)}-{_slug(model)}-"
-    journals = sorted(results_dir.glob(f"{prefix}*.journal.jsonl"), key=lambda p: p.stat().st_mtime)
+    journals = [
+        j
+        for j in results_dir.glob(f"{glob.escape(prefix)}*.journal.jsonl")
+        if _STAMP.fullmatch(j.name.removeprefix(prefix).removesuffix(".journal.jsonl"))
+    ]
+    journals.sort(key=lambda p: p.stat().st_mtime)
     return [j for j in journals if not Journal.results_path_for(j).exists() and not is_held(j)]
 
 
@@ -107,7 +121,8 @@ def resolve_paths(suite: str, model: str, opts: RunOptions) -> tuple[Path, str]:
 
     With `--resume` and neither, the newest unfinished run of this suite and model is picked up.
     An unnamed run refuses to start beside an unfinished one (it would be left behind unnoticed);
-    `--fresh` discards those and starts anew.
+    `--fresh` discards those and starts anew. An unnamed run never takes the name of another run's
+    results file or journal: a second run of the same second is `<...>-2`, a third `<...>-3`.
     """
     path = named_path(opts)
     if path is not None:
@@ -131,8 +146,16 @@ def resolve_paths(suite: str, model: str, opts: RunOptions) -> tuple[Path, str]:
     for journal in unfinished:  # --fresh: the user chose to discard them
         journal.unlink(missing_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_id = f"{_slug(suite)}-{_slug(model)}-{stamp}"
+    base = f"{_slug(suite)}-{_slug(model)}-{stamp}"
+    run_id, n = base, 1
+    while _taken(opts.results_dir / f"{run_id}.json"):
+        n += 1
+        run_id = f"{base}-{n}"
     return opts.results_dir / f"{run_id}.json", run_id
+
+
+def _taken(path: Path) -> bool:
+    return path.exists() or Journal.path_for(path).exists()
 
 
 def resume_target(opts: RunOptions) -> tuple[Path, ModelConfig]:

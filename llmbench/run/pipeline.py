@@ -84,7 +84,7 @@ def run_suite(
             "started_at": now(),
         },
     )
-    state = journal.open(resume=resume, explicit=opts.resume)
+    state = journal.open(resume=resume, explicit=opts.resume, new=not (resume or opts.named))
     remove_partial_writes(path)  # a final write that a kill cut short; this run holds the name now
     if state.finished:
         progress.message(
