@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import psutil
 
 from llmbench import api
-from llmbench.backends.base import BackendInfo
+from llmbench.backends.base import BackendInfo, backends
 from llmbench.results_io import read_results
 from llmbench.run.assemble import vram_note
 from llmbench.run.journal import Journal, read_journal
+from llmbench.types import Completion, GenerationRequest
+from tests.model_free_backend import ModelFreeBackend
 
 
 def _sandbox_servers() -> list[psutil.Process]:
@@ -70,3 +74,49 @@ def test_unnamed_runs_in_quick_succession_each_keep_their_results_and_journal(tm
     assert len(set(paths)) == 3
     for path in paths:
         assert read_results(path).run_id == path.stem == read_journal(Journal.path_for(path)).header["run_id"]
+
+
+class _SteadyServer(ModelFreeBackend):
+    """Answers every request in the same virtual time: every saturation probe passes."""
+
+    name: ClassVar[str] = "steady-test"
+
+    def __init__(self, model: object, model_path: str) -> None:
+        pass
+
+    def answer(
+        self, requests: list[GenerationRequest], concurrency: int | None, offsets: list[float] | None
+    ) -> Iterator[Completion]:
+        for request in requests:
+            n = request.params.max_new_tokens
+            yield Completion(
+                request_id=request.request_id, text="x" * n, output_tokens=n, ttft_ms=5.0, latency_ms=5.0 + n
+            )
+
+
+SEARCH_SUITE = """
+name: search
+tasks:
+  - name: steady
+    perf:
+      input_tokens: [8]
+      output_tokens: [4]
+      requests_per_point: 2
+      warmup_requests: 0
+      saturation: {slo_ttft_p99_ms: 1000, min_rate: 1, max_rate: 4, requests_per_point: 4,
+                   closed_loop_concurrency: null}
+"""
+
+
+def test_a_resume_that_searches_saturation_again_is_new_work_not_a_rebuild(tmp_path: Path) -> None:
+    if _SteadyServer.name not in backends:
+        backends.add(_SteadyServer.name, _SteadyServer)
+    (tmp_path / "search.yaml").write_text(SEARCH_SUITE)
+    model = api.model("tiny-qwen2", backend=_SteadyServer.name)
+    opts = api.RunOptions(output=tmp_path / "run.json")
+    first, path = api.run(tmp_path / "search.yaml", model, opts)
+    assert first.performance.saturation and not first.summary.rebuilt_from_journal
+    path.unlink()  # killed after the search, before the results file: every sweep point is journaled
+    resumed, _ = api.run(tmp_path / "search.yaml", model, opts)
+    assert resumed.performance.saturation[0].probes  # the search is not journaled: it ran again
+    assert not resumed.summary.rebuilt_from_journal  # so the file holds new figures, not a rebuild

@@ -215,8 +215,11 @@ def run_suite(
         result.summary.load_shared_with = session.first_run
     if opts.annotations:  # a study's placement: typed fields of the summary
         result.summary = Summary.model_validate(result.summary.model_dump() | opts.annotations)
+    searched = any(r.probes for r in saturation)  # not journaled: a resumed run measures it anew
     keep_original_times(
-        result, state, rebuilt=resume and not generated.wall_s and not new_points(sweep, state)
+        result,
+        state,
+        rebuilt=resume and not generated.wall_s and not new_points(sweep, state) and not searched,
     )
     if result.summary.rebuilt_from_journal:
         progress.message(
