@@ -251,3 +251,22 @@ def test_sandbox_isolation_shares_are_set_up_facts_not_scores() -> None:
     (row,) = [r for r in c.rows if r.metric == "isolation_uid"]
     assert row.section == "setup" and row.deltas == [None, None] and row.best is None
     assert "isolation_uid" not in [r.metric for r in c.section("quality")]
+
+
+@pytest.mark.parametrize("kind", ["mcnemar", "sign-flip", "two-proportion"])
+def test_delta_intervals_are_at_the_level_that_marks_significance(kind: str) -> None:
+    base = verdicts(120, 0.5, seed=3)
+    cand = _improve(base, 12)
+    if kind == "sign-flip":  # scores between 0 and 1: no longer pass/fail
+        base, cand = [0.5 * v + 0.25 for v in base], [0.5 * v + 0.2 for v in cand]
+    a, b = make_run("a", {"gsm8k": base}), make_run("b", {"gsm8k": cand})
+    if kind == "two-proportion":
+        b = _renamed_ids(b, "other-")
+    at = {
+        alpha: _row(build_comparison([a, b], alpha=alpha), "gsm8k", "accuracy").deltas[1]
+        for alpha in (0.05, 0.01)
+    }
+    wide, narrow = at[0.01], at[0.05]
+    assert wide is not None and narrow is not None and wide.test == narrow.test == kind
+    assert wide.ci_low is not None and narrow.ci_low is not None and wide.ci_high and narrow.ci_high
+    assert wide.ci_low < narrow.ci_low <= narrow.ci_high < wide.ci_high

@@ -329,7 +329,7 @@ def _delta(row: Row, runs: list[RunResult], base: int, j: int, alpha: float = AL
     if a.n == 0 or b.n == 0:
         return None
     binary = a.method == "wilson" and b.method == "wilson"
-    delta, lo, hi, p = (stats.two_proportion_test if binary else stats.welch_test)(a, b)
+    delta, lo, hi, p = (stats.two_proportion_test if binary else stats.welch_test)(a, b, confidence=1 - alpha)
     if a.stderr is None and not binary:
         return Delta(delta, None, None, None, "none", None)
     return Delta(delta, lo, hi, p, "two-proportion" if binary else "welch", p < alpha)

@@ -65,12 +65,13 @@ def paired_delta(
 
 def _paired(xa: list[float], xb: list[float], alpha: float) -> Delta:
     """McNemar for 0/1 values, the sign-flip permutation test otherwise."""
+    confidence = 1 - alpha  # the interval shown goes with the test at the level that marks significance
     if stats.is_binary(xa + xb):
         b01, b10, p = stats.mcnemar([x == 1.0 for x in xa], [x == 1.0 for x in xb])
         d = (b01 - b10) / len(xa)
-        lo, hi = _paired_proportion_interval(b01, b10, len(xa))
+        lo, hi = stats.paired_proportion_interval(b01, b10, len(xa), confidence=confidence)
         return Delta(d, lo, hi, p, "mcnemar", p < alpha, n_paired=len(xa))
-    d, lo, hi, p = stats.paired_test(xa, xb)
+    d, lo, hi, p = stats.paired_test(xa, xb, confidence=confidence)
     return Delta(d, lo, hi, p, "sign-flip", p < alpha, n_paired=len(xa))
 
 
@@ -104,14 +105,6 @@ def paired_suite_delta(base: RunResult, cand: RunResult, alpha: float = ALPHA) -
         xa_all += [scale * x for x in xa]
         xb_all += [scale * x for x in xb]
     return _paired(xa_all, xb_all, alpha)
-
-
-def _paired_proportion_interval(b01: int, b10: int, n: int) -> tuple[float, float]:
-    """Normal interval of a paired difference of proportions (the interval that goes with McNemar)."""
-    d = (b01 - b10) / n
-    var = ((b01 + b10) / n - d * d) / n
-    half = 1.96 * max(var, 0.0) ** 0.5
-    return (d - half, d + half)
 
 
 def perf_delta(a: MetricValue, b: MetricValue) -> Delta:

@@ -233,6 +233,27 @@ def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int, float]:
     return (b01, b10, math.erfc(math.sqrt(stat / 2)))  # chi-square survival function at 1 df
 
 
+def paired_proportion_interval(
+    b01: int, b10: int, n: int, *, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Interval of a paired difference of proportions, (b01 - b10) / n over n pairs: Bonett and Price's
+    adjusted Wald interval (one added to each discordant count, two to n).
+
+    The plain Wald interval collapses where it matters most, on few pairs all flipped one way (3 of 3
+    gives [1, 1] beside McNemar's p = 0.25); this one never has zero width, is centred on 0 when the flips
+    balance, holds the observed difference, and excludes 0 wherever McNemar's test is significant at the
+    same level. The converse fails only just past the level: the exact test is conservative, so a table
+    with p a little above alpha (5 of 5 flipped one way: p = 0.0625) can have an interval clear of 0.
+    """
+    if n <= 0:
+        return (-1.0, 1.0)
+    z = _z(confidence)
+    p01, p10 = (b01 + 1) / (n + 2), (b10 + 1) / (n + 2)
+    diff = p01 - p10
+    half = z * math.sqrt((p01 + p10 - diff * diff) / (n + 2))
+    return (max(-1.0, diff - half), min(1.0, diff + half))
+
+
 def two_proportion_test(
     a: MetricValue, b: MetricValue, *, confidence: float = 0.95
 ) -> tuple[float, float, float, float]:
