@@ -130,6 +130,7 @@ class PerfPoint(_Model):
     the prefix cache's setting and hit rate, and per-turn figures; older files have none of them.
     """
 
+    task: str | None = None  # the suite task whose perf block ran the point; None in older files
     input_tokens: int
     output_tokens: int
     concurrency: int | None = None
@@ -177,6 +178,7 @@ class SaturationProbe(_Model):
 class SaturationResult(_Model):
     """The highest request rate found to meet the SLOs for one input x output shape, and how it was found."""
 
+    task: str | None = None  # the suite task whose perf block searched; None in older files
     input_tokens: int
     output_tokens: int
     slo_ttft_p99_ms: float | None = None

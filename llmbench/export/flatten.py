@@ -4,6 +4,8 @@ Parameters say what was run (model, backend, suite, settings, fingerprints); met
 (each task metric with its interval, the performance figures); tags where it came from (run id, study).
 Keys are `/`-separated for metrics (`gsm8k/accuracy_ci_low`) and `.`-separated for parameters
 (`backend.dtype`); a tracker's own limits (key characters, value length) are its exporter's business.
+Each sweep point and saturation search has a key of its own (task, workload, shape, load, arrivals,
+cache setting): no two points of a run write the same metric.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.export.base import ExportItem
-from llmbench.results import Distribution, MetricValue, Performance, PerfPoint, RunResult
+from llmbench.results import Distribution, MetricValue, Performance, PerfPoint, RunResult, SaturationResult
 
 # The run-level performance figures that are single numbers (distributions are spread into their statistics).
 _PERF_SCALARS = (
@@ -37,7 +39,11 @@ _SWEEP_SCALARS = (
     "energy_per_output_token_j",
     "bandwidth_utilisation",
     "duration_s",
+    "prefix_cache_hit_rate",
+    "prompt_tokens_mean",
 )
+# A saturation search's findings for one shape (its probes are in the results file).
+_SATURATION_SCALARS = ("rate_per_s", "goodput_per_s", "max_throughput_per_s")
 _ENVIRONMENT = (
     "python",
     "platform",
@@ -178,18 +184,78 @@ def _performance(perf: Performance) -> dict[str, float]:
         if dist is not None:
             out |= _distribution(f"perf/{name}", dist)
     out |= {f"perf/{k}": float(v) for k in _PERF_SCALARS if (v := getattr(perf, k)) is not None}
-    for point in perf.sweep:
-        out |= _sweep_point(point)
+    for key, point in zip(unique_keys([sweep_key(p) for p in perf.sweep]), perf.sweep, strict=True):
+        out |= _sweep_point(key, point)
+    for key, result in zip(
+        unique_keys([saturation_key(r) for r in perf.saturation]), perf.saturation, strict=True
+    ):
+        out |= _saturation(key, result)
     return out
 
 
-def _sweep_point(point: PerfPoint) -> dict[str, float]:
-    load = f"c{point.concurrency}" if point.concurrency is not None else f"r{point.request_rate}"
-    key = f"sweep/in{point.input_tokens}_out{point.output_tokens}_{load}"
+def sweep_key(point: PerfPoint) -> str:
+    """A sweep point's metric prefix: its task, then what sets it apart within the task, e.g.
+    `sweep/shared_prefix/shared_prefix_in320_out8_c2_cache_off`, `sweep/bursty/in64_out8_r4_gamma0.5`,
+    `sweep/replay/trace_synthetic-mooncake.jsonl` (older files have no task: `sweep/in512_out128_c16`)."""
+    if point.workload == "trace":
+        name = (point.trace or "").rsplit(" (", 1)[0]  # "NAME (FORMAT, N requests, time xS)"
+        parts = ["trace" + (f"_{name}" if name else "")]
+    else:
+        parts = [
+            *([point.workload] if point.workload else []),
+            f"in{point.input_tokens}_out{point.output_tokens}",
+        ]
+        if point.concurrency is not None:
+            parts.append(f"c{point.concurrency}")
+        if point.request_rate is not None:
+            parts.append(f"r{_short(point.request_rate)}")
+            if point.arrival_process == "gamma" and point.burstiness is not None:
+                parts.append(f"gamma{_short(point.burstiness)}")
+            elif point.arrival_process is not None:
+                parts.append(point.arrival_process)
+    if point.workload is not None and point.prefix_caching is not None:
+        parts.append("cache_on" if point.prefix_caching else "cache_off")
+    return "/".join(["sweep", *([point.task] if point.task else []), "_".join(parts)])
+
+
+def saturation_key(result: SaturationResult) -> str:
+    """A saturation search's metric prefix: `saturation/TASK/in512_out128`."""
+    shape = f"in{result.input_tokens}_out{result.output_tokens}"
+    return "/".join(["saturation", *([result.task] if result.task else []), shape])
+
+
+def unique_keys(keys: list[str]) -> list[str]:
+    """`keys` with any repeat told apart by a count (`_2`, `_3`): no point overwrites another's
+    metrics, even in a file whose points carry nothing that tells them apart (no task, same shape)."""
+    taken = set(keys)
+    out: list[str] = []
+    for key in keys:
+        if key in out:
+            n = 2
+            while f"{key}_{n}" in taken:
+                n += 1
+            key = f"{key}_{n}"
+            taken.add(key)
+        out.append(key)
+    return out
+
+
+def _short(value: float) -> str:
+    """A number for a key: 4, 0.5, 1e6 (no `+`, which trackers' key characters leave out)."""
+    return f"{value:g}".replace("e+", "e")
+
+
+def _sweep_point(key: str, point: PerfPoint) -> dict[str, float]:
     out = {f"{key}/{k}": float(v) for k in _SWEEP_SCALARS if (v := getattr(point, k)) is not None}
     for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms"):
         dist = getattr(point, name)
         if dist is not None:
             out[f"{key}/{name}_p50"] = dist.p50
             out[f"{key}/{name}_p99"] = dist.p99
+    return out
+
+
+def _saturation(key: str, result: SaturationResult) -> dict[str, float]:
+    out = {f"{key}/{k}": float(v) for k in _SATURATION_SCALARS if (v := getattr(result, k)) is not None}
+    out[f"{key}/probes"] = float(len(result.probes))
     return out

@@ -110,6 +110,7 @@ def point_record(run: RunResult, point: PerfPoint, index: int) -> dict[str, Any]
     rec |= {
         "llmbench_run_id": run.run_id,
         "llmbench_point": index,
+        "llmbench_task": point.task,
         "llmbench_input_tokens": point.input_tokens,
         "llmbench_output_tokens": point.output_tokens,
         "llmbench_workload": point.workload,

@@ -336,7 +336,8 @@ def _run_perf(
     progress.message(
         f"performance sweep '{task.spec.name}'" + (f" ({len(done)} points already done)" if done else "")
     )
-    return run_perf(target, sweep, on_point=finished, done=done, base_dir=suite_dir)
+    points = run_perf(target, sweep, on_point=finished, done=done, base_dir=suite_dir)
+    return [p.model_copy(update={"task": task.spec.name}) for p in points]
 
 
 def _run_saturation(
@@ -354,9 +355,10 @@ def _run_saturation(
         )
         sweep = sweep.model_copy(update={"saturation": spec})
     progress.message(f"saturation search '{task.spec.name}'")
-    return run_saturation(
+    results = run_saturation(
         target, sweep, on_probe=lambda probe: progress.message(f"  {describe_probe(probe)}")
     )
+    return [r.model_copy(update={"task": task.spec.name}) for r in results]
 
 
 def _max_len(tokenizer: Any) -> int | None:

@@ -103,9 +103,11 @@ def test_a_trace_point_is_neither_all_at_once_nor_capped() -> None:
     rec = _records(
         _run_with_point(),
         request_rate=None, concurrency=None, workload="trace", arrival_process="trace", trace=trace,
+        task="replay",
     )  # fmt: skip
     assert rec["request_rate"] is None and rec["max_concurrency"] is None and rec["burstiness"] is None
     assert rec["llmbench_arrival_process"] == "trace" and rec["llmbench_trace"] == trace
+    assert rec["llmbench_task"] == "replay"
 
 
 def test_total_input_tokens_count_the_prompts_actual_lengths_where_they_vary() -> None:
