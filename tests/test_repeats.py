@@ -11,7 +11,7 @@ import pytest
 from llmbench import api
 from llmbench.analysis.compare import build_comparison
 from llmbench.analysis.repeats import group_repeats, merge_repeats
-from llmbench.results import MetricValue, RunResult
+from llmbench.results import MetricValue, PerfPoint, RunResult
 from llmbench.results_io import write_results
 from tests.factories import make_run, performance, verdicts, with_flips
 
@@ -60,6 +60,19 @@ def test_merged_performance_is_the_between_run_mean_with_an_interval() -> None:
     assert perf.output_tokens_per_s == pytest.approx(
         np.mean([r.performance.output_tokens_per_s for r in seeds])
     )
+
+
+def test_repeats_average_each_sweep_point_with_its_own_not_another_of_the_same_shape() -> None:
+    seeds = _seeds()
+    for s, run in enumerate(seeds):
+        base = PerfPoint(
+            task="shared_prefix", workload="shared_prefix", input_tokens=320, output_tokens=8, concurrency=2,
+            n_requests=6, prefix_caching=True, output_tokens_per_s=100.0 + s,
+        )  # fmt: skip
+        off = base.model_copy(update={"prefix_caching": False, "output_tokens_per_s": 10.0 + s})
+        run.performance.sweep = [base, off]
+    merged = merge_repeats(seeds)[0].performance.sweep
+    assert [(p.prefix_caching, p.output_tokens_per_s) for p in merged] == [(True, 101.0), (False, 11.0)]
 
 
 def test_a_metric_that_is_not_a_mean_over_samples_uses_the_spread_over_runs() -> None:
