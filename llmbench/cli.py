@@ -80,6 +80,7 @@ from llmbench.cli_show import (
     out,
     progress_for,
     quiet_progress,
+    refuse_to_overwrite,
     show_comparison,
     show_gate_verdict,
     show_study,
@@ -264,6 +265,7 @@ def compare(
     renderer = renderers.get(fmt)
     if fail_on_regression and baseline is None:
         raise UserInputError("--fail-on-regression needs --baseline BASE.json")
+    refuse_to_overwrite(output, [*files, baseline])
     compared = api.compare(
         files,
         baseline=baseline,
@@ -289,6 +291,7 @@ def report(
     all_runs: AllRunsOpt = False,
 ) -> None:
     """Write one self-contained HTML report (leaderboard, tables and plots) for results files."""
+    refuse_to_overwrite(output, files)
     out.print(f"report: {api.report(files, output, keep_repeats=keep_repeats, all_runs=all_runs)}")
 
 

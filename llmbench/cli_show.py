@@ -4,6 +4,7 @@ failures on standard error (`console`), so that standard output stays valid JSON
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ import typer
 from rich.console import Console
 
 from llmbench import api
+from llmbench.errors import UserInputError
+from llmbench.results_io import write_atomic
 
 if TYPE_CHECKING:
     from llmbench.report.progress import RichProgress
@@ -72,8 +75,11 @@ def show_study(outcome: StudyOutcome, markdown: Path | None, html_out: Path | No
     board = outcome.leaderboard
     if board is not None:
         print_leaderboard(board, out)
+        study_files = [outcome.manifest_path, *(p for c in outcome.plan.cells for p in (c.output, c.journal))]
+        for written in (markdown, html_out):
+            refuse_to_overwrite(written, study_files)
         if markdown is not None:
-            markdown.write_text(render_leaderboard_markdown(board), encoding="utf-8")
+            write_atomic(markdown, render_leaderboard_markdown(board))
         if html_out is not None:
             out.print(f"report: {api.study_report(outcome, html_out)}")
     if outcome.manifest_path is not None:
@@ -93,7 +99,30 @@ def show_comparison(compared: api.Compared, renderer: Renderer, fmt: str, output
     elif output is None:
         out.print(api.render(fmt, compared), highlight=False, markup=False, soft_wrap=True)
     else:
-        output.write_text(api.render(fmt, compared), encoding="utf-8")
+        write_atomic(output, api.render(fmt, compared))  # a bad path or a full disk: one line, exit 2
+
+
+def refuse_to_overwrite(output: Path | None, inputs: Iterable[str | Path | None]) -> None:
+    """Bad input: an output file that is one of the files read (a folder stands for those under it), which
+    writing the output would replace."""
+    if output is None:
+        return
+    from llmbench.analysis.select import expand
+
+    given = [Path(p) for p in inputs if p is not None]
+    read = expand(p for p in given if p.exists())  # what does not exist is not overwritten; reading says so
+    if any(_same_file(output, path) for path in read):
+        raise UserInputError(
+            f"{output}: is one of the files read; writing the output there would replace it",
+            hint="give the output another name",
+        )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
 
 
 def show_gate_verdict(findings: list[api.Finding], scope: list[str]) -> None:

@@ -119,3 +119,29 @@ def test_compare_over_a_study_folder_reads_its_cells_and_leaves_the_manifest_out
     done = llmbench("compare", str(tmp_path), "--format", "json")
     assert done.returncode == 0, done.stderr
     assert sorted(c["backend"] for c in json.loads(done.stdout)["columns"]) == ["transformers", "vllm"]
+
+
+def test_an_output_that_is_one_of_the_inputs_is_refused_and_left_as_it_was(files: dict[str, Path]) -> None:
+    before = files["noise"].read_bytes()
+    for args in (
+        ("compare", str(files["base"]), str(files["noise"]), "-o", str(files["noise"])),
+        ("compare", "--baseline", str(files["noise"]), str(files["base"]), "-o", str(files["noise"])),
+        ("compare", str(files["base"].parent), "--format", "json", "-o", str(files["noise"])),
+        ("report", str(files["base"]), str(files["noise"]), "-o", str(files["noise"])),
+    ):
+        done = llmbench(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "is one of the files read" in done.stderr and "internal error" not in done.stderr
+        assert files["noise"].read_bytes() == before
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    done = llmbench(
+        "compare", str(files["base"]), str(files["noise"]), "-o", str(tmp_path / "a-file" / "x.md")
+    )
+    assert done.returncode == 2, done.stderr
+    assert "cannot be written" in done.stderr and "internal error" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2  # the error and, at most, its hint
