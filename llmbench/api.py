@@ -349,15 +349,19 @@ def score(
     tasks: Sequence[str] = (),
     output: str | Path | None = None,
     command: Sequence[str] = (),
+    fresh: bool = False,
+    results_dir: str | Path = "results",
 ) -> tuple[RunResult, Path]:
     """Score a JSONL of completions made elsewhere against a suite's tasks; writes a results file
-    assembled as `run` assembles its own (the same run-level fingerprint keys)."""
+    assembled as `run` assembles its own (the same run-level fingerprint keys), named as `run` names
+    its own: never over another's results file without `fresh`."""
     from llmbench.results_io import write_results
-    from llmbench.run.offline import score_samples_file
+    from llmbench.run.offline import check_output, output_path, score_samples_file
 
+    output = Path(output) if output is not None else None
+    check_output(output, fresh)
     result = score_samples_file(suite(suite_spec), Path(samples), tasks, command)
-    path = Path(output) if output is not None else Path("results") / f"{result.run_id}.json"
-    return result, write_results(result, path)
+    return result, write_results(result, output_path(result, output, Path(results_dir)))
 
 
 def score_lines(scorer: str, samples: str | Path) -> Iterator[tuple[str, Score]]:

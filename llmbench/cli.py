@@ -59,6 +59,7 @@ from llmbench.cli_options import (
     RunSeedOpt,
     RunSuiteArg,
     SamplesOpt,
+    ScoreFreshOpt,
     ScoreOutputOpt,
     ScorerOpt,
     ScoreSuiteArg,
@@ -351,6 +352,7 @@ def score(
     tasks: TaskOpt = None,
     scorer: ScorerOpt = None,
     output: ScoreOutputOpt = None,
+    fresh: ScoreFreshOpt = False,
 ) -> None:
     """Score completions produced elsewhere, without a model."""
     from llmbench.report import print_run_summary, print_verdicts
@@ -361,7 +363,7 @@ def score(
     if suite is None:
         raise UserInputError("give a SUITE, or --scorer NAME for lines with their own references")
     result, path = api.score(
-        suite, samples, tasks=tasks or [], output=output, command=["llmbench", *sys.argv[1:]]
+        suite, samples, tasks=tasks or [], output=output, command=["llmbench", *sys.argv[1:]], fresh=fresh
     )
     print_run_summary(result, out)
     out.print(f"results: {path}")

@@ -206,7 +206,11 @@ SamplesOpt = Annotated[
 ScorerOpt = Annotated[
     str | None, typer.Option("--scorer", help="score lines carrying their own output and reference")
 ]
-ScoreOutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="results file to write")]
+ScoreOutputOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="results file to write (default: a new one in results/)"),
+]
+ScoreFreshOpt = Annotated[bool, typer.Option("--fresh", help="replace the results file at --output")]
 PortOpt = Annotated[
     int, typer.Option("--port", help="port on 127.0.0.1 to serve on; 0 picks a free one", min=0, max=65535)
 ]

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import psutil
+import pytest
 
 from llmbench import api
 from llmbench.backends.base import BackendInfo, backends
+from llmbench.errors import UserInputError
 from llmbench.results_io import read_results
 from llmbench.run.assemble import vram_note
 from llmbench.run.journal import Journal, read_journal
@@ -49,6 +51,34 @@ def test_score_writes_the_run_level_fingerprint_of_a_run_of_the_same_samples(tmp
     assert path.exists() and set(scored.fingerprint) == set(ran.fingerprint)
     assert [t.name for t in scored.tasks] == [t.name for t in ran.tasks]
     assert all(r.status == "correct" for r in scored.samples if r.error is None)
+
+
+def test_score_never_replaces_an_earlier_results_file_unless_told(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ntasks:\n  - name: a\n    dataset: {local: d.jsonl, reference_field: answer}\n"
+        "    scorer: {name: exact}\n"
+    )
+    (tmp_path / "d.jsonl").write_text('{"id": "1", "prompt": "yes?", "answer": "yes"}\n')
+    first_model, second_model = tmp_path / "one", tmp_path / "two"
+    for folder, output in ((first_model, "yes"), (second_model, "no")):
+        folder.mkdir()
+        (folder / "samples.jsonl").write_text(json.dumps({"task": "a", "id": "1", "output": output}) + "\n")
+    results = tmp_path / "results"
+    first, first_path = api.score(suite, first_model / "samples.jsonl", results_dir=results)
+    second, second_path = api.score(suite, second_model / "samples.jsonl", results_dir=results)
+    assert first_path != second_path and sorted(results.iterdir()) == sorted([first_path, second_path])
+    assert (
+        read_results(first_path).suite_score.value == 1.0
+        and read_results(second_path).suite_score.value == 0.0
+    )
+    assert (first.run_id, second.run_id) == (first_path.stem, second_path.stem)
+    with pytest.raises(UserInputError, match="a results file exists here") as refused:
+        api.score(suite, second_model / "samples.jsonl", output=first_path)
+    assert refused.value.exit_code == 2 and "--fresh" in (refused.value.hint or "")
+    assert read_results(first_path).suite_score.value == 1.0
+    api.score(suite, second_model / "samples.jsonl", output=first_path, fresh=True)
+    assert read_results(first_path).suite_score.value == 0.0
 
 
 def test_how_to_read_the_vram_peak_comes_from_the_backends_typed_facts() -> None:

@@ -22,6 +22,7 @@ from llmbench.errors import DataError, UserInputError
 from llmbench.results import RunResult, SampleRecord, TelemetrySummary
 from llmbench.run.aggregate import task_result
 from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_hash
+from llmbench.run.options import free_path
 from llmbench.run.prepare import PreparedTask, make_scorer, prepare_task
 from llmbench.scoring.base import scorers
 from llmbench.types import Completion
@@ -141,6 +142,24 @@ def score_samples_file(
     return result
 
 
+def check_output(output: Path | None, fresh: bool) -> None:
+    """Before anything is scored: an `output` that holds a results file is replaced only when `fresh`."""
+    if output is not None and output.exists() and not fresh:
+        raise UserInputError(
+            f"{output}: a results file exists here", hint="replace it with --fresh, or give another --output"
+        )
+
+
+def output_path(result: RunResult, output: Path | None, results_dir: Path) -> Path:
+    """`output`, else a new `<results_dir>/score-<suite>-<samples>-<UTC time>.json` named as an unnamed
+    run's file is (no other file has it), whose stem becomes the run's id."""
+    if output is not None:
+        return output
+    path = free_path(results_dir, result.run_id)
+    result.run_id = path.stem
+    return path
+
+
 class _Sub:
     def __init__(self, task: PreparedTask, completions: list[Completion]) -> None:
         self.task = task
@@ -186,4 +205,4 @@ def score_lines(
         scorer.close()
 
 
-__all__ = ["make_scorer", "score_lines", "score_samples_file"]
+__all__ = ["check_output", "make_scorer", "output_path", "score_lines", "score_samples_file"]

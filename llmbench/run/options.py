@@ -145,17 +145,19 @@ def resolve_paths(suite: str, model: str, opts: RunOptions) -> tuple[Path, str]:
         )
     for journal in unfinished:  # --fresh: the user chose to discard them
         journal.unlink(missing_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = f"{_slug(suite)}-{_slug(model)}-{stamp}"
-    run_id, n = base, 1
-    while _taken(opts.results_dir / f"{run_id}.json"):
+    path = free_path(opts.results_dir, f"{_slug(suite)}-{_slug(model)}")
+    return path, path.stem
+
+
+def free_path(results_dir: Path, name: str) -> Path:
+    """`<results_dir>/<name>-<UTC time>.json`, or `-2`, `-3`, ... after the time: a name no results file
+    or journal has."""
+    base = f"{_slug(name)}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+    path, n = results_dir / f"{base}.json", 1
+    while path.exists() or Journal.path_for(path).exists():
         n += 1
-        run_id = f"{base}-{n}"
-    return opts.results_dir / f"{run_id}.json", run_id
-
-
-def _taken(path: Path) -> bool:
-    return path.exists() or Journal.path_for(path).exists()
+        path = results_dir / f"{base}-{n}.json"
+    return path
 
 
 def resume_target(opts: RunOptions) -> tuple[Path, ModelConfig]:
