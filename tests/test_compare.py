@@ -8,7 +8,7 @@ import pytest
 
 from llmbench.analysis.compare import Comparison, Row, build_comparison, column_labels, load_runs
 from llmbench.errors import ResultsFileError
-from llmbench.results import RunResult
+from llmbench.results import Distribution, Performance, PerfPoint, RunResult
 from llmbench.results_io import write_results
 from tests.factories import FINGERPRINT, longctx_scores, make_run, performance, verdicts, with_flips
 
@@ -215,6 +215,30 @@ def test_sweeps_give_ttft_against_input_length_and_throughput_against_concurrenc
     conc = by_title["output_tokens_per_s vs concurrency (input_tokens=512, output_tokens=128)"]
     assert conc.xs == [1, 4, 16, 64] and conc.higher_is_better
     assert not any(t.x_name == "concurrency" and len(t.xs) == 1 for t in c.sweeps)
+
+
+def test_sweep_tables_keep_points_of_the_same_shape_but_other_traffic_apart() -> None:
+    def run(label: str, slower: float) -> RunResult:
+        points = [
+            PerfPoint(
+                workload="shared_prefix", input_tokens=n_in, output_tokens=8, concurrency=2, n_requests=6,
+                prefix_caching=caching, ttft_ms=Distribution(
+                    mean=1, p50=ttft * slower, p90=1, p99=1, min=1, max=1, n=6
+                ), output_tokens_per_s=10.0,
+            )
+            for n_in, caching, ttft in ((128, True, 5.0), (512, True, 9.0), (128, False, 50.0), (512, False, 90.0))
+        ]  # fmt: skip
+        return make_run(label, {"t": [1.0]}, perf=Performance(sweep=points))
+
+    c = build_comparison([run("a", 1.0), run("b", 2.0)])
+    by_title = {t.title: t for t in c.sweeps if t.metric == "ttft_ms p50"}
+    on = by_title[
+        "ttft_ms p50 vs input_tokens (output_tokens=8, concurrency=2, workload=shared_prefix, prefix_caching=True)"
+    ]
+    off = by_title[
+        "ttft_ms p50 vs input_tokens (output_tokens=8, concurrency=2, workload=shared_prefix, prefix_caching=False)"
+    ]
+    assert on.values == [[5.0, 10.0], [9.0, 18.0]] and off.values == [[50.0, 100.0], [90.0, 180.0]]
 
 
 def test_accuracy_per_cost_includes_joules_per_correct_answer() -> None:

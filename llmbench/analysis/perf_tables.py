@@ -48,23 +48,38 @@ def sweep_tables(runs: Sequence[RunResult]) -> list[SweepTable]:
     """TTFT and tokens/s against input length, and throughput against concurrency, one table per fixed shape."""
     tables: list[SweepTable] = []
     for metric, x_name, fixed in SWEEPS:
-        groups: dict[tuple[object, ...], dict[float, list[float | None]]] = {}
+        groups: dict[tuple[tuple[str, object], ...], dict[float, list[float | None]]] = {}
         for j, run in enumerate(runs):
             for pt in run.performance.sweep:
                 x, y = getattr(pt, x_name), _sweep_value(pt, metric)
                 if pt.error or x is None or y is None:
                     continue
-                shape = tuple(getattr(pt, f) for f in fixed)
+                shape = tuple((f, getattr(pt, f)) for f in fixed) + _traffic(pt)
                 groups.setdefault(shape, {}).setdefault(float(x), [None] * len(runs))[j] = y
         swept = any(len(points) > 1 for points in groups.values())
-        for shape, points in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        for group, points in sorted(groups.items(), key=lambda kv: str(kv[0])):
             if swept and len(points) < 2:  # a lone point of another shape is not a curve
                 continue
-            fixed_text = ", ".join(f"{f}={v}" for f, v in zip(fixed, shape, strict=True) if v is not None)
+            fixed_text = ", ".join(f"{f}={v}" for f, v in group if v is not None)
             xs = sorted(points)
             title = f"{metric} vs {x_name}" + (f" ({fixed_text})" if fixed_text else "")
             tables.append(SweepTable(title, metric, x_name, xs, [points[x] for x in xs]))
     return tables
+
+
+def _traffic(pt: PerfPoint) -> tuple[tuple[str, object], ...]:
+    """What else sets a point apart besides its lengths and concurrency: the rate and how requests
+    arrive, the workload and its prefix caching (a shared prefix's caching-on and -off points have the
+    same lengths). Not the task: files written before points knew it must line up with newer ones."""
+    gamma = pt.arrival_process == "gamma"
+    rated = pt.request_rate is not None
+    return (
+        ("request_rate", pt.request_rate),
+        ("arrival", pt.arrival_process or ("poisson" if rated else None)),  # older files: Poisson
+        ("burstiness", pt.burstiness if gamma else None),
+        ("workload", pt.workload),
+        ("prefix_caching", pt.prefix_caching if pt.workload is not None else None),
+    )
 
 
 def _sweep_value(pt: PerfPoint, metric: str) -> float | None:
