@@ -111,6 +111,10 @@ def read_header(path: Path) -> dict[str, Any]:
 def _read_raw(path: Path, *, with_samples: bool, header_only: bool = False) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size > MAX_RESULTS_BYTES:  # refused before a byte is read
+                raise ResultsFileError(
+                    f"{path}: larger than {MAX_RESULTS_BYTES >> 30} GiB; not a results file"
+                )
             if header_only:
                 data = _head(fh)
             else:
@@ -183,12 +187,25 @@ def _without_samples(fh: BinaryIO) -> bytes:
     head, cut = _read_until(fh, _SAMPLES_KEY)
     if cut < 0:  # not laid out by write_results: the whole text, its samples dropped after parsing
         return bytes(head)
-    size = fh.seek(0, os.SEEK_END)
-    for span in (_CHUNK, size):
-        fh.seek(max(0, size - span))
-        tail = fh.read()
-        at = tail.rfind(_SUMMARY_KEY)
-        if at >= 0 and size - len(tail) + at > cut:
-            return bytes(head[:cut]) + tail[at:]
-    fh.seek(0)
-    return fh.read(MAX_RESULTS_BYTES + 1)
+    at = _last(fh, _SUMMARY_KEY, after=cut)
+    if at is None:
+        fh.seek(0)
+        return fh.read(MAX_RESULTS_BYTES + 1)
+    fh.seek(at)
+    return bytes(head[:cut]) + fh.read(MAX_RESULTS_BYTES + 1 - cut)
+
+
+def _last(fh: BinaryIO, key: bytes, *, after: int) -> int | None:
+    """Where `key` last occurs past offset `after`, read backwards from the end a chunk at a time: the
+    samples before it are passed over in bounded memory, never held whole."""
+    end = fh.seek(0, os.SEEK_END)
+    carried = b""  # the start of the chunk after this one: a key may straddle the two
+    while end > after:
+        start = max(after, end - _CHUNK)
+        fh.seek(start)
+        chunk = fh.read(end - start) + carried
+        found = chunk.rfind(key)
+        if found >= 0 and start + found > after:
+            return start + found
+        carried, end = chunk[: len(key) - 1], start
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import io
 import json
 import os
 import subprocess
@@ -357,3 +358,70 @@ def test_a_real_small_tmpfs_filling_up_is_exit_2(tmp_path: Path, size: str, name
         ["unshare", "-Urm", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     one_line_exit_2(proc, str(full / named), "no space left")
+
+
+class _Counted(io.FileIO):
+    """A results file opened as results_io opens it, counting the bytes read from it."""
+
+    read_bytes = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        _Counted.read_bytes += len(data)
+        return data
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> type[_Counted]:
+    _Counted.read_bytes = 0
+    monkeypatch.setattr("llmbench.results_io.open", lambda path, mode: _Counted(path, "r"), raising=False)
+    return _Counted
+
+
+def test_a_results_file_beyond_the_limit_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("llmbench.results_io.MAX_RESULTS_BYTES", 1 << 20)
+    path = write_results(make_result(), tmp_path / "r.json")
+    with path.open("r+b") as fh:  # samples, then a summary past the end of the padding: no summary to find
+        fh.seek(0, os.SEEK_END)
+        fh.write(b" " * (3 << 20))
+    counted = _count_reads(monkeypatch)
+    for with_samples in (False, True):
+        with pytest.raises(ResultsFileError, match="larger than"):
+            read_results(path, with_samples=with_samples)
+    assert counted.read_bytes == 0
+
+
+def test_a_summary_far_from_the_end_is_found_reading_the_tail_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_result()
+    run.summary.warnings = [f"warning {i}: " + "w" * 200 for i in range(1000)]  # 200 KiB after its key
+    run.samples = run.samples * 4000
+    path = write_results(run, tmp_path / "r.json")
+    counted = _count_reads(monkeypatch)
+    light = read_results(path, with_samples=False)
+    assert light.samples == [] and light.summary == run.summary and light.tasks == run.tasks
+    assert counted.read_bytes < path.stat().st_size / 3  # the head and the tail; the samples passed over
+
+
+def test_a_summary_key_across_two_chunks_of_the_backward_read_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_result()
+    run.samples = run.samples * 4000  # megabytes of samples: reading them all would show
+
+    def written(length: int) -> tuple[Path, int]:
+        run.summary.warnings = ["w" * length]
+        path = write_results(run, tmp_path / "r.json")
+        data = path.read_bytes()
+        return path, len(data) - data.rindex(b'\n  "summary": ')
+
+    _, distance = written(1000)  # the key's distance from the end, with a warning of 1000 characters
+    for shift in range(-16, 17):  # the key ends, straddles, then starts at 64 KiB from the end
+        path, d = written(1000 + (1 << 16) - distance + shift)
+        assert d == (1 << 16) + shift
+        counted = _count_reads(monkeypatch)
+        assert read_results(path, with_samples=False).summary == run.summary
+        assert counted.read_bytes < path.stat().st_size / 3, shift
+        monkeypatch.undo()
