@@ -303,13 +303,14 @@ def report(
     return write_atomic(output, render("html", compared))  # a full disk is one line, no half-written report
 
 
-def view(paths: Sequence[str | Path], *, port: int = 0) -> ViewServer:
+def view(paths: Sequence[str | Path], *, port: int = 0, debug: bool = False) -> ViewServer:
     """A local web app over results files or folders, listening on 127.0.0.1 (port 0: a free one).
 
-    Call `serve_until_interrupted()` (or `serve_forever()` in a thread) on what is returned; `.url` is its address."""
+    Call `serve_until_interrupted()` (or `serve_forever()` in a thread) on what is returned; `.url` is its
+    address. An internal error is one line on stderr; `debug` adds its traceback."""
     from llmbench.view.server import make_server
 
-    return make_server([Path(p) for p in paths], port)
+    return make_server([Path(p) for p in paths], port, debug=debug)
 
 
 def export(

@@ -299,7 +299,7 @@ def report(
 @app.command()
 def view(files: ResultsArg, port: PortOpt = 0) -> None:
     """Browse runs, samples and two-run diffs in a local web app (127.0.0.1); Ctrl-C stops it."""
-    server = api.view(files, port=port)
+    server = api.view(files, port=port, debug=_state["debug"])
     out.print(f"llmbench view: {server.url} (Ctrl-C stops it)", highlight=False)
     server.serve_until_interrupted()
     out.print("llmbench view: stopped")

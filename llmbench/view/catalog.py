@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.analysis.select import expand
-from llmbench.errors import LLMBenchError, UserInputError
+from llmbench.errors import LLMBenchError, ResultsFileError, UserInputError
 from llmbench.results import RunResult
 from llmbench.results_io import read_header, read_results
 
@@ -44,6 +44,16 @@ class Header:
 def _stamp(path: Path) -> tuple[int, int]:
     st = path.stat()
     return st.st_mtime_ns, st.st_size
+
+
+def _stamp_of(run_id: str, path: Path) -> tuple[int, int]:
+    """The file's stamp; a file removed since the folder was scanned is an unknown run, not a crash."""
+    try:
+        return _stamp(path)
+    except FileNotFoundError:
+        raise UnknownRun(f"no run {run_id!r}: its file was removed") from None
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 class Catalog:
@@ -114,7 +124,7 @@ class Catalog:
     def summary(self, run_id: str) -> RunResult:
         """The run without its samples: scores, intervals, performance (what the run list shows)."""
         path = self.path(run_id)
-        stamp = _stamp(path)
+        stamp = _stamp_of(run_id, path)
         with self._lock:
             hit = self._open.get(run_id) or self._light.get(run_id)
         if hit and hit[0] == stamp:
@@ -127,7 +137,7 @@ class Catalog:
     def run(self, run_id: str) -> RunResult:
         """The whole run, samples included; the last few opened are kept."""
         path = self.path(run_id)
-        stamp = _stamp(path)
+        stamp = _stamp_of(run_id, path)
         with self._lock:
             hit = self._open.get(run_id)
             if hit and hit[0] == stamp:

@@ -198,11 +198,21 @@ def samples_page(run: RunResult, flt: SampleFilter, page: int, size: int) -> dic
 
 
 def markers_of(run: RunResult, task: str) -> list[tuple[str, str]]:
-    """The task's reasoning markers as the suite set them (the default `<think>` block otherwise)."""
-    for spec in run.suite.get("tasks") or []:
-        if isinstance(spec, dict) and spec.get("name") == task and spec.get("reasoning_markers"):
-            return [(str(m[0]), str(m[1])) for m in spec["reasoning_markers"]]
+    """The task's reasoning markers as the suite set them: pairs of non-empty strings (the default
+    `<think>` block where the file says nothing, or something else: a results file is input)."""
+    tasks = run.suite.get("tasks")
+    for spec in tasks if isinstance(tasks, list) else []:
+        if isinstance(spec, dict) and spec.get("name") == task:
+            markers = spec.get("reasoning_markers")
+            if isinstance(markers, list) and markers and all(_is_marker_pair(m) for m in markers):
+                return [(m[0], m[1]) for m in markers]
     return list(DEFAULT_MARKERS)
+
+
+def _is_marker_pair(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, str) and v for v in value)
+    )
 
 
 def sample_detail(run_id: str, run: RunResult, key: int) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import threading
+import traceback
 from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,10 +58,21 @@ class ViewServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, api: ViewApi, port: int = 0) -> None:
+    def __init__(self, api: ViewApi, port: int = 0, *, debug: bool = False) -> None:
         self.api = api
         self.static = static_files()
+        self.debug = debug  # --debug: an internal error's traceback goes to stderr too
         super().__init__((HOST, port), _Handler)
+
+    def internal_error(self, route: str, exc: Exception) -> str:
+        """Say on stderr, in one line (and with the traceback under --debug), that answering `route` failed;
+        returns the line for the page."""
+        text = (str(exc).splitlines() or [""])[0]
+        line = f"internal error answering /api/{route}: {type(exc).__name__}" + (f": {text}" if text else "")
+        print(f"llmbench view: {line}", file=sys.stderr, flush=True)
+        if self.debug:
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        return line
 
     @property
     def port(self) -> int:
@@ -89,13 +102,13 @@ class ViewServer(ThreadingHTTPServer):
             self.server_close()
 
 
-def make_server(paths: Sequence[Path], port: int = 0) -> ViewServer:
+def make_server(paths: Sequence[Path], port: int = 0, *, debug: bool = False) -> ViewServer:
     """A server over the results files (or folders) given; port 0 picks a free port."""
     if not 0 <= port <= 65535:
         raise UserInputError(f"--port {port}: a port is a number from 0 to 65535")
     api = ViewApi(Catalog(paths))
     try:
-        return ViewServer(api, port)
+        return ViewServer(api, port, debug=debug)
     except OSError as exc:
         raise UserInputError(f"cannot listen on {HOST}:{port} ({exc.strerror or exc})") from None
 
@@ -154,6 +167,11 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = HTTPStatus.BAD_REQUEST, {"error": str(exc)}
         except LLMBenchError as exc:  # a results file that cannot be read: the page says which and why
             status, payload = HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(exc)}
+        except Exception as exc:  # a file or a bug nothing foresaw: this answer fails, the viewer goes on
+            status, payload = (
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                {"error": self.server.internal_error(route, exc)},
+            )
         body = json.dumps(_finite(payload), ensure_ascii=False, allow_nan=False, default=str).encode("utf-8")
         self._send(status, body, "application/json; charset=utf-8")
 

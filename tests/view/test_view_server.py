@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from llmbench.errors import UserInputError
 from llmbench.results_io import write_results
 from llmbench.view import diffing
+from llmbench.view.catalog import UnknownRun
 from llmbench.view.server import ViewServer, make_server
 from tests.view.sample_runs import HOSTILE, hostile_key, two_backends
 
@@ -249,3 +251,83 @@ def test_the_view_command_prints_its_url_and_stops_cleanly_on_ctrl_c(pair_dir: P
             proc.kill()
     assert proc.returncode == 0, err
     assert "stopped" in out and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        [{"name": "gsm8k", "reasoning_markers": [5]}],
+        [{"name": "gsm8k", "reasoning_markers": "<think>"}],
+        [{"name": "gsm8k", "reasoning_markers": [["<think>"]]}],
+        [{"name": "gsm8k", "reasoning_markers": [[1, 2]]}],
+        [{"name": "gsm8k", "reasoning_markers": [["", "</think>"]]}],
+        [{"name": "gsm8k", "reasoning_markers": {"open": "<think>"}}],
+        7,
+    ],
+    ids=["number", "string", "single", "numbers", "empty", "mapping", "tasks-not-a-list"],
+)
+def test_a_results_files_malformed_reasoning_markers_fall_back_to_the_default(
+    tmp_path: Path, tasks: object
+) -> None:
+    run, _ = two_backends()
+    run.suite = {"name": "math", "tasks": tasks}
+    path = write_results(run, tmp_path / "hostile.json")
+    server = make_server([path])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sample = api(server, "sample", id=path.as_posix(), key=5)
+        assert sample["reasoning"].startswith("Count the bags") and "<think>" not in sample["answer"]
+    finally:
+        server.shutdown()
+        thread.join(timeout=60)
+        server.server_close()
+
+
+def test_a_file_removed_while_viewed_is_an_unknown_run(tmp_path: Path) -> None:
+    a, _ = two_backends()
+    path = write_results(a, tmp_path / "a.json")
+    server = make_server([tmp_path])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert api(server, "runs")["total"] == 1  # listed, then removed before it is opened
+        path.unlink()
+        for route in ("run", "samples", "sample"):
+            status, _, body = get(server, f"/api/{route}?{urlencode({'id': path.as_posix(), 'key': 0})}")
+            assert (
+                status == 404
+                and json.loads(body)["error"] == f"no run {path.as_posix()!r}: its file was removed"
+            )
+        with pytest.raises(UnknownRun):
+            server.api.catalog.summary(path.as_posix())
+    finally:
+        server.shutdown()
+        thread.join(timeout=60)
+        server.server_close()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unforeseen_error_is_a_500_with_one_line_and_the_viewer_goes_on(
+    pair_dir: Path, capfd: pytest.CaptureFixture[str], debug: bool
+) -> None:
+    server = make_server([pair_dir], debug=debug)
+    server.api.routes["ratio"] = lambda query: {
+        "ratio": int(query["n"]) / int(query["d"])
+    }  # a route with a bug
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        status, headers, body = get(server, "/api/ratio?n=1&d=0")
+        assert status == 500 and headers["Content-Type"].startswith("application/json")
+        error = json.loads(body)["error"]
+        assert error == "internal error answering /api/ratio: ZeroDivisionError: division by zero"
+        assert api(server, "ratio", n=1, d=2) == {"ratio": 0.5}  # the same handler answers the next request
+        assert api(server, "runs")["total"] == 2
+    finally:
+        server.shutdown()
+        thread.join(timeout=60)
+        server.server_close()
+    err = capfd.readouterr().err
+    assert err.count("llmbench view: internal error answering /api/ratio") == 1
+    assert ("Traceback" in err) is debug
