@@ -204,6 +204,22 @@ def test_bad_data_through_the_cli_is_exit_2(tmp_path: Path) -> None:
     )
 
 
+def test_score_over_an_existing_output_is_exit_2_unless_fresh(tmp_path: Path) -> None:
+    (tmp_path / "d.jsonl").write_text('{"id": "1", "q": "yes?", "answer": "yes"}\n')
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ntasks:\n  - name: a\n    dataset: {local: d.jsonl, reference_field: answer}\n"
+        "    prompt: {template: '{{ q }}'}\n    scorer: {name: exact}\n"
+    )
+    (tmp_path / "samples.jsonl").write_text('{"task": "a", "id": "1", "output": "yes"}\n')
+    earlier = tmp_path / "r.json"
+    earlier.write_text("{}")
+    args = ("score", str(suite), "--samples", str(tmp_path / "samples.jsonl"), "-o", str(earlier))
+    one_line_exit_2(cli(*args), "a results file exists here", "--fresh")
+    assert earlier.read_text() == "{}"
+    assert cli(*args, "--fresh").returncode == 0 and json.loads(earlier.read_text())["run_id"]
+
+
 def test_a_bad_samples_file_for_score_is_exit_2(tmp_path: Path) -> None:
     samples = tmp_path / "samples.jsonl"
     samples.write_bytes(b"\xff\xff\n")
