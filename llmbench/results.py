@@ -16,7 +16,10 @@ from llmbench.results_blocks import Environment as Environment
 from llmbench.results_blocks import Settings as Settings
 from llmbench.results_blocks import Summary as Summary
 
-SCHEMA_VERSION = 2
+# 3: optional fields of serving workloads, saturation searches and token gaps (samples' itl_ms, perf points'
+# workload and turns, performance.saturation, the environment's niceness, ...). A version-2 file has none
+# of them and reads as it is; an llmbench that knows only 2 says to upgrade rather than failing on a field.
+SCHEMA_VERSION = 3
 
 
 class _Model(BaseModel):

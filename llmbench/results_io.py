@@ -19,7 +19,7 @@ from llmbench.errors import ResultsFileError, validation_line
 from llmbench.results import SCHEMA_VERSION, RunResult
 from llmbench.results_blocks import upgrade_v1
 
-KNOWN_SCHEMA_VERSIONS = (1, 2)  # version 1 is upgraded as it is read
+KNOWN_SCHEMA_VERSIONS = (1, 2, SCHEMA_VERSION)  # read as the current one: 1 upgraded, 2 a subset of 3
 MAX_RESULTS_BYTES = 4 << 30  # a results file of a million samples is well below this
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -139,14 +139,19 @@ def _read_raw(path: Path, *, with_samples: bool, header_only: bool = False) -> d
     if not with_samples:
         raw.pop("samples", None)
     version = raw["schema_version"]
+    if type(version) is int and version > SCHEMA_VERSION:
+        raise ResultsFileError(
+            f"{path}: written by a newer llmbench (results schema version {version}; this one reads up to "
+            f"{SCHEMA_VERSION})",
+            hint="upgrade llmbench to read it",
+        )
     if type(version) is not int or version not in KNOWN_SCHEMA_VERSIONS:
-        newer = isinstance(version, int) and version > SCHEMA_VERSION
-        hint = "upgrade llmbench to read it" if newer else "this version is no longer supported"
         raise ResultsFileError(
             f"{path}: results schema version {version!r}; this llmbench reads {list(KNOWN_SCHEMA_VERSIONS)}",
-            hint=hint,
+            hint="this version is no longer supported",
         )
-    return upgrade_v1(raw) if version == 1 else raw
+    raw = upgrade_v1(raw) if version == 1 else raw
+    return raw | {"schema_version": SCHEMA_VERSION}  # written again, it is a file of this version
 
 
 def read_results(path: Path, *, with_samples: bool = True) -> RunResult:

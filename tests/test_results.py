@@ -9,7 +9,7 @@ import pytest
 
 from llmbench.errors import ResultsFileError
 from llmbench.results import SCHEMA_VERSION, MetricValue, RunResult, SampleRecord, TaskResult
-from llmbench.results_io import read_results, write_results
+from llmbench.results_io import read_header, read_results, write_results
 
 
 def make_result() -> RunResult:
@@ -56,10 +56,21 @@ def test_truncated_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_newer_schema_version_says_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
-    path.write_text(json.dumps(make_result().model_dump() | {"schema_version": 99}))
-    with pytest.raises(ResultsFileError, match="schema version 99") as err:
-        read_results(path)
-    assert "upgrade llmbench" in str(err.value)
+    path.write_text(json.dumps(make_result().model_dump() | {"schema_version": SCHEMA_VERSION + 1}))
+    for read in (read_results, read_header):
+        with pytest.raises(
+            ResultsFileError, match=f"newer llmbench.*schema version {SCHEMA_VERSION + 1}"
+        ) as err:
+            read(path)
+        assert "upgrade llmbench" in str(err.value) and err.value.exit_code == 2
+
+
+def test_a_file_with_the_fields_of_version_3_is_written_as_version_3(tmp_path: Path) -> None:
+    run = make_result()
+    run.samples[0].itl_ms = [12.5, 13.0]
+    path = write_results(run, tmp_path / "r.json")
+    assert SCHEMA_VERSION == 3 and json.loads(path.read_text())["schema_version"] == 3
+    assert read_results(path).samples[0].itl_ms == [12.5, 13.0]
 
 
 def test_not_a_results_file(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from llmbench.results import SCHEMA_VERSION
 from tests.e2e.helpers import llmbench
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +40,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_results_file_has_every_documented_field(two_runs: tuple[Path, Path]) -> None:
     data = json.loads(two_runs[0].read_text())
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == SCHEMA_VERSION
     assert data["model"]["name"] == "tiny-qwen2" and data["suite_name"] == "math" and data["suite_hash"]
     env = data["environment"]
     assert env["python"] and "torch" in json.dumps(env)
