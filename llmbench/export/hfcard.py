@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from llmbench.report.mdtable import table_cell
+
 # The columns of every split, in order, with their kind (see HfDatasetExporter._schema). Values that vary
 # in shape from task to task (reference, details, metadata, metrics) are JSON text, so all splits share them.
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -123,10 +125,3 @@ def render_card(splits: Sequence[dict[str, Any]]) -> str:
         ]
         lines.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def table_cell(value: object) -> str:
-    """`value` as one Markdown table cell: line breaks become spaces (a break would end the row), and
-    backslashes and pipes are escaped (a pipe would end the cell, a backslash before it would undo that)."""
-    text = " ".join(str(value).splitlines())
-    return text.replace("\\", "\\\\").replace("|", "\\|")

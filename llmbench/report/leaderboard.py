@@ -19,6 +19,7 @@ from rich.text import Text
 
 from llmbench.analysis.leaderboard import Cell, Column, Leaderboard
 from llmbench.report.markdown import num
+from llmbench.report.mdtable import table_cell
 
 NOT_MEASURED = "n/a"
 
@@ -89,7 +90,7 @@ def render_markdown(board: Leaderboard, *, title: str = "Leaderboard") -> str:
             if interval := interval_text(cell):
                 text += f" {interval}"
             cells.append(text)
-        lines.append("| " + " | ".join([row.label.replace("|", "\\|"), *cells]) + " |")
+        lines.append("| " + " | ".join([table_cell(row.label), *cells]) + " |")
     lines += ["", *legend(board)]
     return "\n".join(lines) + "\n"
 

@@ -7,6 +7,7 @@ import math
 from llmbench.analysis.compare import Comparison, Row
 from llmbench.analysis.perf_tables import CostRow, SweepTable
 from llmbench.analysis.significance import Delta
+from llmbench.report.mdtable import table_cell
 from llmbench.report.saturation import markdown_lines
 from llmbench.results import MetricValue
 
@@ -123,13 +124,9 @@ def footnote_lines(comparison: Comparison) -> list[tuple[int, str]]:
     return sorted(seen.items())
 
 
-def _esc(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(_esc(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_esc(c) for c in r) + " |" for r in rows]
+    lines = ["| " + " | ".join(table_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(table_cell(c) for c in r) + " |" for r in rows]
     return lines
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from llmbench.report.mdtable import table_cell
 from llmbench.results import SaturationProbe, SaturationResult
 
 HEADER = ("in", "out", "SLOs (p99)", "rate/s", "goodput/s", "bound by", "max throughput/s", "probes", "note")
@@ -68,5 +69,5 @@ def markdown_lines(runs: Sequence[tuple[str, Sequence[SaturationResult]]]) -> li
     lines = ["## Saturation search", ""]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(table_cell(c) for c in row) + " |" for row in rows]
     return [*lines, ""]

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from llmbench.analysis.leaderboard import Cell
+from llmbench.report.mdtable import table_cell
 from llmbench.results import MetricValue
 from llmbench.study.leaderboard import AXES, BoardRow, Leaderboard
 
@@ -116,7 +117,7 @@ def print_leaderboard(lb: Leaderboard, console: Console) -> None:
 def render_leaderboard_markdown(lb: Leaderboard) -> str:
     cols = header(lb)
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in row_cells(lb)]
+    out += ["| " + " | ".join(table_cell(c) for c in cells) + " |" for cells in row_cells(lb)]
     out += ["", *(f"- {line.strip()}" for line in notes(lb))]
     return "\n".join(out) + "\n"
 

@@ -178,3 +178,18 @@ def test_history_of_a_metric_no_run_has_is_a_user_error(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(UserInputError, match="no results files"):
         api.history(empty)
+
+
+def test_markdown_tables_keep_one_row_per_model_whatever_its_name_holds() -> None:
+    runs = [
+        make_run("tiny\nqwen|2\\", {"gsm8k": verdicts(20, 0.5, 1)}),
+        make_run("b", {"gsm8k": verdicts(20, 0.6, 2)}),
+    ]
+    text = render_markdown(build_comparison(runs))
+    header = next(line for line in text.splitlines() if line.startswith("| ") and "b" in line)
+    assert "tiny qwen\\|2\\\\ |" in header  # one cell: the break a space, the pipe and backslash escaped
+    lines = [*text.splitlines(), ""]
+    for i, line in enumerate(lines):  # every table runs unbroken from its header to a blank line
+        if line.startswith("|---"):
+            rows = lines[i + 1 : lines.index("", i)]
+            assert rows and all(row.startswith("| ") and row.endswith(" |") for row in rows)
