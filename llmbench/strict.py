@@ -42,7 +42,7 @@ def _check_numbers(value: Any, depth: int = 0) -> None:
     if isinstance(value, bool) or depth > 64:
         return
     if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
-        raise ValueError(f"the number {value:.3g} is out of range (at most {MAX_INT})")
+        raise ValueError(f"the number {_magnitude(value)} is out of range (at most {MAX_INT})")
     if isinstance(value, float) and not -MAX_FLOAT <= value <= MAX_FLOAT:  # NaN fails both
         raise ValueError(f"the number {value} is not finite or out of range (at most {MAX_FLOAT:g})")
     if isinstance(value, (list, tuple)):
@@ -51,3 +51,10 @@ def _check_numbers(value: Any, depth: int = 0) -> None:
     elif isinstance(value, dict):
         for item in value.values():
             _check_numbers(item, depth + 1)
+
+
+def _magnitude(value: int) -> str:
+    """A huge integer in a few characters: 1e+29, or ~1e400 beyond a float's range (where :g raises)."""
+    if value.bit_length() < 1000:
+        return f"{value:.3g}"
+    return f"{'-' if value < 0 else ''}~1e{int(value.bit_length() * 0.30103)}"

@@ -12,6 +12,7 @@ from llmbench.errors import ConfigError
 
 MAX_YAML_BYTES = 16 << 20  # suites, models and studies are hand-written: far below this
 MAX_YAML_VALUES = 200_000  # values once every alias is expanded (an alias bomb multiplies them)
+MAX_NUMBER_CHARS = 100  # a config's largest number has 19 digits; Python refuses ints of over 4300
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -29,6 +30,19 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class _NumberTooLong(yaml.constructor.ConstructorError):
+    pass
+
+
+def _construct_int(loader: _LineLoader, node: yaml.ScalarNode) -> int:
+    if len(node.value) > MAX_NUMBER_CHARS:  # int() of it would take long, or raise ValueError past 4300
+        raise _NumberTooLong(None, None, f"a number of {len(node.value)} characters", node.start_mark)
+    return int(loader.construct_yaml_int(node))  # type: ignore[no-untyped-call]
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
@@ -53,6 +67,10 @@ def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
             loader.dispose()  # type: ignore[no-untyped-call]
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply to be a config file") from None
+    except _NumberTooLong as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: {exc.problem}; no config value needs one") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -113,6 +113,8 @@ def test_modest_aliases_still_work(tmp_path: Path) -> None:
         (PerfSweep, {"slo_ttft_ms": float("nan")}),
         (ScorerSpec, {"name": "code", "options": {"timeout_s": float("inf")}}),
         (ScorerSpec, {"name": "code", "options": {"k": [10**40]}}),
+        (ScorerSpec, {"name": "code", "options": {"k": 10**400}}),  # beyond a float: no OverflowError
+        (ScorerSpec, {"name": "code", "options": {"k": -(10**5000)}}),
     ],
 )
 def test_absurd_numbers_are_refused_by_validation(model: type, fields: dict[str, object]) -> None:
@@ -127,6 +129,16 @@ def test_an_absurd_number_in_a_suite_is_one_line_naming_its_place(tmp_path: Path
         "  seed: 1e29\ntasks:\n  - {name: a, dataset: {builtin: arithmetic}, scorer: {name: exact}}\n"
     )
     one_line_exit_2(cli("validate", str(path)), "s.yaml:3", "max_new_tokens")
+
+
+@pytest.mark.parametrize("digits", [400, 5000])  # past a float's range; past Python's int-from-text limit
+def test_a_number_too_long_for_any_config_is_one_line_naming_its_place(tmp_path: Path, digits: int) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\ntasks:\n"
+        f"  - {{name: a, dataset: {{builtin: arithmetic, options: {{n: 1{'0' * digits}}}}}, scorer: {{name: exact}}}}\n"
+    )
+    one_line_exit_2(cli("validate", str(path)), "s.yaml:3:", f"a number of {digits + 1} characters")
 
 
 def test_sane_numbers_still_validate() -> None:
