@@ -1,11 +1,17 @@
 """Export to Weights & Biases, offline: each results file becomes an offline run a user uploads later
 with `wandb sync`. The W&B run id is derived from the llmbench run id, so exporting a file twice finds
 its offline run and adds nothing, and a synced run keeps its identity on the server.
+
+wandb.init creates the run folder before the summary and the artifact are logged, so a folder alone
+does not mean the export finished: a marker file written once `finish()` returned does. A folder
+without it (the export failed or was interrupted) is removed and the run exported again.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +24,7 @@ from llmbench.results import RunResult
 
 DEFAULT_PROJECT = "llmbench"
 MAX_TAG = 64  # W&B refuses longer tags
+MARKER = "llmbench-export.json"  # in the offline run folder: the export finished
 # The exporting host is not the benchmark's host: its machine facts and metrics would mislead.
 _QUIET = {
     "silent": True,
@@ -68,12 +75,16 @@ class WandbExporter:
             )
         except Exception as exc:  # wandb raises its own types (UsageError, CommError); one line for all
             raise LLMBenchError(f"wandb could not start an offline run: {exc}") from None
+        finished = False
         try:
             live.summary.update(flatten.metrics(run))
             live.log_artifact(self._artifact(item, run_id))
             where = Path(live.dir).parent  # the offline run folder `wandb sync` uploads
+            finished = True
         finally:
-            live.finish()
+            live.finish(exit_code=0 if finished else 1)
+        marker = {"llmbench_run_id": run.run_id, "results_sha256": flatten.file_sha256(item.path)}
+        (where / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
         return Exported(item.path, run.run_id, str(where))
 
     def _artifact(self, item: ExportItem, run_id: str) -> Any:
@@ -87,9 +98,14 @@ class WandbExporter:
         return artifact
 
     def existing(self, run_id: str) -> Path | None:
-        """The offline (or already synced) run folder of this W&B run id, if an export wrote one."""
+        """The run folder a finished export wrote for this W&B run id; folders of this id that an export
+        left half-written (no marker) are removed, so that neither they nor a second copy get synced."""
         found = sorted((self.root / "wandb").glob(f"*run-*-{run_id}"))
-        return found[-1] if found else None
+        done = [folder for folder in found if (folder / MARKER).is_file()]
+        for folder in found:
+            if folder not in done:
+                shutil.rmtree(folder, ignore_errors=True)
+        return done[-1] if done else None
 
 
 def wandb_id(run: RunResult) -> str:

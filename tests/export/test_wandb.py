@@ -3,6 +3,7 @@ of the run log (`wandb leet inspect`); exporting again adds no second offline ru
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from llmbench.export.base import ExportOptions
+from llmbench.export.items import load_items
+from llmbench.export.wandb import MARKER, WandbExporter
 from tests.e2e.helpers import llmbench
 from tests.export.helpers import needs, two_runs, write_runs, write_study
 
@@ -80,3 +84,31 @@ def test_each_results_file_becomes_an_offline_wandb_run_that_reads_back(tmp_path
     again = llmbench("export", str(math), "--to", "wandb", "-o", str(out), env=env)
     assert again.returncode == 0 and "already exported: " in again.stdout, again.stderr
     assert len(sorted(out.glob("wandb/*run-*"))) == 2
+
+
+def test_an_export_cut_off_before_it_finished_is_done_again_not_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needs("wandb")
+    for name, value in _wandb_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    (path,) = write_runs(tmp_path / "results", two_runs()[:1])
+    exporter = WandbExporter(ExportOptions(directory=tmp_path / "wb"))
+
+    def report_fails() -> str:
+        raise KeyboardInterrupt  # Ctrl-C after wandb.init made the run folder, before the artifact
+
+    (item,) = load_items([path], lambda p: "<!DOCTYPE html>")
+    with pytest.raises(KeyboardInterrupt):
+        exporter.export([dataclasses.replace(item, report_html=report_fails)])
+    (half,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")  # what a folder alone used to vouch for
+    assert not (half / MARKER).exists()
+
+    (done,) = exporter.export([item])
+    assert done.created and not half.exists()  # the half export was replaced, not skipped
+    (folder,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
+    assert json.loads((folder / MARKER).read_text())["llmbench_run_id"] == item.run.run_id
+    state = _inspect(next(folder.glob("run-*.wandb")), "--summary")
+    assert state["state"] == "finished" and "gsm8k/accuracy" in state["summary"]
+    (again,) = exporter.export([item])
+    assert not again.created and again.location == str(folder)
