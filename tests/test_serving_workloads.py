@@ -14,7 +14,7 @@ from llmbench.config_models import ModelConfig
 from llmbench.config_serving import MultiTurnWorkload, TraceWorkload
 from llmbench.data.traces import TraceRecord
 from llmbench.data.workloads import PromptBuilder
-from llmbench.run.multiturn import run_conversations
+from llmbench.run.multiturn import chat_questions, run_conversations
 from llmbench.run.perf import PerfTarget
 from llmbench.run.trace_replay import TraceBatch
 from llmbench.run.workloads import run_perf
@@ -138,17 +138,9 @@ def test_every_repeat_of_a_trace_replay_has_blocks_of_its_own() -> None:
 def test_each_turn_sends_the_whole_chat_so_far_with_the_models_own_answers(recording: Recording) -> None:
     builder = PromptBuilder(recording.tokenizer, "random", seed=0, needs_text=False)
     recording.requests.clear()
-    chats = run_conversations(
-        recording,  # type: ignore[arg-type]
-        builder,
-        lambda *parts: None,
-        (0, 0),
-        1,
-        MultiTurnWorkload(kind="multi_turn", conversations=2, turns=3),
-        12,
-        4,
-        2,
-    )
+    w = MultiTurnWorkload(kind="multi_turn", conversations=2, turns=3)
+    questions = chat_questions(builder, (0, 0), 1, w, 12)
+    chats = run_conversations(recording, questions, lambda *parts: None, 0, w, 4, 2)  # type: ignore[arg-type]
     first_chat = [
         r.messages for r in recording.requests if r.request_id.endswith(("c0-t1", "c0-t2", "c0-t3"))
     ]

@@ -22,33 +22,44 @@ class Chats:
     wall_s: float = 0.0  # the time the turns took, summed (the gaps between turns left out)
 
 
+Questions = list[list[list[str]]]  # [repeat][turn][chat]: each user message
+
+
+def chat_questions(
+    builder: PromptBuilder, tag: tuple[object, ...], repeats: int, w: MultiTurnWorkload, n_in: int
+) -> Questions:
+    """Every user message of a point, built up front (`tag` names the point: its messages are its own)."""
+    return [
+        [
+            [builder.user_message(n_in, part_index(*tag, repeat, c, turn)) for c in range(w.conversations)]
+            for turn in range(w.turns)
+        ]
+        for repeat in range(repeats)
+    ]
+
+
 def run_conversations(
     backend: Backend,
-    builder: PromptBuilder,
+    asked: Questions,
     salt: Callable[..., str | None],
-    tag: tuple[object, ...],
-    repeats: int,
+    point_no: int,
     w: MultiTurnWorkload,
-    n_in: int,
     n_out: int,
     concurrency: int | None,
 ) -> Chats:
     """Every repeat's conversations, turn by turn; a failed answer leaves an empty reply in its chat's history.
 
-    `tag` names the point (its user messages are its own); `salt(repeat, chat, turn)` gives a request
-    its cache salt where the point runs with prefix caching off.
+    `asked` holds each repeat's user messages (`chat_questions`); `salt(repeat, chat, turn)` gives a
+    request its cache salt where the point runs with prefix caching off.
     """
     chats = Chats()
     by_turn: list[list[Completion]] = [[] for _ in range(w.turns)]
-    for repeat in range(repeats):
+    for repeat, turns in enumerate(asked):
         conversations = [Conversation() for _ in range(w.conversations)]
-        for turn in range(w.turns):
-            questions = [
-                builder.user_message(n_in, part_index(*tag, repeat, c, turn)) for c in range(w.conversations)
-            ]
+        for turn, questions in enumerate(turns):
             requests = [
                 perf_request(
-                    f"perf-{tag[-1]}-{repeat}-c{c}-t{turn + 1}", conv.ask(q), n_out, salt(repeat, c, turn)
+                    f"perf-{point_no}-{repeat}-c{c}-t{turn + 1}", conv.ask(q), n_out, salt(repeat, c, turn)
                 )
                 for c, (conv, q) in enumerate(zip(conversations, questions, strict=True))
             ]

@@ -249,24 +249,27 @@ def _run_point(
     sampler: NvmlSampler | None,
     seed: int,
 ) -> PerfPoint:
-    """Warm up, then run the point's repeats inside one telemetry window."""
+    """Warm up, then run the point's repeats inside one telemetry window (their requests built before it)."""
     n_requests = sweep.requests_per_point * sweep.repeats
     try:
         if sweep.warmup_requests:
             warmup = prompts.requests(sweep.warmup_requests, n_in, spec.output_tokens, f"{point_no}-warmup")
             list(backend.generate(warmup, concurrency=spec.concurrency))
+        batches = []
+        for repeat in range(sweep.repeats):
+            batch = prompts.requests(
+                sweep.requests_per_point, n_in, spec.output_tokens, f"{point_no}-{repeat}"
+            )
+            offsets = None
+            if spec.request_rate is not None:
+                rng = random.Random(f"{seed}:{point_no}:{repeat}")
+                offsets = arrival_offsets(len(batch), spec.request_rate, sweep.arrival, rng)
+            batches.append((batch, offsets))
         completions: list[Completion] = []
         wall_ns = 0
         measuring = sampler.window() if sampler is not None else nullcontext(TelemetryWindow())
         with measuring as window:
-            for repeat in range(sweep.repeats):
-                batch = prompts.requests(
-                    sweep.requests_per_point, n_in, spec.output_tokens, f"{point_no}-{repeat}"
-                )
-                offsets = None
-                if spec.request_rate is not None:
-                    rng = random.Random(f"{seed}:{point_no}:{repeat}")
-                    offsets = arrival_offsets(len(batch), spec.request_rate, sweep.arrival, rng)
+            for batch, offsets in batches:
                 t0 = time.perf_counter_ns()
                 completions += backend.generate(
                     batch, concurrency=spec.concurrency, arrival_offsets_s=offsets

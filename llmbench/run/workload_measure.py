@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +13,14 @@ from typing import Any, Literal
 
 from llmbench.backends.base import Backend
 from llmbench.backends.common import free_device_memory
-from llmbench.backends.prefix_cache import counters_of, hit_rate, state_of
+from llmbench.backends.prefix_cache import PrefixCacheState, counters_of, hit_rate
 from llmbench.config import PerfSweep
 from llmbench.config_serving import MultiTurnWorkload, SharedPrefixWorkload
 from llmbench.data.workloads import PromptBuilder, perf_request
 from llmbench.data.workloads import part_index as key
 from llmbench.results import PerfPoint
 from llmbench.run import perf
-from llmbench.run.multiturn import run_conversations
+from llmbench.run.multiturn import chat_questions, run_conversations
 from llmbench.run.trace_replay import TraceBatch
 from llmbench.telemetry.nvml import NvmlSampler, TelemetryWindow
 from llmbench.types import Completion, GenerationRequest
@@ -49,11 +49,12 @@ class Runner:
     seed: int
     base_dir: Path | None
 
-    def salt(self, caching: bool | None, *parts: object) -> str | None:
-        """A request's own cache salt where its point runs with caching off and the engine has it on."""
-        if caching is False and state_of(self.backend).enabled is not False:
-            return f"llmbench-{key(self.seed, *parts)}"
-        return None
+    def salter(self, caching: bool | None, state: PrefixCacheState) -> Callable[..., str | None]:
+        """Each request's own cache salt (named by `parts`) where its point runs with caching off and the
+        engine, per `state` (read once per point: on a server, a GET of its /metrics), has it on."""
+        if caching is False and state.enabled is not False:
+            return lambda *parts: f"llmbench-{key(self.seed, *parts)}"
+        return lambda *parts: None
 
 
 def requests_per_repeat(w: SharedPrefixWorkload | MultiTurnWorkload) -> int:
@@ -84,14 +85,18 @@ def measure(
     fields: dict[str, Any],
     batches: Batches,
 ) -> PerfPoint:
-    """Warm up with the first batch, then time the rest inside one telemetry window and one cache reading."""
+    """Warm up with the first batch, then time the rest inside one telemetry window and one cache reading.
+
+    Every measured request is built before the window opens: its energy and wall time are the requests'.
+    """
     try:
         warmup, _ = next(batches)
         run_warmup(runner, warmup, shape.concurrency)
+        measured = list(batches)
         completions: list[Completion] = []
         wall_ns = 0
         with _window(runner) as (window, cache):
-            for requests, offsets in batches:
+            for requests, offsets in measured:
                 t0 = time.perf_counter_ns()
                 completions += runner.backend.generate(
                     requests, concurrency=shape.concurrency, arrival_offsets_s=offsets
@@ -114,6 +119,7 @@ def measure_chats(
     fields: dict[str, Any],
     w: MultiTurnWorkload,
     spec: WorkloadPoint,
+    salt: Callable[..., str | None],
 ) -> PerfPoint:
     n_requests = w.conversations * w.turns * runner.sweep.repeats
     try:
@@ -126,15 +132,14 @@ def measure_chats(
             for i in range(runner.sweep.warmup_requests)
         ]
         run_warmup(runner, warmup, shape.concurrency)
+        questions = chat_questions(runner.builder, (runner.seed, point_no), runner.sweep.repeats, w, n_in)
         with _window(runner) as (window, cache):
             chats = run_conversations(
                 runner.backend,
-                runner.builder,
-                lambda *parts: runner.salt(spec.prefix_caching, point_no, *parts),
-                (runner.seed, point_no),
-                runner.sweep.repeats,
+                questions,
+                lambda *parts: salt(point_no, *parts),
+                point_no,
                 w,
-                n_in,
                 spec.output_tokens,
                 spec.concurrency,
             )
@@ -156,7 +161,7 @@ def measure_trace(
 ) -> PerfPoint:
     """A trace's requests at their own arrival times, each repeat in turn, after a warm-up of its own."""
     shape = perf.PointSpec(batch.input_tokens, batch.output_tokens)
-    n_requests = len(batch.requests(0)) * runner.sweep.repeats
+    n_requests = len(batch.records) * runner.sweep.repeats
     if refused is not None:
         return failed_point(shape, batch.input_tokens, n_requests, refused, fields)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench import interrupts
-from llmbench.backends.prefix_cache import state_of
+from llmbench.backends.prefix_cache import PrefixCacheState, state_of
 from llmbench.config import PerfSweep
 from llmbench.config_serving import MultiTurnWorkload, SharedPrefixWorkload, TraceWorkload
 from llmbench.data.workloads import PromptBuilder, perf_request
@@ -111,8 +111,10 @@ def _run_workload(
 def _run(runner: Runner, point_no: int, spec: WorkloadPoint) -> PerfPoint:
     w = runner.sweep.workload
     assert w is not None
-    basics = _workload_fields(runner, spec)
-    refused = _caching_refused(runner, spec)
+    state = state_of(runner.backend)  # once per point: on a server, a GET of its /metrics
+    basics = _workload_fields(runner, spec, state)
+    refused = _caching_refused(spec, state)
+    salt = runner.salter(spec.prefix_caching, state)
     if isinstance(w, TraceWorkload):
         trace = load_trace(w, runner.base_dir)  # a trace that cannot be read ends the run: the user's to fix
         batch = trace_batch(
@@ -120,7 +122,10 @@ def _run(runner: Runner, point_no: int, spec: WorkloadPoint) -> PerfPoint:
         )
         return measure_trace(runner, batch, basics | batch.fields, refused)
     shape = perf.PointSpec(spec.input_tokens, spec.output_tokens, spec.concurrency, spec.request_rate)
-    n_in, reason = perf.resolve_input_tokens(shape, runner.max_model_len, runner.sweep.fit_to_model)
+    if isinstance(w, MultiTurnWorkload):
+        n_in, reason = chat_input_tokens(shape, w.turns, runner.max_model_len, runner.sweep.fit_to_model)
+    else:
+        n_in, reason = perf.resolve_input_tokens(shape, runner.max_model_len, runner.sweep.fit_to_model)
     n_requests = requests_per_repeat(w) * runner.sweep.repeats
     if reason is None and isinstance(w, SharedPrefixWorkload) and n_in <= w.prefix_tokens:
         reason = f"input_tokens {n_in} leaves no room for a suffix after prefix_tokens {w.prefix_tokens}"
@@ -129,16 +134,46 @@ def _run(runner: Runner, point_no: int, spec: WorkloadPoint) -> PerfPoint:
     if reason is not None:
         return failed_point(shape, n_in, n_requests, reason, basics)
     if isinstance(w, SharedPrefixWorkload):
-        batches = _shared_prefix_batches(runner, w, point_no, spec, n_in)
+        batches = _shared_prefix_batches(runner, w, point_no, spec, n_in, salt)
         return measure(runner, shape, n_in, n_requests, basics, batches)
     assert isinstance(w, MultiTurnWorkload)
-    return measure_chats(runner, point_no, shape, n_in, basics, w, spec)
+    return measure_chats(runner, point_no, shape, n_in, basics, w, spec, salt)
 
 
-def _workload_fields(runner: Runner, spec: WorkloadPoint) -> dict[str, Any]:
+def chat_input_tokens(
+    shape: perf.PointSpec, turns: int, max_model_len: int | None, fit: bool
+) -> tuple[int, str | None]:
+    """Each user message's length, and why the chat cannot run (None when it can).
+
+    The last turn's prompt holds every message and every earlier answer: about turns x input_tokens +
+    (turns - 1) x output_tokens before the chat template's own tokens, and its answer must fit after it.
+    `fit` cuts the messages so that the last turn fits.
+    """
+    if turns == 1 or max_model_len is None:
+        return perf.resolve_input_tokens(shape, max_model_len, fit)
+    n_out = shape.output_tokens
+    if shape.input_tokens == "max" or fit:
+        n_in = (max_model_len - turns * n_out) // turns
+        if shape.input_tokens != "max":
+            n_in = min(n_in, shape.input_tokens)
+        if n_in < 1:
+            return 0, (
+                f"{turns} turns of output_tokens {n_out} leave no room for a message in max_model_len {max_model_len}"
+            )
+        return n_in, None
+    n_in = shape.input_tokens
+    last = turns * n_in + (turns - 1) * n_out
+    if last + n_out > max_model_len:
+        return n_in, (
+            f"turn {turns}'s prompt is about {last} tokens ({turns} x input_tokens {n_in} + {turns - 1} x "
+            f"output_tokens {n_out}, before the chat template) and with its answer exceeds max_model_len {max_model_len}"
+        )
+    return n_in, None
+
+
+def _workload_fields(runner: Runner, spec: WorkloadPoint, state: PrefixCacheState) -> dict[str, Any]:
     w = runner.sweep.workload
     assert w is not None
-    state = state_of(runner.backend)
     caching = spec.prefix_caching if spec.prefix_caching is False else state.enabled
     fields: dict[str, Any] = {
         "workload": w.kind,
@@ -153,9 +188,8 @@ def _workload_fields(runner: Runner, spec: WorkloadPoint) -> dict[str, Any]:
     return fields
 
 
-def _caching_refused(runner: Runner, spec: WorkloadPoint) -> str | None:
+def _caching_refused(spec: WorkloadPoint, state: PrefixCacheState) -> str | None:
     """Why this point's caching setting cannot be had on this backend; None when it can."""
-    state = state_of(runner.backend)
     if spec.prefix_caching is True and state.enabled is False:
         return f"prefix caching is off ({state.source}); it cannot be switched on per request"
     if spec.prefix_caching is False and state.enabled is not False and not state.can_bypass:
@@ -165,7 +199,12 @@ def _caching_refused(runner: Runner, spec: WorkloadPoint) -> str | None:
 
 
 def _shared_prefix_batches(
-    runner: Runner, w: SharedPrefixWorkload, point_no: int, spec: WorkloadPoint, n_in: int
+    runner: Runner,
+    w: SharedPrefixWorkload,
+    point_no: int,
+    spec: WorkloadPoint,
+    n_in: int,
+    salt: Callable[..., str | None],
 ) -> Iterator[tuple[list[GenerationRequest], list[float] | None]]:
     """Warm-up first (prefixes of its own, so it warms nothing the point measures), then each repeat."""
     b, seed = runner.builder, runner.seed
@@ -177,9 +216,13 @@ def _shared_prefix_batches(
             prompt = b.with_prefix(
                 key(seed, point_no, tag, "prefix", group), w.prefix_tokens, n_in, key(seed, point_no, tag, i)
             )
-            salt = runner.salt(spec.prefix_caching, point_no, tag, i)
             out.append(
-                perf_request(f"perf-{point_no}-{tag}-g{group}-{member}", prompt, spec.output_tokens, salt)
+                perf_request(
+                    f"perf-{point_no}-{tag}-g{group}-{member}",
+                    prompt,
+                    spec.output_tokens,
+                    salt(point_no, tag, i),
+                )
             )
         return out
 
