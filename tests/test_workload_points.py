@@ -217,3 +217,57 @@ def test_fit_to_model_cuts_a_chats_messages_so_that_its_last_turn_fits(
     )
     [point] = run_perf(target(engine, tokenizer, max_model_len=500), sweep)
     assert point.error is None and point.input_tokens == (500 - 4 * 50) // 4
+
+
+# ---------------------------------------------------------------- --limit
+
+
+def test_limit_caps_a_shared_prefix_points_requests_and_says_so(engine: Engine) -> None:
+    sweep = PerfSweep(
+        input_tokens=[48],
+        output_tokens=[4],
+        concurrency=[2],
+        repeats=2,
+        workload={"kind": "shared_prefix", "prefix_tokens": 16, "prefix_caching": [False]},  # type: ignore[arg-type]
+    )
+    [point] = run_perf(target(engine), sweep, limit=3)
+    assert point.error is None and point.n_requests == 2 * 2  # 2 prefixes x 1 request, 2 repeats
+    assert point.note == "--limit 3: 2 prefix(es) x 1 request(s), not 2 x 4"
+
+
+def test_limit_caps_a_chat_points_conversations_and_keeps_its_turns(engine: Engine, tokenizer: Any) -> None:
+    sweep = PerfSweep(
+        input_tokens=[8],
+        output_tokens=[2],
+        concurrency=[2],
+        workload={"kind": "multi_turn", "conversations": 4, "turns": 3},  # type: ignore[arg-type]
+    )
+    [point] = run_perf(target(engine, tokenizer), sweep, limit=7)
+    assert point.error is None and point.n_requests == 2 * 3 and len(point.turns) == 3
+    assert point.note == "--limit 7: 2 conversation(s) of 3 turns, not 4"
+
+
+def test_limit_caps_a_trace_replays_records_beside_the_traces_own_note(
+    engine: Engine, tmp_path: Path
+) -> None:
+    write_trace(tmp_path / "t.jsonl", 5)
+    sweep = PerfSweep(workload={"kind": "trace", "path": "t.jsonl", "time_scale": 0.001})  # type: ignore[arg-type]
+    [point] = run_perf(target(engine, max_model_len=30), sweep, base_dir=tmp_path, limit=2)
+    assert point.n_requests == 2 and point.trace and "2 requests" in point.trace
+    assert point.note == "--limit 2: at most the first 2 of the trace's requests"
+    sweep = sweep.model_copy(update={"fit_to_model": True})
+    [point] = run_perf(target(engine, max_model_len=30), sweep, base_dir=tmp_path, limit=2)
+    assert (
+        point.note
+        == "--limit 2: at most the first 2 of the trace's requests; 2 prompts cut to the model's limit"
+    )
+
+
+def test_limit_leaves_a_point_it_does_not_cut_without_a_note(engine: Engine) -> None:
+    sweep = PerfSweep(
+        input_tokens=[48],
+        output_tokens=[4],
+        workload={"kind": "shared_prefix", "prefix_tokens": 16, "prefix_caching": [False]},  # type: ignore[arg-type]
+    )
+    [point] = run_perf(target(engine), sweep, limit=8)
+    assert point.n_requests == 8 and point.note is None

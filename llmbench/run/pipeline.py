@@ -315,8 +315,6 @@ def _run_perf(
 
     assert task.spec.perf is not None
     sweep = task.spec.perf
-    if opts.limit is not None:  # --limit caps the requests of each point, as it caps a task's samples
-        sweep = sweep.model_copy(update={"requests_per_point": min(sweep.requests_per_point, opts.limit)})
     prefix = f"{task.spec.name}/"
     done = {int(k.removeprefix(prefix)): p for k, p in state.points.items() if k.startswith(prefix)}
 
@@ -336,7 +334,8 @@ def _run_perf(
     progress.message(
         f"performance sweep '{task.spec.name}'" + (f" ({len(done)} points already done)" if done else "")
     )
-    points = run_perf(target, sweep, on_point=finished, done=done, base_dir=suite_dir)
+    # --limit caps the requests of each point, as it caps a task's samples (workloads' too: run/limit.py)
+    points = run_perf(target, sweep, on_point=finished, done=done, base_dir=suite_dir, limit=opts.limit)
     return [p.model_copy(update={"task": task.spec.name}) for p in points]
 
 

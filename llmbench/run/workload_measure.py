@@ -48,6 +48,7 @@ class Runner:
     max_model_len: int | None
     seed: int
     base_dir: Path | None
+    limit_note: str | None = None  # what --limit cut, for every point's note
 
     def salter(self, caching: bool | None, state: PrefixCacheState) -> Callable[..., str | None]:
         """Each request's own cache salt (named by `parts`) where its point runs with caching off and the

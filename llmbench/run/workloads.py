@@ -27,6 +27,7 @@ from llmbench.data.workloads import part_index as key
 from llmbench.results import PerfPoint
 from llmbench.run import perf
 from llmbench.run.arrivals import arrival_offsets
+from llmbench.run.limit import limited
 from llmbench.run.trace_replay import load_trace, trace_batch
 from llmbench.run.workload_measure import (
     Runner,
@@ -65,17 +66,20 @@ def run_perf(
     on_point: Callable[[int, PerfPoint], None] | None = None,
     done: dict[int, PerfPoint] | None = None,
     base_dir: Path | None = None,
+    limit: int | None = None,
 ) -> list[PerfPoint]:
     """A task's perf block: the ordinary sweep (`perf.run_sweep`), or its workload's points.
 
-    `base_dir` is where a trace's relative path starts (the suite file's folder).
+    `base_dir` is where a trace's relative path starts (the suite file's folder); `limit` (--limit)
+    caps each point's requests per repeat (see `limit`).
     """
+    sweep, limit_note = limited(sweep, limit)
     if sweep.workload is None:
         return perf.run_sweep(target, sweep, on_point=on_point, done=done)
     t = target
     builder = PromptBuilder(t.tokenizer, sweep.prompt_kind, t.seed, t.needs_text, t.vocab_size)
     return _run_workload(
-        Runner(t.backend, sweep, builder, t.sampler, t.max_model_len, t.seed, base_dir),
+        Runner(t.backend, sweep, builder, t.sampler, t.max_model_len, t.seed, base_dir, limit_note),
         t.weights_bytes,
         t.peak_bandwidth_bytes_s,
         on_point,
@@ -120,7 +124,7 @@ def _run(runner: Runner, point_no: int, spec: WorkloadPoint) -> PerfPoint:
         batch = trace_batch(
             trace, w, runner.builder, point_no, runner.max_model_len, runner.sweep.fit_to_model
         )
-        return measure_trace(runner, batch, basics | batch.fields, refused)
+        return measure_trace(runner, batch, basics | batch.fields | _notes(basics, batch.fields), refused)
     shape = perf.PointSpec(spec.input_tokens, spec.output_tokens, spec.concurrency, spec.request_rate)
     if isinstance(w, MultiTurnWorkload):
         n_in, reason = chat_input_tokens(shape, w.turns, runner.max_model_len, runner.sweep.fit_to_model)
@@ -185,7 +189,15 @@ def _workload_fields(runner: Runner, spec: WorkloadPoint, state: PrefixCacheStat
             "arrival_process": runner.sweep.arrival.process,
             "burstiness": runner.sweep.arrival.burstiness,
         }
+    if runner.limit_note is not None:
+        fields["note"] = runner.limit_note
     return fields
+
+
+def _notes(*fields: dict[str, Any]) -> dict[str, Any]:
+    """The notes of several field sets joined into one."""
+    notes = [f["note"] for f in fields if f.get("note")]
+    return {"note": "; ".join(notes)} if notes else {}
 
 
 def _caching_refused(spec: WorkloadPoint, state: PrefixCacheState) -> str | None:
