@@ -17,10 +17,15 @@ from typing import Any, ClassVar
 import pytest
 
 from llmbench.backends.prefix_cache import PrefixCacheCounters, PrefixCacheState
-from llmbench.config import PerfSweep
+from llmbench.catalogue import validate
+from llmbench.config import PerfSweep, load_suite
+from llmbench.config_models import ModelConfig
 from llmbench.data.workloads import PromptBuilder
+from llmbench.errors import DataError
 from llmbench.run import perf
+from llmbench.run.options import RunOptions
 from llmbench.run.perf import PerfTarget
+from llmbench.run.pipeline import run_suite
 from llmbench.run.trace_replay import TraceBatch
 from llmbench.run.workloads import run_perf
 from llmbench.telemetry.nvml import TelemetryWindow
@@ -271,3 +276,45 @@ def test_limit_leaves_a_point_it_does_not_cut_without_a_note(engine: Engine) -> 
     )
     [point] = run_perf(target(engine), sweep, limit=8)
     assert point.n_requests == 8 and point.note is None
+
+
+# ---------------------------------------------------------------- traces checked before the model loads
+
+
+def replay_suite(tmp_path: Path, trace: str) -> Path:
+    suite = tmp_path / "replay.yaml"
+    suite.write_text(
+        "name: replay\ntasks:\n  - name: replay\n    perf:\n"
+        f"      warmup_requests: 0\n      workload: {{kind: trace, path: {trace}}}\n"
+    )
+    return suite
+
+
+def run_without_a_model(tmp_path: Path, suite: Path) -> None:
+    """A run whose model is nowhere: what fails first was checked before any load was tried."""
+    missing = ModelConfig(name="absent", model=str(tmp_path / "no-such-model"), backend="transformers")
+    run_suite(load_suite(suite), missing, RunOptions(results_dir=tmp_path / "results"))
+
+
+def test_a_malformed_trace_line_fails_the_run_before_the_model_loads(tmp_path: Path) -> None:
+    (tmp_path / "t.jsonl").write_text(
+        '{"timestamp": 0, "input_length": 8, "output_length": 2}\n{"timestamp": 1,\n'
+    )
+    suite = replay_suite(tmp_path, "t.jsonl")
+    with pytest.raises(DataError) as caught:
+        run_without_a_model(tmp_path, suite)
+    message = str(caught.value)
+    assert message.startswith(f"{suite}:6: task 'replay': {tmp_path / 't.jsonl'}:2: not a JSON object")
+    assert "\n" not in message and not (tmp_path / "results").exists()
+
+
+def test_a_trace_path_with_a_typo_fails_the_run_before_the_model_loads(tmp_path: Path) -> None:
+    suite = replay_suite(tmp_path, "trace.jsnol")
+    with pytest.raises(DataError, match=r"replay.yaml:6: task 'replay': trace.jsnol: no such trace file"):
+        run_without_a_model(tmp_path, suite)
+
+
+def test_llmbench_validate_reads_the_traces_a_suite_replays(tmp_path: Path) -> None:
+    (tmp_path / "t.jsonl").write_text('{"timestamp": 0, "input_length": 0, "output_length": 2}\n')
+    with pytest.raises(DataError, match=r"t\.jsonl:1: input_length 0 is not a whole number"):
+        validate([replay_suite(tmp_path, "t.jsonl")])

@@ -7,6 +7,7 @@ from typing import Any
 
 from llmbench.config import GenerationSpec, Suite, TaskSpec
 from llmbench.config_models import ModelConfig
+from llmbench.config_serving import TraceWorkload
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.choices import asked_sample
 from llmbench.data.readers import load_samples
@@ -45,13 +46,15 @@ class PreparedTask:
 
 
 def check_suite(suite: Suite, specs: list[TaskSpec]) -> None:
-    """What can be checked before a model loads: every scorer is known, every local data file exists.
+    """What can be checked before a model loads: every scorer is known, every local data file exists,
+    every trace a perf block replays reads (a typo or a malformed line fails here, not after the load).
 
     Each failure is one line naming the suite file and the line of the offending value.
     """
     from pathlib import Path
 
     from llmbench.errors import DataError, UserInputError
+    from llmbench.run.trace_replay import load_trace
     from llmbench.yamlio import line_of
 
     index = {t.name: i for i, t in enumerate(suite.config.tasks)}
@@ -72,6 +75,15 @@ def check_suite(suite: Suite, specs: list[TaskSpec]) -> None:
                     f"{suite.path}:{line}: task '{spec.name}': {path}: data file not found",
                     hint="paths in a suite are relative to the suite file",
                 )
+        workload = spec.perf.workload if spec.perf is not None else None
+        if isinstance(workload, TraceWorkload):
+            try:
+                load_trace(workload, suite.directory)
+            except DataError as exc:
+                line = line_of(suite.path, ("tasks", i, "perf", "workload", "path"))
+                raise DataError(
+                    f"{suite.path}:{line}: task '{spec.name}': {exc.message}", hint=exc.hint
+                ) from None
 
 
 def make_scorer(spec: TaskSpec, suite: Suite) -> Scorer | None:

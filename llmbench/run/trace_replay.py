@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,21 @@ def trace_path(w: TraceWorkload, base_dir: Path | None) -> Path:
 
 
 def load_trace(w: TraceWorkload, base_dir: Path | None) -> Trace:
-    return read_trace(trace_path(w, base_dir), w.format, w.max_requests, w.time_scale)
+    """The trace, read once while the file is unchanged: run preparation reads (and so checks) it
+    before the model loads, and the point that replays it gets the same records."""
+    path = trace_path(w, base_dir).resolve()
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the trace ({exc.strerror or type(exc).__name__})") from None
+    return _read(path, stat.st_mtime_ns, stat.st_size, w.format, w.max_requests, w.time_scale)
+
+
+@functools.lru_cache(maxsize=1)
+def _read(
+    path: Path, mtime_ns: int, size: int, declared: str, max_requests: int | None, time_scale: float
+) -> Trace:
+    return read_trace(path, declared, max_requests, time_scale)
 
 
 @dataclass
