@@ -252,5 +252,6 @@ def test_perf_suite_runs_on_a_bare_architecture_with_dummy_weights(backend: str,
     assert r.returncode == 0, r.stderr
     data = json.loads(out.read_text())
     assert [p["error"] for p in data["performance"]["sweep"]] == [None] * 4
+    assert {p["task"] for p in data["performance"]["sweep"]} == {"sweep"}  # what tells tasks' points apart
     tiny_bytes = (ensure_tiny_model() / "model.safetensors").stat().st_size
     assert abs(data["performance"]["weights_bytes"] - tiny_bytes) < 0.01 * tiny_bytes  # from the architecture
