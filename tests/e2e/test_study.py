@@ -115,3 +115,24 @@ def test_ctrl_c_stops_the_study_and_says_how_to_continue(tmp_path: Path) -> None
     assert "continue with: llmbench study" in stderr and "Traceback" not in stderr
     manifest = json.loads((out / "study.json").read_text())
     assert manifest["cells"][0]["state"] == "partial"
+
+
+def test_study_outputs_never_replace_its_own_files_and_a_bad_path_is_one_line(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "name: outputs\nmodels:\n  - {base: tiny-qwen2, backend: reference}\n"
+        "suites:\n  - {suite: math, limit: 2, tasks: [gsm8k]}\n"
+    )
+    out = tmp_path / "out"
+    args = ["study", str(study), "--results-dir", str(out), "--quiet"]
+    assert llmbench(*args).returncode == 0
+    cell = out / "math-tiny-qwen2-reference-seed0.json"
+    before = cell.read_bytes()
+    for option, target in (("--markdown", cell), ("--html", cell), ("--markdown", out / "study.json")):
+        again = llmbench(*args, option, str(target))  # every cell done: the leaderboard, then the files
+        assert again.returncode == 2, again.stderr
+        assert "is one of the files read" in again.stderr and "internal error" not in again.stderr
+    assert cell.read_bytes() == before
+    (tmp_path / "a-file").write_text("")
+    bad = llmbench(*args, "--markdown", str(tmp_path / "a-file" / "lb.md"))
+    assert bad.returncode == 2 and "cannot be written" in bad.stderr and "internal error" not in bad.stderr
