@@ -154,6 +154,19 @@ def test_concurrency_cap_and_arrival_offsets_complete_every_request(
     assert all(c.error is None and c.output_tokens == 8 for c in paced.values())
 
 
+def test_arrivals_under_a_cap_keep_their_wait_for_a_slot_out_of_ttft(
+    engine: tuple[VLLMBackend, BackendInfo],
+) -> None:
+    backend, _ = engine
+    requests = [GenerationRequest(f"q{i}", FIXED, prompt_token_ids=(5, 6, 7, i)) for i in range(4)]
+    free = run(backend, requests, arrival_offsets_s=[0.0] * 4)  # no cap: all sent at their arrival
+    assert all(c.error is None and c.queue_ms == 0.0 for c in free.values())
+    capped = run(backend, requests, concurrency=1, arrival_offsets_s=[0.0] * 4)
+    queued = sorted(c.queue_ms or 0.0 for c in capped.values())
+    assert queued[0] == 0.0 and all(q > 0 for q in queued[1:])  # three waited for the one slot
+    assert all(c.error is None and c.output_tokens == 8 for c in capped.values())
+
+
 def test_a_bad_request_becomes_an_error_completion_not_a_crash(
     engine: tuple[VLLMBackend, BackendInfo],
 ) -> None:
