@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from llmbench.analysis.compare import build_comparison, measures_model
 from llmbench.analysis.gate import GateThresholds, check_regressions
 from llmbench.analysis.leaderboard import build_leaderboard
@@ -82,23 +84,28 @@ def test_samples_of_the_same_questions_are_paired_at_suite_level() -> None:
     right = make_run("b", {"t1": [1.0] * 5, "t2": [1.0] * 5})
     delta = paired_suite_delta(wrong, right)
     assert delta is not None and delta.test == "mcnemar" and delta.n_paired == 10
-    assert delta.value == 1.0 and delta.p_value is not None and 0.001 < delta.p_value < 0.01
+    assert delta.value == 1.0 and delta.p_value == pytest.approx(1 / 1024)  # mid-p: 10 of 10 flipped
     comparison = build_comparison([wrong, right])
     suite = comparison.section("suite")[0].deltas[1]
     assert suite is not None and suite.test == "mcnemar" and suite.p_value == delta.p_value
     tasks = [r.deltas[1] for r in comparison.section("quality") if r.metric == "accuracy"]
-    assert all(d is not None and d.p_value is not None and d.p_value > 0.05 for d in tasks)
+    # Each task alone has 5 of 5 flipped (mid-p 1/32): the pairs of the whole suite say much more.
+    assert all(d is not None and d.p_value == pytest.approx(1 / 32) for d in tasks)
 
 
 def test_gate_and_report_mark_the_same_rows_significant_at_the_gates_alpha() -> None:
     base = make_run("m", {"t1": [1.0] * 5, "t2": [1.0] * 5})
     cand = make_run("m", {"t1": [0.0] * 5, "t2": [0.0] * 5})
-    strict = GateThresholds.model_validate({"alpha": 0.001})
+    strict = GateThresholds.model_validate({"alpha": 0.0005})  # below the suite's p = 1/1024
     assert check_regressions(base, cand, strict) == []
     shown = build_comparison([base, cand], baseline=base, alpha=strict.alpha)
     assert not any(d is not None and d.significant for r in shown.rows for d in r.deltas)
-    found = check_regressions(base, cand, GateThresholds())
+    at_1pct = GateThresholds.model_validate({"alpha": 0.01})  # tasks p = 1/32 pass, the suite's 1/1024 fails
+    found = check_regressions(base, cand, at_1pct)
     assert [r.metric for r in found] == ["suite_score"]
+    shown = build_comparison([base, cand], baseline=base, alpha=at_1pct.alpha)
+    marked = [r.metric for r in shown.rows for d in r.deltas if d is not None and d.significant]
+    assert marked == ["suite_score"]
 
 
 def test_the_detailed_view_shows_the_reference_backends_timings_as_not_measured() -> None:

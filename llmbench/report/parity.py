@@ -29,7 +29,7 @@ def print_parity(report: ParityReport, console: Console, *, max_flips: int = 20)
             f"option log-probs: {report.logprobs_compared} samples, max |diff| {report.max_logprob_diff:.2e} "
             f"nats ({verdict} tolerance {report.logprob_tolerance:g})"
         )
-    table = Table(title="score per task (paired: McNemar exact test)")
+    table = Table(title="score per task (paired: McNemar mid-p test)")
     for col in (
         "task",
         "n",
