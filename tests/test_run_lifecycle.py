@@ -150,3 +150,39 @@ def test_a_resume_that_searches_saturation_again_is_new_work_not_a_rebuild(tmp_p
     resumed, _ = api.run(tmp_path / "search.yaml", model, opts)
     assert resumed.performance.saturation[0].probes  # the search is not journaled: it ran again
     assert not resumed.summary.rebuilt_from_journal  # so the file holds new figures, not a rebuild
+
+
+class _RecordingServer(_SteadyServer):
+    """Keeps every prompt it was sent."""
+
+    name: ClassVar[str] = "recording-test"
+    sent: ClassVar[list[list[int]]] = []
+
+    def answer(
+        self, requests: list[GenerationRequest], concurrency: int | None, offsets: list[float] | None
+    ) -> Iterator[Completion]:
+        self.sent.extend(list(r.prompt_token_ids or ()) for r in requests)
+        return super().answer(requests, concurrency, offsets)
+
+
+TWO_SWEEPS = """
+name: two-sweeps
+tasks:
+  - name: context
+    perf: {input_tokens: [16], output_tokens: [2], concurrency: [1], requests_per_point: 3, warmup_requests: 1}
+  - name: load
+    perf: {input_tokens: [16], output_tokens: [2], concurrency: [1], requests_per_point: 3, warmup_requests: 1}
+"""
+
+
+def test_two_perf_tasks_of_a_run_never_send_the_same_prompt(tmp_path: Path) -> None:
+    """A prompt the engine saw in an earlier task would be answered from its prefix cache: a TTFT too good."""
+    if _RecordingServer.name not in backends:
+        backends.add(_RecordingServer.name, _RecordingServer)
+    (tmp_path / "two.yaml").write_text(TWO_SWEEPS)
+    _RecordingServer.sent.clear()
+    model = api.model("tiny-qwen2", backend=_RecordingServer.name)
+    api.run(tmp_path / "two.yaml", model, api.RunOptions(output=tmp_path / "run.json"))
+    sent = _RecordingServer.sent
+    assert len(sent) == 2 * (3 + 1) and all(len(p) == 16 for p in sent)
+    assert len({tuple(p[:2]) for p in sent}) == len(sent)  # no two share even their first tokens

@@ -22,6 +22,7 @@ Warm-up requests run before each point, with the same shapes, and are left out o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -161,6 +162,16 @@ class _PromptFactory:
                 ids = make_prompt_ids(self.tokenizer, n_in, self.kind, self.seed, index, self.vocab_size)
                 out.append(GenerationRequest(request_id=rid, params=params, prompt_token_ids=ids))
         return out
+
+
+def task_prompt_seed(seed: int, task: str) -> int:
+    """The prompt seed of one perf task of a run: each task's prompts differ from every other task's.
+
+    With the run's seed alone, two tasks of a suite (a context sweep and a concurrency sweep) sent the same
+    prompts, and the second one's TTFT was the engine's prefix cache answering what the first had sent.
+    """
+    digest = hashlib.sha256(f"{seed}:{task}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 @dataclass(frozen=True)

@@ -282,7 +282,7 @@ def _perf_target(
     opts: RunOptions,
 ) -> PerfTarget:
     """What task `name`'s sweep and saturation search measure: the loaded model, and how to build its prompts."""
-    from llmbench.run.perf import PerfTarget, peak_bandwidth_bytes_s
+    from llmbench.run.perf import PerfTarget, peak_bandwidth_bytes_s, task_prompt_seed
 
     if ctx.tokenizer is None and model.load_format != "dummy":
         raise UserInputError(f"task '{name}': the performance sweep needs the model's tokenizer")
@@ -291,7 +291,7 @@ def _perf_target(
         sampler,
         ctx.tokenizer,
         model.max_model_len or _max_len(ctx.tokenizer),
-        opts.seed or 0,
+        task_prompt_seed(opts.seed or 0, name),
         info.takes_text,
         vocab_size=info.vocab_size if ctx.tokenizer is None else None,
         weights_bytes=info.weights_bytes,
