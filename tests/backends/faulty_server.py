@@ -75,6 +75,16 @@ class FaultyServer:
         self.server.shutdown()
         self.server.server_close()
 
+    def wait_for_posts(self, n: int, guard_s: float = 120.0) -> int:
+        """The POSTs seen once `n` have come (or the guard against a real hang passed).
+
+        On a busy host a client with a short timeout can give up before this server's thread was scheduled
+        to read its request; the request is still in the socket and is read later. Tests that count what a
+        client sent wait here instead of reading `posts` when the client exits."""
+        with self.opened:
+            self.opened.wait_for(lambda: self.posts >= n, guard_s)
+            return self.posts
+
     def _fault_now(self) -> str:
         with self.lock:
             self.posts += 1
@@ -109,7 +119,7 @@ class FaultyServer:
                     return
                 fault = server._fault_now()
                 with server.opened:
-                    server.open += 1
+                    server.open += 1  # `posts` was counted: wake wait_for_posts too
                     server.most_open = max(server.most_open, server.open)
                     server.opened.notify_all()
                     if server.gather is not None:

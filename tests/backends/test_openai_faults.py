@@ -133,8 +133,9 @@ def test_the_redactor_masks_keys_and_authorization_values(text: str) -> None:
 def test_a_server_that_never_begins_its_answer_times_out_at_the_first_byte_limit() -> None:
     with FaultyServer("hang_before_body") as server:
         c = one(server, first_byte_timeout_s=0.5, max_retries=3)
+        posts = server.wait_for_posts(1)  # on a busy host the request may still be in the socket, unread
     assert c.error is not None and c.error.startswith("timeout: no answer began within 0.5 s")
-    assert server.posts == 1  # a hung server is not asked again
+    assert posts == 1  # a hung server is not asked again
 
 
 def test_a_stream_that_stalls_times_out_at_the_idle_limit() -> None:
@@ -246,9 +247,10 @@ def test_the_timeout_flags_reach_the_backend(tmp_path: Path) -> None:
             "0.3",
             "--no-warmup",
         )
+        posts = server.wait_for_posts(3)  # on a busy host some may still be in the socket, unread
     assert proc.returncode == 1, proc.stderr
     assert "no answer began within 0.3 s" in proc.stderr
-    assert server.posts == 3  # one try per sample: a hung server is not asked again
+    assert posts == 3  # one try per sample: a hung server is not asked again
 
 
 # ---------------------------------------------------------------- arrivals and the cap on requests in flight
