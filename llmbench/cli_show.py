@@ -4,6 +4,7 @@ failures on standard error (`console`), so that standard output stays valid JSON
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,8 @@ def silence_libraries() -> None:
     """
     for name, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    if os.environ["PYTHONWARNINGS"] == "ignore":
+        warnings.simplefilter("ignore")  # this process read PYTHONWARNINGS when it started
 
 
 QUIET_ENVIRONMENT = {
@@ -50,6 +53,8 @@ QUIET_ENVIRONMENT = {
     "TRANSFORMERS_VERBOSITY": "error",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # Hugging Face's bars, and vLLM's weight-loading bar (see vllm_engine)
     "TQDM_DISABLE": "1",  # any other tqdm bar that does not choose for itself
+    "TORCH_CPP_LOG_LEVEL": "ERROR",  # torch's C++ warnings (NUMA binding, ...)
+    "PYTHONWARNINGS": "ignore",  # deprecation warnings, in the engine's own processes too
 }
 
 

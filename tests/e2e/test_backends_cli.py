@@ -250,6 +250,9 @@ def test_perf_suite_runs_on_a_bare_architecture_with_dummy_weights(backend: str,
         "run", str(suite), "--model", str(model), "--backend", backend, "--output", str(out), "--quiet"
     )
     assert r.returncode == 0, r.stderr
+    # --quiet quiets the libraries too: no engine log lines, Python or torch C++ warnings, loading bars.
+    for noise in (" INFO ", "Warning", "it/s]"):
+        assert noise not in r.stderr, r.stderr
     data = json.loads(out.read_text())
     assert [p["error"] for p in data["performance"]["sweep"]] == [None] * 4
     assert {p["task"] for p in data["performance"]["sweep"]} == {"sweep"}  # what tells tasks' points apart
