@@ -302,7 +302,7 @@ def _short_of_concurrency(sweep: PerfSweep, spec: PointSpec) -> str | None:
     n, c = sweep.requests_per_point, spec.concurrency
     if c is None or n >= c:
         return None
-    return f"{n} requests per round: at most {n} in flight, not {c} (raise requests_per_point or --limit)"
+    return f"only {n} requests: at most {n} in flight"
 
 
 def summarise_point(
