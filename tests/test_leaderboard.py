@@ -45,6 +45,18 @@ def test_rows_are_models_on_backends_and_columns_are_suites_then_costs() -> None
     assert math.run_ids == [runs[4].run_id]
 
 
+def test_a_suite_without_a_score_gets_no_column_and_is_named_below() -> None:
+    from llmbench.report.leaderboard import legend
+
+    quality = make_run("qwen", {"t": verdicts(20, 0.5, 0)}, suite="math", perf=performance(ttft_ms=40))
+    sweep = make_run("qwen", {}, suite="perf", perf=performance(ttft_ms=90)).model_copy(
+        update={"suite_score": None}
+    )
+    board = build_leaderboard([quality, sweep])
+    assert [c.title for c in board.suites] == ["math"] and board.unscored == ["perf"]
+    assert any(line.startswith("No score, so no column: perf") for line in legend(board))
+
+
 def test_the_best_cell_is_marked_significant_only_when_it_beats_every_other_row() -> None:
     strong = make_run("strong", {"t": verdicts(200, 0.9, 1)}, backend="vllm")
     weak = make_run("weak", {"t": verdicts(200, 0.3, 2)}, backend="vllm")

@@ -84,6 +84,7 @@ class Leaderboard:
     rows: list[Row]
     alpha: float = ALPHA
     sources: dict[str, str] = field(default_factory=dict)  # run id -> the file it was read from
+    unscored: list[str] = field(default_factory=list)  # suites with no score (a perf sweep): no column
 
     def files(self, cell: Cell) -> list[str]:
         """The results files a cell was computed from (where the caller said which)."""
@@ -122,7 +123,8 @@ def build_leaderboard(
         row = rows.setdefault(key, Row(model, backend, var, ""))
         row.runs.append(run)
         row.created_at = max(row.created_at, run.created_at)
-    suites = sorted({run.suite_name for run in runs})
+    suites = sorted({run.suite_name for run in runs if run.suite_score is not None})
+    unscored = sorted({run.suite_name for run in runs} - set(suites))
     columns = [Column(f"suite:{s}", s, "suite") for s in suites]
     columns += [
         Column(k, t, "performance", u) for k, t, u, get in PERFORMANCE if any(_timed(r, get) for r in runs)
@@ -133,7 +135,7 @@ def build_leaderboard(
                 row.cells[col.key] = _suite_cell(row, col.title)
             else:
                 row.cells[col.key] = _performance_cell(row, col.key)
-    board = Leaderboard(columns, list(rows.values()), alpha, dict(sources or {}))
+    board = Leaderboard(columns, list(rows.values()), alpha, dict(sources or {}), unscored)
     _label(board.rows, by_date)
     for col in columns:
         _mark_best(board, col)

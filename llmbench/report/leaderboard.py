@@ -47,6 +47,9 @@ def legend(board: Leaderboard) -> list[str]:
         f"Bold: best of its column, significantly ahead of every other row (p < {board.alpha:g}; "
         "paired where both scored the same samples).",
     ]
+    if board.unscored:
+        names = ", ".join(board.unscored)
+        lines.append(f"No score, so no column: {names} (timings only; `--detail` shows them per run).")
     if any(not r.measures_model for r in board.rows):
         lines.append(
             f"{NOT_MEASURED}: the reference backend answers with the references; "
