@@ -49,7 +49,7 @@ def legend(board: Leaderboard) -> list[str]:
     ]
     if board.unscored:
         names = ", ".join(board.unscored)
-        lines.append(f"No score, so no column: {names} (timings only; `--detail` shows them per run).")
+        lines.append(f"No score, so no column: {names} (timings only, shown by compare --detail).")
     if any(not r.measures_model for r in board.rows):
         lines.append(
             f"{NOT_MEASURED}: the reference backend answers with the references; "

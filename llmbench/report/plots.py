@@ -65,8 +65,22 @@ def legend_outside(ax: Any) -> None:
 
 
 def series_colour(j: int, k: int) -> Any:
-    """Matplotlib's default colours for up to ten series; twenty distinct ones beyond that."""
-    return None if k <= 10 else _pyplot().get_cmap("tab20")(j % 20)
+    """Run j's colour, the same in every plot: ten distinct ones for up to ten runs, twenty beyond that."""
+    return _pyplot().get_cmap("tab10" if k <= 10 else "tab20")(j % (10 if k <= 10 else 20))
+
+
+def grouped_bars(present: list[list[int]]) -> tuple[float, dict[tuple[int, int], float]]:
+    """Bar width and the x of each (group i, run j) for groups holding only the runs in `present[i]`.
+
+    Each group is as wide as the runs it has, centred on its tick: runs of other suites leave no gaps.
+    """
+    width = 0.8 / max((len(js) for js in present), default=1)
+    xs = {}
+    for i, js in enumerate(present):
+        left = i - width * len(js) / 2
+        for slot, j in enumerate(js):
+            xs[(i, j)] = left + width * (slot + 0.5)
+    return width, xs
 
 
 def mark_zero_bars(ax: Any, xs: list[float], ys: list[float]) -> None:
@@ -85,17 +99,19 @@ def task_scores(comparison: Comparison) -> Plot | None:
         return None
     fig, ax = new_figure(max(6.0, 1.1 * len(rows) + 2))
     k = len(comparison.columns)
-    width = 0.8 / k
+    width, at = grouped_bars([[j for j in range(k) if r.cells[j] is not None] for r in rows])
     for j, label in enumerate(comparison.labels):
         xs, ys, err_lo, err_hi = [], [], [], []
         for i, row in enumerate(rows):
             m = row.cells[j]
             if m is None:
                 continue
-            xs.append(i - 0.4 + width * (j + 0.5))
+            xs.append(at[(i, j)])
             ys.append(m.value)
             err_lo.append(max(0.0, m.value - m.ci_low) if m.ci_low is not None else 0.0)
             err_hi.append(max(0.0, m.ci_high - m.value) if m.ci_high is not None else 0.0)
+        if not xs:  # a run with none of these tasks has no entry in this plot's legend
+            continue
         ax.bar(xs, ys, width, yerr=[err_lo, err_hi], capsize=3, label=label, color=series_colour(j, k))
         mark_zero_bars(ax, xs, ys)
     ax.set_xticks(range(len(rows)), [f"{r.task}\n{r.metric}" for r in rows], fontsize=8)
@@ -118,14 +134,13 @@ def suite_overview(comparison: Comparison) -> Plot | None:
     if not rows:
         return None
     fig, ax = new_figure(max(5.0, 1.2 * len(rows) + 2), 3.2)
-    width = 0.8 / len(comparison.columns)
+    k = len(comparison.columns)
+    width, at = grouped_bars([[j for j in range(k) if r.cells[j] is not None] for r in rows])
     for j, label in enumerate(comparison.labels):
-        pts = [
-            (i - 0.4 + width * (j + 0.5), m.value)
-            for i, r in enumerate(rows)
-            if (m := r.cells[j]) is not None
-        ]
-        colour = series_colour(j, len(comparison.columns))
+        pts = [(at[(i, j)], m.value) for i, r in enumerate(rows) if (m := r.cells[j]) is not None]
+        if not pts:
+            continue
+        colour = series_colour(j, k)
         ax.bar([p[0] for p in pts], [p[1] for p in pts], width, label=label, color=colour)
         mark_zero_bars(ax, [p[0] for p in pts], [p[1] for p in pts])
     ax.set_xticks(range(len(rows)), [r.suite for r in rows])
