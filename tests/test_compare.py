@@ -294,3 +294,24 @@ def test_delta_intervals_are_at_the_level_that_marks_significance(kind: str) -> 
     assert wide is not None and narrow is not None and wide.test == narrow.test == kind
     assert wide.ci_low is not None and narrow.ci_low is not None and wide.ci_high and narrow.ci_high
     assert wide.ci_low < narrow.ci_low <= narrow.ci_high < wide.ci_high
+
+
+def test_rows_of_another_suite_take_deltas_against_their_own_first_run() -> None:
+    runs = [
+        make_run("a", {"gsm8k": verdicts(40, 0.3, 0)}, suite="math"),
+        make_run("b", {"gsm8k": verdicts(40, 0.6, 1)}, suite="math"),
+        make_run("a", {"schema": verdicts(40, 0.2, 2)}, suite="json"),
+        make_run("b", {"schema": verdicts(40, 0.9, 3)}, suite="json"),
+    ]
+    c = build_comparison(runs)
+    json_row = _row(c, "schema", "accuracy")
+    assert json_row.base == 2 and json_row.deltas[2] is None
+    d = json_row.deltas[3]
+    a, b = (runs[k].tasks[0].metrics["accuracy"].value for k in (2, 3))
+    assert d is not None and d.value == pytest.approx(b - a) and d.significant
+    assert json_row.marked_best(3)
+    assert _row(c, "gsm8k", "accuracy").base == 0
+    assert c.delta_basis() == ("the first run (in column order) with a value in each row", None)
+    named = build_comparison(runs, baseline=runs[0])
+    assert _row(named, "schema", "accuracy").deltas == [None] * 4  # a named baseline is every row's
+    assert named.delta_basis() == ("the baseline", named.labels[0])

@@ -53,6 +53,7 @@ class Row:
     metric: str
     cells: list[MetricValue | None]
     best: int | None = None
+    base: int | None = None  # the column this row's deltas are against
     deltas: list[Delta | None] = field(default_factory=list)
     fingerprint_diff: list[str] = field(default_factory=list)
 
@@ -67,12 +68,12 @@ class Row:
             return None
         return (delta.value > 0) == self.higher_is_better
 
-    def marked_best(self, j: int, baseline: int | None) -> bool:
+    def marked_best(self, j: int) -> bool:
         """Whether column j is shown as the best (bold, green): it is the best and significantly so against
-        the baseline (the best baseline: significantly ahead of every other column)."""
-        if self.best != j or baseline is None:
+        the row's base (the best base: significantly ahead of every other column)."""
+        if self.best != j or self.base is None:
             return False
-        if j != baseline:
+        if j != self.base:
             d = self.deltas[j] if self.deltas else None
             return d is not None and bool(d.significant)
         others = [d for k, d in enumerate(self.deltas) if k != j and self.cells[k] is not None]
@@ -95,6 +96,16 @@ class Comparison:
     @property
     def labels(self) -> list[str]:
         return [c.label for c in self.columns]
+
+    def delta_basis(self) -> tuple[str, str | None]:
+        """What deltas are against, in words, and the run's label where it is one run for every row."""
+        if self.baseline is None:
+            return ("", None)
+        if self.baseline_named:
+            return ("the baseline", self.labels[self.baseline])
+        if all(r.base in (None, self.baseline) for r in self.rows):
+            return ("the first run", self.labels[self.baseline])
+        return ("the first run (in column order) with a value in each row", None)
 
     def unmeasured(self, row: Row, j: int) -> bool:
         """True for a performance cell of a run whose backend does not measure the model (shown n/a)."""
@@ -171,8 +182,12 @@ def build_comparison(
     rows = _quality_rows(runs) + _performance_rows(runs)
     for row in rows:
         row.best = _best(row.cells, row.higher_is_better)
+        # Unnamed, the first run is the base of its own rows; another suite's rows are taken against
+        # their own first run, so that twenty runs of five suites still get deltas in every table.
+        row.base = base if named else next((j for j, c in enumerate(row.cells) if c is not None), base)
+        rb = row.base
         row.deltas = [
-            None if base is None or j == base else _delta(row, runs, base, j, alpha) for j in range(len(runs))
+            None if rb is None or j == rb else _delta(row, runs, rb, j, alpha) for j in range(len(runs))
         ]
     measured = [r if measures_model(r) else _without_timings(r) for r in runs]
     return Comparison(

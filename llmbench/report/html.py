@@ -87,9 +87,7 @@ def _rows_table(comparison: Comparison, rows: list[Row], marks: dict[int, int]) 
         cells = []
         for j in range(len(row.cells)):
             text = escape(shown_cell(comparison, row, j))
-            cells.append(
-                _td(text + _delta_html(row, j), "best" if row.marked_best(j, comparison.baseline) else "")
-            )
+            cells.append(_td(text + _delta_html(row, j), "best" if row.marked_best(j) else ""))
         out.append(
             f'<tr><td class="l">{escape(row_name(row))}</td><td class="l">{escape(row.metric)}{fp}</td>'
             + "".join(cells)
@@ -161,9 +159,10 @@ def render_html(runs: Sequence[RunResult], comparison: Comparison, board: Leader
         parts += ['<h2 id="section-leaderboard">Leaderboard</h2>', _leaderboard_html(board)]
     parts += ["<h2>Runs</h2>", _runs_table([c.run for c in comparison.columns] or list(runs), labels)]
     if comparison.baseline is not None:
-        how = "baseline" if comparison.baseline_named else "first run"
+        how, label = comparison.delta_basis()
+        who = f" <b>{escape(label)}</b>" if label else ""
         parts.append(
-            f"<p>Deltas (Δ) are against the {how} <b>{escape(labels[comparison.baseline])}</b>; "
+            f"<p>Deltas (Δ) are against {how}{who}; "
             "coloured deltas are significant at p &lt; 0.05 (green better, red worse).</p>"
         )
     parts += ["<h2>Plots</h2>", _plots_html(comparison)]

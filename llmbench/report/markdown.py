@@ -140,10 +140,11 @@ def render_markdown(comparison: Comparison) -> str:
     labels = comparison.labels
     lines = ["# llmbench comparison", ""]
     if comparison.baseline is not None:
-        how = "baseline" if comparison.baseline_named else "first run"
+        how, label = comparison.delta_basis()
         lines += [
-            f"Deltas are against the {how}: **{labels[comparison.baseline]}**. "
-            "`*` marks a significant difference (p < 0.05), followed by whether it is better or worse.",
+            f"Deltas are against {how}"
+            + (f": **{label}**. " if label else ". ")
+            + "`*` marks a significant difference (p < 0.05), followed by whether it is better or worse.",
             "",
         ]
     marks = footnotes(comparison)
@@ -159,7 +160,7 @@ def render_markdown(comparison: Comparison) -> str:
             for j, m in enumerate(row.cells):
                 text = cell_text(m, with_ci=section not in NO_INTERVAL)
                 text = "n/a" if comparison.unmeasured(row, j) else text
-                if row.marked_best(j, comparison.baseline):
+                if row.marked_best(j):
                     text = f"**{text}**"
                 d = row.deltas[j] if row.deltas else None
                 if d is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -34,7 +35,7 @@ def _cell(comparison: Comparison, row: Row, j: int) -> Text:
     m = row.cells[j]
     text = Text(
         shown_cell(comparison, row, j),
-        style="bold green" if row.marked_best(j, comparison.baseline) else ("dim" if m is None else ""),
+        style="bold green" if row.marked_best(j) else ("dim" if m is None else ""),
     )
     d = row.deltas[j] if row.deltas else None
     if d is not None:
@@ -49,10 +50,11 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
     marks = footnotes(comparison)
     index = {id(r): i for i, r in enumerate(comparison.rows)}
     if comparison.baseline is not None:
-        how = "baseline" if comparison.baseline_named else "first run"
+        how, label = comparison.delta_basis()
         console.print(
-            f"deltas against the {how}: [bold]{labels[comparison.baseline]}[/]; "
-            "bold green: best and significant; ▲/▼ coloured = significant (p < 0.05)",
+            f"deltas against {how}"
+            + (f": [bold]{escape(label)}[/]; " if label else "; ")
+            + "bold green: best and significant; ▲/▼ coloured = significant (p < 0.05)",
             highlight=False,
         )
     for section, title in SECTIONS:
