@@ -96,9 +96,8 @@ def resume_command(path: Path) -> str:
     return f"llmbench run --resume --output {shlex.quote(str(path))}"
 
 
-_STAMP = re.compile(
-    r"[0-9]{8}T[0-9]{6}Z(-[0-9]+)?"
-)  # an unnamed run's time, and its number within that second
+# An unnamed run's time, and its number within that second.
+_STAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z(-[0-9]+)?")
 
 
 def unfinished_runs(suite: str, model: str, results_dir: Path) -> list[Path]:
