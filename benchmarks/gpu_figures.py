@@ -13,8 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from llmbench.results import PerfPoint, RunResult
-from llmbench.results_io import read_results
+from llmbench.results.io import read_results
+from llmbench.results.schema import PerfPoint, RunResult
 
 
 def _n(value: float | None, fmt: str = ".1f") -> str:

@@ -13,8 +13,8 @@ import statistics
 import time
 
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config_models import resolve_model
-from llmbench.tinymodel import resolve_model_path
+from llmbench.config.models import resolve_model
+from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import GenerationParams, GenerationRequest
 
 

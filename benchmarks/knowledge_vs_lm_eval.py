@@ -30,12 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from llmbench.config import load_suite
-from llmbench.config_models import resolve_model
+from llmbench.config.models import resolve_model
+from llmbench.config.suite import load_suite
 from llmbench.data.base import DataContext
 from llmbench.data.readers import load_samples
 from llmbench.run.choice_prompts import askings, continuations, few_shot_pool, with_question_fields
-from llmbench.tinymodel import resolve_model_path
+from llmbench.testing.tinymodel import resolve_model_path
 
 TASK_YAML = """task: {name}
 dataset_path: json
@@ -109,8 +109,8 @@ OURS_SCORING = """
 import json, sys, time
 from pathlib import Path
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config import resolve_model
-from llmbench.tinymodel import resolve_model_path
+from llmbench.config.suite import resolve_model
+from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import LoglikelihoodRequest
 rows = [json.loads(l) for p in sorted(Path(sys.argv[1]).glob("*.jsonl")) for l in p.open()]
 reqs = [LoglikelihoodRequest(f"{i}/{j}", r["context"], c)

@@ -12,8 +12,8 @@ import argparse
 import time
 from typing import Any
 
-from llmbench.config_models import resolve_model
-from llmbench.tinymodel import resolve_model_path
+from llmbench.config.models import resolve_model
+from llmbench.testing.tinymodel import resolve_model_path
 
 
 def _backend_class(name: str) -> Any:

@@ -15,8 +15,8 @@ import argparse
 import statistics
 
 from llmbench.backends.openai import OpenAIBackend, fetch_server_metrics, histogram_quantile
-from llmbench.config_models import resolve_model
-from llmbench.tinymodel import resolve_model_path
+from llmbench.config.models import resolve_model
+from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import GenerationParams, GenerationRequest
 
 METRIC = "vllm:time_to_first_token_seconds"

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-from llmbench.results_io import write_results
+from llmbench.results.io import write_results
 from llmbench.view.server import ViewServer, make_server
 from tests.view.sample_runs import two_backends
 

@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from llmbench.tinymodel import ensure_tiny_model
+from llmbench.testing.tinymodel import ensure_tiny_model
 
 VLLM_CLI = (
     "import importlib.metadata as md, sys\n"
@@ -52,7 +52,7 @@ def server_ttft(url: str, before: dict[str, float] | None = None) -> Any:
     The server's clock starts when the request reaches the engine: it cannot see the client's side.
     Warm-up requests fall inside the window too (one per run, on both sides alike).
     """
-    from llmbench.backends.server import fetch_server_metrics
+    from llmbench.backends.managed_server import fetch_server_metrics
 
     hist = fetch_server_metrics(url)["vllm:time_to_first_token_seconds"]
     now = {"sum": hist["sum"], "count": hist["count"]}
@@ -101,7 +101,7 @@ def run_llmbench(
     args: argparse.Namespace, model: str, url: str, out: Path, round_no: int
 ) -> dict[str, float]:
     from llmbench.report.vllmbench import point_record
-    from llmbench.results_io import read_results
+    from llmbench.results.io import read_results
 
     suite = out / "side-by-side.yaml"
     suite.write_text(

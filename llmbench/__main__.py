@@ -1,3 +1,3 @@
-from llmbench.cli import main
+from llmbench.cli.commands import main
 
 main()

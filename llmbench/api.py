@@ -7,7 +7,7 @@
     print(api.render("markdown", compared))
 
 Errors are `llmbench.errors` exceptions (a one-line message and a hint); progress goes to a
-`llmbench.run.progress.Progress` when one is given.
+`llmbench.run.progress_events.Progress` when one is given.
 """
 
 from __future__ import annotations
@@ -19,20 +19,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmbench.analysis.views import Compared, compare
-from llmbench.catalogue import Catalogue, Checked, catalogue, validate
 from llmbench.errors import UserInputError
-from llmbench.results_io import write_atomic
+from llmbench.results.io import write_atomic
+from llmbench.run.catalogue import Catalogue, Checked, catalogue, validate
 from llmbench.run.options import RunOptions
-from llmbench.run.progress import Progress
+from llmbench.run.progress_events import Progress
 
 if TYPE_CHECKING:
     from llmbench.analysis.gate import Regression
     from llmbench.analysis.history import History
     from llmbench.analysis.parity import FlipRate, ParityReport
-    from llmbench.config import Suite
-    from llmbench.config_models import ModelConfig
+    from llmbench.config.models import ModelConfig
+    from llmbench.config.suite import Suite
     from llmbench.export import Exported
-    from llmbench.results import RunResult
+    from llmbench.results.schema import RunResult
     from llmbench.scoring.base import Score
     from llmbench.study.execute import StudyProgress
     from llmbench.study.runner import StudyOptions, StudyOutcome
@@ -87,7 +87,7 @@ def model(
     override the config's for API servers, `threads` pins torch's CPU threads. An unknown backend fails
     here, before anything loads."""
     from llmbench.backends import backends
-    from llmbench.config_models import ModelConfig, resolve_model
+    from llmbench.config.models import ModelConfig, resolve_model
 
     cfg = (
         spec if isinstance(spec, ModelConfig) else resolve_model(spec, backend=backend, served=bool(base_url))
@@ -109,7 +109,7 @@ def model(
 
 def suite(spec: str | Path | Suite) -> Suite:
     """A loaded suite from a path or a name under suites/."""
-    from llmbench.config import Suite, load_suite
+    from llmbench.config.suite import Suite, load_suite
 
     return spec if isinstance(spec, Suite) else load_suite(spec)
 
@@ -356,7 +356,7 @@ def score(
     """Score a JSONL of completions made elsewhere against a suite's tasks; writes a results file
     assembled as `run` assembles its own (the same run-level fingerprint keys), named as `run` names
     its own: never over another's results file without `fresh`."""
-    from llmbench.results_io import write_results
+    from llmbench.results.io import write_results
     from llmbench.run.offline import check_output, output_path, score_samples_file
 
     output = Path(output) if output is not None else None
@@ -387,7 +387,7 @@ def study(
 
 def study_report(outcome: StudyOutcome, output: str | Path) -> Path:
     """The HTML report of a study's finished cells with its leaderboard on top."""
-    from llmbench.report.study import with_leaderboard
+    from llmbench.report.study_tables import with_leaderboard
 
     files = [c.output for c in outcome.plan.cells if c.state == "done" and c.output.exists()]
     if not files or outcome.leaderboard is None:

@@ -8,7 +8,7 @@ from typing import Any
 import jinja2
 import jinja2.sandbox
 
-from llmbench.config import PromptSpec
+from llmbench.config.suite import PromptSpec
 from llmbench.data.base import Sample
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from llmbench.results import MetricValue, Performance, PerfPoint, RunResult, SampleRecord, TaskResult
+from llmbench.results.schema import MetricValue, Performance, PerfPoint, RunResult, SampleRecord, TaskResult
 from llmbench.run.aggregate import suite_score
 from llmbench.scoring.stats import distribution, summarize
 

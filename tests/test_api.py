@@ -10,7 +10,7 @@ import pytest
 from llmbench import api
 from llmbench.errors import UserInputError
 from llmbench.report import Renderer, renderers
-from llmbench.results_io import write_results
+from llmbench.results.io import write_results
 from tests.factories import make_run, verdicts, with_flips
 
 TRUTH = verdicts(200, 0.8, seed=3)

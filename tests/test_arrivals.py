@@ -9,8 +9,8 @@ import statistics
 import pytest
 from pydantic import ValidationError
 
-from llmbench.config import PerfSweep
-from llmbench.config_serving import ArrivalSpec
+from llmbench.config.serving import ArrivalSpec
+from llmbench.config.suite import PerfSweep
 from llmbench.run.arrivals import arrival_offsets
 
 N = 20_000

@@ -8,8 +8,8 @@ import pytest
 
 from llmbench.analysis.compare import Comparison, Row, build_comparison, column_labels, load_runs
 from llmbench.errors import ResultsFileError
-from llmbench.results import Distribution, Performance, PerfPoint, RunResult
-from llmbench.results_io import write_results
+from llmbench.results.io import write_results
+from llmbench.results.schema import Distribution, Performance, PerfPoint, RunResult
 from tests.factories import FINGERPRINT, longctx_scores, make_run, performance, verdicts, with_flips
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.results_io import write_results
+from llmbench.results.io import write_results
 from tests.e2e.helpers import llmbench
 from tests.factories import make_run, performance, verdicts, with_flips
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.config import list_suites, load_suite
-from llmbench.config_models import ModelConfig, list_models, resolve_model
+from llmbench.config.models import ModelConfig, list_models, resolve_model
+from llmbench.config.suite import list_suites, load_suite
 from llmbench.errors import ConfigError
 
 GOOD = """\
@@ -126,7 +126,7 @@ def test_model_config_typo_is_caught(tmp_path: Path) -> None:
 
 
 def test_generation_falls_back_task_then_suite_then_model() -> None:
-    from llmbench.config import GenerationSpec
+    from llmbench.config.suite import GenerationSpec
 
     task = GenerationSpec(max_new_tokens=10)
     suite = GenerationSpec(max_new_tokens=20, temperature=0.5)

@@ -10,7 +10,7 @@ from llmbench.analysis.compare import build_comparison
 from llmbench.analysis.direction import higher_is_better
 from llmbench.analysis.gate import GateThresholds, check_regressions
 from llmbench.report import render_html, render_markdown
-from llmbench.results import Distribution, Performance, PerfPoint
+from llmbench.results.schema import Distribution, Performance, PerfPoint
 from tests.factories import make_run, verdicts
 
 # Every metric the scorers (llmbench/scoring/*.py), the runner's judge and aggregate.py produce.

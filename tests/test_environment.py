@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from llmbench import environment
-from llmbench.environment import capture_environment, git_state, package_versions
+from llmbench.telemetry import environment
+from llmbench.telemetry.environment import capture_environment, git_state, package_versions
 from tests.telemetry import fake_pynvml
 from tests.telemetry.fake_pynvml import FakeGpu
 
@@ -105,7 +105,7 @@ def test_outside_a_repository_git_state_is_none(tmp_path: Path, monkeypatch: pyt
 
 def test_capture_imports_no_heavy_library() -> None:
     code = (
-        "import sys; from llmbench.environment import capture_environment; capture_environment(); "
+        "import sys; from llmbench.telemetry.environment import capture_environment; capture_environment(); "
         "print(sorted(m for m in ('torch', 'transformers', 'vllm', 'datasets') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)

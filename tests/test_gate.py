@@ -9,7 +9,7 @@ import pytest
 from llmbench import api
 from llmbench.analysis.gate import DEFAULT_GATES, GateThresholds, check_regressions, load_thresholds
 from llmbench.errors import ConfigError, UserInputError
-from llmbench.results_io import write_results
+from llmbench.results.io import write_results
 from tests.factories import make_run, performance, verdicts, with_flips
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from llmbench.analysis.history import load_history
-from llmbench.config import DatasetSpec, GenerationSpec, PerfSweep, ScorerSpec, load_suite
+from llmbench.config.suite import DatasetSpec, GenerationSpec, PerfSweep, ScorerSpec, load_suite
 from llmbench.data.base import DataContext
 from llmbench.data.readers import LocalSource
 from llmbench.errors import ConfigError, DataError, ResultsFileError, UserInputError
-from llmbench.results_io import read_results, write_results
+from llmbench.results.io import read_results, write_results
 from tests.test_results import make_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -338,7 +338,7 @@ def test_a_full_disk_during_a_run_is_exit_2(tmp_path: Path, full_from: str, name
         "        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
         "    return real(fd)\n"
         "os.fsync = fsync\n"
-        "from llmbench.cli import main\n"
+        "from llmbench.cli.commands import main\n"
         "sys.argv = ['llmbench'] + sys.argv[1:]\n"
         "main()\n"
     )
@@ -401,14 +401,14 @@ class _Counted(io.FileIO):
 
 def _count_reads(monkeypatch: pytest.MonkeyPatch) -> type[_Counted]:
     _Counted.read_bytes = 0
-    monkeypatch.setattr("llmbench.results_io.open", lambda path, mode: _Counted(path, "r"), raising=False)
+    monkeypatch.setattr("llmbench.results.io.open", lambda path, mode: _Counted(path, "r"), raising=False)
     return _Counted
 
 
 def test_a_results_file_beyond_the_limit_is_refused_before_it_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("llmbench.results_io.MAX_RESULTS_BYTES", 1 << 20)
+    monkeypatch.setattr("llmbench.results.io.MAX_RESULTS_BYTES", 1 << 20)
     path = write_results(make_result(), tmp_path / "r.json")
     with path.open("r+b") as fh:  # samples, then a summary past the end of the padding: no summary to find
         fh.seek(0, os.SEEK_END)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from llmbench import interrupts
+from llmbench.run import interrupts
 
 
 class RaisesInItsFinaliser:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from llmbench.errors import UserInputError
-from llmbench.results import PerfPoint, SampleRecord
-from llmbench.results_io import write_results
+from llmbench.results.io import write_results
+from llmbench.results.schema import PerfPoint, SampleRecord
 from llmbench.run.journal import Journal, JournalLockedError, is_held, read_journal, read_journal_samples
 from llmbench.run.options import RunOptions, resolve_paths, resume_target
 from llmbench.run.resume import resumes
@@ -255,7 +255,7 @@ def test_results_files_get_the_usual_permissions(tmp_path: Path) -> None:
 
 
 def test_a_stale_partial_write_is_removed_by_the_next_holder(tmp_path: Path) -> None:
-    from llmbench.results_io import remove_partial_writes
+    from llmbench.results.io import remove_partial_writes
 
     results = tmp_path / "r.json"
     stale = tmp_path / ".r.json.abcd1234.tmp"
@@ -267,7 +267,7 @@ def test_a_stale_partial_write_is_removed_by_the_next_holder(tmp_path: Path) -> 
 
 
 def test_a_name_with_glob_characters_removes_only_its_own_partial_writes(tmp_path: Path) -> None:
-    from llmbench.results_io import remove_partial_writes
+    from llmbench.results.io import remove_partial_writes
 
     own = tmp_path / ".r[1].json.abcd1234.tmp"
     own.write_text("{")

@@ -8,7 +8,7 @@ from llmbench.analysis.compare import build_comparison, measures_model
 from llmbench.analysis.gate import GateThresholds, check_regressions
 from llmbench.analysis.leaderboard import build_leaderboard
 from llmbench.analysis.significance import paired_suite_delta
-from llmbench.results import RunResult
+from llmbench.results.schema import RunResult
 from tests.factories import make_run, performance, verdicts
 
 
@@ -46,7 +46,7 @@ def test_rows_are_models_on_backends_and_columns_are_suites_then_costs() -> None
 
 
 def test_a_suite_without_a_score_gets_no_column_and_is_named_below() -> None:
-    from llmbench.report.leaderboard import legend
+    from llmbench.report.leaderboard_table import legend
 
     quality = make_run("qwen", {"t": verdicts(20, 0.5, 0)}, suite="math", perf=performance(ttft_ms=40))
     sweep = make_run("qwen", {}, suite="perf", perf=performance(ttft_ms=90)).model_copy(

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from llmbench import api
-from llmbench.config import Suite, load_suite
+from llmbench.config.suite import Suite, load_suite
 from llmbench.report import print_verdicts
 from llmbench.run.offline import MISSING_OUTPUT, score_samples_file
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmbench import api
-from llmbench.config import load_suite
+from llmbench.config.suite import load_suite
 from llmbench.errors import UserInputError
 from llmbench.run.overrides import apply_sets, parse_sets
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from llmbench.analysis.parity import flip_rate, parity
 from llmbench.backends.base import decode_output
-from llmbench.results import RunResult
-from llmbench.tinymodel import ensure_tiny_model
+from llmbench.results.schema import RunResult
+from llmbench.testing.tinymodel import ensure_tiny_model
 from tests.factories import make_run
 
 

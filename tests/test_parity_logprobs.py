@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llmbench.analysis.parity import LOGPROB_TOLERANCE, parity
-from llmbench.results import RunResult
+from llmbench.results.schema import RunResult
 from tests.factories import make_run
 
 

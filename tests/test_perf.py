@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from llmbench.config import PerfSweep
+from llmbench.config.suite import PerfSweep
 from llmbench.data.perfprompts import count_tokens, make_prompt_ids, make_prompt_text
-from llmbench.results import PerfPoint
+from llmbench.results.schema import PerfPoint
 from llmbench.run.perf import PerfTarget, peak_bandwidth_bytes_s, poisson_offsets, run_sweep
 from llmbench.telemetry.nvml import NvmlSampler
 from llmbench.types import Completion, GenerationRequest
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from llmbench.tinymodel import ensure_tiny_model
+    from llmbench.testing.tinymodel import ensure_tiny_model
 
     return AutoTokenizer.from_pretrained(ensure_tiny_model())
 
@@ -300,8 +300,8 @@ def test_peak_bandwidth_from_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sweep_on_the_real_transformers_backend() -> None:
     """The same sweep on tiny-qwen2 in Transformers: real timings, exact output lengths, a rate point."""
     from llmbench.backends.transformers import TransformersBackend
-    from llmbench.config_models import resolve_model
-    from llmbench.tinymodel import resolve_model_path
+    from llmbench.config.models import resolve_model
+    from llmbench.testing.tinymodel import resolve_model_path
 
     cfg = resolve_model("tiny-qwen2")
     backend = TransformersBackend(cfg, resolve_model_path(cfg))

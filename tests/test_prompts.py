@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.config import FewShot, PromptSpec
+from llmbench.config.suite import FewShot, PromptSpec
 from llmbench.data.base import Sample
 from llmbench.errors import ConfigError
 from llmbench.prompts import build_messages, build_text, template_fingerprint

@@ -11,8 +11,8 @@ import pytest
 from llmbench import api
 from llmbench.analysis.compare import build_comparison
 from llmbench.analysis.repeats import group_repeats, merge_repeats
-from llmbench.results import MetricValue, PerfPoint, RunResult
-from llmbench.results_io import write_results
+from llmbench.results.io import write_results
+from llmbench.results.schema import MetricValue, PerfPoint, RunResult
 from tests.factories import make_run, performance, verdicts, with_flips
 
 TRUTH = verdicts(200, 0.7, seed=5)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from llmbench.errors import ResultsFileError
-from llmbench.results import SCHEMA_VERSION, MetricValue, RunResult, SampleRecord, TaskResult
-from llmbench.results_io import read_header, read_results, write_results
+from llmbench.results.io import read_header, read_results, write_results
+from llmbench.results.schema import SCHEMA_VERSION, MetricValue, RunResult, SampleRecord, TaskResult
 
 
 def make_result() -> RunResult:
@@ -105,7 +105,7 @@ def test_a_code_task_records_the_weakest_sandbox_its_outputs_ran_in() -> None:
 
 
 def test_a_one_task_suite_scores_with_the_tasks_own_interval() -> None:
-    from llmbench.results import MetricValue, TaskResult
+    from llmbench.results.schema import MetricValue, TaskResult
     from llmbench.run.aggregate import suite_score
 
     wilson = MetricValue(value=1.0, stderr=0.0, ci_low=0.977, ci_high=1.0, n=164, method="wilson")
@@ -120,7 +120,7 @@ def test_pass_fail_tasks_give_a_suite_interval_as_wide_as_their_pooled_samples()
     """Two tasks of 3 samples, all wrong: the suite has 6 samples, and its interval is Wilson's for 0 of
     6 ([0, 0.39]); a normal interval from the tasks' standard errors would claim [0, 0.20], excluding
     a true rate of 0.3 that gives 0 of 6 about one time in eight."""
-    from llmbench.results import MetricValue, TaskResult
+    from llmbench.results.schema import MetricValue, TaskResult
     from llmbench.run.aggregate import suite_score
     from llmbench.scoring.stats import wilson_interval
 

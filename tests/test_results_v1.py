@@ -11,8 +11,8 @@ from rich.console import Console
 
 from llmbench import api
 from llmbench.report import print_run_summary
-from llmbench.results import SCHEMA_VERSION
-from llmbench.results_io import read_results, write_results
+from llmbench.results.io import read_results, write_results
+from llmbench.results.schema import SCHEMA_VERSION
 
 V1 = Path(__file__).parent / "fixtures" / "results-v1-math-tiny-qwen2.json"
 V2 = Path(__file__).parent / "fixtures" / "results-v2-math-tiny-qwen2.json"  # V1 as llmbench cb00c45 wrote it

@@ -14,7 +14,7 @@ import pytest
 from llmbench import api
 from llmbench.backends.base import BackendInfo, backends
 from llmbench.errors import UserInputError
-from llmbench.results_io import read_results
+from llmbench.results.io import read_results
 from llmbench.run.assemble import vram_note
 from llmbench.run.journal import Journal, read_journal
 from llmbench.types import Completion, GenerationRequest

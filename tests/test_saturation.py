@@ -14,10 +14,10 @@ import pytest
 from pydantic import ValidationError
 from rich.console import Console
 
-from llmbench.config import PerfSweep
-from llmbench.config_serving import SaturationSpec
-from llmbench.report.saturation import markdown_lines, print_saturation
-from llmbench.results import Distribution, Performance, PerfPoint, SaturationProbe
+from llmbench.config.serving import SaturationSpec
+from llmbench.config.suite import PerfSweep
+from llmbench.report.saturation_table import markdown_lines, print_saturation
+from llmbench.results.schema import Distribution, Performance, PerfPoint, SaturationProbe
 from llmbench.run.perf import PerfTarget
 from llmbench.run.saturation import describe_probe, judge, result_of, run_saturation, search, spans_rates
 from llmbench.types import Completion, GenerationRequest

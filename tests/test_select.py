@@ -8,7 +8,7 @@ import pytest
 
 from llmbench.analysis.select import MANIFEST_NAME, expand, select_runs
 from llmbench.errors import UserInputError
-from llmbench.results_io import read_results, write_results
+from llmbench.results.io import read_results, write_results
 from llmbench.study import manifest
 from tests.factories import make_run, verdicts
 

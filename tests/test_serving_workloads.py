@@ -9,16 +9,16 @@ import pytest
 from pydantic import ValidationError
 
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config import PerfSweep, load_suite
-from llmbench.config_models import ModelConfig
-from llmbench.config_serving import MultiTurnWorkload, TraceWorkload
+from llmbench.config.models import ModelConfig
+from llmbench.config.serving import MultiTurnWorkload, TraceWorkload
+from llmbench.config.suite import PerfSweep, load_suite
 from llmbench.data.traces import TraceRecord
-from llmbench.data.workloads import PromptBuilder
+from llmbench.data.workload_prompts import PromptBuilder
 from llmbench.run.multiturn import chat_questions, run_conversations
 from llmbench.run.perf import PerfTarget
 from llmbench.run.trace_replay import TraceBatch
 from llmbench.run.workloads import run_perf
-from llmbench.tinymodel import ensure_tiny_model
+from llmbench.testing.tinymodel import ensure_tiny_model
 from llmbench.types import Completion, GenerationRequest
 
 

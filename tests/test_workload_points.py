@@ -17,19 +17,19 @@ from typing import Any, ClassVar
 import pytest
 
 from llmbench.backends.prefix_cache import PrefixCacheCounters, PrefixCacheState
-from llmbench.catalogue import validate
-from llmbench.config import PerfSweep, load_suite
-from llmbench.config_models import ModelConfig
-from llmbench.data.workloads import PromptBuilder
+from llmbench.config.models import ModelConfig
+from llmbench.config.suite import PerfSweep, load_suite
+from llmbench.data.workload_prompts import PromptBuilder
 from llmbench.errors import DataError
 from llmbench.run import perf
+from llmbench.run.catalogue import validate
 from llmbench.run.options import RunOptions
 from llmbench.run.perf import PerfTarget
 from llmbench.run.pipeline import run_suite
 from llmbench.run.trace_replay import TraceBatch
 from llmbench.run.workloads import run_perf
 from llmbench.telemetry.nvml import TelemetryWindow
-from llmbench.tinymodel import ensure_tiny_model
+from llmbench.testing.tinymodel import ensure_tiny_model
 from llmbench.types import Completion, GenerationRequest
 from tests.model_free_backend import ModelFreeBackend
 

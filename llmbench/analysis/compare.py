@@ -16,8 +16,8 @@ from pathlib import Path
 from llmbench.analysis.direction import NEUTRAL_PREFIXES, higher_is_better
 from llmbench.analysis.perf_tables import CostRow, SweepTable, cost_rows, sweep_tables
 from llmbench.analysis.significance import ALPHA, Delta, paired_delta, paired_suite_delta, perf_delta
-from llmbench.results import Distribution, MetricValue, Performance, RunResult
-from llmbench.results_io import read_results
+from llmbench.results.io import read_results
+from llmbench.results.schema import Distribution, MetricValue, Performance, RunResult
 from llmbench.scoring import stats
 
 FAILURE_STATUSES = ("wrong", "unparsed", "truncated", "timeout", "error")

@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import ConfigDict, Field, field_validator
 
 from llmbench.analysis.compare import Row, build_comparison, measures_model
-from llmbench.results import MetricValue, RunResult
-from llmbench.strict import SaneNumbers
+from llmbench.config.strict import SaneNumbers
+from llmbench.results.schema import MetricValue, RunResult
 
 DEFAULT_GATES = Path(__file__).resolve().parents[2] / "configs" / "gates.yaml"
 DEFAULT_PERFORMANCE: dict[str, float | None] = {
@@ -96,7 +96,7 @@ class Regression:
 
 def load_thresholds(path: Path | None = None) -> GateThresholds:
     """Thresholds from a YAML file (configs/gates.yaml by default; built-in defaults if that is absent)."""
-    from llmbench.yamlio import load_yaml, validate_yaml
+    from llmbench.config.yamlio import load_yaml, validate_yaml
 
     if path is None and not DEFAULT_GATES.exists():
         return GateThresholds()

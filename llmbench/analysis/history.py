@@ -8,8 +8,8 @@ from pathlib import Path
 
 from llmbench.analysis.compare import perf_value
 from llmbench.errors import ResultsFileError, UserInputError
-from llmbench.results import Distribution, MetricValue, Performance, RunResult
-from llmbench.results_io import read_results
+from llmbench.results.io import read_results
+from llmbench.results.schema import Distribution, MetricValue, Performance, RunResult
 
 DISTRIBUTION_STATS = ("mean", "p50", "p90", "p99", "min", "max")
 

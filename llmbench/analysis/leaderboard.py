@@ -26,7 +26,7 @@ from llmbench.analysis.compare import measures_model
 from llmbench.analysis.direction import higher_is_better
 from llmbench.analysis.select import run_key
 from llmbench.analysis.significance import ALPHA, paired_suite_delta
-from llmbench.results import MetricValue, RunResult
+from llmbench.results.schema import MetricValue, RunResult
 from llmbench.scoring import stats
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from llmbench.results import RunResult, SampleRecord
+from llmbench.results.schema import RunResult, SampleRecord
 from llmbench.scoring.stats import mcnemar
 
 Key = tuple[str, str, int]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmbench.analysis.direction import higher_is_better
-from llmbench.results import PerfPoint, RunResult
+from llmbench.results.schema import PerfPoint, RunResult
 
 # (metric, swept setting, settings held fixed within one table)
 SWEEPS: tuple[tuple[str, str, tuple[str, str]], ...] = (

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from llmbench.analysis.significance import per_sample_values
-from llmbench.results import (
+from llmbench.results.schema import (
     Distribution,
     MetricValue,
     Performance,
@@ -49,7 +49,7 @@ REPEAT_FIELDS = ("model_name", "suite_name", "suite_hash", "model", "settings", 
 
 
 def header_repeat_key(header: dict[str, Any]) -> str:
-    """`repeat_key` of a results file's raw header (`llmbench.results.read_header`)."""
+    """`repeat_key` of a results file's raw header (`llmbench.results.schema.read_header`)."""
     raw = header.get("settings") or {}
     known = Settings.model_validate({k: v for k, v in raw.items() if k in Settings.model_fields})
     settings = known.model_dump(exclude=set(IGNORED_SETTINGS))  # a version-1 header lacks the defaults

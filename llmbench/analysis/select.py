@@ -13,8 +13,8 @@ from pathlib import Path
 
 from llmbench.analysis.repeats import header_repeat_key, merge
 from llmbench.errors import UserInputError
-from llmbench.results import RunResult
-from llmbench.results_io import read_header, read_results
+from llmbench.results.io import read_header, read_results
+from llmbench.results.schema import RunResult
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmbench.results import MetricValue, RunResult, SampleRecord, TaskResult
+from llmbench.results.schema import MetricValue, RunResult, SampleRecord, TaskResult
 from llmbench.scoring import stats
 
 ALPHA = 0.05

@@ -17,7 +17,7 @@ from llmbench.errors import UserInputError
 if TYPE_CHECKING:
     from llmbench.analysis.compare import Comparison
     from llmbench.analysis.leaderboard import Leaderboard
-    from llmbench.results import RunResult
+    from llmbench.results.schema import RunResult
 
 
 @dataclass
@@ -69,7 +69,7 @@ def compare(
     from llmbench.analysis.leaderboard import build_leaderboard
     from llmbench.analysis.select import expand, select_runs
     from llmbench.analysis.significance import ALPHA
-    from llmbench.results_io import read_results
+    from llmbench.results.io import read_results
 
     if view not in VIEWS:
         raise UserInputError(f"unknown view '{view}'", hint=f"use one of {', '.join(VIEWS)}")

@@ -15,7 +15,7 @@ from llmbench.backends.base import backends
 from llmbench.errors import UserInputError
 
 if TYPE_CHECKING:
-    from llmbench.config_models import ModelConfig
+    from llmbench.config.models import ModelConfig
 
 HUB_TIMEOUT_S = 5.0
 ALTERNATIVES = "qwen2.5-7b-dummy (random weights, no download) or tiny-qwen2"

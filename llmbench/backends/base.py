@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from llmbench.hashing import stable_hash, token_ids_hash
 from llmbench.registry import Registry
-from llmbench.results_blocks import BackendFacts
+from llmbench.results.blocks import BackendFacts
 from llmbench.types import (
     Completion,
     FinishReason,

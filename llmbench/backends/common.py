@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from llmbench.backends.base import GenerationRequest
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError, ConfigError, MissingDependencyError
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")

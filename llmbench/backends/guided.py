@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError, MissingDependencyError
 
 

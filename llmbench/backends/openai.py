@@ -34,6 +34,7 @@ from llmbench.backends.common import (
     render_chat,
     weights_bytes,
 )
+from llmbench.backends.managed_server import ManagedVLLMServer, fetch_server_metrics, histogram_quantile
 from llmbench.backends.openai_connect import api_url, auth_header, served_models, unserved_model
 from llmbench.backends.openai_stream import Exchange, stream_answer
 from llmbench.backends.openai_wire import (
@@ -52,9 +53,8 @@ from llmbench.backends.prefix_cache import (
     server_counters,
     server_state,
 )
-from llmbench.backends.server import ManagedVLLMServer, fetch_server_metrics, histogram_quantile
 from llmbench.backends.server_claims import Counted, Redactor, checked_usage
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError, UserInputError
 from llmbench.telemetry.timing import TokenClock, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from llmbench.backends.server_claims import Redactor
-from llmbench.config_models import ApiSpec, ModelConfig
+from llmbench.config.models import ApiSpec, ModelConfig
 from llmbench.errors import BackendError, UserInputError
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmbench.backends.openai_wire import RETRY_STATUS, Retryable, StreamTimeout, TokenIdsRefused, on_event
-from llmbench.config_models import ApiSpec
+from llmbench.config.models import ApiSpec
 from llmbench.errors import BackendError
 from llmbench.telemetry.timing import TokenClock
 

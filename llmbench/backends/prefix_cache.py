@@ -65,7 +65,7 @@ _CACHE_INFO = "vllm:cache_config_info"
 def _server_samples(base_url: str, timeout_s: float) -> dict[str, list[tuple[dict[str, str], float]]] | None:
     import httpx
 
-    from llmbench.backends.server import parse_prometheus
+    from llmbench.backends.managed_server import parse_prometheus
 
     root = base_url.rstrip("/").removesuffix("/v1")
     try:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from llmbench.backends.base import BackendInfo, Completion, GenerationRequest, stable_hash
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
 from llmbench.telemetry.timing import TokenClock
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 

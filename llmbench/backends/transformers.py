@@ -26,7 +26,7 @@ from llmbench.backends.transformers_batch import (
     left_padded,
     params_key,
 )
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError, MissingDependencyError
 from llmbench.telemetry.timing import now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest

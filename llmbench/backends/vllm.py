@@ -49,7 +49,7 @@ from llmbench.backends.vllm_engine import (
     kv_cache_tokens,
     shutdown_engine,
 )
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError, ConfigError
 from llmbench.telemetry.timing import TokenClock, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest

@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from llmbench.backends.common import COMPACT_JSON_OUTPUTS
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
 from llmbench.errors import ConfigError, MissingDependencyError
 
 # Our names for quantization methods -> vLLM's.

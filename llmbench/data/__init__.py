@@ -7,8 +7,8 @@ sources.add_lazy("hf", "llmbench.data.readers:HFSource")
 sources.add_lazy("builtin", "llmbench.data.readers:BuiltinSource")
 
 generators.add_lazy("humaneval", "llmbench.data.humaneval:humaneval")
-generators.add_lazy("needle", "llmbench.data.longctx:needle")
-generators.add_lazy("docqa", "llmbench.data.longctx:docqa")
+generators.add_lazy("needle", "llmbench.data.longctx_prompts:needle")
+generators.add_lazy("docqa", "llmbench.data.longctx_prompts:docqa")
 generators.add_entry_points("llmbench.datasets")
 
 __all__ = ["DataContext", "DataSource", "Sample", "generators", "sources"]

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from llmbench.config import DatasetSpec, PromptSpec
+    from llmbench.config.suite import DatasetSpec, PromptSpec
 
 
 @dataclass(frozen=True)

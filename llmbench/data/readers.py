@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from llmbench.config import DatasetSpec
+from llmbench.config.suite import DatasetSpec
 from llmbench.data.base import DataContext, Sample, generators
 from llmbench.errors import DataError, MissingDependencyError
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from llmbench.config.strict import MAX_PROMPT_TOKENS, MAX_TOKENS
 from llmbench.errors import DataError
-from llmbench.strict import MAX_PROMPT_TOKENS, MAX_TOKENS
 
 TraceFormat = Literal["mooncake", "burstgpt"]
 MAX_TRACE_BYTES = 1 << 30  # public traces are tens of MB; a larger file is a mistake

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from llmbench.errors import MissingDependencyError
 from llmbench.registry import Registry
-from llmbench.results import RunResult, SampleRecord
+from llmbench.results.schema import RunResult, SampleRecord
 
 
 @dataclass(frozen=True)

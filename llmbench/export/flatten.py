@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.export.base import ExportItem
-from llmbench.results import Distribution, MetricValue, Performance, PerfPoint, RunResult, SaturationResult
+from llmbench.results.schema import (
+    Distribution,
+    MetricValue,
+    Performance,
+    PerfPoint,
+    RunResult,
+    SaturationResult,
+)
 
 # The run-level performance figures that are single numbers (distributions are spread into their statistics).
 _PERF_SCALARS = (

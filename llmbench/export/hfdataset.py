@@ -21,8 +21,8 @@ from llmbench.errors import UserInputError
 from llmbench.export import flatten
 from llmbench.export.base import Exported, ExportItem, ExportOptions, require
 from llmbench.export.hfcard import FIELDS, render_card
-from llmbench.results import RunResult, SampleRecord
-from llmbench.results_io import write_atomic as _write_text
+from llmbench.results.io import write_atomic as _write_text
+from llmbench.results.schema import RunResult, SampleRecord
 
 META_KEY = b"llmbench"
 

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from llmbench.analysis.select import expand
 from llmbench.errors import UserInputError
 from llmbench.export.base import ExportItem, StudyRef
-from llmbench.results import SampleRecord
-from llmbench.results_io import read_results
+from llmbench.results.io import read_results
+from llmbench.results.schema import SampleRecord
 from llmbench.study.manifest import MANIFEST_NAME, read_manifest
 
 

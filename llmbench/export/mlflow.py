@@ -20,7 +20,7 @@ from typing import Any
 from llmbench.errors import LLMBenchError, UserInputError
 from llmbench.export import flatten
 from llmbench.export.base import Exported, ExportItem, ExportOptions, require
-from llmbench.results import RunResult
+from llmbench.results.schema import RunResult
 
 DEFAULT_EXPERIMENT = "llmbench"
 RUN_ID_TAG = "llmbench.run_id"

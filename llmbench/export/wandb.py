@@ -20,7 +20,7 @@ from typing import Any
 from llmbench.errors import LLMBenchError
 from llmbench.export import flatten
 from llmbench.export.base import Exported, ExportItem, ExportOptions, require
-from llmbench.results import RunResult
+from llmbench.results.schema import RunResult
 
 DEFAULT_PROJECT = "llmbench"
 MAX_TAG = 64  # W&B refuses longer tags

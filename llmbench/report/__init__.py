@@ -3,14 +3,14 @@ name in `renderers`; and, for the terminal, of a run, parity, history, the catal
 
 from __future__ import annotations
 
-from llmbench.report.catalogue import print_catalogue, print_verdicts
 from llmbench.report.csv import render_csv
-from llmbench.report.history import print_history
+from llmbench.report.history_table import print_history
 from llmbench.report.html import render_html
 from llmbench.report.jsonout import render_json
+from llmbench.report.listing import print_catalogue, print_verdicts
 from llmbench.report.markdown import render_markdown
-from llmbench.report.parity import print_flip_rate, print_parity
-from llmbench.report.progress import RichProgress as progress_bar
+from llmbench.report.parity_table import print_flip_rate, print_parity
+from llmbench.report.progress_bar import RichProgress as progress_bar
 from llmbench.report.renderers import Renderer, render, renderers
 from llmbench.report.summary import print_run_errors, print_run_summary
 from llmbench.report.terminal import print_comparison

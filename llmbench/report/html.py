@@ -22,7 +22,7 @@ from llmbench.report.markdown import (
     shown_cell,
     verdict,
 )
-from llmbench.results import RunResult
+from llmbench.results.schema import RunResult
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
@@ -45,7 +45,7 @@ def _scroll(table: str) -> str:
 
 
 def _leaderboard_html(board: Leaderboard) -> str:
-    from llmbench.report.leaderboard import header, interval_text, legend, value_text
+    from llmbench.report.leaderboard_table import header, interval_text, legend, value_text
 
     head = "".join(f"<th>{escape(header(c))}</th>" for c in board.columns)
     body = []

@@ -8,8 +8,8 @@ from llmbench.analysis.compare import Comparison, Row
 from llmbench.analysis.perf_tables import CostRow, SweepTable
 from llmbench.analysis.significance import Delta
 from llmbench.report.mdtable import table_cell
-from llmbench.report.saturation import markdown_lines
-from llmbench.results import MetricValue
+from llmbench.report.saturation_table import markdown_lines
+from llmbench.results.schema import MetricValue
 
 SECTIONS = (
     ("quality", "Quality"),

@@ -12,7 +12,7 @@ from typing import Any
 from llmbench.analysis.compare import Comparison
 from llmbench.analysis.perf_tables import SweepTable
 from llmbench.errors import MissingDependencyError
-from llmbench.results import TaskResult
+from llmbench.results.schema import TaskResult
 
 _LC_KEY = re.compile(r"^length=([^,]+),depth=([^,]+)$")
 

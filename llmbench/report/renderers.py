@@ -18,7 +18,7 @@ from rich.console import Console
 from llmbench.analysis.compare import Comparison
 from llmbench.analysis.leaderboard import Leaderboard
 from llmbench.registry import Registry
-from llmbench.results import RunResult
+from llmbench.results.schema import RunResult
 
 
 @dataclass(frozen=True)
@@ -35,25 +35,25 @@ class Renderer:
 def _board_markdown(
     board: Leaderboard, comparison: Callable[[], Comparison], runs: Sequence[RunResult]
 ) -> str:
-    from llmbench.report.leaderboard import render_markdown
+    from llmbench.report.leaderboard_table import render_markdown
 
     return render_markdown(board)
 
 
 def _board_terminal(board: Leaderboard, console: Console) -> None:
-    from llmbench.report.leaderboard import print_leaderboard
+    from llmbench.report.leaderboard_table import print_leaderboard
 
     print_leaderboard(board, console)
 
 
 def _board_csv(board: Leaderboard, comparison: Callable[[], Comparison], runs: Sequence[RunResult]) -> str:
-    from llmbench.report.leaderboard import render_csv
+    from llmbench.report.leaderboard_table import render_csv
 
     return render_csv(board)
 
 
 def _board_json(board: Leaderboard, comparison: Callable[[], Comparison], runs: Sequence[RunResult]) -> str:
-    from llmbench.report.leaderboard import render_json
+    from llmbench.report.leaderboard_table import render_json
 
     return render_json(board)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmbench.results import PerfPoint
+from llmbench.results.schema import PerfPoint
 
 
 def workload_note(pt: PerfPoint) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from llmbench.report.saturation import print_saturation
+from llmbench.report.saturation_table import print_saturation
 from llmbench.report.serving_notes import workload_note
-from llmbench.results import MetricValue, PerfPoint, RunResult
+from llmbench.results.schema import MetricValue, PerfPoint, RunResult
 
 
 def _cells(m: MetricValue | None) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from llmbench.errors import UserInputError
-from llmbench.results import Distribution, PerfPoint, RunResult
+from llmbench.results.schema import Distribution, PerfPoint, RunResult
 
 # The percentiles every point has; vLLM writes the ones `--metric-percentiles` names (99 by default).
 PERCENTILES = (("50", "p50"), ("90", "p90"), ("99", "p99"))

@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from llmbench.results import MetricValue, Performance, SampleRecord, TaskResult
+from llmbench.results.schema import MetricValue, Performance, SampleRecord, TaskResult
 from llmbench.run.scoring import is_failure
 from llmbench.scoring.base import STATUSES, Score, ScoredOutput, Scorer
 from llmbench.scoring.clustered import clustered_distribution

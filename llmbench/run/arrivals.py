@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from llmbench.config_serving import ArrivalSpec
+from llmbench.config.serving import ArrivalSpec
 
 
 def arrival_offsets(n: int, rate: float, arrival: ArrivalSpec, rng: random.Random) -> list[float]:

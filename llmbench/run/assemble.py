@@ -9,10 +9,10 @@ from typing import Any
 
 from llmbench import __version__
 from llmbench.backends.base import BackendInfo
-from llmbench.config import Suite
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
+from llmbench.config.suite import Suite
 from llmbench.hashing import stable_hash
-from llmbench.results import (
+from llmbench.results.schema import (
     Environment,
     Performance,
     PerfPoint,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmbench.config import ChoiceSpec, TaskSpec
+from llmbench.config.suite import ChoiceSpec, TaskSpec
 from llmbench.data.base import DataContext, Sample
-from llmbench.data.choices import Question, as_question, question_sample
+from llmbench.data.choice_questions import Question, as_question, question_sample
 from llmbench.data.readers import load_samples
 from llmbench.prompts import render
 

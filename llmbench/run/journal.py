@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from llmbench.data.readers import JsonLine, jsonl_lines
 from llmbench.errors import DataError, ResultsFileError, UserInputError, validation_line
-from llmbench.results import PerfPoint, SampleRecord
+from llmbench.results.schema import PerfPoint, SampleRecord
 
 PINNED = ("suite_hash", "model", "settings")  # header keys a resume must match
 

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmbench.backends.base import backends
-from llmbench.config import CombinedSpec, JudgeSpec
-from llmbench.config_models import resolve_model
+from llmbench.config.models import resolve_model
+from llmbench.config.suite import CombinedSpec, JudgeSpec
 from llmbench.hashing import stable_hash
 from llmbench.prompts import render
-from llmbench.results import MetricValue, SampleRecord
+from llmbench.results.schema import MetricValue, SampleRecord
 from llmbench.scoring.stats import summarize
-from llmbench.tinymodel import resolve_model_path
+from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import GenerationParams, GenerationRequest
 
 DEFAULT_PROMPT = """You are grading an answer to a task. Judge correctness first, then clarity and completeness.

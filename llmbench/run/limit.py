@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmbench.config import PerfSweep
-from llmbench.config_serving import MultiTurnWorkload, SharedPrefixWorkload, TraceWorkload
+from llmbench.config.serving import MultiTurnWorkload, SharedPrefixWorkload, TraceWorkload
+from llmbench.config.suite import PerfSweep
 
 
 def limited(sweep: PerfSweep, limit: int | None) -> tuple[PerfSweep, str | None]:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llmbench.backends.base import Backend
-from llmbench.config_serving import MultiTurnWorkload
-from llmbench.data.workloads import Conversation, PromptBuilder, part_index, perf_request
-from llmbench.results import TurnFigures
+from llmbench.config.serving import MultiTurnWorkload
+from llmbench.data.workload_prompts import Conversation, PromptBuilder, part_index, perf_request
+from llmbench.results.schema import TurnFigures
 from llmbench.scoring.stats import distribution
 from llmbench.types import Completion
 

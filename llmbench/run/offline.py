@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.backends.base import BackendInfo
-from llmbench.config import Suite
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
+from llmbench.config.suite import Suite
 from llmbench.data.base import DataContext, Sample
-from llmbench.environment import capture_environment
 from llmbench.errors import DataError, UserInputError
-from llmbench.results import RunResult, SampleRecord, TelemetrySummary
+from llmbench.results.schema import RunResult, SampleRecord, TelemetrySummary
 from llmbench.run.aggregate import task_result
 from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_hash
 from llmbench.run.options import free_path
 from llmbench.run.prepare import PreparedTask, make_scorer, prepare_task
 from llmbench.scoring.base import scorers
+from llmbench.telemetry.environment import capture_environment
 from llmbench.types import Completion
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from llmbench.errors import UserInputError, validation_line
 from llmbench.run.journal import Journal, is_held
 
 if TYPE_CHECKING:
-    from llmbench.config_models import ModelConfig
+    from llmbench.config.models import ModelConfig
 
 
 @dataclass
@@ -161,7 +161,7 @@ def free_path(results_dir: Path, name: str) -> Path:
 
 def resume_target(opts: RunOptions) -> tuple[Path, ModelConfig]:
     """The suite file and model config a named run was started with, read from its journal header."""
-    from llmbench.config_models import ModelConfig
+    from llmbench.config.models import ModelConfig
     from llmbench.run.journal import read_journal
 
     path = named_path(opts)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmbench.config import Suite, TaskSpec
+from llmbench.config.suite import Suite, TaskSpec
 from llmbench.errors import UserInputError, validation_line
 from llmbench.hashing import stable_hash
 

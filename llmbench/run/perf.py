@@ -32,13 +32,13 @@ from contextlib import nullcontext, suppress
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from llmbench import interrupts
 from llmbench.backends.base import Backend
 from llmbench.backends.common import free_device_memory, is_out_of_memory
-from llmbench.config import PerfSweep
+from llmbench.config.suite import PerfSweep
 from llmbench.data.perfprompts import make_prompt_ids, make_prompt_text
 from llmbench.errors import ConfigError
-from llmbench.results import PerfPoint
+from llmbench.results.schema import PerfPoint
+from llmbench.run import interrupts
 from llmbench.run.arrivals import arrival_offsets
 from llmbench.run.arrivals import poisson_offsets as poisson_offsets
 from llmbench.scoring.clustered import clustered_distribution

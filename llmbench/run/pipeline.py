@@ -6,23 +6,23 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmbench import interrupts
 from llmbench.backends.availability import check_model_available
 from llmbench.backends.base import Backend, BackendInfo
-from llmbench.config import Suite, TaskSpec
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
+from llmbench.config.suite import Suite, TaskSpec
 from llmbench.data.base import DataContext
 from llmbench.errors import LLMBenchError, RunFailedError, UserInputError
-from llmbench.results import PerfPoint, RunResult, SampleRecord, SaturationResult, Summary, TaskResult
-from llmbench.results_io import remove_partial_writes, write_results
+from llmbench.results.io import remove_partial_writes, write_results
+from llmbench.results.schema import PerfPoint, RunResult, SampleRecord, SaturationResult, Summary, TaskResult
+from llmbench.run import interrupts
 from llmbench.run.aggregate import task_result
 from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_hash
-from llmbench.run.choices import run_choices, uses_loglikelihood
+from llmbench.run.choice_loglik import run_choices, uses_loglikelihood
 from llmbench.run.journal import Journal, JournalState, now, read_journal, read_journal_samples
 from llmbench.run.options import RunOptions, check_options, resolve_paths, resume_command
 from llmbench.run.overrides import apply_sets
 from llmbench.run.prepare import PreparedTask, check_suite, prepare_task
-from llmbench.run.progress import Progress
+from llmbench.run.progress_events import Progress
 from llmbench.run.quality import run_quality, warm_up
 from llmbench.run.resume import (
     discard_if_empty,
@@ -96,7 +96,7 @@ def run_suite(
             if rid not in done:
                 journal.append(rid, record)
                 done[rid] = record
-    from llmbench.environment import capture_environment
+    from llmbench.telemetry.environment import capture_environment
     from llmbench.telemetry.memory import reset_torch_peaks, torch_peaks, with_torch_peaks
 
     sampler = NvmlSampler(hz=opts.telemetry_hz)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llmbench.config import GenerationSpec, Suite, TaskSpec
-from llmbench.config_models import ModelConfig
-from llmbench.config_serving import TraceWorkload
+from llmbench.config.models import ModelConfig
+from llmbench.config.serving import TraceWorkload
+from llmbench.config.suite import GenerationSpec, Suite, TaskSpec
 from llmbench.data.base import DataContext, Sample
-from llmbench.data.choices import asked_sample
+from llmbench.data.choice_questions import asked_sample
 from llmbench.data.readers import load_samples
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash
@@ -53,9 +53,9 @@ def check_suite(suite: Suite, specs: list[TaskSpec]) -> None:
     """
     from pathlib import Path
 
+    from llmbench.config.yamlio import line_of
     from llmbench.errors import DataError, UserInputError
     from llmbench.run.trace_replay import load_trace
-    from llmbench.yamlio import line_of
 
     index = {t.name: i for i, t in enumerate(suite.config.tasks)}
     for spec in specs:

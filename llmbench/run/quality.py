@@ -6,13 +6,13 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
-from llmbench import interrupts
 from llmbench.backends.base import Backend
-from llmbench.results import SampleRecord
+from llmbench.results.schema import SampleRecord
+from llmbench.run import interrupts
 from llmbench.run.assemble import Generated
 from llmbench.run.journal import Journal
 from llmbench.run.prepare import PreparedTask
-from llmbench.run.progress import Progress
+from llmbench.run.progress_events import Progress
 from llmbench.run.scoring import make_record, score_chunk
 from llmbench.scoring.base import Score
 from llmbench.telemetry.nvml import NvmlSampler

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.errors import LLMBenchError, UserInputError
-from llmbench.results import PerfPoint, RunResult
+from llmbench.results.schema import PerfPoint, RunResult
 from llmbench.run.journal import Journal, JournalState, read_journal
 from llmbench.run.options import RunOptions
 

@@ -31,12 +31,12 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
-from llmbench import interrupts
 from llmbench.backends.base import Backend
 from llmbench.backends.common import free_device_memory
-from llmbench.config import PerfSweep
-from llmbench.config_serving import SaturationSpec
-from llmbench.results import PerfPoint, SaturationProbe, SaturationResult
+from llmbench.config.serving import SaturationSpec
+from llmbench.config.suite import PerfSweep
+from llmbench.results.schema import PerfPoint, SaturationProbe, SaturationResult
+from llmbench.run import interrupts
 from llmbench.run.perf import (
     PerfTarget,
     PointSpec,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from llmbench.results import SampleRecord
+from llmbench.results.schema import SampleRecord
 from llmbench.run.prepare import PreparedTask
 from llmbench.scoring.base import Score
 from llmbench.scoring.reasoning import split_reasoning

@@ -9,8 +9,8 @@ measured once, at that first load, and every run on the session reports the same
 from __future__ import annotations
 
 from llmbench.backends.base import Backend, BackendInfo, backends
-from llmbench.config_models import ModelConfig
-from llmbench.tinymodel import resolve_model_path
+from llmbench.config.models import ModelConfig
+from llmbench.testing.tinymodel import resolve_model_path
 
 
 class BackendSession:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmbench.config_serving import TraceWorkload
+from llmbench.config.serving import TraceWorkload
 from llmbench.data.traces import Trace, TraceRecord, read_trace
-from llmbench.data.workloads import PromptBuilder, part_index, perf_request
+from llmbench.data.workload_prompts import PromptBuilder, part_index, perf_request
 from llmbench.errors import DataError
 from llmbench.types import GenerationRequest
 

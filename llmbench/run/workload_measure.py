@@ -14,11 +14,11 @@ from typing import Any, Literal
 from llmbench.backends.base import Backend
 from llmbench.backends.common import free_device_memory
 from llmbench.backends.prefix_cache import PrefixCacheState, counters_of, hit_rate
-from llmbench.config import PerfSweep
-from llmbench.config_serving import MultiTurnWorkload, SharedPrefixWorkload
-from llmbench.data.workloads import PromptBuilder, perf_request
-from llmbench.data.workloads import part_index as key
-from llmbench.results import PerfPoint
+from llmbench.config.serving import MultiTurnWorkload, SharedPrefixWorkload
+from llmbench.config.suite import PerfSweep
+from llmbench.data.workload_prompts import PromptBuilder, perf_request
+from llmbench.data.workload_prompts import part_index as key
+from llmbench.results.schema import PerfPoint
 from llmbench.run import perf
 from llmbench.run.multiturn import chat_questions, run_conversations
 from llmbench.run.trace_replay import TraceBatch

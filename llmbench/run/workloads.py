@@ -18,14 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from llmbench import interrupts
 from llmbench.backends.prefix_cache import PrefixCacheState, state_of
-from llmbench.config import PerfSweep
-from llmbench.config_serving import MultiTurnWorkload, SharedPrefixWorkload, TraceWorkload
-from llmbench.data.workloads import PromptBuilder, perf_request
-from llmbench.data.workloads import part_index as key
-from llmbench.results import PerfPoint
-from llmbench.run import perf
+from llmbench.config.serving import MultiTurnWorkload, SharedPrefixWorkload, TraceWorkload
+from llmbench.config.suite import PerfSweep
+from llmbench.data.workload_prompts import PromptBuilder, perf_request
+from llmbench.data.workload_prompts import part_index as key
+from llmbench.results.schema import PerfPoint
+from llmbench.run import interrupts, perf
 from llmbench.run.arrivals import arrival_offsets
 from llmbench.run.limit import limited
 from llmbench.run.trace_replay import load_trace, trace_batch

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from llmbench.data.base import Sample
-from llmbench.data.choices import LETTERS
+from llmbench.data.choice_questions import LETTERS
 from llmbench.scoring.base import Score, ScoredOutput, Scorer
 
 PICKS = ("raw", "char", "token")

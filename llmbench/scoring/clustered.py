@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from llmbench.results import Distribution
+from llmbench.results.schema import Distribution
 from llmbench.scoring.stats import N_RESAMPLES, PERCENTILES, SEED, _stderr, distribution, percentile_intervals
 
 CLUSTER_METHOD = "cluster-bootstrap"  # Distribution.ci_method for intervals resampled by request

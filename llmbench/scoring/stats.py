@@ -14,7 +14,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from llmbench.results import Distribution, MetricValue
+from llmbench.results.schema import Distribution, MetricValue
 
 N_RESAMPLES = 2000
 N_PERMUTATIONS = 9999  # Monte Carlo sign flips when there are too many pairs to enumerate

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmbench.results_io import write_atomic
+from llmbench.results.io import write_atomic
 from llmbench.study.plan import Cell, Plan
 
 MANIFEST_NAME = "study.json"

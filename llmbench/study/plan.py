@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 from llmbench.backends.base import backends
-from llmbench.config import Suite, load_suite
-from llmbench.config_models import ModelConfig, resolve_model
+from llmbench.config.models import ModelConfig, resolve_model
+from llmbench.config.suite import Suite, load_suite
+from llmbench.config.yamlio import _line_of
 from llmbench.data.readers import jsonl_lines
 from llmbench.errors import ConfigError, LLMBenchError, validation_line
 from llmbench.run.journal import Journal
 from llmbench.run.options import _slug
 from llmbench.study.spec import ModelVariant, Study, SuiteEntry
-from llmbench.yamlio import _line_of
 
 CellState = Literal["done", "partial", "pending", "stale", "running", "failed"]
 

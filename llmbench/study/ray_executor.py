@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from llmbench.config import REPO_ROOT
+from llmbench.config.suite import REPO_ROOT
 from llmbench.errors import UserInputError
 from llmbench.study.execute import Driver, job_spec
 from llmbench.study.plan import Job

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbench.errors import LLMBenchError, UserInputError
-from llmbench.results_io import read_results
+from llmbench.results.io import read_results
 from llmbench.run.pipeline import RunInterrupted
 from llmbench.study.execute import Driver, StudyProgress, run_inline, run_pool
-from llmbench.study.leaderboard import Leaderboard, build_leaderboard
 from llmbench.study.manifest import StudyManifest, new_manifest, read_manifest, write_manifest
 from llmbench.study.placement import Demand, Placed, waves
 from llmbench.study.plan import Plan, build_plan
 from llmbench.study.spec import load_study
+from llmbench.study.study_leaderboard import Leaderboard, build_leaderboard
 
 
 class StudyInterrupted(LLMBenchError):

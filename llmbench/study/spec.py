@@ -7,12 +7,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmbench.config import JudgeSpec
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
+from llmbench.config.strict import Strict
+from llmbench.config.suite import JudgeSpec
+from llmbench.config.yamlio import load_yaml, validate_yaml
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash
-from llmbench.strict import Strict
-from llmbench.yamlio import load_yaml, validate_yaml
 
 COST_AXES = (
     "ttft_ms_p50_2k",

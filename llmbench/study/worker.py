@@ -18,11 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmbench.config import CombinedSpec, load_suite
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
+from llmbench.config.suite import CombinedSpec, load_suite
 from llmbench.errors import LLMBenchError
 from llmbench.run.options import RunOptions
-from llmbench.run.progress import Progress
+from llmbench.run.progress_events import Progress
 from llmbench.run.session import BackendSession
 
 EVENT_PREFIX = "@llmbench-event "
@@ -129,7 +129,7 @@ def _emit_line(event: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Worker process entry point: the job file in, event lines out (other output goes to stderr)."""
-    from llmbench import interrupts
+    from llmbench.run import interrupts
 
     args = argv if argv is not None else sys.argv[1:]
     job = JobSpec.model_validate_json(Path(args[0]).read_text(encoding="utf-8"))

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from llmbench.results import TelemetrySummary
+from llmbench.results.schema import TelemetrySummary
 
 MIB = 1024 * 1024
 

@@ -21,7 +21,7 @@ from itertools import pairwise
 from types import ModuleType, TracebackType
 from typing import Any
 
-from llmbench.results import TelemetrySummary
+from llmbench.results.schema import TelemetrySummary
 from llmbench.telemetry.gpus import GpuTarget, load_pynvml, visible_targets
 from llmbench.telemetry.processes import ProcessTree
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from llmbench.analysis.parity import parity
 from llmbench.analysis.significance import paired_suite_delta
-from llmbench.results import RunResult
+from llmbench.results.schema import RunResult
 from llmbench.view.queries import one_page
 
 DIFF_TOKENS = 4000  # words (and spaces) of each output compared; a longer tail is shown unmarked

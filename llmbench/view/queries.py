@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 from llmbench.analysis.leaderboard import PERFORMANCE
 from llmbench.analysis.select import variant
-from llmbench.results import MetricValue, RunResult, SampleRecord
+from llmbench.results.schema import MetricValue, RunResult, SampleRecord
 from llmbench.scoring.reasoning import split_reasoning
-from llmbench.view.catalog import Header
+from llmbench.view.run_index import Header
 
 T = TypeVar("T")
 

@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from llmbench.errors import LLMBenchError, UserInputError
-from llmbench.view.api import BadRequest, ViewApi
-from llmbench.view.catalog import Catalog, UnknownRun
+from llmbench.view.routes import BadRequest, ViewApi
+from llmbench.view.run_index import Catalog, UnknownRun
 
 HOST = "127.0.0.1"
 STATIC_TYPES = {

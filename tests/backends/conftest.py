@@ -14,8 +14,8 @@ import pytest
 
 from llmbench.backends.base import BackendInfo
 from llmbench.backends.openai import OpenAIBackend
-from llmbench.config_models import ModelConfig
-from llmbench.tinymodel import ensure_tiny_model
+from llmbench.config.models import ModelConfig
+from llmbench.testing.tinymodel import ensure_tiny_model
 
 _FILE_ORDER = {
     "test_vllm.py": 0,

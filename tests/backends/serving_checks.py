@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from llmbench.backends.base import BackendInfo
-from llmbench.config import load_suite
-from llmbench.results import PerfPoint
+from llmbench.config.suite import load_suite
+from llmbench.results.schema import PerfPoint
 from llmbench.run.perf import PerfTarget
 from llmbench.run.workloads import run_perf
 

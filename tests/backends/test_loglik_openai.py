@@ -8,10 +8,10 @@ import pytest
 
 from llmbench.analysis.parity import LOGPROB_TOLERANCE
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config import load_suite
-from llmbench.config_models import ModelConfig, resolve_model
+from llmbench.config.models import ModelConfig, resolve_model
+from llmbench.config.suite import load_suite
 from llmbench.run.pipeline import RunOptions, run_suite
-from llmbench.tinymodel import resolve_model_path
+from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import LoglikelihoodRequest
 from tests.backends.conftest import ServedModel
 from tests.backends.test_loglik_vllm import every_choice

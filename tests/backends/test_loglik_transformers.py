@@ -8,9 +8,9 @@ import pytest
 
 from llmbench.backends.loglik import continuation_span
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config_models import resolve_model
+from llmbench.config.models import resolve_model
 from llmbench.errors import BackendError
-from llmbench.tinymodel import resolve_model_path
+from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import LoglikelihoodRequest
 
 CONTEXT = "Which planet is closest to the Sun?\nA. Venus\nB. Mercury\nAnswer:"

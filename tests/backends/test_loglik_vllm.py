@@ -9,14 +9,14 @@ import pytest
 
 from llmbench.analysis.parity import LOGPROB_TOLERANCE
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config import load_suite
-from llmbench.config_models import resolve_model
+from llmbench.config.models import resolve_model
+from llmbench.config.suite import load_suite
 from llmbench.data.base import DataContext
-from llmbench.run.choices import loglikelihood_requests
+from llmbench.run.choice_loglik import loglikelihood_requests
 from llmbench.run.pipeline import RunOptions, run_suite
 from llmbench.run.prepare import prepare_task
 from llmbench.run.session import BackendSession
-from llmbench.tinymodel import resolve_model_path
+from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import LoglikelihoodRequest
 
 pytest.importorskip("vllm")

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from llmbench.backends.common import load_tokenizer, render_chat
+from llmbench.backends.managed_server import ManagedVLLMServer
 from llmbench.backends.openai import OpenAIBackend, fetch_server_metrics, histogram_quantile
-from llmbench.backends.server import ManagedVLLMServer
-from llmbench.config_models import ApiSpec, ModelConfig
+from llmbench.config.models import ApiSpec, ModelConfig
 from llmbench.errors import BackendError, UserInputError
 from llmbench.hashing import token_ids_hash
 from llmbench.types import GenerationParams, GenerationRequest

@@ -13,7 +13,7 @@ import pytest
 from llmbench.backends.base import Completion, GenerationParams, GenerationRequest
 from llmbench.backends.openai import OpenAIBackend
 from llmbench.backends.server_claims import Redactor
-from llmbench.config_models import ApiSpec, ModelConfig
+from llmbench.config.models import ApiSpec, ModelConfig
 from llmbench.errors import UserInputError
 from tests.backends.faulty_server import FaultyServer
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from llmbench.backends.common import load_tokenizer
-from llmbench.config import PerfSweep
-from llmbench.config_serving import SaturationSpec
+from llmbench.config.serving import SaturationSpec
+from llmbench.config.suite import PerfSweep
 from llmbench.run.perf import PerfTarget
 from llmbench.run.saturation import run_saturation
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from llmbench.backends.openai import OpenAIBackend
-from llmbench.config_models import ApiSpec, resolve_model
+from llmbench.config.models import ApiSpec, resolve_model
 from llmbench.errors import UserInputError
 from tests.backends.faulty_server import FaultyServer
 

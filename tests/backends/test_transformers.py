@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config_models import resolve_model
+from llmbench.config.models import resolve_model
 from llmbench.hashing import token_ids_hash
-from llmbench.tinymodel import resolve_model_path
+from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import GenerationParams, GenerationRequest
 
 

@@ -18,7 +18,7 @@ from llmbench.backends.base import (
     GenerationRequest,
     token_ids_hash,
 )
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
 
 pytest.importorskip("vllm")
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from llmbench.data.base import DataContext, Sample
-from llmbench.data.longctx import FIT_TOLERANCE, docqa, needle
+from llmbench.data.longctx_prompts import FIT_TOLERANCE, docqa, needle
 from llmbench.errors import ConfigError, DataError
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
@@ -26,7 +26,7 @@ SUITES = Path(__file__).resolve().parents[2] / "suites"
 def tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from llmbench.tinymodel import ensure_tiny_model
+    from llmbench.testing.tinymodel import ensure_tiny_model
 
     return AutoTokenizer.from_pretrained(ensure_tiny_model())
 
@@ -178,7 +178,7 @@ def test_unreadable_cache_file_is_rebuilt(tokenizer: Any, data_cache: Path) -> N
 def test_lengths_beyond_max_model_len_are_skipped_with_a_warning(
     tokenizer: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="llmbench.data.longctx"):
+    with caplog.at_level(logging.WARNING, logger="llmbench.data.longctx_prompts"):
         samples = needle({"lengths": [2048, 4096, 8192, "max"]}, make_ctx(tokenizer, max_model_len=4096))
     assert sorted(s.metadata["length"] for s in samples) == [2048, 4096]
     assert "length 8192 exceeds the model's max_model_len 4096" in caplog.text
@@ -264,7 +264,7 @@ def test_samples_feed_the_default_prompt_template(tokenizer: Any) -> None:
 
 def test_the_tasks_own_system_prompt_is_measured(tokenizer: Any) -> None:
     """A suite that sets `prompt.system` on the task (not in the dataset options) still lands on target."""
-    from llmbench.config import PromptSpec
+    from llmbench.config.suite import PromptSpec
 
     system = "You are a meticulous archivist. Answer with the exact value only."
     ctx = make_ctx(tokenizer)
@@ -285,7 +285,7 @@ def test_the_tasks_own_system_prompt_is_measured(tokenizer: Any) -> None:
 def test_a_task_prompt_the_generator_cannot_measure_is_refused(
     tokenizer: Any, prompt: dict[str, Any], options: dict[str, Any], message: str
 ) -> None:
-    from llmbench.config import PromptSpec
+    from llmbench.config.suite import PromptSpec
 
     ctx = make_ctx(tokenizer)
     ctx.prompt = PromptSpec(**({"template": "{{ prompt }}"} | prompt))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from llmbench.config import SUITES_DIR
-from llmbench.config_serving import TraceWorkload
+from llmbench.config.serving import TraceWorkload
+from llmbench.config.suite import SUITES_DIR
 from llmbench.data.traces import read_trace
 from llmbench.errors import DataError, UserInputError
 from llmbench.run.trace_replay import load_trace

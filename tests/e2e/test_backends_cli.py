@@ -33,9 +33,9 @@ tasks:
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     pytest.importorskip("vllm")
-    from llmbench.backends.server import ManagedVLLMServer
-    from llmbench.config_models import resolve_model
-    from llmbench.tinymodel import resolve_model_path
+    from llmbench.backends.managed_server import ManagedVLLMServer
+    from llmbench.config.models import resolve_model
+    from llmbench.testing.tinymodel import resolve_model_path
 
     cfg = resolve_model("tiny-qwen2")
     with ManagedVLLMServer(cfg, resolve_model_path(cfg)) as base_url:
@@ -60,7 +60,7 @@ def _delta(after: list[tuple[float, float]], before: list[tuple[float, float]]) 
 
 @pytest.mark.alone  # compares clocks: the other test worker's load would count as the server's front end
 def test_openai_backend_ttft_agrees_with_server_histogram(server: str, tmp_path: Path) -> None:
-    from llmbench.backends.server import fetch_server_metrics
+    from llmbench.backends.managed_server import fetch_server_metrics
     from llmbench.telemetry.host import LoadWatch
 
     name = "vllm:time_to_first_token_seconds"
@@ -233,7 +233,7 @@ def test_perf_suite_runs_on_a_bare_architecture_with_dummy_weights(backend: str,
     """No weights, no tokenizer: only tiny-qwen2's config.json, as a 7B run would use a shipped architecture."""
     if backend == "vllm":
         pytest.importorskip("vllm")
-    from llmbench.tinymodel import ensure_tiny_model
+    from llmbench.testing.tinymodel import ensure_tiny_model
 
     arch = tmp_path / "arch"
     arch.mkdir()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.config import load_suite
-from llmbench.config_models import resolve_model
+from llmbench.config.models import resolve_model
+from llmbench.config.suite import load_suite
 from llmbench.run.pipeline import RunOptions, run_suite
 from tests.e2e.helpers import ROOT, llmbench
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.results import SCHEMA_VERSION
+from llmbench.results.schema import SCHEMA_VERSION
 from tests.e2e.helpers import llmbench
 
 pytestmark = pytest.mark.e2e

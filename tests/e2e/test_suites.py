@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.config import list_suites, load_suite
-from llmbench.config_models import resolve_model
+from llmbench.config.models import resolve_model
+from llmbench.config.suite import list_suites, load_suite
 from llmbench.run.pipeline import RunOptions, run_suite
 
 pytestmark = pytest.mark.e2e

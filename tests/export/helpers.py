@@ -9,8 +9,8 @@ from types import ModuleType
 
 import pytest
 
-from llmbench.results import RunResult
-from llmbench.results_io import write_results
+from llmbench.results.io import write_results
+from llmbench.results.schema import RunResult
 from tests.factories import make_run, performance, verdicts
 
 

@@ -24,7 +24,7 @@ def one_line_exit_2(r: subprocess.CompletedProcess[str], *needles: str) -> None:
 
 def without(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI in a Python where `module` cannot be imported, as on a machine without the extra."""
-    code = f"import sys; sys.modules[{module!r}] = None; sys.argv = ['llmbench', *sys.argv[1:]]; from llmbench.cli import main; main()"
+    code = f"import sys; sys.modules[{module!r}] = None; sys.argv = ['llmbench', *sys.argv[1:]]; from llmbench.cli.commands import main; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=600
     )  # fmt: skip

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.config import load_suite
+from llmbench.config.suite import load_suite
 from llmbench.errors import ResultsFileError, UserInputError
 from llmbench.export.flatten import metrics, params, tags, unique_keys
 from llmbench.export.items import load_items, study_of
-from llmbench.results import Distribution, Performance, PerfPoint, SaturationResult
+from llmbench.results.schema import Distribution, Performance, PerfPoint, SaturationResult
 from llmbench.run.perf import sweep_points
 from llmbench.run.workloads import workload_points
 from tests.export.helpers import two_runs, write_runs, write_study

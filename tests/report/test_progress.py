@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from llmbench.report.progress import RichProgress
+from llmbench.report.progress_bar import RichProgress
 from llmbench.report.summary import print_run_summary, timing_source
 from tests.factories import make_run
 

@@ -23,8 +23,8 @@ from llmbench.report import (
     render_json,
     render_markdown,
 )
-from llmbench.results import RunResult
-from llmbench.results_io import write_results
+from llmbench.results.io import write_results
+from llmbench.results.schema import RunResult
 from tests.factories import FINGERPRINT, longctx_scores, make_run, performance, verdicts
 
 MODELS = ("llama3-8b", "qwen2.5-7b", "phi-3-mini")

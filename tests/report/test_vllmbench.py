@@ -11,12 +11,12 @@ import pytest
 from rich.console import Console
 
 from llmbench.analysis.compare import build_comparison
-from llmbench.config import PerfSweep
+from llmbench.config.suite import PerfSweep
 from llmbench.errors import UserInputError
 from llmbench.report.markdown import render_markdown
 from llmbench.report.renderers import render
 from llmbench.report.summary import print_run_summary
-from llmbench.results import Performance, RunResult, SaturationProbe, SaturationResult
+from llmbench.results.schema import Performance, RunResult, SaturationProbe, SaturationResult
 from llmbench.run.perf import PointSpec, summarise_point
 from llmbench.telemetry.nvml import TelemetryWindow
 from llmbench.types import Completion

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from llmbench.data.base import Sample
-from llmbench.data.choices import as_question, question_sample
+from llmbench.data.choice_questions import as_question, question_sample
 from llmbench.errors import DataError
 from llmbench.scoring.choice import ChoiceScorer, Rotation
 

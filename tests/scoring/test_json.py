@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from llmbench.config import load_suite
+from llmbench.config.suite import load_suite
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.readers import load_samples
 from llmbench.errors import DataError

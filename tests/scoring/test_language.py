@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from llmbench.config import load_suite
+from llmbench.config.suite import load_suite
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.readers import load_samples
 from llmbench.errors import DataError

@@ -150,8 +150,8 @@ def test_generated_needle_samples_score_their_reference_outputs(
     from transformers import AutoTokenizer
 
     from llmbench.data.base import DataContext
-    from llmbench.data.longctx import needle
-    from llmbench.tinymodel import ensure_tiny_model
+    from llmbench.data.longctx_prompts import needle
+    from llmbench.testing.tinymodel import ensure_tiny_model
 
     tok = AutoTokenizer.from_pretrained(ensure_tiny_model())
     monkeypatch.setenv("LLMBENCH_CACHE", str(tmp_path))  # after the model: only the data cache moves

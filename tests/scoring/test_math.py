@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.config import load_suite
+from llmbench.config.suite import load_suite
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.readers import load_samples
 from llmbench.scoring import scorers

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.config import DatasetSpec
+from llmbench.config.suite import DatasetSpec
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.humaneval import humaneval, humaneval_path
 from llmbench.data.readers import LocalSource

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.report.study import render_leaderboard_html, render_leaderboard_markdown
-from llmbench.study.leaderboard import build_leaderboard, pareto_front
+from llmbench.report.study_tables import render_leaderboard_html, render_leaderboard_markdown
 from llmbench.study.spec import LeaderboardSpec
+from llmbench.study.study_leaderboard import build_leaderboard, pareto_front
 from tests.factories import make_run, performance, verdicts
 
 

@@ -43,8 +43,8 @@ def test_more_torch_threads_than_cpus_warns(torch_threads_restored: None) -> Non
 
 def test_the_model_config_sets_torch_threads(torch_threads_restored: None) -> None:
     from llmbench.backends.transformers import TransformersBackend
-    from llmbench.config_models import ModelConfig
-    from llmbench.tinymodel import ensure_tiny_model
+    from llmbench.config.models import ModelConfig
+    from llmbench.testing.tinymodel import ensure_tiny_model
 
     tiny_model_path = ensure_tiny_model()
 

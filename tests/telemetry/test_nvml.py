@@ -301,7 +301,7 @@ def test_stop_is_idempotent_and_usable_as_context_manager(nvml: ModuleType) -> N
 def test_torch_peaks_are_none_without_cuda_and_fill_the_summary_when_known() -> None:
     import torch
 
-    from llmbench.results import TelemetrySummary
+    from llmbench.results.schema import TelemetrySummary
     from llmbench.telemetry.memory import TorchPeaks, reset_torch_peaks, torch_peaks, with_torch_peaks
 
     if torch.cuda.is_available():  # pragma: no cover - GPU hosts

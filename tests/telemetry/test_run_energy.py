@@ -17,8 +17,8 @@ import pytest
 from llmbench.backends import backends
 from llmbench.backends.base import BackendInfo
 from llmbench.backends.reference import ReferenceBackend
-from llmbench.config import load_suite
-from llmbench.config_models import resolve_model
+from llmbench.config.models import resolve_model
+from llmbench.config.suite import load_suite
 from llmbench.run.pipeline import RunOptions, run_suite
 from llmbench.types import Completion, GenerationRequest
 from tests.telemetry import fake_pynvml

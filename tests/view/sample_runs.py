@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from llmbench.results import RunResult, SampleRecord
-from llmbench.results_io import write_results
+from llmbench.results.io import write_results
+from llmbench.results.schema import RunResult, SampleRecord
 from tests.factories import FINGERPRINT, make_run, performance, verdicts, with_flips
 
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script></pre><b>bold?</b>'

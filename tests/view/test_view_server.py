@@ -18,9 +18,9 @@ from urllib.parse import urlencode
 import pytest
 
 from llmbench.errors import UserInputError
-from llmbench.results_io import write_results
+from llmbench.results.io import write_results
 from llmbench.view import diffing
-from llmbench.view.catalog import UnknownRun
+from llmbench.view.run_index import UnknownRun
 from llmbench.view.server import ViewServer, make_server
 from tests.view.sample_runs import HOSTILE, hostile_key, two_backends
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from llmbench import interrupts
 from llmbench.backends.base import Backend, scores_loglikelihood
 from llmbench.hashing import stable_hash
-from llmbench.results import SampleRecord
+from llmbench.results.schema import SampleRecord
+from llmbench.run import interrupts
 from llmbench.run.choice_prompts import continuations
 from llmbench.run.prepare import PreparedTask
-from llmbench.run.progress import Progress
+from llmbench.run.progress_events import Progress
 from llmbench.run.scoring import SampleSink, make_record
 from llmbench.scoring.base import Score
 from llmbench.scoring.choice import ChoiceScorer, Rotation

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from llmbench.analysis import leaderboard as base
 from llmbench.analysis.compare import measures_model
 from llmbench.analysis.repeats import merge_repeats
-from llmbench.results import MetricValue, PerfPoint, RunResult
+from llmbench.results.schema import MetricValue, PerfPoint, RunResult
 from llmbench.study.spec import LeaderboardSpec
 
 # cost axis -> (label, True when lower is better)

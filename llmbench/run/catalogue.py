@@ -33,8 +33,8 @@ class Checked:
 
 def catalogue() -> Catalogue:
     from llmbench.backends import backends
-    from llmbench.config import list_suites, load_suite
-    from llmbench.config_models import MODELS_DIR, list_models, load_model_config
+    from llmbench.config.models import MODELS_DIR, list_models, load_model_config
+    from llmbench.config.suite import list_suites, load_suite
     from llmbench.data import generators
     from llmbench.scoring import scorers
 
@@ -53,10 +53,10 @@ def catalogue() -> Catalogue:
 
 def validate(files: Sequence[Path]) -> list[Checked]:
     """Validate suites and model configs; raises ConfigError (exit 2) at the first bad one."""
-    from llmbench.config import load_suite
-    from llmbench.config_models import load_model_config
+    from llmbench.config.models import load_model_config
+    from llmbench.config.suite import load_suite
+    from llmbench.config.yamlio import load_yaml
     from llmbench.run.prepare import check_suite
-    from llmbench.yamlio import load_yaml
 
     checked = []
     for path in files:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.errors import LLMBenchError
-from llmbench.results import RunResult
-from llmbench.study.leaderboard import AXES, build_leaderboard
+from llmbench.results.schema import RunResult
 from llmbench.study.manifest import read_manifest
 from llmbench.study.spec import LeaderboardSpec, load_study
+from llmbench.study.study_leaderboard import AXES, build_leaderboard
 from llmbench.view.queries import metric
 
 

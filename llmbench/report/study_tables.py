@@ -12,8 +12,8 @@ from rich.text import Text
 
 from llmbench.analysis.leaderboard import Cell
 from llmbench.report.mdtable import table_cell
-from llmbench.results import MetricValue
-from llmbench.study.leaderboard import AXES, BoardRow, Leaderboard
+from llmbench.results.schema import MetricValue
+from llmbench.study.study_leaderboard import AXES, BoardRow, Leaderboard
 
 if TYPE_CHECKING:
     from llmbench.study.runner import StudyOutcome

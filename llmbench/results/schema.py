@@ -11,10 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmbench.results_blocks import BackendFacts as BackendFacts
-from llmbench.results_blocks import Environment as Environment
-from llmbench.results_blocks import Settings as Settings
-from llmbench.results_blocks import Summary as Summary
+from llmbench.results.blocks import BackendFacts as BackendFacts
+from llmbench.results.blocks import Environment as Environment
+from llmbench.results.blocks import Settings as Settings
+from llmbench.results.blocks import Summary as Summary
 
 # 3: optional fields of serving workloads, saturation searches and token gaps (samples' itl_ms, perf points'
 # workload and turns, performance.saturation, the environment's niceness, ...). A version-2 file has none

@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from llmbench.config import REPO_ROOT, GenerationSpec
+from llmbench.config.strict import MAX_COUNT, MAX_PROMPT_TOKENS, Strict
+from llmbench.config.suite import REPO_ROOT, GenerationSpec
+from llmbench.config.yamlio import load_yaml, validate_yaml
 from llmbench.errors import ConfigError
-from llmbench.strict import MAX_COUNT, MAX_PROMPT_TOKENS, Strict
-from llmbench.yamlio import load_yaml, validate_yaml
 
 MODELS_DIR = REPO_ROOT / "configs" / "models"
 

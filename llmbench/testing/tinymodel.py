@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from llmbench.config_models import ModelConfig
+    from llmbench.config.models import ModelConfig
 
 TINY_QWEN2 = "tiny-qwen2"
 _VERSION = "v1"  # bump when the recipe changes: the cache key includes it

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmbench.report.mdtable import table_cell
-from llmbench.results import SaturationProbe, SaturationResult
+from llmbench.results.schema import SaturationProbe, SaturationResult
 
 HEADER = ("in", "out", "SLOs (p99)", "rate/s", "goodput/s", "bound by", "max throughput/s", "probes", "note")
 LEFT = ("SLOs (p99)", "bound by", "probes", "note")

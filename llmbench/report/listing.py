@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from rich.console import Console
 from rich.table import Table
 
-from llmbench.catalogue import Catalogue
+from llmbench.run.catalogue import Catalogue
 from llmbench.scoring.base import Score
 
 

@@ -16,8 +16,8 @@ from typing import Any, BinaryIO
 from pydantic import ValidationError
 
 from llmbench.errors import ResultsFileError, validation_line
-from llmbench.results import SCHEMA_VERSION, RunResult
-from llmbench.results_blocks import upgrade_v1
+from llmbench.results.blocks import upgrade_v1
+from llmbench.results.schema import SCHEMA_VERSION, RunResult
 
 KNOWN_SCHEMA_VERSIONS = (1, 2, SCHEMA_VERSION)  # read as the current one: 1 upgraded, 2 a subset of 3
 MAX_RESULTS_BYTES = 4 << 30  # a results file of a million samples is well below this

@@ -16,8 +16,8 @@ from typing import Any
 
 from llmbench.analysis.select import expand
 from llmbench.errors import LLMBenchError, ResultsFileError, UserInputError
-from llmbench.results import RunResult
-from llmbench.results_io import read_header, read_results
+from llmbench.results.io import read_header, read_results
+from llmbench.results.schema import RunResult
 
 MANIFEST_NAME = "study.json"  # what `llmbench study` writes beside its cells (llmbench.study.manifest)
 OPEN_RUNS_KEPT = 6  # runs held whole in memory: two compared and a few visited

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from llmbench.strict import MAX_COUNT, Count, PromptTokens, Strict
+from llmbench.config.strict import MAX_COUNT, Count, PromptTokens, Strict
 
 
 class ArrivalSpec(Strict):

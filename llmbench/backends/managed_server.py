@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from llmbench.backends.common import COMPACT_JSON_OUTPUTS, resolve_chat_template
-from llmbench.config_models import ModelConfig
+from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError
 
 _QUANTIZATION = {"bnb-4bit": "bitsandbytes", "bnb-8bit": "bitsandbytes"}

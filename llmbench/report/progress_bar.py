@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichBar
 
-from llmbench.run.progress import Progress
+from llmbench.run.progress_events import Progress
 
 LINE_EVERY_S = 10.0  # outside a terminal: how often a progress line is printed
 

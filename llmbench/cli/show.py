@@ -14,10 +14,10 @@ from rich.console import Console
 
 from llmbench import api
 from llmbench.errors import UserInputError
-from llmbench.results_io import write_atomic
+from llmbench.results.io import write_atomic
 
 if TYPE_CHECKING:
-    from llmbench.report.progress import RichProgress
+    from llmbench.report.progress_bar import RichProgress
     from llmbench.report.renderers import Renderer
     from llmbench.study.runner import StudyOutcome
 
@@ -75,7 +75,7 @@ def quiet_progress(v: api.Variant) -> RichProgress:
 
 def show_study(outcome: StudyOutcome, markdown: Path | None, html_out: Path | None) -> None:
     """The leaderboard (also as Markdown or HTML files), the manifest's path, and exit 1 on a failed cell."""
-    from llmbench.report.study import print_leaderboard, render_leaderboard_markdown
+    from llmbench.report.study_tables import print_leaderboard, render_leaderboard_markdown
 
     board = outcome.leaderboard
     if board is not None:

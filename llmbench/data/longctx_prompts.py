@@ -19,11 +19,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from llmbench.config.strict import MAX_PROMPT_TOKENS, MAX_SEED, MAX_TOKENS, SaneNumbers
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.fitting import FIT_TOLERANCE, Filler, Fitted, Insert, PromptMeter, fit_prompt
 from llmbench.errors import ConfigError, DataError, validation_line
 from llmbench.hashing import stable_hash
-from llmbench.strict import MAX_PROMPT_TOKENS, MAX_SEED, MAX_TOKENS, SaneNumbers
 
 __all__ = [
     "DOCQA_TEMPLATE",
@@ -280,7 +280,7 @@ def _sha(text: str) -> str:
 
 
 def _cache_dir() -> Path:
-    from llmbench.tinymodel import cache_root
+    from llmbench.testing.tinymodel import cache_root
 
     return cache_root() / "data" / "longctx"
 

@@ -7,10 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from llmbench.config_serving import ArrivalSpec, SaturationSpec, Workload, check_workload_fields
-from llmbench.errors import ConfigError
-from llmbench.hashing import stable_hash
-from llmbench.strict import (
+from llmbench.config.serving import ArrivalSpec, SaturationSpec, Workload, check_workload_fields
+from llmbench.config.strict import (
     MAX_COUNT,
     MAX_INT,
     MAX_SEED,
@@ -20,10 +18,12 @@ from llmbench.strict import (
     Strict,
     Tokens,
 )
+from llmbench.config.yamlio import load_yaml, validate_yaml
+from llmbench.errors import ConfigError
+from llmbench.hashing import stable_hash
 from llmbench.types import GenerationParams
-from llmbench.yamlio import load_yaml, validate_yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SUITES_DIR = REPO_ROOT / "suites"
 
 

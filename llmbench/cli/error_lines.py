@@ -42,7 +42,7 @@ def exit_code_for(exc: BaseException, console: Console, *, debug: bool) -> int:
 
 def finished(code: object, console: Console) -> int:
     """The exit code of a command that returned; a Ctrl-C pressed as it finished still ends with 130."""
-    from llmbench import interrupts
+    from llmbench.run import interrupts
 
     if interrupts.requested():  # pressed as the command finished: its output is complete
         console.print("interrupted (after the command had finished its work)")

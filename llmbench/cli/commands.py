@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llmbench import api
-from llmbench.cli_errors import exit_code_for, finished
-from llmbench.cli_options import (
+from llmbench.cli.error_lines import exit_code_for, finished
+from llmbench.cli.flags import (
     AllRunsOpt,
     ApiKeyEnvOpt,
     BackendOpt,
@@ -76,7 +76,7 @@ from llmbench.cli_options import (
     YamlFilesArg,
     int_list,
 )
-from llmbench.cli_show import (
+from llmbench.cli.show import (
     console,
     out,
     progress_for,
@@ -92,7 +92,7 @@ from llmbench.run.options import RunOptions
 from llmbench.run.overrides import parse_sets
 
 if TYPE_CHECKING:
-    from llmbench.config_models import ModelConfig
+    from llmbench.config.models import ModelConfig
 
 app = typer.Typer(
     name="llmbench",
@@ -207,8 +207,8 @@ def study(
     quiet: QuietOpt = False,
 ) -> None:
     """Run a study (models x suites x seeds), resume what is unfinished, print the leaderboard."""
-    from llmbench.report.study import print_plan
     from llmbench.report.study_progress import RichStudyProgress
+    from llmbench.report.study_tables import print_plan
     from llmbench.study.runner import StudyOptions
 
     constraints = {"max_vram_mib": max_vram, "max_ttft_ms": max_ttft_ms, "min_tokens_per_s": min_tokens_per_s}
@@ -371,7 +371,7 @@ def score(
 
 def main() -> None:
     """Entry point: one clear line and an exit code for every expected failure; --debug shows tracebacks."""
-    from llmbench import interrupts
+    from llmbench.run import interrupts
 
     try:
         with interrupts.handling():

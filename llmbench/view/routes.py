@@ -11,7 +11,7 @@ from typing import Any
 
 from llmbench.errors import LLMBenchError
 from llmbench.view import diffing, queries
-from llmbench.view.catalog import Catalog, UnknownRun
+from llmbench.view.run_index import Catalog, UnknownRun
 
 
 class BadRequest(LLMBenchError):
@@ -81,7 +81,7 @@ class ViewApi:
         found = self.catalog.study_runs()
         if found is None:
             return None
-        from llmbench.view.study import study_board  # the study package only where a study is viewed
+        from llmbench.view.study_page import study_board  # the study package only where a study is viewed
 
         folder, runs = found
         return study_board(folder, list(runs.values()), {run.run_id: i for i, run in runs.items()})

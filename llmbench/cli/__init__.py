@@ -1,0 +1,1 @@
+"""The command line: Typer commands that parse, call llmbench.api and render."""

@@ -1,0 +1,1 @@
+"""The results file: its schema, its typed blocks, reading and writing, migrations."""

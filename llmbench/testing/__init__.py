@@ -1,0 +1,1 @@
+"""The tiny model tests and the demo run on, built on this machine."""
