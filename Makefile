@@ -53,6 +53,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check llmbench tests
 	$(BIN)/ruff format --check llmbench tests
 	$(BIN)/mypy llmbench
+	@dead=$$($(BIN)/vulture | grep -v -e "unused variable" -e "unused attribute" || true); \
+	if [ -n "$$dead" ]; then echo "$$dead"; echo "unused code: remove it (or, for a name called from outside, add it to [tool.vulture] in pyproject.toml with why)"; exit 1; fi
 
 format: $(STAMP)
 	$(BIN)/ruff format llmbench tests

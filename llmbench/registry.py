@@ -35,6 +35,11 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} '{name}' is already registered")
         self._items[name] = item
 
+    def remove(self, name: str) -> None:
+        """Unregister `name` (a plugin withdrawn at run time, or one a test added)."""
+        self._items.pop(name, None)
+        self._lazy.pop(name, None)
+
     def add_lazy(self, name: str, target: str) -> None:
         """Register `module:attr`, imported only when first asked for (keeps torch/vllm out of start-up)."""
         if name in self._items or name in self._lazy:

@@ -51,7 +51,7 @@ def test_a_registered_renderer_is_a_format_of_compare(tmp_path: Path) -> None:
     try:
         assert api.render("count", api.compare(list(_files(tmp_path)))) == "2 runs"
     finally:
-        renderers._items.pop("count")
+        renderers.remove("count")
 
 
 def test_variants_are_repeats_per_batch_size() -> None:

@@ -185,3 +185,109 @@ def test_only_backends_read_a_backends_extra() -> None:
             offenders += [f"{path.relative_to(PKG)}:{n}" for n in lines]
     assert not offenders, f"read a typed field of BackendInfo instead: {offenders}"
     assert extra_reads("info = backend.load()\nif info.extra['managed']:\n    pass\n") == [2]
+
+
+TOP_LEVEL = {"__init__", "__main__", "api", "types", "hashing", "errors", "registry", "prompts"}
+
+
+def test_the_top_level_is_an_entrance_not_a_store_room() -> None:
+    loose = sorted(p.stem for p in PKG.glob("*.py") if p.stem not in TOP_LEVEL)
+    assert not loose, f"move these into the package whose job they share: {loose}"
+
+
+def test_no_two_modules_share_a_file_name() -> None:
+    """A name says which module a change belongs in; `__init__.py` and `base.py` are the packages' own."""
+    seen: dict[str, list[str]] = {}
+    for path in PKG.rglob("*.py"):
+        if path.name not in ("__init__.py", "base.py"):
+            seen.setdefault(path.name, []).append(str(path.relative_to(PKG)))
+    assert not {n: ps for n, ps in seen.items() if len(ps) > 1}
+
+
+MAX_FUNCTION_LINES = 60  # from `def` to its last line: more than a screen is more than one step
+
+
+def long_functions(source: str) -> list[tuple[str, int]]:
+    return [
+        (node.name, (node.end_lineno or node.lineno) - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+
+
+def test_no_function_is_longer_than_a_screen() -> None:
+    found = [
+        f"{path.relative_to(PKG)}:{name} ({n} lines)"
+        for path in PKG.rglob("*.py")
+        for name, n in long_functions(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, f"split these into named steps: {found}"
+
+
+def test_the_function_measure_counts_from_def_to_the_end() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(60))
+    assert long_functions(f"def f() -> None:\n{body}\n") == [("f", 61)]
+    assert long_functions("def g() -> None:\n    pass\n") == []
+
+
+def private_reaches(source: str, module_names: set[str]) -> list[str]:
+    """`from llmbench.x import _name`, and `mod._name` where `mod` is an imported llmbench module."""
+    tree = ast.parse(source)
+    found: list[str] = []
+    aliases: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("llmbench"):
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"{node.lineno}: {node.module}.{a.name}")
+                elif f"{node.module}.{a.name}" in module_names:
+                    aliases.add(a.asname or a.name)
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)):
+            continue
+        if node.value.id in aliases and node.attr.startswith("_") and not node.attr.startswith("__"):
+            found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_module_reaches_for_another_modules_private_names() -> None:
+    found = [
+        f"{path.relative_to(PKG.parent)}:{hit}"
+        for path in [*PKG.rglob("*.py"), *(PKG.parent / "tests").rglob("*.py")]
+        for hit in private_reaches(path.read_text(encoding="utf-8"), set(MODULES))
+    ]
+    assert not found, f"make these public (a name and a docstring) or move them: {found}"
+
+
+def test_the_private_name_finder_finds_both_forms() -> None:
+    source = "from llmbench.run import perf\nfrom llmbench.run.perf import _x\nperf._y()\n"
+    assert private_reaches(source, {"llmbench.run.perf"}) == ["2: llmbench.run.perf._x", "3: perf._y"]
+
+
+MAX_LAYERS = 17  # rooms (a top-level module or a package) from `__main__` down to the value types
+
+
+def room_of(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def layers() -> int:
+    """The longest chain of rooms, each importing the next, on the graph with import circles merged."""
+    rooms: dict[str, set[str]] = {}
+    for m, deps in GRAPH.items():
+        rooms.setdefault(room_of(m), set()).update(room_of(d) for d in deps if room_of(d) != room_of(m))
+    depth: dict[str, int] = {}
+
+    def visit(room: str, path: tuple[str, ...]) -> int:
+        if room not in depth:
+            below = [visit(d, (*path, room)) for d in rooms.get(room, ()) if d not in path]
+            depth[room] = 1 + max(below, default=0)
+        return depth[room]
+
+    return max(visit(r, ()) for r in rooms)
+
+
+def test_the_house_has_no_more_floors_than_before() -> None:
+    assert layers() <= MAX_LAYERS

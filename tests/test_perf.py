@@ -21,7 +21,8 @@ import pytest
 from llmbench.config.suite import PerfSweep
 from llmbench.data.perfprompts import count_tokens, make_prompt_ids, make_prompt_text
 from llmbench.results.schema import PerfPoint
-from llmbench.run.perf import PerfTarget, peak_bandwidth_bytes_s, poisson_offsets, run_sweep
+from llmbench.run.arrivals import poisson_offsets
+from llmbench.run.perf import PerfTarget, peak_bandwidth_bytes_s, run_sweep
 from llmbench.telemetry.nvml import NvmlSampler
 from llmbench.types import Completion, GenerationRequest
 from tests.model_free_backend import ModelFreeBackend

@@ -21,7 +21,6 @@ from llmbench.config.models import ModelConfig
 from llmbench.config.suite import PerfSweep, load_suite
 from llmbench.data.workload_prompts import PromptBuilder
 from llmbench.errors import DataError
-from llmbench.run import perf
 from llmbench.run.catalogue import validate
 from llmbench.run.options import RunOptions
 from llmbench.run.perf import PerfTarget
@@ -80,7 +79,7 @@ class Sampler:
 
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> Engine:
-    """The engine, with every prompt built by the workloads' and the sweep's builders logged as 'build'."""
+    """The engine, with every prompt the one prompt builder builds (sweep and workloads) logged as 'build'."""
     eng = Engine()
 
     def logged(method: Any) -> Any:
@@ -92,7 +91,6 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> Engine:
 
     for name in ("unique", "with_prefix", "from_blocks", "user_message"):
         monkeypatch.setattr(PromptBuilder, name, logged(getattr(PromptBuilder, name)))
-    monkeypatch.setattr(perf._PromptFactory, "requests", logged(perf._PromptFactory.requests))
     return eng
 
 

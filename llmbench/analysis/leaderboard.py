@@ -26,7 +26,7 @@ from llmbench.analysis.compare import measures_model
 from llmbench.analysis.direction import higher_is_better
 from llmbench.analysis.select import run_key
 from llmbench.analysis.significance import ALPHA, paired_suite_delta
-from llmbench.results.schema import MetricValue, RunResult
+from llmbench.results.schema import RunResult
 from llmbench.scoring import stats
 
 
@@ -248,10 +248,3 @@ def _suite_test(suite: str, best_row: Row, row: Row) -> tuple[float | None, str 
 def _mean_score(board: Leaderboard, row: Row) -> float:
     values = [c.value for col in board.suites if (c := row.cells.get(col.key)) and c.value is not None]
     return sum(values) / len(values) if values else -1.0
-
-
-def suite_metric(cell: Cell) -> MetricValue | None:
-    """The cell as a MetricValue (for callers that combine cells, such as a composite score)."""
-    if cell.value is None:
-        return None
-    return MetricValue(value=cell.value, ci_low=cell.ci_low, ci_high=cell.ci_high, n=cell.n)

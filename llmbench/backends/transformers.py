@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
-from itertools import groupby, pairwise
+from itertools import groupby
 from typing import Any, ClassVar
 
 from llmbench.backends.base import (
@@ -16,9 +15,10 @@ from llmbench.backends.base import (
 )
 from llmbench.backends.common import first_line, free_device_memory, is_out_of_memory, prompt_ids
 from llmbench.backends.guided import JsonGuide
+from llmbench.backends.pacing import BatchPacer, Submission
 from llmbench.backends.prefix_cache import PrefixCacheCounters, PrefixCacheState
 from llmbench.backends.transformers_batch import (
-    StepClock,
+    StepStreamer,
     cut_at_stop_string,
     failed,
     generate_kwargs,
@@ -28,9 +28,10 @@ from llmbench.backends.transformers_batch import (
 )
 from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError, MissingDependencyError
-from llmbench.telemetry.timing import now_ns
+from llmbench.telemetry.timing import TokenClock, ms_since, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
+_Prepared = tuple[GenerationRequest, list[int], str | None]  # the request, its prompt ids, the rendered text
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 
 
@@ -62,28 +63,29 @@ class TransformersBackend:
             raise MissingDependencyError(
                 exc.name or "transformers", purpose="the Transformers backend"
             ) from None
-        from llmbench.backends.common import chat_template_hash, load_tokenizer, weights_bytes
         from llmbench.telemetry.host import set_torch_threads
 
         transformers.utils.logging.disable_progress_bar()
-        cfg = self.config
-        set_torch_threads(cfg.threads)
-        start = time.perf_counter()  # load time: imports done, from reading weights to ready to generate
-        cuda = torch.cuda.is_available() and cfg.device != "cpu"
+        set_torch_threads(self.config.threads)
+        start = now_ns()  # load time: imports done, from reading weights to ready to generate
+        cuda = torch.cuda.is_available() and self.config.device != "cpu"
         self._device = "cuda" if cuda else "cpu"
+        self._load_model(transformers, torch, cuda)
+        if cuda:
+            torch.cuda.synchronize()
+        return self._info(ms_since(start) / 1e3, transformers, torch, cuda)
+
+    def _load_model(self, transformers: Any, torch: Any, cuda: bool) -> None:
+        """The model (in eval mode, on its devices) and the tokenizer, padding on the left."""
+        from llmbench.backends.common import load_tokenizer
+
+        cfg = self.config
         dtype: Any = "auto"
         if cfg.dtype != "auto":
             dtype = getattr(torch, _DTYPES[cfg.dtype])
         elif not cuda:
             dtype = torch.float32
-        kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": cfg.trust_remote_code}
-        if cfg.revision:
-            kwargs["revision"] = cfg.revision
-        if cuda:
-            kwargs["device_map"] = "auto"
-        if cfg.quantization:
-            kwargs["quantization_config"] = _quantization_config(cfg.quantization, transformers, torch)
-        kwargs.update(cfg.engine_args.get("transformers", {}))
+        kwargs = self._pretrained_kwargs(transformers, torch, dtype, cuda)
         try:
             if cfg.load_format == "dummy":
                 self._model = self._dummy_model(transformers, torch, dtype)
@@ -99,25 +101,40 @@ class TransformersBackend:
                     self._tokenizer.pad_token = self._tokenizer.eos_token
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot load model '{self.model_path}': {str(exc).splitlines()[0]}") from exc
+
+    def _pretrained_kwargs(self, transformers: Any, torch: Any, dtype: Any, cuda: bool) -> dict[str, Any]:
+        """`from_pretrained`'s arguments: dtype, revision, devices, quantization, the config's own."""
+        cfg = self.config
+        kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": cfg.trust_remote_code}
+        if cfg.revision:
+            kwargs["revision"] = cfg.revision
         if cuda:
-            torch.cuda.synchronize()
-        load_time = time.perf_counter() - start
+            kwargs["device_map"] = "auto"
+        if cfg.quantization:
+            kwargs["quantization_config"] = _quantization_config(cfg.quantization, transformers, torch)
+        kwargs.update(cfg.engine_args.get("transformers", {}))
+        return kwargs
+
+    def _info(self, load_time_s: float, transformers: Any, torch: Any, cuda: bool) -> BackendInfo:
+        from llmbench.backends.common import chat_template_hash, weights_bytes
+
+        cfg, model = self.config, self._model
         return BackendInfo(
             backend=self.name,
             model=self.model_path,
-            load_time_s=load_time,
-            dtype=str(next(self._model.parameters()).dtype).removeprefix("torch."),
+            load_time_s=load_time_s,
+            dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
             device=self._device
             if not cuda
-            else ",".join(sorted({str(p.device) for p in self._model.parameters()})),
+            else ",".join(sorted({str(p.device) for p in model.parameters()})),
             chat_template_hash=chat_template_hash(self._tokenizer) if self._tokenizer is not None else None,
             max_batch_size=cfg.batch_size,
-            attention_backend=getattr(self._model.config, "_attn_implementation", None),
+            attention_backend=getattr(model.config, "_attn_implementation", None),
             weights_bytes=weights_bytes(self.model_path)
             if cfg.load_format != "dummy"
-            else _param_bytes(self._model),
-            vocab_size=self._model.config.get_text_config().vocab_size,
-            gpus=sorted({p.device.index or 0 for p in self._model.parameters()}) if cuda else [],
+            else _param_bytes(model),
+            vocab_size=model.config.get_text_config().vocab_size,
+            gpus=sorted({p.device.index or 0 for p in model.parameters()}) if cuda else [],
             extra={"transformers": transformers.__version__, "torch": torch.__version__},
         )
 
@@ -142,23 +159,26 @@ class TransformersBackend:
     ) -> Iterator[Completion]:
         if self._model is None:
             raise BackendError("generate called before load")
-        batch_size = concurrency or self.config.batch_size
+        # Render every prompt before the first request goes out: none of that work may fall in a timed window.
+        prepared = [self._try_prepare(request) for request in requests]
         if arrival_offsets_s is not None:
-            yield from self._generate_arrivals(requests, arrival_offsets_s, batch_size)
+            yield from self._generate_arrivals(
+                prepared, BatchPacer(concurrency, arrival_offsets_s, self.config.batch_size)
+            )
             return
-        prepared = []
-        for request in requests:
-            item = self._try_prepare(request)
+        batch_size = concurrency or self.config.batch_size
+        ready = []
+        for item in prepared:
             if isinstance(item, Completion):
                 yield item
             else:
-                prepared.append(item)
+                ready.append(item)
         # Batch requests that share settings, longest prompts together: less padding, same results.
-        prepared.sort(key=lambda p: (params_key(p[0].params), -len(p[1])))
-        for _, group in groupby(prepared, key=lambda p: params_key(p[0].params)):
+        ready.sort(key=lambda p: (params_key(p[0].params), -len(p[1])))
+        for _, group in groupby(ready, key=lambda p: params_key(p[0].params)):
             items = list(group)
             for i in range(0, len(items), batch_size):
-                yield from self._run_batch(items[i : i + batch_size], start_ns=None)
+                yield from self._run_batch(items[i : i + batch_size], sent=None)
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[Loglikelihood]:
         """Each continuation's log-probability given its context, batched forward passes (no generation)."""
@@ -170,82 +190,79 @@ class TransformersBackend:
         yield from score(self._model, self._tokenizer, requests, self.config.batch_size, device)
 
     def _generate_arrivals(
-        self, requests: Sequence[GenerationRequest], offsets: Sequence[float], batch_size: int
+        self, prepared: list[_Prepared | Completion], pacer: BatchPacer
     ) -> Iterator[Completion]:
-        """Request-rate mode: requests are served in arrival order; latency counts from the arrival time."""
-        t0 = now_ns()
-        order = sorted(range(len(requests)), key=lambda i: offsets[i])
-        pos = 0
-        while pos < len(order):
-            due = t0 + int(offsets[order[pos]] * 1e9)
-            if (wait := due - now_ns()) > 0:
-                time.sleep(wait / 1e9)
-            now = now_ns()
-            batch = [i for i in order[pos : pos + batch_size] if t0 + int(offsets[i] * 1e9) <= now] or [
-                order[pos]
-            ]
-            pos += len(batch)
-            items, arrivals = [], []
-            for i in batch:
-                item = self._try_prepare(requests[i])
-                if isinstance(item, Completion):
+        """Request-rate mode: batches go out in arrival order, each request's clock started by `pacing`'s rule."""
+        for batch in pacer.batches():
+            items, sent = [], []
+            for i, submission in batch:
+                item = prepared[i]
+                if isinstance(item, Completion):  # its prompt could not be rendered
                     yield item
                     continue
                 items.append(item)
-                arrivals.append(t0 + int(offsets[i] * 1e9))
+                sent.append(submission)
             if items:
-                yield from self._run_batch(items, start_ns=arrivals)
+                yield from self._run_batch(items, sent)
 
-    def _try_prepare(
-        self, request: GenerationRequest
-    ) -> tuple[GenerationRequest, list[int], str | None] | Completion:
+    def _try_prepare(self, request: GenerationRequest) -> _Prepared | Completion:
         """The request's prompt ids, or its error completion: a prompt that cannot be rendered fails alone."""
         try:
             return self._prepare(request)
         except Exception as exc:
             return failed(request, [], None, f"cannot render the prompt: {first_line(exc)}")
 
-    def _prepare(self, request: GenerationRequest) -> tuple[GenerationRequest, list[int], str | None]:
+    def _prepare(self, request: GenerationRequest) -> _Prepared:
         ids, text = prompt_ids(self._tokenizer, request)
         return request, ids, text
 
-    def _run_batch(
-        self, items: list[tuple[GenerationRequest, list[int], str | None]], start_ns: list[int] | None
-    ) -> Iterator[Completion]:
-        import torch
-
-        params = items[0][0].params
-        batch_start = now_ns()
+    def _run_batch(self, items: list[_Prepared], sent: list[Submission] | None) -> Iterator[Completion]:
+        """One `generate` call over `items`, each row timed from its submission (`sent`; None: the batch's)."""
         try:
-            device = self._model.device if self._device == "cuda" else "cpu"
-            input_ids, attention = left_padded([ids for _, ids, _ in items], self._pad_id(), device)
-            clock = StepClock()
-            kwargs = generate_kwargs(params, self._pad_id(), self._tokenizer)
-            schemas = [req.params.json_schema for req, _, _ in items]
-            if any(schema is not None for schema in schemas):
-                if self._guided is None:
-                    self._guided = JsonGuide(
-                        self._tokenizer, self._model, self._stop_token_ids(), self.config
-                    )
-                kwargs["logits_processor"] = [self._guided.constraint(schemas)]
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            with torch.inference_mode():
-                out = self._model.generate(
-                    input_ids=input_ids, attention_mask=attention, streamer=clock, **kwargs
-                )
-            end = now_ns()
+            out, width, clock = self._generate(items)
         except Exception as exc:
             if is_out_of_memory(exc):
                 free_device_memory()
             if len(items) > 1:  # one bad prompt (or a batch too big for memory) must not fail the others
                 for k, item in enumerate(items):
-                    yield from self._run_batch([item], [start_ns[k]] if start_ns is not None else None)
+                    yield from self._run_batch([item], [sent[k]] if sent is not None else None)
                 return
             req, ids, text = items[0]
             yield failed(req, ids, text, f"{type(exc).__name__}: {first_line(exc)}")
             return
-        generated = out[:, input_ids.shape[1] :].tolist()
+        yield from self._completions(items, sent, out[:, width:].tolist(), clock)
+
+    def _generate(self, items: list[_Prepared]) -> tuple[Any, int, TokenClock]:
+        """`generate`'s output over the left-padded batch, the padded prompt width, and the batch's clock."""
+        import torch
+
+        params = items[0][0].params
+        clock = TokenClock()  # started at the batch's submission; each decoding step is a token
+        device = self._model.device if self._device == "cuda" else "cpu"
+        input_ids, attention = left_padded([ids for _, ids, _ in items], self._pad_id(), device)
+        kwargs = generate_kwargs(params, self._pad_id(), self._tokenizer)
+        schemas = [req.params.json_schema for req, _, _ in items]
+        if any(schema is not None for schema in schemas):
+            if self._guided is None:
+                self._guided = JsonGuide(self._tokenizer, self._model, self._stop_token_ids(), self.config)
+            kwargs["logits_processor"] = [self._guided.constraint(schemas)]
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        with torch.inference_mode():
+            out = self._model.generate(
+                input_ids=input_ids, attention_mask=attention, streamer=StepStreamer(clock), **kwargs
+            )
+        clock.finish()
+        return out, input_ids.shape[1], clock
+
+    def _completions(
+        self,
+        items: list[_Prepared],
+        sent: list[Submission] | None,
+        generated: list[list[int]],
+        clock: TokenClock,
+    ) -> Iterator[Completion]:
+        """Each row's completion: its own output (up to its EOS or stop string), timed on the batch's clock."""
         stop_ids = self._stop_token_ids()
         for row, (req, ids, text) in enumerate(items):
             kept, hit_eos = generated_part(generated[row], stop_ids, req.params.ignore_eos)
@@ -253,22 +270,21 @@ class TransformersBackend:
                 kept = cut_at_stop_string(self._tokenizer, kept, req.params.stop)
             decoded, hit_stop = decode_output(self._tokenizer, kept, stop_ids, req.params.stop)
             n = len(kept)
-            steps = clock.step_ns[:n]
-            t0 = start_ns[row] if start_ns is not None else batch_start
-            last = steps[-1] if steps else end
+            row_clock = clock.for_row(n, sent[row].start_ns if sent is not None else None)
             yield Completion(
                 request_id=req.request_id,
                 text=decoded,
                 prompt_tokens=len(ids),
                 output_tokens=n,
                 finish_reason="stop" if (hit_eos or hit_stop or n < req.params.max_new_tokens) else "length",
-                ttft_ms=(steps[0] - t0) / 1e6 if steps else None,
-                latency_ms=(last - t0) / 1e6,
-                itl_ms=[(b - a) / 1e6 for a, b in pairwise(steps)],
+                ttft_ms=row_clock.ttft_ms,
+                latency_ms=row_clock.latency_ms,
+                itl_ms=row_clock.itl_ms,
                 prompt_hash=token_ids_hash(ids),
                 output_hash=token_ids_hash(kept),
                 rendered_prompt=text,
                 batch_size=len(items),
+                queue_ms=sent[row].queue_ms if sent is not None else None,
             )
 
     def _pad_id(self) -> int:

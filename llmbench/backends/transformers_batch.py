@@ -1,5 +1,5 @@
-"""One batched `generate` call of the Transformers backend: left padding, `generate`'s arguments, the step
-clock that times each decoding step, and where each row's own output ends in the padded result."""
+"""One batched `generate` call of the Transformers backend: left padding, `generate`'s arguments, the
+streamer that times each decoding step, and where each row's own output ends in the padded result."""
 
 from __future__ import annotations
 
@@ -8,26 +8,26 @@ from dataclasses import replace
 from typing import Any
 
 from llmbench.backends.base import Completion, GenerationParams, GenerationRequest, token_ids_hash
-from llmbench.telemetry.timing import now_ns
+from llmbench.telemetry.timing import TokenClock
 
 
-class StepClock:
-    """A `generate` streamer that timestamps every decoding step as its tokens reach the host.
+class StepStreamer:
+    """A `generate` streamer that stamps every decoding step on the batch's token clock as it reaches the host.
 
     transformers calls `put` once with the prompt, then once per step with one token per
     sequence (after a device sync, since the tokens are copied to the CPU): the first step's
     timestamp is the batch's time to first token, measured at the token and not after generate.
     """
 
-    def __init__(self) -> None:
-        self.step_ns: list[int] = []
+    def __init__(self, clock: TokenClock) -> None:
+        self.clock = clock
         self._seen_prompt = False
 
     def put(self, value: Any) -> None:
         if not self._seen_prompt:
             self._seen_prompt = True
             return
-        self.step_ns.append(now_ns())
+        self.clock.token()
 
     def end(self) -> None:
         pass

@@ -13,7 +13,7 @@ from typing import Any
 
 from llmbench.backends.common import first_line, free_device_memory, is_out_of_memory
 from llmbench.backends.loglik import Span, scored, spans
-from llmbench.telemetry.timing import now_ns
+from llmbench.telemetry.timing import ms_since, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
 Row = tuple[tuple[int, ...], list[tuple[LoglikelihoodRequest, Span]]]
@@ -67,7 +67,7 @@ def _batch(model: Any, rows: list[Row], device: Any, pad_id: int) -> Iterator[Lo
             )
         return
     n_requests = sum(len(items) for _, items in rows)
-    share_ms = (now_ns() - start) / 1e6 / n_requests
+    share_ms = ms_since(start) / n_requests
     for r, (_, items) in enumerate(rows):
         for req, span in items:
             yield _result(req, span, logprobs[r], keep, share_ms, len(rows))

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,7 +36,7 @@ from llmbench.backends.common import (
     weights_bytes,
 )
 from llmbench.backends.loglik import Span, scored, spans
-from llmbench.backends.pacing import Pacer
+from llmbench.backends.pacing import Pacer, Submission
 from llmbench.backends.prefix_cache import PrefixCacheCounters, PrefixCacheState
 from llmbench.backends.vllm_engine import (
     attention_backend,
@@ -49,9 +47,10 @@ from llmbench.backends.vllm_engine import (
     kv_cache_tokens,
     shutdown_engine,
 )
+from llmbench.backends.vllm_options import architecture_config_dir
 from llmbench.config.models import ModelConfig
-from llmbench.errors import BackendError, ConfigError
-from llmbench.telemetry.timing import TokenClock, now_ns
+from llmbench.errors import BackendError
+from llmbench.telemetry.timing import ms_since, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
 _FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length"}
@@ -89,7 +88,7 @@ class VLLMBackend:
         on_cpu = current_platform.is_cpu()
         if on_cpu:  # without it the CPU engine reserves a large share of RAM for its KV cache
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-        start = time.perf_counter()  # load time: imports done, from reading weights to ready to generate
+        start = now_ns()  # load time: imports done, from reading weights to ready to generate
         self._tokenizer = self._load_tokenizer()
         self._eos = eos_token_ids(self.model_path, self._tokenizer)
         args = engine_args(
@@ -102,7 +101,7 @@ class VLLMBackend:
             self._loop.close()
             self._loop = None
             raise BackendError(f"vLLM could not load '{self.model_path}': {first_line(exc)}") from exc
-        load_time = time.perf_counter() - start
+        load_time = ms_since(start) / 1e3
         vc = self._engine.vllm_config
         return BackendInfo(
             backend=self.name,
@@ -147,22 +146,12 @@ class VLLMBackend:
         return load_tokenizer(cfg, self.model_path)
 
     def _architecture_dir(self) -> str | None:
-        """vLLM reads a config from a directory: give it the one that holds `architecture`'s config.json."""
-        arch = self.config.architecture
-        if arch is None:
+        """vLLM reads a config from a directory: the one that holds `architecture`'s config.json."""
+        if self.config.architecture is None:
             return None
-        path = Path(arch)
-        if path.is_dir():
-            return str(path)
-        if not path.is_file():
-            raise ConfigError(f"architecture: no such file '{arch}'")
-        if path.name == "config.json":
-            return str(path.parent)
-        if self._tmpdir is not None:
-            return self._tmpdir.name
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="llmbench-arch-")
-        (Path(self._tmpdir.name) / "config.json").write_text(json.dumps(json.loads(path.read_text())))
-        return self._tmpdir.name
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="llmbench-arch-")
+        return architecture_config_dir(self.config.architecture, Path(self._tmpdir.name))
 
     def generate(
         self,
@@ -190,7 +179,7 @@ class VLLMBackend:
                             )
                         )
                         return
-                    done = await self._stream_one(request, ids, rendered, sent.start_ns)
+                    done = await self._stream_one(request, ids, rendered, sent)
                     done.queue_ms = sent.queue_ms
                     emit(done)
 
@@ -211,11 +200,11 @@ class VLLMBackend:
         return request, ids, text, None
 
     async def _stream_one(
-        self, request: GenerationRequest, ids: list[int], rendered: str | None, start_ns: int | None
+        self, request: GenerationRequest, ids: list[int], rendered: str | None, sent: Submission
     ) -> Completion:
-        """Submit one request and time each token as the engine yields it (from `start_ns`, else now)."""
+        """Submit one request and time each token as the engine yields it (from where `sent` starts its clock)."""
         sampling = self._sampling_params(request.params)
-        clock = TokenClock(start_ns=start_ns if start_ns is not None else now_ns())
+        clock = sent.clock()
         token_ids: list[int] = []
         finish: str | None = None
         engine_id = f"{request.request_id}-{next(self._ids)}"
@@ -323,7 +312,7 @@ class VLLMBackend:
             return Loglikelihood(
                 req.request_id, float("nan"), error=f"{type(exc).__name__}: {first_line(exc)}"
             )
-        latency_ms = (now_ns() - start) / 1e6
+        latency_ms = ms_since(start)
         positions = final.prompt_logprobs if final is not None else None
         if not positions or len(positions) != len(span.ids):
             return Loglikelihood(

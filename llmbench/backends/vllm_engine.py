@@ -7,12 +7,9 @@ import asyncio
 import os
 from typing import Any
 
-from llmbench.backends.common import COMPACT_JSON_OUTPUTS
+from llmbench.backends.vllm_options import vllm_options
 from llmbench.config.models import ModelConfig
 from llmbench.errors import ConfigError, MissingDependencyError
-
-# Our names for quantization methods -> vLLM's.
-_QUANTIZATION = {"bnb-4bit": "bitsandbytes", "bnb-8bit": "bitsandbytes"}
 
 
 def import_vllm() -> Any:
@@ -38,48 +35,18 @@ def engine_args(
     """vLLM's engine arguments from a model config; `engine_args.vllm` of the config has the last word."""
     from vllm.engine.arg_utils import AsyncEngineArgs
 
-    kwargs: dict[str, Any] = {
-        "model": model_path,
-        "dtype": cfg.dtype,
-        "trust_remote_code": cfg.trust_remote_code,
-        "tensor_parallel_size": cfg.tensor_parallel_size,
-        "pipeline_parallel_size": cfg.pipeline_parallel_size,
-        "data_parallel_size": cfg.data_parallel_size,
-        "load_format": cfg.load_format,
-        "enforce_eager": cfg.enforce_eager if cfg.enforce_eager is not None else on_cpu,
-        "disable_log_stats": True,
-        "seed": 0,
-        # The weights' loading bar, unless progress bars are off (`llmbench run --quiet` turns them off).
-        "use_tqdm_on_load": not _progress_bars_disabled(),
-    }
-    optional = {
-        "tokenizer": cfg.tokenizer,
-        "revision": cfg.revision,
-        "quantization": _QUANTIZATION.get(cfg.quantization or "", cfg.quantization),
-        "kv_cache_dtype": cfg.kv_cache_dtype,
-        "max_model_len": cfg.max_model_len,
-        "distributed_executor_backend": cfg.distributed_executor_backend,
-        "gpu_memory_utilization": cfg.gpu_memory_utilization,
-        "enable_prefix_caching": cfg.enable_prefix_caching,
-        "max_num_seqs": cfg.max_num_seqs,
-        "hf_config_path": architecture_dir,
-    }
-    kwargs.update({k: v for k, v in optional.items() if v is not None})
-    if not has_tokenizer:
-        kwargs["skip_tokenizer_init"] = True
-    if cfg.json_whitespace == "compact":
-        kwargs["structured_outputs_config"] = COMPACT_JSON_OUTPUTS
-    kwargs.update(cfg.engine_args.get("vllm", {}))
+    kwargs = vllm_options(
+        cfg,
+        model_path,
+        on_cpu=on_cpu,
+        has_tokenizer=has_tokenizer,
+        architecture_dir=architecture_dir,
+        in_process=True,
+    )
     try:
         return AsyncEngineArgs(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"model '{cfg.name}': vLLM does not accept these engine options: {exc}") from None
-
-
-def _progress_bars_disabled() -> bool:
-    from huggingface_hub.utils import are_progress_bars_disabled
-
-    return bool(are_progress_bars_disabled())
 
 
 def attention_backend(vc: Any) -> str | None:

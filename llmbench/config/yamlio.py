@@ -122,7 +122,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[int | None, bool]:
+def node_line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[int | None, bool]:
     """Line (1-based) of the value at `loc`; the bool says whether the key itself was found."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
@@ -148,7 +148,7 @@ def line_of(path: Path, loc: tuple[int | str, ...]) -> int | None:
         _, node = load_yaml(path)
     except Exception:
         return None
-    line, _found = _line_of(node, loc)
+    line, _found = node_line_of(node, loc)
     return line
 
 
@@ -167,7 +167,7 @@ def validate_yaml(
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         field = ".".join(str(p) for p in loc) or "(top level)"
-        line, _ = _line_of(node, loc)
+        line, _ = node_line_of(node, loc)
         where = f"{path}:{line}" if line else str(path)
         if err["type"] == "extra_forbidden":
             msg = f"unknown key '{loc[-1]}' at {field}"

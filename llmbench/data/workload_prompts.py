@@ -1,4 +1,5 @@
-"""Prompts of serving workloads: behind a shared prefix, built from a trace's blocks, or a chat's next message.
+"""The one prompt builder of perf measurements: a sweep's numbered prompts, and the serving workloads'
+prompts behind a shared prefix, built from a trace's blocks, or a chat's next message.
 
 Every part of a prompt comes from `perfprompts` (exact token counts, distinct content per index),
 so two prompts share exactly the parts they are meant to share. Token-id prompts are exact;
@@ -42,13 +43,15 @@ def part_index(*parts: object) -> int:
 
 @dataclass
 class PromptBuilder:
-    """Builds the prompts of one run's workloads in the model's tokenizer, as ids or as text."""
+    """Builds the prompts of one perf sweep, saturation search or workload in the model's tokenizer, as ids
+    or as text. Without a tokenizer (a dummy-weight architecture) prompts are random ids below `vocab_size`."""
 
     tokenizer: Any
     kind: PromptKind
     seed: int
     needs_text: bool
     vocab_size: int | None = None
+    next_index: int = 0  # the index the next of `requests`' prompts gets
     # the blocks of the replay being built (keys are its own, so no other replay could reuse them)
     _blocks: dict[tuple[int, int], Prompt] = field(default_factory=dict)
     _blocks_replay: int | None = None
@@ -58,6 +61,29 @@ class PromptBuilder:
         if self.needs_text:
             return make_prompt_text(self.tokenizer, n_tokens, self.seed, index, kind=self.kind)
         return make_prompt_ids(self.tokenizer, n_tokens, self.kind, self.seed, index, self.vocab_size)
+
+    def requests(self, n: int, n_in: int, n_out: int, tag: str) -> list[GenerationRequest]:
+        """`n` requests `perf-{tag}-{i}` whose prompts take the next indices in turn: no two share a prefix."""
+        out = []
+        for i in range(n):
+            index, self.next_index = self.next_index, self.next_index + 1
+            out.append(perf_request(f"perf-{tag}-{i}", self.unique(n_in, index), n_out))
+        return out
+
+    def skip(self, n: int) -> None:
+        """Pass over `n` indices of `requests` (a resumed point's), keeping the prompts after them the same."""
+        self.next_index += n
+
+    def warmup(self, n: int, point_no: int, n_in: int, n_out: int) -> list[GenerationRequest]:
+        """`n` warm-up requests of a workload point, each prompt its own: they warm no block the point measures."""
+        return [
+            perf_request(
+                f"perf-{point_no}-warmup-{i}",
+                self.unique(n_in, part_index(self.seed, point_no, "warmup", i)),
+                n_out,
+            )
+            for i in range(n)
+        ]
 
     def with_prefix(self, group: int, prefix_tokens: int, n_tokens: int, index: int) -> Prompt:
         """`group`'s prefix of `prefix_tokens`, then a suffix of this request's own: `n_tokens` in all."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterator
 
 from llmbench.analysis.compare import Comparison
 
@@ -43,65 +44,78 @@ def render_csv(comparison: Comparison) -> str:
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
     out.writerow(HEADER)
-    labels = comparison.labels
+    out.writerows(_metric_lines(comparison))
+    out.writerows(_sweep_lines(comparison))
+    out.writerows(_cost_lines(comparison))
+    return buf.getvalue()
+
+
+def _metric_lines(comparison: Comparison) -> Iterator[list[object]]:
+    """A line per (row, column) that has a value: the value, its interval and its delta to the baseline."""
     for row in comparison.rows:
         for j, m in enumerate(row.cells):
             if m is None:
                 continue
             d = row.deltas[j] if row.deltas else None
-            out.writerow(
-                [
-                    _cell(v)
-                    for v in (
-                        row.section,
-                        row.suite,
-                        row.task,
-                        row.metric,
-                        labels[j],
-                        comparison.columns[j].run.run_id,
-                        m.value,
-                        m.stderr,
-                        m.ci_low,
-                        m.ci_high,
-                        m.n,
-                        m.method,
-                        row.best == j,
-                        d.value if d else None,
-                        d.ci_low if d else None,
-                        d.ci_high if d else None,
-                        d.p_value if d else None,
-                        d.test if d else None,
-                        d.significant if d else None,
-                        ";".join(row.fingerprint_diff),
-                    )
-                ]
-            )
+            yield [
+                _cell(v)
+                for v in (
+                    row.section,
+                    row.suite,
+                    row.task,
+                    row.metric,
+                    comparison.labels[j],
+                    comparison.columns[j].run.run_id,
+                    m.value,
+                    m.stderr,
+                    m.ci_low,
+                    m.ci_high,
+                    m.n,
+                    m.method,
+                    row.best == j,
+                    d.value if d else None,
+                    d.ci_low if d else None,
+                    d.ci_high if d else None,
+                    d.p_value if d else None,
+                    d.test if d else None,
+                    d.significant if d else None,
+                    ";".join(row.fingerprint_diff),
+                )
+            ]
+
+
+def _sweep_lines(comparison: Comparison) -> Iterator[list[object]]:
+    """A line per sweep point and column that has a value."""
     for table in comparison.sweeps:
         for x, values in zip(table.xs, table.values, strict=True):
             for j, v in enumerate(values):
                 if v is not None:
-                    out.writerow(
-                        [
-                            "sweep",
-                            "",
-                            f"{table.x_name}={x:g}",
-                            table.title,
-                            labels[j],
-                            comparison.columns[j].run.run_id,
-                            v,
-                            *[""] * (len(HEADER) - 7),
-                        ]
-                    )
+                    yield [
+                        "sweep",
+                        "",
+                        f"{table.x_name}={x:g}",
+                        table.title,
+                        comparison.labels[j],
+                        comparison.columns[j].run.run_id,
+                        v,
+                        *[""] * (len(HEADER) - 7),
+                    ]
+
+
+_COST_FIGURES = (
+    "suite_score",
+    "energy_per_output_token_j",
+    "peak_vram_mib",
+    "ttft_p50_ms",
+    "joules_per_correct",
+)
+
+
+def _cost_lines(comparison: Comparison) -> Iterator[list[object]]:
+    """A line per accuracy-per-cost figure of each column that has it."""
     for j, c in enumerate(comparison.cost):
-        for name in (
-            "suite_score",
-            "energy_per_output_token_j",
-            "peak_vram_mib",
-            "ttft_p50_ms",
-            "joules_per_correct",
-        ):
+        for name in _COST_FIGURES:
             value = getattr(c, name)
             if value is not None:
                 run_id = comparison.columns[j].run.run_id
-                out.writerow(["cost", c.suite, "", name, c.label, run_id, value, *[""] * (len(HEADER) - 7)])
-    return buf.getvalue()
+                yield ["cost", c.suite, "", name, c.label, run_id, value, *[""] * (len(HEADER) - 7)]

@@ -132,15 +132,6 @@ def leaderboard_html(lb: Leaderboard) -> str:
     return f"<table><tr>{head}</tr>{body}</table><ul>{items}</ul>"
 
 
-def render_leaderboard_html(lb: Leaderboard, title: str) -> str:
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>{leaderboard_html(lb)}</body></html>\n"
-    )
-
-
 def with_leaderboard(report: str, lb: Leaderboard, study: str) -> str:
     """The comparison report of a study's cells with the leaderboard as its first section."""
     section = (

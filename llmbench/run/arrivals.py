@@ -37,3 +37,15 @@ def _accumulate(n: int, gap: Callable[[], float]) -> list[float]:
         offsets.append(t)
         t += gap()
     return offsets
+
+
+def repeat_offsets(
+    n: int, rate: float | None, arrival: ArrivalSpec, seed: int, point_no: int, repeat: int
+) -> list[float] | None:
+    """The arrivals of one repeat of a point's `n` requests; None for a closed-loop point (no `rate`).
+
+    The draw is seeded by the run, the point and the repeat: the same point draws the same times again.
+    """
+    if rate is None:
+        return None
+    return arrival_offsets(n, rate, arrival, random.Random(f"{seed}:{point_no}:{repeat}"))

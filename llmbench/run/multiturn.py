@@ -11,15 +11,17 @@ from llmbench.backends.base import Backend
 from llmbench.config.serving import MultiTurnWorkload
 from llmbench.data.workload_prompts import Conversation, PromptBuilder, part_index, perf_request
 from llmbench.results.schema import TurnFigures
+from llmbench.run.point_measure import Sent
 from llmbench.scoring.stats import distribution
 from llmbench.types import Completion
 
 
 @dataclass
-class Chats:
-    completions: list[Completion] = field(default_factory=list)
+class Chats(Sent):
+    """A chat point's completions, its figures per turn index, and the time its turns took, summed (the
+    gaps between turns left out)."""
+
     turns: list[TurnFigures] = field(default_factory=list)
-    wall_s: float = 0.0  # the time the turns took, summed (the gaps between turns left out)
 
 
 Questions = list[list[list[str]]]  # [repeat][turn][chat]: each user message

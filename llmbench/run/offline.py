@@ -18,7 +18,7 @@ from llmbench.config.models import ModelConfig
 from llmbench.config.suite import Suite
 from llmbench.data.base import DataContext, Sample
 from llmbench.errors import DataError, UserInputError
-from llmbench.results.schema import RunResult, SampleRecord, TelemetrySummary
+from llmbench.results.schema import RunResult, SampleRecord, TaskResult, TelemetrySummary
 from llmbench.run.aggregate import task_result
 from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_hash
 from llmbench.run.options import free_path
@@ -69,60 +69,98 @@ def score_samples_file(
     suite: Suite, samples_path: Path, tasks: Sequence[str], command: Sequence[str] = ()
 ) -> RunResult:
     """Score a JSONL of completions against the suite's tasks; several lines per id are several samples."""
-    from llmbench.run.scoring import score_chunk  # the runner's scoring step, shared
-
     wanted = [t for t in suite.config.tasks if (not tasks or t.name in tasks) and t.scorer is not None]
     if not wanted:
         raise UserInputError(f"{suite.path}: no scored task matches {', '.join(tasks) or 'the suite'}")
-    default_task = wanted[0].name if len(wanted) == 1 else None
-    lines: dict[str, dict[str, list[str]]] = {}
-    for lineno, obj in read_sample_lines(samples_path):
-        task_name, sid, output = _line_parts(samples_path, lineno, obj, default_task)
-        lines.setdefault(task_name, {}).setdefault(sid, []).append(output)
+    lines = _outputs_by_task(samples_path, default_task=wanted[0].name if len(wanted) == 1 else None)
     ctx = DataContext(suite_dir=suite.directory)
     model = ModelConfig(name="external", model="external", backend="reference")
-    results, records, missing_total = [], [], 0
+    results: list[TaskResult] = []
+    records: list[SampleRecord] = []
+    missing_total = 0
     for spec in wanted:
         if spec.name not in lines:
             log.warning("warning: task '%s' has no line in %s; not scored", spec.name, samples_path)
             continue
         prepared = prepare_task(spec, suite, model, ctx, limit=None, seed=0, chat_template_hash=None)
-        by_id = {s.id: s for s in prepared.samples}
-        unknown = [sid for sid in lines[spec.name] if sid not in by_id]
-        if unknown:
-            raise DataError(
-                f"{samples_path}: task '{spec.name}' has no sample '{unknown[0]}'"
-                + (f" (+{len(unknown) - 1} more)" if len(unknown) > 1 else "")
-            )
-        missing = [s.id for s in prepared.samples if s.id not in lines[spec.name]]
-        if missing:
-            missing_total += len(missing)
-            log.warning(
-                "warning: task '%s': %d of %d problems have no line in %s (%s%s); counted as failed",
-                spec.name,
-                len(missing),
-                len(prepared.samples),
-                samples_path,
-                ", ".join(missing[:5]),
-                ", ..." if len(missing) > 5 else "",
-            )
-        sub = _subtask(prepared, lines[spec.name])
-        assert sub.task.scorer is not None
-        try:
-            task_records = [rec for _, rec in score_chunk(sub.task, sub.completions, _NullJournal())]
-            fingerprint = prepared.fingerprint | {"prompt_tokens": prompt_tokens_hash(task_records)}
-            results.append(
-                task_result(spec.name, sub.task.scorer, spec.weight, task_records, spec.group_by, fingerprint)
-            )
-        finally:
-            sub.task.scorer.close()
+        missing_total += _check_ids(prepared, lines[spec.name], samples_path)
+        scored, task_records = _score_task(prepared, lines[spec.name])
+        results.append(scored)
         records += task_records
     if not results:
         raise UserInputError(
             f"{samples_path}: no line belongs to a task of {suite.path}",
             hint=f"tasks: {', '.join(t.name for t in wanted)}",
         )
-    result = assemble(
+    result = _assemble_offline(suite, samples_path, model, tasks, command, results, records)
+    result.summary.missing = missing_total
+    return result
+
+
+def _outputs_by_task(samples_path: Path, default_task: str | None) -> dict[str, dict[str, list[str]]]:
+    """task -> sample id -> its outputs, in the file's order."""
+    lines: dict[str, dict[str, list[str]]] = {}
+    for lineno, obj in read_sample_lines(samples_path):
+        task_name, sid, output = _line_parts(samples_path, lineno, obj, default_task)
+        lines.setdefault(task_name, {}).setdefault(sid, []).append(output)
+    return lines
+
+
+def _check_ids(prepared: PreparedTask, outputs: dict[str, list[str]], samples_path: Path) -> int:
+    """Refuse ids the task does not have; warn about its problems without a line, and count them."""
+    name = prepared.spec.name
+    by_id = {s.id: s for s in prepared.samples}
+    unknown = [sid for sid in outputs if sid not in by_id]
+    if unknown:
+        raise DataError(
+            f"{samples_path}: task '{name}' has no sample '{unknown[0]}'"
+            + (f" (+{len(unknown) - 1} more)" if len(unknown) > 1 else "")
+        )
+    missing = [s.id for s in prepared.samples if s.id not in outputs]
+    if missing:
+        log.warning(
+            "warning: task '%s': %d of %d problems have no line in %s (%s%s); counted as failed",
+            name,
+            len(missing),
+            len(prepared.samples),
+            samples_path,
+            ", ".join(missing[:5]),
+            ", ..." if len(missing) > 5 else "",
+        )
+    return len(missing)
+
+
+def _score_task(
+    prepared: PreparedTask, outputs: dict[str, list[str]]
+) -> tuple[TaskResult, list[SampleRecord]]:
+    """Score every problem of the task with the runner's scoring step; the scorer is closed afterwards."""
+    from llmbench.run.scoring import score_chunk  # the runner's scoring step, shared
+
+    spec = prepared.spec
+    sub = _subtask(prepared, outputs)
+    assert sub.task.scorer is not None
+    try:
+        task_records = [rec for _, rec in score_chunk(sub.task, sub.completions, _NullJournal())]
+        fingerprint = prepared.fingerprint | {"prompt_tokens": prompt_tokens_hash(task_records)}
+        result = task_result(
+            spec.name, sub.task.scorer, spec.weight, task_records, spec.group_by, fingerprint
+        )
+    finally:
+        sub.task.scorer.close()
+    return result, task_records
+
+
+def _assemble_offline(
+    suite: Suite,
+    samples_path: Path,
+    model: ModelConfig,
+    tasks: Sequence[str],
+    command: Sequence[str],
+    results: list[TaskResult],
+    records: list[SampleRecord],
+) -> RunResult:
+    """The results file of completions made elsewhere: the samples file stands in for the model."""
+    return assemble(
         RunParts(
             suite=suite,
             model=model.model_copy(update={"name": samples_path.stem, "model": str(samples_path)}),
@@ -138,8 +176,6 @@ def score_samples_file(
             telemetry=TelemetrySummary(unavailable="scored offline: nothing was generated here"),
         )
     )
-    result.summary.missing = missing_total
-    return result
 
 
 def check_output(output: Path | None, fresh: bool) -> None:

@@ -78,7 +78,8 @@ def check_options(opts: RunOptions) -> None:
         raise UserInputError("--fresh and --resume contradict each other: choose one")
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """`text` as a file-name part: runs of anything but letters, digits, `_.-` become one dash."""
     return re.sub(r"[^A-Za-z0-9_.\-]+", "-", text).strip("-") or "run"
 
 
@@ -87,7 +88,7 @@ def named_path(opts: RunOptions) -> Path | None:
     if opts.output is not None:
         return opts.output if opts.output.suffix == ".json" else opts.output.with_suffix(".json")
     if opts.run_id:
-        return opts.results_dir / f"{_slug(opts.run_id)}.json"
+        return opts.results_dir / f"{slug(opts.run_id)}.json"
     return None
 
 
@@ -105,7 +106,7 @@ def unfinished_runs(suite: str, model: str, results_dir: Path) -> list[Path]:
 
     Only names of the form `<suite>-<model>-<stamp>` count: model `tiny`'s runs are not `tiny-qwen2`'s.
     """
-    prefix = f"{_slug(suite)}-{_slug(model)}-"
+    prefix = f"{slug(suite)}-{slug(model)}-"
     journals = [
         j
         for j in results_dir.glob(f"{glob.escape(prefix)}*.journal.jsonl")
@@ -144,14 +145,14 @@ def resolve_paths(suite: str, model: str, opts: RunOptions) -> tuple[Path, str]:
         )
     for journal in unfinished:  # --fresh: the user chose to discard them
         journal.unlink(missing_ok=True)
-    path = free_path(opts.results_dir, f"{_slug(suite)}-{_slug(model)}")
+    path = free_path(opts.results_dir, f"{slug(suite)}-{slug(model)}")
     return path, path.stem
 
 
 def free_path(results_dir: Path, name: str) -> Path:
     """`<results_dir>/<name>-<UTC time>.json`, or `-2`, `-3`, ... after the time: a name no results file
     or journal has."""
-    base = f"{_slug(name)}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+    base = f"{slug(name)}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     path, n = results_dir / f"{base}.json", 1
     while path.exists() or Journal.path_for(path).exists():
         n += 1

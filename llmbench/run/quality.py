@@ -14,6 +14,7 @@ from llmbench.run.journal import Journal
 from llmbench.run.prepare import PreparedTask
 from llmbench.run.progress_events import Progress
 from llmbench.run.scoring import make_record, score_chunk
+from llmbench.run.warmup import run_warmup
 from llmbench.scoring.base import Score
 from llmbench.telemetry.nvml import NvmlSampler
 from llmbench.types import Completion
@@ -22,14 +23,13 @@ SCORE_CHUNK = 16  # completions scored (and journaled) together, off the generat
 
 
 def warm_up(backend: Backend, task: PreparedTask) -> bool:
-    """One short request before the first timed one, so start-up costs (CUDA context, kernel
-    selection, a server's first connection) stay out of the first sample's TTFT. Its output is dropped."""
+    """The task's first request, cut to 4 new tokens, as the run's warm-up (`run_warmup`) before the first
+    timed one, so start-up costs stay out of the first sample's TTFT; False for a task without requests."""
     if not task.requests:
         return False
     first = task.requests[0]
     params = replace(first.params, max_new_tokens=min(4, first.params.max_new_tokens), stop=())
-    list(backend.generate([replace(first, request_id="llmbench-warmup", params=params)]))
-    return True
+    return run_warmup(backend, [replace(first, request_id="llmbench-warmup", params=params)])
 
 
 def run_quality(

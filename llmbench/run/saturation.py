@@ -26,27 +26,19 @@ from __future__ import annotations
 import logging
 import math
 import random
-import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 from llmbench.backends.base import Backend
-from llmbench.backends.common import free_device_memory
 from llmbench.config.serving import SaturationSpec
 from llmbench.config.suite import PerfSweep
+from llmbench.data.workload_prompts import PromptBuilder
 from llmbench.results.schema import PerfPoint, SaturationProbe, SaturationResult
 from llmbench.run import interrupts
-from llmbench.run.perf import (
-    PerfTarget,
-    PointSpec,
-    _PromptFactory,
-    describe_failure,
-    poisson_offsets,
-    resolve_input_tokens,
-    summarise_point,
-)
-from llmbench.telemetry.nvml import NvmlSampler, TelemetryWindow
+from llmbench.run.arrivals import poisson_offsets
+from llmbench.run.perf import PerfTarget, resolve_input_tokens
+from llmbench.run.point_measure import Batches, Meter, PointSpec, Sent
 from llmbench.types import Completion, GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -231,13 +223,11 @@ def spans_rates(
 class _Prober:
     """Measures probes of one shape on a loaded backend; each probe's prompts are new."""
 
-    backend: Backend
-    sweep: PerfSweep  # the perf sweep with the SLO bounds as per-request goodput thresholds
+    meter: Meter  # its sweep has the SLO bounds as per-request goodput thresholds
     spec: SaturationSpec
     n_in: int
     n_out: int
-    prompts: _PromptFactory
-    sampler: NvmlSampler | None
+    prompts: PromptBuilder
     seed: int
     on_probe: Callable[[SaturationProbe], None] | None = None
     count: int = 0
@@ -272,30 +262,17 @@ class _Prober:
     def _measure(
         self, spec: PointSpec, n: int, offsets: list[float] | None
     ) -> tuple[PerfPoint, list[GenerationRequest], list[Completion]]:
+        """One warm-up request, then the probe's `n` in one measurement (at most `max_concurrency` in flight)."""
         tag = f"saturation-{self.count}"
-        concurrency = spec.concurrency or self.spec.max_concurrency
-        window = TelemetryWindow()
-        try:
-            warmup = self.prompts.requests(1, self.n_in, self.n_out, f"{tag}-warmup")
-            list(self.backend.generate(warmup, concurrency=concurrency))
-            batch = self.prompts.requests(n, self.n_in, self.n_out, tag)
-            measuring = self.sampler.window() if self.sampler is not None else nullcontext(window)
-            with measuring as window:
-                t0 = time.perf_counter_ns()
-                got = list(self.backend.generate(batch, concurrency=concurrency, arrival_offsets_s=offsets))
-                wall_s = (time.perf_counter_ns() - t0) / 1e9
-        except Exception as exc:  # an OOM or a backend error fails this probe only
-            free_device_memory()
-            failed = PerfPoint(
-                input_tokens=self.n_in,
-                output_tokens=self.n_out,
-                concurrency=spec.concurrency,
-                request_rate=spec.request_rate,
-                n_requests=n,
-                error=describe_failure(exc),
-            )
-            return failed, [], []
-        return summarise_point(spec, self.n_in, n, got, wall_s, window, self.sweep), batch, got
+        batch: list[GenerationRequest] = []
+
+        def prepare() -> Callable[[Backend, int | None], Sent]:
+            batch.extend(self.prompts.requests(n, self.n_in, self.n_out, tag))
+            return Batches([(batch, offsets)]).send
+
+        warmup = partial(self.prompts.requests, 1, self.n_in, self.n_out, f"{tag}-warmup")
+        point, sent = self.meter.measure(spec, self.n_in, n, warmup, prepare)
+        return point, batch, sent.completions if sent is not None else []
 
 
 def run_saturation(
@@ -310,8 +287,9 @@ def run_saturation(
         update={"slo_ttft_ms": spec.slo_ttft_p99_ms, "slo_tpot_ms": spec.slo_tpot_p99_ms}
     )
     t = target
-    prompts = _PromptFactory(t.tokenizer, sweep.prompt_kind, t.seed, t.needs_text, t.vocab_size)
+    prompts = t.prompts(sweep)
     prompts.skip(_PROMPT_INDEX_START)
+    meter = Meter(t.backend, t.sampler, slo_sweep, max_concurrency=spec.max_concurrency)
     results, seen = [], set()
     for n_in_spec in sweep.input_tokens:
         for n_out in sweep.output_tokens:
@@ -324,6 +302,6 @@ def run_saturation(
             if reason is not None:
                 results.append(SaturationResult(input_tokens=n_in, output_tokens=n_out, note=reason))
                 continue
-            prober = _Prober(t.backend, slo_sweep, spec, n_in, n_out, prompts, t.sampler, t.seed, on_probe)
+            prober = _Prober(meter, spec, n_in, n_out, prompts, t.seed, on_probe)
             results.append(result_of(spec, n_in, n_out, prober))
     return results

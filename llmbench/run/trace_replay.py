@@ -75,20 +75,6 @@ class TraceBatch:
         """This point's repeat as a replay number of its own (repeats stay below 2**32)."""
         return (self.point_no << 32) + repeat
 
-    def warmup(self, n: int) -> list[GenerationRequest]:
-        """`n` requests of the first request's shape, sharing no block with the replay."""
-        first = self.records[0]
-        return [
-            perf_request(
-                f"perf-{self.point_no}-warmup-{i}",
-                self.builder.unique(
-                    first.input_tokens, part_index(self.builder.seed, self.point_no, "warmup", i)
-                ),
-                first.output_tokens,
-            )
-            for i in range(n)
-        ]
-
 
 def trace_batch(
     trace: Trace,

@@ -1,6 +1,6 @@
 """Serving workloads in the perf sweep: shared prefixes, multi-turn chats and trace replay.
 
-Each point keeps every figure of an ordinary sweep point (`perf.summarise_point`: TTFT, TPOT,
+Each point keeps every figure of an ordinary sweep point (`point_measure.summarise_point`: TTFT, TPOT,
 ITL, E2E, tokens/s, goodput, VRAM, energy per token; warm-up excluded) and adds the prefix
 cache's setting and hit rate over the measured requests, and for chats the TTFT per turn index.
 
@@ -13,20 +13,21 @@ other point is recorded with the reason.
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from llmbench.backends.prefix_cache import PrefixCacheState, state_of
 from llmbench.config.serving import MultiTurnWorkload, SharedPrefixWorkload, TraceWorkload
 from llmbench.config.suite import PerfSweep
-from llmbench.data.workload_prompts import PromptBuilder, perf_request
 from llmbench.data.workload_prompts import part_index as key
+from llmbench.data.workload_prompts import perf_request
 from llmbench.results.schema import PerfPoint
 from llmbench.run import interrupts, perf
-from llmbench.run.arrivals import arrival_offsets
+from llmbench.run.arrivals import repeat_offsets
 from llmbench.run.limit import limited
+from llmbench.run.point_measure import Batch, PointSpec
 from llmbench.run.trace_replay import load_trace, trace_batch
 from llmbench.run.workload_measure import (
     Runner,
@@ -76,22 +77,14 @@ def run_perf(
     if sweep.workload is None:
         return perf.run_sweep(target, sweep, on_point=on_point, done=done)
     t = target
-    builder = PromptBuilder(t.tokenizer, sweep.prompt_kind, t.seed, t.needs_text, t.vocab_size)
-    return _run_workload(
-        Runner(t.backend, sweep, builder, t.sampler, t.max_model_len, t.seed, base_dir, limit_note),
-        t.weights_bytes,
-        t.peak_bandwidth_bytes_s,
-        on_point,
-        done or {},
-    )
+    # a point with failed requests gets no bandwidth figure here, unlike in the ordinary sweep (as it always was)
+    meter = replace(t.meter(sweep), bandwidth_despite_errors=False)
+    runner = Runner(meter, t.prompts(sweep), t.max_model_len, t.seed, base_dir, limit_note)
+    return _run_workload(runner, on_point, done or {})
 
 
 def _run_workload(
-    runner: Runner,
-    weights_bytes: int | None,
-    peak_bandwidth_bytes_s: float | None,
-    on_point: Callable[[int, PerfPoint], None] | None,
-    done: dict[int, PerfPoint],
+    runner: Runner, on_point: Callable[[int, PerfPoint], None] | None, done: dict[int, PerfPoint]
 ) -> list[PerfPoint]:
     """Run every point of the sweep's workload; a point that fails is recorded and the sweep goes on."""
     sweep = runner.sweep
@@ -102,8 +95,6 @@ def _run_workload(
             results.append(done[point_no])
             continue
         point = _run(runner, point_no, spec)
-        if point.error is None:
-            point = perf._with_bandwidth(point, weights_bytes, peak_bandwidth_bytes_s)
         log.info("workload point %s: %s", spec, point.error or f"{point.output_tokens_per_s} tok/s")
         results.append(point)
         if on_point is not None:
@@ -124,7 +115,7 @@ def _run(runner: Runner, point_no: int, spec: WorkloadPoint) -> PerfPoint:
             trace, w, runner.builder, point_no, runner.max_model_len, runner.sweep.fit_to_model
         )
         return measure_trace(runner, batch, basics | batch.fields | _notes(basics, batch.fields), refused)
-    shape = perf.PointSpec(spec.input_tokens, spec.output_tokens, spec.concurrency, spec.request_rate)
+    shape = PointSpec(spec.input_tokens, spec.output_tokens, spec.concurrency, spec.request_rate)
     if isinstance(w, MultiTurnWorkload):
         n_in, reason = chat_input_tokens(shape, w.turns, runner.max_model_len, runner.sweep.fit_to_model)
     else:
@@ -140,11 +131,11 @@ def _run(runner: Runner, point_no: int, spec: WorkloadPoint) -> PerfPoint:
         batches = _shared_prefix_batches(runner, w, point_no, spec, n_in, salt)
         return measure(runner, shape, n_in, n_requests, basics, batches)
     assert isinstance(w, MultiTurnWorkload)
-    return measure_chats(runner, point_no, shape, n_in, basics, w, spec, salt)
+    return measure_chats(runner, point_no, shape, n_in, basics, w, salt)
 
 
 def chat_input_tokens(
-    shape: perf.PointSpec, turns: int, max_model_len: int | None, fit: bool
+    shape: PointSpec, turns: int, max_model_len: int | None, fit: bool
 ) -> tuple[int, str | None]:
     """Each user message's length, and why the chat cannot run (None when it can).
 
@@ -216,7 +207,7 @@ def _shared_prefix_batches(
     spec: WorkloadPoint,
     n_in: int,
     salt: Callable[..., str | None],
-) -> Iterator[tuple[list[GenerationRequest], list[float] | None]]:
+) -> Iterator[Batch]:
     """Warm-up first (prefixes of its own, so it warms nothing the point measures), then each repeat."""
     b, seed = runner.builder, runner.seed
 
@@ -240,8 +231,5 @@ def _shared_prefix_batches(
     yield batch("warmup", runner.sweep.warmup_requests), None
     for repeat in range(runner.sweep.repeats):
         requests = batch(repeat, w.prefixes * w.requests_per_prefix)
-        offsets = None
-        if spec.request_rate is not None:
-            rng = random.Random(f"{seed}:{point_no}:{repeat}")
-            offsets = arrival_offsets(len(requests), spec.request_rate, runner.sweep.arrival, rng)
-        yield requests, offsets
+        rate, arrival = spec.request_rate, runner.sweep.arrival
+        yield requests, repeat_offsets(len(requests), rate, arrival, seed, point_no, repeat)

@@ -18,7 +18,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from llmbench.results.schema import Distribution
-from llmbench.scoring.stats import N_RESAMPLES, PERCENTILES, SEED, _stderr, distribution, percentile_intervals
+from llmbench.scoring.stats import (
+    N_RESAMPLES,
+    PERCENTILES,
+    SEED,
+    distribution,
+    percentile_intervals,
+    standard_error,
+)
 
 CLUSTER_METHOD = "cluster-bootstrap"  # Distribution.ci_method for intervals resampled by request
 _COUNT_CELLS = 4_000_000  # replicate-by-cluster count cells per chunk, so memory stays bounded
@@ -44,7 +51,7 @@ def clustered_distribution(
         return dist.model_copy(update={"ci": {}, "ci_method": None}) if dist else None
     p50, p90, p99 = (float(x) for x in np.percentile(pooled, PERCENTILES))
     sizes = np.array([g.size for g in groups], dtype=np.int64)
-    reps = _cluster_replicates(pooled, sizes, N_RESAMPLES, SEED)
+    reps = cluster_replicates(pooled, sizes, N_RESAMPLES, SEED)
     ci = percentile_intervals(reps, confidence)
     means = np.array([g.mean() for g in groups])
     return Distribution(
@@ -56,13 +63,15 @@ def clustered_distribution(
         max=float(pooled.max()),
         n=int(pooled.size),
         n_clusters=len(groups),
-        stderr=_stderr(means),  # of the per-request means: requests, not gaps, are the independent units
+        stderr=standard_error(
+            means
+        ),  # of the per-request means: requests, not gaps, are the independent units
         ci=ci,
         ci_method=CLUSTER_METHOD,
     )
 
 
-def _cluster_replicates(
+def cluster_replicates(
     pooled: np.ndarray, sizes: np.ndarray, n_resamples: int, seed: int
 ) -> dict[str, np.ndarray]:
     """Bootstrap replicates of the pooled mean and percentiles, drawing whole clusters with replacement."""

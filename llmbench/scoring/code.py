@@ -20,7 +20,9 @@ from llmbench.scoring.sandbox import LEVELS, JudgedProgram, SandboxLimits, Sandb
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _REASONING = (("<think>", "</think>"), ("<reasoning>", "</reasoning>"))
-_CALIBRATED: dict[JudgedProgram, float] = {}  # reference program -> its runtime on this host (s), per process
+CALIBRATED_RUNTIMES_S: dict[
+    JudgedProgram, float
+] = {}  # reference program -> its runtime on this host (s), per process
 _CALIBRATION_LOCK = threading.Lock()
 _CALIBRATION_TIMEOUT_S = 20.0  # a reference gets this long to show its runtime
 _ISOLATION_METRICS = tuple(f"isolation_{level}" for level in LEVELS)  # strongest first
@@ -242,12 +244,14 @@ class CodeScorer(Scorer):
             except (ValueError, KeyError, TypeError, SyntaxError):
                 continue
         with _CALIBRATION_LOCK:
-            todo = list(dict.fromkeys(p for p in refs.values() if p not in _CALIBRATED))
+            todo = list(dict.fromkeys(p for p in refs.values() if p not in CALIBRATED_RUNTIMES_S))
             generous = _with_timeout(self.limits, max(base, _CALIBRATION_TIMEOUT_S))
             for program, result in zip(todo, self.pool.run_many(todo, generous) if todo else [], strict=True):
-                _CALIBRATED[program] = result.duration_ms / 1000 if result.status == "passed" else 0.0
+                CALIBRATED_RUNTIMES_S[program] = (
+                    result.duration_ms / 1000 if result.status == "passed" else 0.0
+                )
             return {
-                s.id: max(base, 4 * (_CALIBRATED.get(refs[s.id], 0.0) if s.id in refs else 0.0))
+                s.id: max(base, 4 * (CALIBRATED_RUNTIMES_S.get(refs[s.id], 0.0) if s.id in refs else 0.0))
                 for s in samples
             }
 

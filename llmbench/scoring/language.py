@@ -114,19 +114,6 @@ def _sampled(text: str) -> str:
     return " ".join((text[:third], text[mid - third // 2 : mid + third // 2], text[-third:]))
 
 
-def detect_language(text: str) -> str | None:
-    """The ISO 639-1 code of the language `text` is written in, or None when it has no letters or is undecided."""
-    text = unicodedata.normalize("NFKC", text)
-    letters = [s for s in map(script_of, text) if s]
-    if not letters:
-        return None
-    for code, script in SCRIPT_ONLY.items():
-        if script != "DEVANAGARI" and letters.count(script) * 2 > len(letters):
-            return code
-    found = _detector().detect_language_of(_sampled(text))
-    return found.iso_code_639_1.name.lower() if found is not None else None
-
-
 def language_verdict(text: str, code: str) -> tuple[bool | None, str]:
     """Whether `text` is in language `code` (None: undetermined), with the reason; see the module rules."""
     code = language_code(code)

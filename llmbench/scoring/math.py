@@ -117,7 +117,7 @@ def serve_verifier() -> None:
         proto.flush()
 
 
-class _Worker:
+class MathWorker:
     """One verifier process (a plain subprocess: no fork from threads, no re-import of __main__) and its job."""
 
     def __init__(self) -> None:
@@ -171,16 +171,16 @@ class VerifierPool:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._workers: list[_Worker] = []
+        self._workers: list[MathWorker] = []
         self._lock = threading.Lock()
 
-    def _spawn(self, n: int) -> list[_Worker]:
-        fresh = [_Worker() for _ in range(n)]
+    def _spawn(self, n: int) -> list[MathWorker]:
+        fresh = [MathWorker() for _ in range(n)]
         for w in fresh:
             w.wait_ready()
         return fresh
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: MathWorker) -> None:
         worker.kill()
         self._workers.remove(worker)
         self._workers += self._spawn(1)
@@ -229,7 +229,7 @@ class VerifierPool:
                     self._replace(w)
 
     @staticmethod
-    def _receive(w: _Worker) -> tuple[_Verdict, bool]:
+    def _receive(w: MathWorker) -> tuple[_Verdict, bool]:
         """The worker's answer and whether it is still alive."""
         line = w.stdout.readline()
         if not line:

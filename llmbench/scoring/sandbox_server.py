@@ -120,6 +120,14 @@ class _Run:
     def text(self, fd: int, cap: int) -> str:
         return bytes(self.bufs[fd][-cap:]).decode("utf-8", "replace")
 
+    def end(self, level: protocol.Isolation) -> None:
+        """Kill what is left of the program's processes, close its pipes, remove its work directory."""
+        self.code = confine.kill_program(self.child, self.grandchild, level, self.uid, self.code)
+        for fd in (self.out, self.err, self.done, self.key):
+            os.close(fd)
+        if level != "namespaces":
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
 
 def _execute(
     source: str,
@@ -132,6 +140,30 @@ def _execute(
     The last process started decides the verdict: the program itself, or the judge of a solution.
     """
     start = time.perf_counter()
+    runs = _start_runs(source, limits, level, judged)
+    main = runs[-1]
+    status, reason = _collect(runs, limits, deadline=start + limits.timeout_s)
+    for run in runs:
+        run.end(level)
+    duration_ms = (time.perf_counter() - start) * 1000
+    cap = limits.max_output_bytes
+    stdout = "".join(r.text(r.out, cap) for r in runs)[-cap:]
+    stderr = "".join(r.text(r.err, cap) for r in runs)[-cap:]
+    code = main.code
+    assert code is not None
+    if status is None:
+        main_err = main.text(main.err, cap)
+        status, reason = _verdict(code, bytes(main.bufs[main.done]), bytes(main.bufs[main.key]), main_err)
+    return protocol.SandboxResult(status, code, stdout, stderr, round(duration_ms, 3), level, reason)
+
+
+def _start_runs(
+    source: str,
+    limits: protocol.SandboxLimits,
+    level: protocol.Isolation,
+    judged: protocol.JudgedProgram | None,
+) -> list[_Run]:
+    """The program's process, or a solution's and then its judge's, joined by two pipes; all started."""
     if judged is None:
         runs = [_Run("program", source, [], limits, level)]
     else:
@@ -143,21 +175,24 @@ def _execute(
             os.close(fd)
     for run in runs:  # both started before waiting for either: their setups overlap
         run.started()
+    return runs
+
+
+def _collect(
+    runs: list[_Run], limits: protocol.SandboxLimits, deadline: float
+) -> tuple[protocol.SandboxStatus | None, str]:
+    """Read every run's pipes until the last run exits (no verdict yet: None) or a limit decides it."""
     main = runs[-1]
-    deadline = start + limits.timeout_s
-    reason = ""
-    status: protocol.SandboxStatus | None = None
     while True:
         left = deadline - time.perf_counter()
         if left <= 0:
-            status, reason = "timeout", f"wall-clock limit of {limits.timeout_s:g} s"
-            break
+            return "timeout", f"wall-clock limit of {limits.timeout_s:g} s"
         wait = left
         if not main.open:  # its pipes are closed: has it exited?
             pid, st = os.waitpid(main.child, os.WNOHANG)
             if pid:
                 main.code = os.waitstatus_to_exitcode(st)
-                break
+                return None, ""
             wait = min(0.002, left)
         fds = [fd for r in runs for fd in r.open]
         if not fds:
@@ -171,27 +206,9 @@ def _execute(
                     run.open.remove(fd)
                 run.bufs[fd] += chunk
         if sum(len(r.bufs[r.out]) + len(r.bufs[r.err]) for r in runs) > limits.max_output_bytes:
-            status, reason = "failed", f"output limit of {limits.max_output_bytes} bytes exceeded"
-            break
+            return "failed", f"output limit of {limits.max_output_bytes} bytes exceeded"
         if any(len(r.bufs[r.done]) > confine.MARKER_BYTES for r in runs):  # only the sandbox writes there
-            status, reason = "failed", "wrote to the sandbox's completion pipe"
-            break
-    for run in runs:
-        run.code = confine.kill_program(run.child, run.grandchild, level, run.uid, run.code)
-        for fd in (run.out, run.err, run.done, run.key):
-            os.close(fd)
-        if level != "namespaces":
-            shutil.rmtree(run.workdir, ignore_errors=True)
-    duration_ms = (time.perf_counter() - start) * 1000
-    cap = limits.max_output_bytes
-    stdout = "".join(r.text(r.out, cap) for r in runs)[-cap:]
-    stderr = "".join(r.text(r.err, cap) for r in runs)[-cap:]
-    code = main.code
-    assert code is not None
-    if status is None:
-        main_err = main.text(main.err, cap)
-        status, reason = _verdict(code, bytes(main.bufs[main.done]), bytes(main.bufs[main.key]), main_err)
-    return protocol.SandboxResult(status, code, stdout, stderr, round(duration_ms, 3), level, reason)
+            return "failed", "wrote to the sandbox's completion pipe"
 
 
 def _verdict(code: int, done: bytes, marker: bytes, stderr: str) -> tuple[protocol.SandboxStatus, str]:
@@ -266,38 +283,12 @@ def _program(
     `role` is `program` (run `source`), `candidate` (run a solution, then answer its judge's calls on
     `rpc`) or `judge` (run the tests `source` describes against the candidate on `rpc`).
     """
-    import resource
     import traceback
 
     _exit, _write, flush, audit = os._exit, os.write, sys.stdout.flush, sys.audit
     try:
-        os.setsid()
-        libc.prctl(1, signal.SIGKILL)
-        if level == "namespaces":
-            confine.must_mount(libc, "proc", "/proc", "proc", 2 | 4 | 8, None)
-            os.makedirs(workdir, exist_ok=True)
-        confine.drop_privileges(libc, level)
-        os.chdir(workdir)
-        os.environ.clear()
-        os.environ.update(protocol.clean_env(), HOME=workdir)
-        mem = limits.memory_mb << 20
-        cpu = int(limits.timeout_s) + 1
-        nproc = limits.max_processes + (confine.count_own_processes() if level == "rlimits" else 0)
-        for res, value in (
-            (resource.RLIMIT_AS, mem),
-            (resource.RLIMIT_CPU, cpu),
-            (resource.RLIMIT_NPROC, nproc),
-            (resource.RLIMIT_CORE, 0),
-            (resource.RLIMIT_FSIZE, limits.tmp_size_mb << 20),
-            (resource.RLIMIT_NOFILE, limits.max_open_files),
-        ):
-            resource.setrlimit(res, (value, value))
-        confine.deny_host_reach(libc)
-        if role == "judge":  # no process of the same uid may trace it or read its memory
-            libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
-        run = _runner(role, source, rpc)
-        sys.argv = ["<program>"]
-        confine.guard(done, key)
+        run = _confine_program(libc, role, source, limits, level, workdir, rpc)
+        confine.guard(done, key)  # from this frame, the one that runs the program and then audits its end
     except BaseException as exc:  # any failure here means the sandbox is not in place
         with contextlib.suppress(BaseException):
             _write(2, f"sandbox setup: {exc}\n".encode())
@@ -323,6 +314,52 @@ def _program(
         if outcome == "oom":
             _write(done, b"oom")
     _exit(code & 0xFF)
+
+
+def _confine_program(
+    libc: Any,
+    role: str,
+    source: str,
+    limits: protocol.SandboxLimits,
+    level: protocol.Isolation,
+    workdir: str,
+    rpc: list[int],
+) -> Any:
+    """Confine this process (session, mounts, privileges, environment, limits) and bind what it will run."""
+    os.setsid()
+    libc.prctl(1, signal.SIGKILL)
+    if level == "namespaces":
+        confine.must_mount(libc, "proc", "/proc", "proc", 2 | 4 | 8, None)
+        os.makedirs(workdir, exist_ok=True)
+    confine.drop_privileges(libc, level)
+    os.chdir(workdir)
+    os.environ.clear()
+    os.environ.update(protocol.clean_env(), HOME=workdir)
+    _set_rlimits(limits, level)
+    confine.deny_host_reach(libc)
+    if role == "judge":  # no process of the same uid may trace it or read its memory
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    run = _runner(role, source, rpc)
+    sys.argv = ["<program>"]
+    return run
+
+
+def _set_rlimits(limits: protocol.SandboxLimits, level: protocol.Isolation) -> None:
+    """Memory, CPU time, processes, core dumps, file size and open files, hard and soft alike."""
+    import resource
+
+    mem = limits.memory_mb << 20
+    cpu = int(limits.timeout_s) + 1
+    nproc = limits.max_processes + (confine.count_own_processes() if level == "rlimits" else 0)
+    for res, value in (
+        (resource.RLIMIT_AS, mem),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_NPROC, nproc),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_FSIZE, limits.tmp_size_mb << 20),
+        (resource.RLIMIT_NOFILE, limits.max_open_files),
+    ):
+        resource.setrlimit(res, (value, value))
 
 
 def _runner(role: str, source: str, rpc: list[int]) -> Any:

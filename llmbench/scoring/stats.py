@@ -43,7 +43,8 @@ def percentile_intervals(
     }
 
 
-def _stderr(arr: np.ndarray) -> float | None:
+def standard_error(arr: np.ndarray) -> float | None:
+    """The standard error of the mean of `arr` (sample standard deviation); None for fewer than two values."""
     return float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else None
 
 
@@ -115,11 +116,13 @@ def summarize(
         binary = is_binary(arr)
     if binary:
         lo, hi = wilson_interval(float(arr.sum()), n, confidence)
-        return MetricValue(value=mean, stderr=_stderr(arr), ci_low=lo, ci_high=hi, n=n, method="wilson")
+        return MetricValue(
+            value=mean, stderr=standard_error(arr), ci_low=lo, ci_high=hi, n=n, method="wilson"
+        )
     if n == 1:
         return MetricValue(value=mean, n=1, method=None)
     lo, hi = bootstrap_interval(arr, confidence=confidence)
-    return MetricValue(value=mean, stderr=_stderr(arr), ci_low=lo, ci_high=hi, n=n, method="bootstrap")
+    return MetricValue(value=mean, stderr=standard_error(arr), ci_low=lo, ci_high=hi, n=n, method="bootstrap")
 
 
 def distribution(values: Sequence[float], *, confidence: float = 0.95) -> Distribution | None:
@@ -141,7 +144,7 @@ def distribution(values: Sequence[float], *, confidence: float = 0.95) -> Distri
         min=float(arr.min()),
         max=float(arr.max()),
         n=int(arr.size),
-        stderr=_stderr(arr),
+        stderr=standard_error(arr),
         ci=ci,
     )
 

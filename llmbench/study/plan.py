@@ -15,11 +15,11 @@ from typing import Literal
 from llmbench.backends.base import backends
 from llmbench.config.models import ModelConfig, resolve_model
 from llmbench.config.suite import Suite, load_suite
-from llmbench.config.yamlio import _line_of
+from llmbench.config.yamlio import node_line_of
 from llmbench.data.readers import jsonl_lines
 from llmbench.errors import ConfigError, LLMBenchError, validation_line
 from llmbench.run.journal import Journal
-from llmbench.run.options import _slug
+from llmbench.run.options import slug
 from llmbench.study.spec import ModelVariant, Study, SuiteEntry
 
 CellState = Literal["done", "partial", "pending", "stale", "running", "failed"]
@@ -96,7 +96,7 @@ def build_plan(study: Study, results_dir: Path | None = None) -> Plan:
             )
             for seed in study.config.seeds:
                 for r in range(1, entry.repeat + 1):
-                    cid = f"{_slug(suite.name)}-{_slug(model.name)}-seed{seed}" + (
+                    cid = f"{slug(suite.name)}-{slug(model.name)}-seed{seed}" + (
                         f"-r{r}" if entry.repeat > 1 else ""
                     )
                     cell = Cell(
@@ -180,7 +180,7 @@ def _journal_header(path: Path) -> tuple[dict[str, object] | None, int]:
 
 
 def _where(study: Study, *loc: int | str) -> str:
-    line, _ = _line_of(study.node, loc)
+    line, _ = node_line_of(study.node, loc)
     return f"{study.path}:{line}" if line else str(study.path)
 
 

@@ -1,4 +1,4 @@
-"""Clocks for per-request timings, read at the events themselves (first token, each chunk)."""
+"""The one clock for per-request timings, read at the events themselves (first token, each chunk)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 now_ns = time.perf_counter_ns
+
+
+def ms_since(start_ns: int) -> float:
+    """Milliseconds from `start_ns` to now, on the one clock (a load, a scored request)."""
+    return (now_ns() - start_ns) / 1e6
 
 
 @dataclass
@@ -27,6 +32,14 @@ class TokenClock:
     def finish(self, at_ns: int | None = None) -> None:
         if self.end_ns is None:
             self.end_ns = now_ns() if at_ns is None else at_ns
+
+    def for_row(self, n: int, start_ns: int | None = None) -> TokenClock:
+        """One row of a batch timed by this clock: its first `n` tokens (where the row stopped), counted from
+        `start_ns` (the row's own start, e.g. its arrival) or else from this clock's start; with no token,
+        the row ends where this clock does."""
+        kept = self.token_ns[:n]
+        start = self.start_ns if start_ns is None else start_ns
+        return TokenClock(start, kept, kept[-1] if kept else self.end_ns)
 
     @property
     def ttft_ms(self) -> float | None:

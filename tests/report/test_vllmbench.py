@@ -17,7 +17,7 @@ from llmbench.report.markdown import render_markdown
 from llmbench.report.renderers import render
 from llmbench.report.summary import print_run_summary
 from llmbench.results.schema import Performance, RunResult, SaturationProbe, SaturationResult
-from llmbench.run.perf import PointSpec, summarise_point
+from llmbench.run.point_measure import PointSpec, summarise_point
 from llmbench.telemetry.nvml import TelemetryWindow
 from llmbench.types import Completion
 from tests.factories import make_run, performance

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmbench.scoring.clustered import CLUSTER_METHOD, _cluster_replicates, clustered_distribution
+from llmbench.scoring.clustered import CLUSTER_METHOD, cluster_replicates, clustered_distribution
 from llmbench.scoring.stats import PERCENTILES, distribution
 
 
@@ -47,7 +47,7 @@ def test_replicates_are_numpy_statistics_of_the_resampled_requests(seed: int) ->
     rng = np.random.default_rng(seed)
     sizes = rng.integers(1, 40, size=int(rng.integers(2, 30)))
     pooled = np.round(rng.gamma(2.0, 5.0, size=int(sizes.sum())), 1)  # rounded: ties between requests
-    reps = _cluster_replicates(pooled, sizes, 40, seed=11)
+    reps = cluster_replicates(pooled, sizes, 40, seed=11)
     draws = np.random.default_rng(11).integers(0, sizes.size, size=(40, sizes.size))
     groups = np.split(pooled, np.cumsum(sizes)[:-1])
     for i, drawn in enumerate(draws):

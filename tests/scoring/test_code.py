@@ -216,7 +216,7 @@ def test_calibrated_timeout_is_at_least_four_times_the_reference(scorer: CodeSco
 
 def test_quick_outputs_never_run_the_reference_and_a_loop_still_times_out() -> None:
     """Calibration is paid only for outputs that ran out of time_s; verdicts are those of calibrating first."""
-    from llmbench.scoring.code import _CALIBRATED, build_program
+    from llmbench.scoring.code import CALIBRATED_RUNTIMES_S, build_program
 
     # 2 s for an output that returns at once: a busy host does not reach it; the reference's 3 s does.
     reference = "import time\ndef g():\n    time.sleep(3)\n    return 2"
@@ -225,9 +225,9 @@ def test_quick_outputs_never_run_the_reference_and_a_loop_still_times_out() -> N
     scorer = CodeScorer(timeout_s=2, workers=1)
     try:
         assert scorer.score(problem, "def g():\n    return 2").status == "correct"
-        assert ref_program not in _CALIBRATED  # nothing timed out: the reference never ran
+        assert ref_program not in CALIBRATED_RUNTIMES_S  # nothing timed out: the reference never ran
         looping = scorer.score(problem, "def g():\n    while True:\n        pass")
-        assert looping.status == "timeout" and ref_program in _CALIBRATED
+        assert looping.status == "timeout" and ref_program in CALIBRATED_RUNTIMES_S
         assert looping.details["duration_ms"] >= 4 * 3 * 1000 * 0.9  # judged with the calibrated time
     finally:
         scorer.close()

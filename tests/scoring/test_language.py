@@ -14,7 +14,6 @@ from llmbench.errors import DataError
 from llmbench.scoring import scorers
 from llmbench.scoring.language import (
     LanguageScorer,
-    detect_language,
     find_answer,
     language_verdict,
     matches_language,
@@ -40,14 +39,17 @@ def sample(language: str, answers: list[str], sid: str = "q") -> Sample:
 
 @pytest.mark.parametrize("code", sorted(SENTENCES))
 def test_each_language_in_play_is_identified_the_same_way_every_time(code: str) -> None:
-    first = detect_language(SENTENCES[code])
-    assert first == code
-    assert [detect_language(SENTENCES[code]) for _ in range(3)] == [first] * 3
+    verdicts = [language_verdict(SENTENCES[code], code) for _ in range(3)]
+    assert verdicts[0][0] is True
+    assert verdicts == [verdicts[0]] * 3
+    other = "fr" if code == "en" else "en"
+    assert language_verdict(SENTENCES[code], other)[0] is False
 
 
 @pytest.mark.parametrize("text", ["", "42 + 7 = 49", "😀🎉🔥", "   \n\t"])
-def test_text_without_letters_has_no_detected_language(text: str) -> None:
-    assert detect_language(text) is None
+def test_text_without_letters_is_in_any_language(text: str) -> None:
+    assert language_verdict(text, "en") == (True, "no letters")
+    assert language_verdict(text, "zh") == (True, "no letters")
 
 
 def test_a_language_lingua_lacks_is_judged_by_its_script() -> None:
@@ -204,7 +206,7 @@ def test_every_builtin_reference_is_detected_as_its_language_and_scores_full_mar
     scorer = scorers.get("multilingual")()
     for s in builtin_samples():
         reference = scorer.reference_output(s)
-        assert (s.id, detect_language(reference)) == (s.id, s.fields["language"])
+        assert (s.id, language_verdict(reference, s.fields["language"])[0]) == (s.id, True)
         score = scorer.score(s, reference)
         assert (s.id, score.value, score.metrics) == (
             s.id,

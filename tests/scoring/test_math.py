@@ -16,7 +16,7 @@ from llmbench.config.suite import load_suite
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.readers import load_samples
 from llmbench.scoring import scorers
-from llmbench.scoring.math import MathScorer, _Worker, extract_answer, parse_number, reference_answer
+from llmbench.scoring.math import MathScorer, MathWorker, extract_answer, parse_number, reference_answer
 
 SUITE = Path(__file__).resolve().parents[2] / "suites" / "math.yaml"
 
@@ -250,7 +250,7 @@ def test_a_hanging_expression_becomes_an_error_and_the_pool_recovers() -> None:
 
 
 def test_a_hung_verifier_left_behind_terminates_itself() -> None:
-    worker = _Worker()  # as if the scoring process had died and nobody will kill the worker
+    worker = MathWorker()  # as if the scoring process had died and nobody will kill the worker
     worker.wait_ready()
     worker.stdin.write(json.dumps([0, "2", "9^{9^{9^{9}}}", 1.0]) + "\n")  # backstop alarm after 1 s
     worker.stdin.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.report.study_tables import render_leaderboard_html, render_leaderboard_markdown
+from llmbench.report.study_tables import leaderboard_html, render_leaderboard_markdown
 from llmbench.study.spec import LeaderboardSpec
 from llmbench.study.study_leaderboard import build_leaderboard, pareto_front
 from tests.factories import make_run, performance, verdicts
@@ -75,7 +75,8 @@ def test_markdown_and_html_show_every_model_and_the_front() -> None:
     board = build_leaderboard(study_runs(), LeaderboardSpec())
     md = render_leaderboard_markdown(board)
     assert md.count("\n| ") >= 3 and "Pareto front" in md and "| big *" in md
-    assert "<table>" in render_leaderboard_html(board, "t") and "small" in render_leaderboard_html(board, "t")
+    page = leaderboard_html(board)
+    assert "<table>" in page and "small" in page
 
 
 def test_a_judged_study_blends_accuracy_and_rating_as_its_weights_say() -> None:
