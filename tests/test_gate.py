@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from llmbench import api
-from llmbench.analysis.gate import DEFAULT_GATES, GateThresholds, check_regressions, load_thresholds
+from llmbench.analysis.gate import (
+    DEFAULT_GATES,
+    GateThresholds,
+    check_regressions,
+    gate_report,
+    load_thresholds,
+)
 from llmbench.errors import ConfigError, UserInputError
 from llmbench.results.io import write_results
 from tests.factories import make_run, performance, verdicts, with_flips
@@ -79,7 +85,9 @@ def test_per_metric_glob_overrides_the_default() -> None:
 
 
 def test_performance_defaults_merge_and_null_switches_one_off() -> None:
-    t = GateThresholds.model_validate({"performance": {"ttft_ms p50": None, "load_time_s": 0.5}})
+    t = GateThresholds.model_validate(
+        {"performance": {"ttft_ms p50": None, "ttft_ms p90": None, "load_time_s": 0.5}}
+    )
     assert t.performance_threshold("ttft_ms p50") is None
     assert t.performance_threshold("peak_vram_mib") == 0.05
     assert t.performance_threshold("load_time_s") == 0.5
@@ -214,3 +222,32 @@ def test_two_files_of_one_setting_without_a_baseline_are_both_compared(tmp_path:
     assert [c.run_id for c in compared.candidates] == ["night-01", "night-02"] and compared.notes == []
     folder = api.compare([tmp_path])  # the same two as a folder: a nightly folder, its latest run
     assert [c.run_id for c in folder.candidates] == ["night-02"] and folder.notes
+
+
+def _flipped(n: int, worse: int, better: int, seed: int) -> tuple[list[float], list[float]]:
+    """Baseline and candidate verdicts on n samples that differ on `worse` samples the candidate lost and
+    `better` samples it won."""
+    rest = verdicts(n - worse - better, 0.7, seed=seed)
+    return [1.0] * worse + [0.0] * better + rest, [0.0] * worse + [1.0] * better + rest
+
+
+def test_worse_is_a_one_sided_question() -> None:
+    base, cand = _flipped(400, 13, 5, seed=4)  # McNemar mid-p: two-sided 0.064, one-sided 0.032
+    strict = GateThresholds.model_validate({"quality": {"default": 0.01}})
+    found = check_regressions(make_run("m", {"t": base}), make_run("m", {"t": cand}), strict)
+    assert [r.metric for r in found] == ["accuracy"]  # the two-sided test let it pass
+    assert "mcnemar one-sided p=0.0318, Holm-adjusted 0.0318 < 0.05 over 1 test" in str(found[0])
+    assert check_regressions(make_run("m", {"t": cand}), make_run("m", {"t": base}), strict) == []
+
+
+def test_holm_corrects_over_the_gated_family_and_says_its_size() -> None:
+    pairs = {f"t{i}": _flipped(400, 13, 5, seed=10 + i) for i in range(4)}
+    baseline = make_run("m", {name: b for name, (b, _) in pairs.items()})
+    candidate = make_run("m", {name: c for name, (_, c) in pairs.items()})
+    strict = GateThresholds.model_validate({"quality": {"default": 0.01}})
+    report = gate_report(baseline, candidate, strict)
+    assert report.family == 5  # four tasks and the suite score
+    # Each task alone (one-sided p = 0.032) is not enough over five tests; the suite's pooled drop is.
+    assert [r.metric for r in report.regressions] == ["suite_score"]
+    assert "over 5 tests" in str(report.regressions[0])
+    assert report.lines(strict.alpha)[0].startswith("gate: 5 tests, Holm-corrected to alpha 0.05")

@@ -353,3 +353,24 @@ def test_a_resume_by_output_alone_refuses_a_header_whose_model_is_not_a_model(tm
     Journal(Journal.path_for(results), header).open(resume=False)
     with pytest.raises(UserInputError, match=r"corrupt journal: .*run\.journal\.jsonl: the header's model\."):
         resume_target(RunOptions(output=results, resume=True))
+
+
+def test_a_journal_with_the_old_timeout_names_resumes_and_a_changed_model_does_not(tmp_path: Path) -> None:
+    from llmbench.config.models import ModelConfig
+
+    model = ModelConfig(name="m", backend="openai", model="m", api={"base_url": "http://127.0.0.1:1/v1"})
+    today = model.model_dump(mode="json")
+    older = json.loads(json.dumps(today))
+    older["api"]["timeout_s"] = 600.0  # the names and the default before request_timeout_s
+    older["api"]["first_byte_timeout_s"] = older["api"].pop("first_token_timeout_s")
+    del older["api"]["request_timeout_s"]
+    path = tmp_path / "r.journal.jsonl"
+    first = Journal(path, HEADER | {"model": older})
+    first.open(resume=False)
+    first.close()
+    again = Journal(path, HEADER | {"model": today})
+    again.open(resume=True)
+    again.close()
+    other = json.loads(json.dumps(today)) | {"model": "another"}
+    with pytest.raises(UserInputError, match="model changed"):
+        Journal(path, HEADER | {"model": other}).open(resume=True)

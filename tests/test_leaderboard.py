@@ -8,6 +8,7 @@ from llmbench.analysis.compare import build_comparison, measures_model
 from llmbench.analysis.gate import GateThresholds, check_regressions
 from llmbench.analysis.leaderboard import build_leaderboard
 from llmbench.analysis.significance import paired_suite_delta
+from llmbench.report.leaderboard_table import legend
 from llmbench.results.schema import RunResult
 from tests.factories import make_run, performance, verdicts
 
@@ -129,3 +130,30 @@ def test_the_detailed_view_shows_the_reference_backends_timings_as_not_measured(
         x for x in render_markdown(build_comparison([model, reference])).splitlines() if "ttft_ms p50" in x
     )
     assert line.rstrip(" |").endswith("| n/a") and "%" not in line
+
+
+def test_ttft_and_throughput_come_from_the_perf_sweep_at_a_stated_load_when_there_is_one() -> None:
+    quality = [
+        make_run(m, {"t": verdicts(40, 0.6, i)}, perf=performance(ttft_ms=900.0)) for i, m in enumerate("ab")
+    ]
+    sweeps = [
+        make_run(m, {}, suite="perf", perf=performance(ttft_ms=ttft, tokens_per_s=tps, sweep=True, seed=i))
+        for i, (m, ttft, tps) in enumerate([("a", 20.0, 3200.0), ("b", 30.0, 1600.0)])
+    ]
+    board = build_leaderboard([*quality, *sweeps])
+    ttft, tps = (next(c for c in board.columns if c.key == k) for k in ("ttft_p50_ms", "output_tokens_per_s"))
+    assert (ttft.source, ttft.load, ttft.title) == ("sweep", (128, 128, 1), "TTFT p50 (128 in, c1)")
+    assert (tps.source, tps.load, tps.title) == ("sweep", (512, 128, 64), "tok/s (c64)")
+    by_model = {r.model: r for r in board.rows}
+    point = sweeps[0].performance.sweep[0]
+    assert point.ttft_ms is not None
+    assert board.cell(by_model["a"], ttft).value == point.ttft_ms.p50  # not the quality runs' 900 ms
+    assert board.cell(by_model["a"], tps).value == sweeps[0].performance.sweep[-1].output_tokens_per_s
+    assert "the perf sweep point at the load in the title" in "\n".join(legend(board))
+
+
+def test_without_a_sweep_the_quality_runs_timings_are_named_as_such() -> None:
+    board = build_leaderboard([make_run(m, {"t": verdicts(40, 0.6, i)}) for i, m in enumerate("ab")])
+    ttft = next(c for c in board.columns if c.key == "ttft_p50_ms")
+    assert (ttft.source, ttft.load, ttft.title) == ("quality runs", None, "TTFT p50")
+    assert any("timed in quality runs" in line and "not a serving figure" in line for line in legend(board))

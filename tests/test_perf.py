@@ -394,3 +394,16 @@ def test_architecture_config_matches_the_published_model_size(name: str, tmp_pat
     published, architecture = PUBLISHED_PARAMS_B[name]
     assert type(model).__name__ == architecture == config.architectures[0]
     assert params_b == pytest.approx(published, rel=0.02)
+
+
+def test_bandwidth_of_layers_placed_one_gpu_after_another_is_one_gpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    one_gpu = 2 * 2619e6 * 5120 / 8
+    fake_pynvml.configure([FakeGpu(uuid=f"GPU-{i}") for i in range(4)])
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert peak_bandwidth_bytes_s([0, 1, 2, 3], at_once=1) == pytest.approx(one_gpu)  # a device_map
+    assert peak_bandwidth_bytes_s([0, 1, 2, 3], at_once=2) == pytest.approx(2 * one_gpu)  # tp 2 x pp 2
+    assert peak_bandwidth_bytes_s([0, 1]) == pytest.approx(2 * one_gpu)  # tensor parallel over both
+    fake_pynvml.configure([])

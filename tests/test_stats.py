@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from llmbench.results.schema import MetricValue
 from llmbench.scoring.stats import (
     aggregate_repeats,
     distribution,
@@ -30,6 +31,12 @@ def test_wilson_interval_of_8_out_of_10_matches_the_textbook_value() -> None:
     assert hi == pytest.approx(0.9433, abs=1e-4)
 
 
+@pytest.mark.parametrize("n", [1, 5, 10, 17, 1319])
+def test_wilson_bounds_at_none_and_all_right_are_exactly_zero_and_one(n: int) -> None:
+    assert wilson_interval(0, n)[0] == 0.0  # not 2.78e-17, which a table prints as such
+    assert wilson_interval(n, n)[1] == 1.0
+
+
 def test_summarize_uses_wilson_for_zero_one_values() -> None:
     m = summarize([1.0] * 8 + [0.0] * 2)
     assert m.method == "wilson" and m.n == 10 and m.value == pytest.approx(0.8)
@@ -49,7 +56,26 @@ def test_summarize_uses_a_reproducible_bootstrap_for_continuous_values() -> None
 
 
 def test_summarize_can_be_told_values_are_not_binary() -> None:
-    assert summarize([0.0, 1.0, 1.0, 1.0], binary=False).method == "bootstrap"
+    assert summarize([0.0, 1.0, 1.0, 1.0], binary=False).method == "t"
+    assert summarize([0.0, 1.0] * 20, binary=False).method == "bootstrap"
+
+
+def test_summarize_below_thirty_values_uses_student_t_and_says_so() -> None:
+    values = [3.1, 2.7, 3.9, 3.3, 2.2, 3.0, 4.1, 2.9]
+    m = summarize(values)
+    lo, hi = sps.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=sps.sem(values))
+    assert m.method == "t" and (m.ci_low, m.ci_high) == pytest.approx((lo, hi))
+    assert summarize(np.random.default_rng(0).normal(0, 1, 30).tolist()).method == "bootstrap"
+
+
+def test_summarize_t_interval_holds_its_level_on_five_values() -> None:
+    """The percentile bootstrap covered about 83% at n = 5; Student's t holds 95% on normal draws."""
+    rng = np.random.default_rng(11)
+    covered = sum(
+        (m := summarize(rng.normal(0, 1, 5).tolist())).ci_low <= 0 <= m.ci_high  # type: ignore[operator]
+        for _ in range(400)
+    )
+    assert covered / 400 >= 0.92
 
 
 def test_summarize_of_nothing_is_json_safe() -> None:
@@ -208,6 +234,36 @@ def test_two_proportion_test_matches_the_pooled_z_test() -> None:
     z = 0.15 / np.sqrt(pooled * (1 - pooled) * (2 / 100))
     assert delta == pytest.approx(0.15)
     assert p == pytest.approx(2 * sps.norm.sf(z))
+
+
+def test_welch_test_of_two_equal_constant_samples_has_p_one() -> None:
+    a = MetricValue(value=5.0, stderr=0.0, ci_low=5.0, ci_high=5.0, n=10, method="t")
+    assert welch_test(a, a) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_welch_test_of_two_different_constant_samples_is_the_exact_rank_test_not_p_zero() -> None:
+    def constant(value: float, n: int) -> MetricValue:
+        return MetricValue(value=value, stderr=0.0, n=n, method="t")
+
+    assert welch_test(constant(5, 2), constant(6, 2))[3] == pytest.approx(1 / 3)  # was 0.0
+    delta, lo, hi, p = welch_test(constant(5, 10), constant(6, 10))
+    expected = sps.mannwhitneyu([6.0] * 10, [5.0] * 10, method="exact").pvalue
+    assert (delta, lo, hi) == (1.0, 1.0, 1.0) and p == pytest.approx(2 / 184756) and p > 0
+    assert p == pytest.approx(sps.mannwhitneyu(list(range(10, 20)), list(range(10)), method="exact").pvalue)
+    assert expected >= p  # scipy's tie-corrected version is more conservative still
+
+
+def test_two_proportion_interval_of_zero_of_ten_against_ten_of_ten_does_not_collapse() -> None:
+    delta, lo, hi, _ = two_proportion_test(summarize([0.0] * 10), summarize([1.0] * 10))
+    assert delta == 1.0 and hi == 1.0 and lo == pytest.approx(0.6075, abs=1e-3)  # Wald: [1, 1]
+
+
+def test_two_proportion_interval_is_newcombes_hybrid_score_interval() -> None:
+    # Newcombe (1998) table II, example (a): 56/70 - 48/80 = 0.2, method 10: 0.0524 to 0.3339.
+    a, b = summarize([1.0] * 48 + [0.0] * 32), summarize([1.0] * 56 + [0.0] * 14)
+    delta, lo, hi, _ = two_proportion_test(a, b)
+    assert delta == pytest.approx(0.2)
+    assert lo == pytest.approx(0.0524, abs=1e-4) and hi == pytest.approx(0.3339, abs=1e-4)
 
 
 def test_aggregate_repeats_counts_samples_not_generations() -> None:

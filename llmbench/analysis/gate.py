@@ -1,137 +1,121 @@
 """The regression gate: does a candidate run fall behind a baseline by more than noise and tolerance?
 
-Quality metrics regress when they drop by more than their threshold AND the paired test says the drop is
-significant; performance figures regress when they worsen by more than a relative threshold. "Drop" and
-"worsen" follow `llmbench.analysis.direction` (a rising timeout rate or latency is worse). A gated figure that the
-baseline has and the candidate lacks fails too, as does a candidate of another suite: a gate that compared
-nothing must not pass.
+Quality metrics regress when they drop by more than their threshold AND a one-sided test says the drop is
+significant; performance figures (the run's own and those of every sweep point both runs share) regress
+when they worsen by more than their floor AND, where a noise band is known (`--history`: the last good
+nights; else the repeats merged into the candidate or the baseline), by more than that noise. With a history, every figure is also judged against the median of those
+nights, so a slow drift fails even when each night is close to the one before. Every tested decision
+joins one family corrected by Holm's method at the gate's alpha. "Drop" and "worsen" follow
+`llmbench.analysis.direction`. A gated figure or sweep point that the baseline has and the candidate lacks
+fails too, as does a candidate of another suite: a gate that compared nothing must not pass.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
-from pathlib import Path
-from typing import Any
-
-from pydantic import ConfigDict, Field, field_validator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from llmbench.analysis.compare import Row, build_comparison, measures_model
-from llmbench.config.strict import SaneNumbers
+from llmbench.analysis.figures import SUITE, Figure, performance_figures, quality_figures
+from llmbench.analysis.gate_checks import (
+    Bands,
+    Check,
+    Regression,
+    decide,
+    performance_checks,
+    recent_checks,
+)
+from llmbench.analysis.gate_config import DEFAULT_GATES as DEFAULT_GATES
+from llmbench.analysis.gate_config import DEFAULT_PERFORMANCE as DEFAULT_PERFORMANCE
+from llmbench.analysis.gate_config import GateThresholds as GateThresholds
+from llmbench.analysis.gate_config import QualityThresholds as QualityThresholds
+from llmbench.analysis.gate_config import load_thresholds as load_thresholds
+from llmbench.analysis.noise import MIN_RUNS, noise_bands, repeat_bands
+from llmbench.analysis.significance import one_sided_worse
 from llmbench.results.schema import MetricValue, RunResult
 
-DEFAULT_GATES = Path(__file__).resolve().parents[2] / "configs" / "gates.yaml"
-DEFAULT_PERFORMANCE: dict[str, float | None] = {
-    "ttft_ms p50": 0.10,
-    "output_tokens_per_s": 0.10,
-    "peak_vram_mib": 0.05,
-    "energy_per_output_token_j": 0.10,
-}
-
-
-class _Strict(SaneNumbers):
-    model_config = ConfigDict(extra="forbid")
-
-
-class QualityThresholds(_Strict):
-    """Largest tolerated absolute drop of a quality metric (0.02 = two points of accuracy)."""
-
-    default: float = Field(default=0.02, ge=0)
-    # Overrides by name or glob of "metric", "task/metric" or "suite/task/metric": "pass@1", "gsm8k/*".
-    metrics: dict[str, float] = Field(default_factory=dict)
-    primary_only: bool = True  # gate each task's primary metric (and the suite score), not every side metric
-    breakdowns: bool = False  # also gate breakdown cells (per length, language, ...)
-    suite_score: bool = True
-
-
-class GateThresholds(_Strict):
-    """Thresholds of the regression gate (configs/gates.yaml)."""
-
-    alpha: float = Field(default=0.05, gt=0, lt=1)
-    # Let gated figures of the baseline be absent from the candidate (a smaller task selection on purpose).
-    allow_missing: bool = False
-    quality: QualityThresholds = Field(default_factory=lambda: QualityThresholds())
-    # Largest tolerated relative worsening per performance row name or glob; null switches a default off.
-    performance: dict[str, float | None] = Field(default_factory=lambda: dict(DEFAULT_PERFORMANCE))
-
-    @field_validator("performance", mode="before")
-    @classmethod
-    def _merge_defaults(cls, value: Any) -> Any:
-        return {**DEFAULT_PERFORMANCE, **value} if isinstance(value, dict) else value
-
-    def quality_threshold(self, suite: str, task: str, metric: str) -> float:
-        """The first override whose pattern matches metric, task/metric or suite/task/metric; else the default."""
-        for pattern, value in self.quality.metrics.items():
-            if any(
-                fnmatchcase(name, pattern)
-                for name in (metric, f"{task}/{metric}", f"{suite}/{task}/{metric}")
-            ):
-                return value
-        return self.quality.default
-
-    def performance_threshold(self, name: str) -> float | None:
-        exact = self.performance.get(name, ...)
-        if exact is not ...:
-            return exact
-        return next((v for p, v in self.performance.items() if fnmatchcase(name, p)), None)
+__all__ = ["DEFAULT_GATES", "GateReport", "GateThresholds", "Regression", "check_regressions", "gate_report"]
 
 
 @dataclass
-class Regression:
-    """One regressed figure; `str()` is the one-line reason."""
+class GateReport:
+    """The gate's verdict on one candidate: its regressions, every check it made and the family size."""
 
-    kind: str  # "quality", "performance", "missing" or "suite"
-    suite: str
-    task: str
-    metric: str
-    baseline: float | None
-    candidate: float | None
-    threshold: float | None
-    p_value: float | None
-    reason: str
+    regressions: list[Regression]
+    checks: list[Check] = field(default_factory=list)
+    nights: int = 0  # good nights behind the noise bands and the recent median; 0: none given
+    repeats: int = 0  # repeats behind the noise bands of figures the nights give none for; 0: none used
 
-    def __str__(self) -> str:
-        return self.reason
+    @property
+    def family(self) -> int:
+        """How many tests Holm's correction is taken over."""
+        return sum(1 for c in self.checks if c.p_value is not None)
+
+    def lines(self, alpha: float) -> list[str]:
+        """The family in words, then each check that has a noise band, with its decision."""
+        head = f"gate: {self.family} tests, Holm-corrected to alpha {alpha} over the family"
+        if self.nights:
+            head += f"; noise bands and the recent median from {self.nights} good nights"
+        if self.repeats:
+            head += f"; noise bands {'of the rest ' if self.nights else ''}from {self.repeats} repeats"
+        verdicts = [
+            f"gate: {c.summary()}: {'REGRESSED' if c.regressed(alpha) else 'ok'}"
+            for c in self.checks
+            if c.band
+        ]
+        return [head, *verdicts]
 
 
-def load_thresholds(path: Path | None = None) -> GateThresholds:
-    """Thresholds from a YAML file (configs/gates.yaml by default; built-in defaults if that is absent)."""
-    from llmbench.config.yamlio import load_yaml, validate_yaml
-
-    if path is None and not DEFAULT_GATES.exists():
-        return GateThresholds()
-    path = path or DEFAULT_GATES
-    data, node = load_yaml(path)
-    return validate_yaml(GateThresholds, path, data if data is not None else {}, node)  # type: ignore[no-any-return]
-
-
-def check_regressions(
-    baseline: RunResult, candidate: RunResult, thresholds: GateThresholds
-) -> list[Regression]:
-    """Every regression of `candidate` against `baseline`: quality, performance, and gated figures missing."""
+def gate_report(
+    baseline: RunResult,
+    candidate: RunResult,
+    thresholds: GateThresholds,
+    history: Sequence[RunResult] = (),
+    repeats: tuple[Sequence[RunResult], Sequence[RunResult]] = ((), ()),
+) -> GateReport:
+    """Every check of `candidate` against the pinned `baseline` and, given the good nights before it in
+    `history`, against their median, with the noise bands they give. `repeats` are the runs merged into
+    the baseline and into the candidate: their spread is the band of each figure the nights give none for."""
     if candidate.suite_name != baseline.suite_name:
         reason = (
             f"the candidate ran suite '{candidate.suite_name}' but the baseline ran '{baseline.suite_name}': "
             "nothing to compare"
         )
-        return [Regression("suite", candidate.suite_name, "(suite)", "suite", None, None, None, None, reason)]
-    comparison = build_comparison([baseline, candidate], baseline=baseline, alpha=thresholds.alpha)
+        return GateReport(
+            [Regression("suite", candidate.suite_name, "(suite)", "suite", None, None, None, None, reason)]
+        )
+    nights = [r for r in history if r.suite_name == candidate.suite_name][-thresholds.history.window :]
+    bands: Bands = noise_bands(nights) if len(nights) >= MIN_RUNS else {}
+    spread = {k: b for k, b in repeat_bands(*repeats).items() if k not in bands}
+    checks, lost = quality_checks(baseline, candidate, thresholds)
     # Timings gate only against the same backend: another engine's latency is a comparison, not a regression.
     timed = measures_model(baseline) and measures_model(candidate) and same_backend(baseline, candidate)
-    base = comparison.baseline if comparison.baseline is not None else 0
-    cand = 1 - base
-    found: list[Regression] = []
-    for row in comparison.rows:
-        if not _gated(row, baseline, thresholds) or (row.section == "performance" and not timed):
-            continue  # the reference backend's timings are not measurements: nothing to gate
-        if _present(row.cells[base]) and not _present(row.cells[cand]):
-            if not thresholds.allow_missing:
-                found.append(_missing(row, base))
-            continue
-        reg = (_performance if row.section == "performance" else _quality)(row, base, cand, thresholds)
-        if reg is not None:
-            found.append(reg)
-    return found
+    if timed:
+        perf, gone = performance_checks(baseline, candidate, thresholds, bands | spread)
+        checks, lost = checks + perf, lost + gone
+    if bands and thresholds.history.against_median:
+        figures = quality_figures(candidate) + (performance_figures(candidate) if timed else [])
+        checks += recent_checks(
+            candidate, figures, thresholds, bands, _gated_keys(baseline, figures, thresholds)
+        )
+    used = timed and spread and any(c.band and "repeats" in c.band for c in checks)
+    return GateReport(
+        lost + decide(checks, thresholds.alpha),
+        checks,
+        len(nights) if bands else 0,
+        len(repeats[0]) + len(repeats[1]) if used else 0,
+    )
+
+
+def check_regressions(
+    baseline: RunResult,
+    candidate: RunResult,
+    thresholds: GateThresholds,
+    history: Sequence[RunResult] = (),
+    repeats: tuple[Sequence[RunResult], Sequence[RunResult]] = ((), ()),
+) -> list[Regression]:
+    """Every regression of `candidate` against `baseline` (and the good nights in `history`)."""
+    return gate_report(baseline, candidate, thresholds, history, repeats).regressions
 
 
 def same_backend(baseline: RunResult, candidate: RunResult) -> bool:
@@ -150,15 +134,55 @@ def ungated(baseline: RunResult, candidate: RunResult) -> str | None:
     return None
 
 
+def quality_checks(
+    baseline: RunResult, candidate: RunResult, t: GateThresholds
+) -> tuple[list[Check], list[Regression]]:
+    """Each gated quality row against the baseline with its paired (or unpaired) test, one-sided; and the
+    rows the candidate lacks."""
+    comparison = build_comparison([baseline, candidate], baseline=baseline, alpha=t.alpha)
+    base = comparison.baseline if comparison.baseline is not None else 0
+    cand = 1 - base
+    checks, lost = [], []
+    for row in comparison.rows:
+        if row.section not in ("quality", "breakdown", "suite") or not _gated(row, baseline, t):
+            continue
+        a, b, delta = row.cells[base], row.cells[cand], row.deltas[cand]
+        if _present(a) and not _present(b):
+            if not t.allow_missing:
+                lost.append(_missing_row(row, a))
+            continue
+        if a is None or b is None or delta is None:
+            continue
+        drop = (a.value - b.value) if row.higher_is_better else (b.value - a.value)
+        p = one_sided_worse(delta.p_value, drop > 0) if delta.p_value is not None else None
+        threshold = t.quality_threshold(row.suite, row.task, row.metric)
+        higher = bool(row.higher_is_better)
+        checks.append(
+            Check(
+                "quality",
+                row.suite,
+                row.task,
+                row.metric,
+                higher,
+                a.value,
+                b.value,
+                threshold,
+                drop,
+                p,
+                delta.test,
+                "pinned",
+            )
+        )
+    return checks, lost
+
+
 def _present(cell: MetricValue | None) -> bool:
     return cell is not None and cell.n > 0
 
 
-def _missing(row: Row, base: int) -> Regression:
-    where = row.suite if row.section == "performance" else f"{row.suite}/{row.task}"
-    a = row.cells[base]
+def _missing_row(row: Row, a: MetricValue | None) -> Regression:
     reason = (
-        f"{where} {row.metric} is in the baseline but missing from the candidate "
+        f"{row.suite}/{row.task} {row.metric} is in the baseline but missing from the candidate "
         "(set allow_missing: true in the gate config to accept that)"
     )
     return Regression(
@@ -174,43 +198,65 @@ def _gated(row: Row, baseline: RunResult, t: GateThresholds) -> bool:
         return not t.quality.primary_only or (task is not None and task.primary_metric == row.metric)
     if row.section == "breakdown":
         return t.quality.breakdowns
-    if row.section == "suite":  # a one-task suite's score is that task's metric: gated once, there
-        return t.quality.suite_score and sum(1 for task in baseline.tasks if task.weight > 0) > 1
-    return row.section == "performance" and t.performance_threshold(row.metric) is not None
+    # a one-task suite's score is that task's metric: gated once, there
+    return t.quality.suite_score and sum(1 for task in baseline.tasks if task.weight > 0) > 1
 
 
-def _quality(row: Row, base: int, cand: int, t: GateThresholds) -> Regression | None:
-    a, b, delta = row.cells[base], row.cells[cand], row.deltas[cand]
-    if a is None or b is None or delta is None:
-        return None
-    drop = (a.value - b.value) if row.higher_is_better else (b.value - a.value)
-    threshold = t.quality_threshold(row.suite, row.task, row.metric)
-    if drop <= threshold or delta.p_value is None or not delta.significant:
-        return None  # `significant` was decided at the gate's alpha: the report marks the same rows
-    note = f"; fingerprints differ: {row.fingerprint_note}" if row.fingerprint_diff else ""
-    moved = "fell" if row.higher_is_better else "rose"
-    reason = (
-        f"{row.suite}/{row.task} {row.metric} {moved} {a.value:.3f} -> {b.value:.3f} ({drop:.3f} worse, "
-        f"{threshold:.3f} allowed), {delta.test} p={delta.p_value:.3g} < {t.alpha}{note}"
-    )
-    return Regression(
-        "quality", row.suite, row.task, row.metric, a.value, b.value, threshold, delta.p_value, reason
-    )
+def _gated_keys(baseline: RunResult, figures: Sequence[Figure], t: GateThresholds) -> set[tuple[str, str]]:
+    """The figures the recent median judges: those the pinned comparison gates."""
+    one_task = sum(1 for task in baseline.tasks if task.weight > 0) <= 1
+    keys = set()
+    for f in figures:
+        if f.section == "performance" and t.performance_threshold(f.metric) is None:
+            continue
+        if f.where == SUITE and (one_task or not t.quality.suite_score):
+            continue
+        keys.add(f.key)
+    return keys
 
 
-def _performance(row: Row, base: int, cand: int, t: GateThresholds) -> Regression | None:
-    a, b = row.cells[base], row.cells[cand]
-    threshold = t.performance_threshold(row.metric)
-    if a is None or b is None or threshold is None or a.value == 0:
-        return None
-    worse = (a.value - b.value) / abs(a.value) if row.higher_is_better else (b.value - a.value) / abs(a.value)
-    if worse <= threshold:
-        return None
-    direction = "fell" if row.higher_is_better else "rose"
-    reason = (
-        f"{row.suite} {row.metric} {direction} {a.value:.4g} -> {b.value:.4g} ({worse:+.1%} worse, "
-        f"{threshold:.0%} allowed)"
-    )
-    return Regression(
-        "performance", row.suite, row.task, row.metric, a.value, b.value, threshold, None, reason
-    )
+def nights_before(history: Sequence[RunResult], candidate: RunResult) -> list[RunResult]:
+    """The runs of `history` of the candidate's model, suite and backend made before it, oldest first."""
+    return [
+        r
+        for r in sorted(history, key=lambda r: (r.created_at, r.run_id))
+        if r.run_id != candidate.run_id
+        and r.created_at < candidate.created_at
+        and (r.model_name, r.suite_name, r.backend.backend)
+        == (candidate.model_name, candidate.suite_name, candidate.backend.backend)
+    ]
+
+
+def gate_candidates(
+    baseline: RunResult | None,
+    candidates: Sequence[RunResult],
+    thresholds: GateThresholds,
+    history: Sequence[RunResult] = (),
+    repeats: Mapping[str, Sequence[RunResult]] | None = None,
+) -> list[tuple[RunResult, GateReport]]:
+    """The gate's report on each candidate of the baseline's suite; a user error when there is no baseline
+    or no candidate of its suite. `repeats` maps a merged run's id to the runs merged into it."""
+    from llmbench.errors import UserInputError
+
+    if baseline is None:
+        raise UserInputError("--fail-on-regression needs --baseline BASE.json")
+    same_suite = [c for c in candidates if c.suite_name == baseline.suite_name]
+    if not same_suite:
+        raise UserInputError(
+            f"no candidate ran the baseline's suite '{baseline.suite_name}': nothing to gate",
+            hint="pass runs of that suite, or a baseline of the suite the candidates ran",
+        )
+    merged = repeats or {}
+    return [
+        (
+            c,
+            gate_report(
+                baseline,
+                c,
+                thresholds,
+                nights_before(history, c),
+                (merged.get(baseline.run_id, ()), merged.get(c.run_id, ())),
+            ),
+        )
+        for c in same_suite
+    ]

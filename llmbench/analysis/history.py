@@ -1,12 +1,16 @@
-"""History of results files in a directory: runs in time order and one metric's trend per model and suite."""
+"""History of results files in a directory: runs in time order, one metric's trend per model and suite, and
+each figure the regression gate judges with the noise band of the last nights."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbench.analysis.compare import perf_value
+from llmbench.analysis.figures import RUN_LEVEL, SUITE, Figure
+from llmbench.analysis.gate_config import GateThresholds
+from llmbench.analysis.noise import MIN_RUNS, NoiseBand, figures_of, noise_bands
 from llmbench.errors import ResultsFileError, UserInputError
 from llmbench.results.io import read_results
 from llmbench.results.schema import Distribution, MetricValue, Performance, RunResult
@@ -72,12 +76,12 @@ def available_metrics(runs: Sequence[RunResult]) -> list[str]:
             names.update((f"{t.name}.{m}", None) for m in t.metrics)
     for run in runs:
         perf = run.performance
-        for field in ("ttft_ms", "tpot_ms", "e2e_latency_ms"):
-            if getattr(perf, field) is not None:
-                names[f"performance.{field}.p50"] = None
-        for field in ("output_tokens_per_s", "peak_vram_mib", "energy_per_output_token_j", "load_time_s"):
-            if getattr(perf, field) is not None:
-                names[f"performance.{field}"] = None
+        for name in ("ttft_ms", "tpot_ms", "e2e_latency_ms"):
+            if getattr(perf, name) is not None:
+                names[f"performance.{name}.p50"] = None
+        for name in ("output_tokens_per_s", "peak_vram_mib", "energy_per_output_token_j", "load_time_s"):
+            if getattr(perf, name) is not None:
+                names[f"performance.{name}"] = None
     return list(names)
 
 
@@ -114,29 +118,87 @@ def trend_svg(points: Sequence[TrendPoint], metric_path: str) -> str:
 
 
 @dataclass
+class GatedTrend:
+    """One gated figure over the runs of one model, suite and backend (None where a run lacks it), and its
+    noise band over the last `window` of them, as the gate would draw it from that many good nights."""
+
+    where: str  # a task, "(suite)", "(performance)" or a sweep point's label
+    metric: str
+    values: list[float | None]
+    band: NoiseBand | None
+
+    @property
+    def latest(self) -> float | None:
+        return self.values[-1] if self.values else None
+
+    def outside(self, alpha: float) -> bool | None:
+        """Whether the latest value is worse than the band's median by more than the band (one-sided at
+        `alpha`, against the median of the nights); None without a band or a latest value."""
+        if self.band is None or self.latest is None:
+            return None
+        figure = Figure("performance" if self.band.relative else "quality", self.where, self.metric, 0.0)
+        scaled = self.band.worsening(self.band.median, self.latest, figure.higher_is_better)
+        return scaled is not None and scaled > self.band.half_width(alpha, "recent")
+
+
+def gated_trends(runs: Sequence[RunResult], t: GateThresholds) -> list[GatedTrend]:
+    """The gated figures (primary metrics, suite score, performance rows and sweep points with a floor) of
+    the newest run's model, suite and backend, over its runs in time order, with the band of the last
+    `t.history.window` runs that have each figure."""
+    if not runs:
+        return []
+    newest = max(runs, key=lambda r: (r.created_at, r.run_id))
+    cell = [
+        r
+        for r in sorted(runs, key=lambda r: (r.created_at, r.run_id))
+        if (r.model_name, r.suite_name, r.backend.backend)
+        == (newest.model_name, newest.suite_name, newest.backend.backend)
+    ]
+    series: dict[tuple[str, str], list[float | None]] = {}
+    for i, run in enumerate(cell):
+        for figure in figures_of(run):
+            if figure.section == "performance" and t.performance_threshold(figure.metric) is None:
+                continue
+            series.setdefault(figure.key, [None] * len(cell))[i] = figure.value
+    trends = []
+    for (where, metric), values in series.items():
+        recent = [r for r, v in zip(cell, values, strict=True) if v is not None][-t.history.window :]
+        band = noise_bands(recent).get((where, metric)) if len(recent) >= MIN_RUNS else None
+        trends.append(GatedTrend(where, metric, values, band))
+    order = {SUITE: 0, RUN_LEVEL: 2}
+    return sorted(trends, key=lambda g: order.get(g.where, 1 if not g.where.startswith("point") else 3))
+
+
+@dataclass
 class History:
-    """One metric's trend over a folder of runs, oldest first, and the files that could not be read."""
+    """One metric's trend over a folder of runs, oldest first, the gated figures' trends with their noise
+    bands, and the files that could not be read."""
 
     directory: Path
     metric: str
     runs: list[RunResult]
     trend: list[TrendPoint]
     skipped: list[str]
+    gated: list[GatedTrend] = field(default_factory=list)
+    alpha: float = 0.05
 
 
-def history(directory: Path, metric: str | None = None) -> History:
-    """The runs in `directory` and `metric`'s trend (default: the suite score); a user error when there are
-    no runs, or when no run has the metric (the hint names those that exist)."""
+def history(directory: Path, metric: str | None = None, thresholds: GateThresholds | None = None) -> History:
+    """The runs in `directory`, `metric`'s trend (default: the suite score) and the gated figures' trends; a
+    user error when there are no runs, or when no run has the metric asked for (the hint names those that
+    exist) or, none asked for, neither a suite score nor a gated figure."""
     skipped: list[str] = []
     runs = load_history(directory, skipped=skipped)
     if not runs:
         raise UserInputError(f"{directory}: no results files found", hint="; ".join(skipped[:3]) or None)
-    metric = metric or "suite_score"
+    t = thresholds or GateThresholds()
+    gated = gated_trends(runs, t)
+    asked, metric = metric, metric or "suite_score"
     trend = metric_trend(runs, metric)
-    if all(p.value is None for p in trend):
+    if all(p.value is None for p in trend) and (asked or not gated):  # a perf suite has no suite score
         known = available_metrics(runs)
         shown = ", ".join(known[:8]) + (f" and {len(known) - 8} more" if len(known) > 8 else "")
         raise UserInputError(
             f"no run in {directory} has the metric '{metric}'", hint=f"available: {shown or 'none'}"
         )
-    return History(Path(directory), metric, runs, trend, skipped)
+    return History(Path(directory), metric, runs, trend, skipped, gated, t.alpha)

@@ -11,9 +11,13 @@ leaderboard built on it:
 A suite cell is the run's weighted suite score with its 95% interval. In each column the best cell is
 compared with every other: `significant` on the best cell says it beats each of them (a paired test where
 the runs scored the same samples, an unpaired one otherwise, as `compare` does); on another cell it says
-that cell is significantly behind the best. Performance cells are the median over the row's suites of a
-figure measured on each; a run whose backend does not measure the model (the reference backend) has
-none, and its cells say so (`measured=False`).
+that cell is significantly behind the best. TTFT and tok/s come from performance measurements where any
+row has them: the perf sweep point (closed loop, unique prompts) at the load most rows measured, the
+lowest concurrency for TTFT and the highest for tok/s, named in the column's title; a row without that
+point has no value there. Only where no row has a sweep are they the quality runs' own timings, and the
+column's `source` says so: there every request was handed to the engine at once, so TTFT is a queue
+position, not a serving figure. VRAM and energy are the median over the row's suites. A run whose backend
+does not measure the model (the reference backend) has no performance cells (`measured=False`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,11 @@ from llmbench.analysis.compare import measures_model
 from llmbench.analysis.direction import higher_is_better
 from llmbench.analysis.select import run_key
 from llmbench.analysis.significance import ALPHA, paired_suite_delta
-from llmbench.results.schema import RunResult
+from llmbench.results.schema import PerfPoint, RunResult
 from llmbench.scoring import stats
+
+Load = tuple[int, int, int]  # input tokens, output tokens, concurrency of a closed-loop sweep point
+SERVING = {"ttft_p50_ms": min, "output_tokens_per_s": max}  # which concurrency each one is read at
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,8 @@ class Column:
     title: str
     kind: str  # "suite" or "performance"
     unit: str = ""
+    source: str = "runs"  # performance: "sweep" (a perf point at the load in `load`) or "quality runs"
+    load: Load | None = None
 
     @property
     def higher_is_better(self) -> bool | None:
@@ -126,13 +135,13 @@ def build_leaderboard(
     suites = sorted({run.suite_name for run in runs if run.suite_score is not None})
     unscored = sorted({run.suite_name for run in runs} - set(suites))
     columns = [Column(f"suite:{s}", s, "suite") for s in suites]
-    columns += [
-        Column(k, t, "performance", u) for k, t, u, get in PERFORMANCE if any(_timed(r, get) for r in runs)
-    ]
+    columns += performance_columns(list(rows.values()), runs)
     for row in rows.values():
         for col in columns:
             if col.kind == "suite":
                 row.cells[col.key] = _suite_cell(row, col.title)
+            elif col.load is not None:
+                row.cells[col.key] = _serving_cell(row, col)
             else:
                 row.cells[col.key] = _performance_cell(row, col.key)
     board = Leaderboard(columns, list(rows.values()), alpha, dict(sources or {}), unscored)
@@ -141,6 +150,73 @@ def build_leaderboard(
         _mark_best(board, col)
     board.rows.sort(key=lambda r: (not r.measures_model, -_mean_score(board, r), r.label))
     return board
+
+
+def performance_columns(rows: list[Row], runs: Sequence[RunResult]) -> list[Column]:
+    """The performance columns: TTFT and tok/s from sweep points where any row has them, else from the
+    quality runs (titled so); VRAM and energy from every run."""
+    columns = []
+    for key, title, unit, get in PERFORMANCE:
+        load = serving_load(rows, SERVING[key]) if key in SERVING else None
+        if load is not None:
+            where = f"{load[0]} in, c{load[2]}" if key == "ttft_p50_ms" else f"c{load[2]}"
+            columns.append(Column(key, f"{title} ({where})", "performance", unit, "sweep", load))
+        elif any(_timed(r, get) for r in runs):
+            source = "quality runs" if key in SERVING else "runs"
+            columns.append(Column(key, title, "performance", unit, source))
+    return columns
+
+
+def serving_points(row: Row) -> list[PerfPoint]:
+    """The row's closed-loop sweep points of unique prompts that finished with the client keeping up."""
+    return [
+        p
+        for r in row.runs
+        if measures_model(r)
+        for p in r.performance.sweep
+        if p.concurrency
+        and p.request_rate is None
+        and p.workload is None
+        and not p.error
+        and not p.client_bound
+    ]
+
+
+def serving_load(rows: list[Row], pick: Callable[[list[int]], int]) -> Load | None:
+    """The load most rows measured at their lowest (`min`) or highest (`max`) concurrency; ties: the smallest."""
+    counts: dict[Load, int] = {}
+    for row in rows:
+        points = serving_points(row)
+        if not points:
+            continue
+        level = pick([p.concurrency or 0 for p in points])
+        for load in {
+            (p.input_tokens, p.output_tokens, p.concurrency or 0) for p in points if p.concurrency == level
+        }:
+            counts[load] = counts.get(load, 0) + 1
+    return min(counts, key=lambda k: (-counts[k], k)) if counts else None
+
+
+def _serving_cell(row: Row, col: Column) -> Cell:
+    timed = [r for r in row.runs if measures_model(r)]
+    if not timed:
+        return Cell(None, measured=False, run_ids=[i for r in row.runs for i in _ids(r)])
+    matching = [
+        (p, r)
+        for r in timed
+        for p in serving_points(Row(row.model, row.backend, row.variant, "", runs=[r]))
+        if (p.input_tokens, p.output_tokens, p.concurrency) == col.load
+    ]
+    if not matching:
+        return Cell(None)
+    point, run = matching[-1]  # the latest run's
+    if col.key == "ttft_p50_ms":
+        ci = point.ttft_ms.ci.get("p50") if point.ttft_ms else None
+        value = point.ttft_ms.p50 if point.ttft_ms else None
+        n = point.ttft_ms.n if point.ttft_ms else 0
+        low, high = ci or (None, None)
+        return Cell(value, low, high, n=n, run_ids=_ids(run))
+    return Cell(point.output_tokens_per_s, n=point.n_requests, run_ids=_ids(run))
 
 
 def _timed(run: RunResult, get: Callable[[RunResult], float | None]) -> bool:

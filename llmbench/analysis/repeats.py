@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from llmbench.analysis.figures import point_key
 from llmbench.analysis.significance import per_sample_values
 from llmbench.results.schema import (
     Distribution,
@@ -167,28 +168,12 @@ def _is_mean_of(per_sample: dict[str, float], mv: MetricValue) -> bool:
     return abs(mean - mv.value) <= 1e-9 * max(1.0, abs(mv.value))
 
 
-# What tells one sweep point from another of the same run: its task, workload and traffic, not only its
-# shape (a shared prefix's points with prefix caching on and off have the same lengths and concurrency).
-_POINT_IDENTITY = (
-    "task",
-    "workload",
-    "input_tokens",
-    "output_tokens",
-    "concurrency",
-    "request_rate",
-    "arrival_process",
-    "burstiness",
-    "prefix_caching",
-    "trace",
-)
-
-
 def _merge_sweeps(perfs: Sequence[Performance]) -> list[PerfPoint]:
     """Each point averaged with the same point of the other repeats."""
     points: dict[tuple[Any, ...], list[PerfPoint]] = {}
     for perf in perfs:
         for pt in perf.sweep:
-            key = tuple(getattr(pt, name) for name in _POINT_IDENTITY)
+            key = point_key(pt)
             points.setdefault(key, []).append(pt)
     return [_mean_model([p for p in pts if not p.error] or pts) for pts in points.values()]
 

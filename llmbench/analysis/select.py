@@ -8,7 +8,7 @@ whole, and repeats of one run (another seed) are merged into one, unless asked o
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbench.analysis.repeats import header_repeat_key, merge
@@ -19,10 +19,12 @@ from llmbench.results.schema import RunResult
 
 @dataclass
 class Selected:
-    """One run to compare (a merged run for repeats) and the files it was read from."""
+    """One run to compare (a merged run for repeats), the files it was read from and the runs merged into
+    it (empty for a run of one file): their spread is the gate's noise band."""
 
     run: RunResult
     paths: list[Path]
+    repeats: list[RunResult] = field(default_factory=list)
 
 
 @dataclass
@@ -127,5 +129,5 @@ def select_runs(
     for group in groups:
         files = [h.path for h in group]
         runs = [read_results(path) for path in files]
-        selected.append(Selected(merge(runs) if len(runs) > 1 else runs[0], files))
+        selected.append(Selected(merge(runs), files, runs) if len(runs) > 1 else Selected(runs[0], files))
     return selected

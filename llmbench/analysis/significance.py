@@ -122,3 +122,25 @@ def perf_delta(a: MetricValue, b: MetricValue) -> Delta:
         bool(disjoint) if have_ci else None,
         relative=rel,
     )
+
+
+def one_sided_worse(p_two_sided: float, worse: bool) -> float:
+    """The one-sided p-value that a change is a worsening, from a two-sided one.
+
+    Every test here (McNemar's mid-p, sign flips, Welch's t, the pooled z) has a null distribution symmetric
+    about no change, so the tail in the observed direction holds half the two-sided p-value, and the
+    other tail all but that half.
+    """
+    return p_two_sided / 2 if worse else 1 - p_two_sided / 2
+
+
+def holm_adjust(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the given order: each below alpha is a rejection that keeps
+    the chance of any false alarm over the whole family at alpha."""
+    m = len(p_values)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda k: p_values[k])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

@@ -34,6 +34,7 @@ class Compared:
     leaderboard: Leaderboard | None = None
     notes: list[str] = field(default_factory=list)
     alpha: float = 0.05
+    repeats: dict[str, list[RunResult]] = field(default_factory=dict)
     _comparison: Comparison | None = field(default=None, repr=False)
 
     @property
@@ -90,7 +91,8 @@ def compare(
     runs = [s.run for s in selected]
     base = read_results(Path(baseline)) if baseline is not None else None
     shown = ([base] if base else []) + runs
-    compared = Compared(shown, base, runs, notes=notes, alpha=alpha)
+    repeats = {s.run.run_id: s.repeats for s in selected if s.repeats}
+    compared = Compared(shown, base, runs, notes=notes, alpha=alpha, repeats=repeats)
     if view == "leaderboard" or (view == "auto" and base is None and len(runs) > DETAIL_UP_TO):
         sources = {
             rid: str(path)

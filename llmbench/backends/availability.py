@@ -31,7 +31,7 @@ def check_model_available(model: ModelConfig) -> None:
         return
     if source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise UserInputError(f"model '{model.name}': no such directory: {source}")
-    if _in_hub_cache(source, model.revision):
+    if in_hub_cache(source, model.revision):
         return
     if _offline():
         why = "HF_HUB_OFFLINE is set"
@@ -59,7 +59,7 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _in_hub_cache(repo_id: str, revision: str | None) -> bool:
+def in_hub_cache(repo_id: str, revision: str | None) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     try:

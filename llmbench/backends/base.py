@@ -32,7 +32,9 @@ class Backend(Protocol):
     """A loaded model that turns requests into completions."""
 
     name: ClassVar[str]
-    # Backends that never touch a local GPU set `uses_gpu = False` (read with getattr: optional).
+    # Backends that never touch a local GPU set `uses_gpu = False`; `needs_gpu = True` where they cannot run
+    # without one (unless one of their `cpu_builds` distributions is installed), `requires` names the
+    # modules they import (all read with getattr: optional).
 
     def load(self) -> BackendInfo:
         """Load weights and tokenizer; returns what was loaded and how long it took."""
@@ -77,6 +79,15 @@ class ScoresLoglikelihood(Protocol):
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[Loglikelihood]:
         """Score every request, yielding results as they finish (any order)."""
+        ...
+
+
+@runtime_checkable
+class OpensConnections(Protocol):
+    """A backend that talks to a server over connections it can open ahead of time (optional)."""
+
+    def open_connections(self, n: int) -> int:
+        """Have at least `n` connections open and idle, ready for requests; returns how many it opened."""
         ...
 
 

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import queue
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -190,8 +190,8 @@ def free_device_memory() -> None:
 class BackgroundLoop:
     """A private asyncio event loop on a daemon thread, so synchronous generators can drive async engines."""
 
-    def __init__(self, name: str = "llmbench-loop") -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, name: str = "llmbench-loop", loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop or asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
@@ -202,17 +202,47 @@ class BackgroundLoop:
         """Run a coroutine on the loop and wait for its result here."""
         return self.submit(coro).result(timeout)
 
-    def stream(self, producer: Callable[[Callable[[T], None]], Awaitable[None]]) -> Iterator[T]:
-        """Yield what `producer(emit)` emits, as it emits it; closing the iterator cancels the producer."""
+    def stream(
+        self, producer: Callable[[Callable[[T], None]], Awaitable[None]], batch_s: float = 0.0
+    ) -> Iterator[T]:
+        """Yield what `producer(emit)` emits, as it emits it; closing the iterator cancels the producer.
+
+        With `batch_s`, what is emitted crosses to the consuming thread in batches at most that far apart:
+        each crossing wakes that thread, which then takes the GIL from the loop stamping other requests."""
+        with contextlib.closing(self.stream_batches(producer, batch_s)) as batches:
+            for batch in batches:
+                yield from batch
+
+    def stream_batches(
+        self, producer: Callable[[Callable[[T], None]], Awaitable[None]], batch_s: float = 0.0
+    ) -> Generator[list[T], None, None]:
+        """As `stream`, a batch at a time as it crossed (one item each without `batch_s`), so that the
+        consuming thread can finish a batch's items together."""
         items: queue.Queue[Any] = queue.Queue()
+        pending: list[T] = []
+
+        def flush() -> None:
+            if pending:
+                items.put_nowait(_Batch(pending.copy()))
+                pending.clear()
+
+        def emit(item: T) -> None:
+            if not batch_s:
+                items.put_nowait(item)
+                return
+            pending.append(item)
+            if len(pending) == 1:
+                self.loop.call_later(batch_s, flush)
 
         async def drive() -> None:
             try:
-                await producer(items.put_nowait)
+                await producer(emit)
             except BaseException as exc:
+                flush()
                 items.put_nowait(_Failure(exc))
                 raise
             finally:
+                flush()
                 items.put_nowait(_DONE)
 
         future = self.submit(drive())
@@ -220,7 +250,7 @@ class BackgroundLoop:
             while (item := items.get()) is not _DONE:
                 if isinstance(item, _Failure):
                     raise item.exc
-                yield item
+                yield item.items if isinstance(item, _Batch) else [item]
         finally:
             if not future.done():
                 future.cancel()
@@ -237,6 +267,13 @@ class BackgroundLoop:
         self._thread.join(timeout=30)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+class _Batch:
+    """Items emitted close together, crossing threads at once."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
 
 
 class _Failure:

@@ -13,19 +13,12 @@ for it on 127.0.0.1 (see `server.py`) and `close()` stops it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from llmbench.backends.base import (
-    BackendInfo,
-    Completion,
-    FinishReason,
-    GenerationRequest,
-    apply_stop,
-    stable_hash,
-    token_ids_hash,
-)
+from llmbench.backends.base import BackendInfo, Completion, GenerationRequest, stable_hash, token_ids_hash
 from llmbench.backends.common import (
     BackgroundLoop,
     chat_template_hash,
@@ -34,15 +27,15 @@ from llmbench.backends.common import (
     weights_bytes,
 )
 from llmbench.backends.managed_server import ManagedVLLMServer, fetch_server_metrics, histogram_quantile
+from llmbench.backends.openai_answer import Answer, answer_of, settle
 from llmbench.backends.openai_connect import api_url, auth_header, served_models, unserved_model
 from llmbench.backends.openai_stream import Exchange, stream_answer
 from llmbench.backends.openai_wire import (
     Retryable,
-    StreamTimeout,
     TokenIdsRefused,
     backoff_s,
-    finish_reason,
-    prompt_chars,
+    final_error,
+    last_try,
     sampling,
 )
 from llmbench.backends.pacing import Pacer, Submission
@@ -52,7 +45,7 @@ from llmbench.backends.prefix_cache import (
     server_counters,
     server_state,
 )
-from llmbench.backends.server_claims import Counted, Redactor, checked_usage
+from llmbench.backends.server_claims import Redactor
 from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError, UserInputError
 from llmbench.telemetry.timing import TokenClock, ms_since, now_ns
@@ -60,6 +53,7 @@ from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
 __all__ = ["OpenAIBackend", "fetch_server_metrics", "histogram_quantile"]
 
+HANDOFF_S = 0.05  # completions cross to the caller's thread in batches (see BackgroundLoop.stream)
 _Body = tuple[str, dict[str, Any], str, str | None]  # route, JSON body, prompt hash, rendered prompt
 
 
@@ -79,6 +73,7 @@ class OpenAIBackend:
         self._ids_as_text = False
         self._redact = Redactor()
         self._echoes: bool | None = None  # whether the server returns prompt log-probabilities
+        self._client: Any = None  # the run's one connection pool (openai_pool), from load to close
 
     @property
     def tokenizer(self) -> Any:
@@ -99,7 +94,10 @@ class OpenAIBackend:
                 )
             self._server = ManagedVLLMServer(cfg, self.model_path)
             self.base_url = self._server.__enter__()
-        self._loop = BackgroundLoop("llmbench-openai")
+        from llmbench.backends.openai_pool import client_loop, open_pool
+
+        self._loop = BackgroundLoop("llmbench-openai", client_loop())
+        self._client = self._loop.run(open_pool(self._headers, cfg.api))
         try:
             served = served_models(self.base_url, self._headers, cfg.api, self._redact)
             if served and self._server is None and cfg.model not in served:
@@ -138,7 +136,7 @@ class OpenAIBackend:
         concurrency: int | None = None,
         arrival_offsets_s: Sequence[float] | None = None,
     ) -> Iterator[Completion]:
-        if self._loop is None:
+        if self._loop is None or self._client is None:
             raise BackendError("generate called before load")
         if arrival_offsets_s is not None and len(arrival_offsets_s) != len(requests):
             raise ValueError("arrival_offsets_s needs one offset per request")
@@ -149,42 +147,45 @@ class OpenAIBackend:
         # inside a timed window or hold up the event loop that stamps other requests' chunks.
         bodies = [self._prepared(r) for r in requests]
 
-        async def produce(emit: Callable[[Completion], None]) -> None:
-            import httpx
+        client = self._client
 
-            pool = cap or max(1, len(requests))  # a connection for every request that may be in flight
-            limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-            api = self.config.api
-            # Reads are timed here per phase (first byte, then between chunks); httpx bounds the rest.
-            timeout = httpx.Timeout(api.first_byte_timeout_s, read=None)
-            async with httpx.AsyncClient(headers=self._headers, limits=limits, timeout=timeout) as client:
-                pacer = Pacer(cap, arrival_offsets_s)
+        async def produce(emit: Callable[[Answer], None]) -> None:
+            pacer = Pacer(cap, arrival_offsets_s)
 
-                async def one(i: int) -> None:
-                    async with pacer.slot(i) as sent:
-                        body = bodies[i]
-                        if isinstance(body, Completion):  # the prompt could not be rendered
-                            emit(body)
-                            return
-                        done = await self._complete(client, requests[i], body, sent)
-                        done.queue_ms = sent.queue_ms
-                        emit(self._redacted(done))
+            async def one(i: int) -> None:
+                async with pacer.slot(i) as sent:
+                    body = bodies[i]
+                    if isinstance(body, Completion):  # the prompt could not be rendered
+                        emit(Answer(body))
+                        return
+                    done = await self._complete(client, requests[i], body, sent)
+                    done.completion.queue_ms = sent.queue_ms
+                    emit(done)
 
-                await asyncio.gather(*(one(i) for i in range(len(requests))))
+            await asyncio.gather(*(one(i) for i in range(len(requests))))
 
-        yield from self._loop.stream(produce)
+        # Each batch's usage check (the local tokenizer's count) and redaction happen here, in the
+        # caller's thread, off the event loop that stamps the tokens of the requests still in flight.
+        for answers in self._loop.stream_batches(produce, batch_s=HANDOFF_S):
+            yield from settle(answers, self._tokenizer, self._redacted)
+
+    def open_connections(self, n: int) -> int:
+        """Have `n` connections to the server open and idle in the run's pool; how many it opened."""
+        if self._loop is None or self._client is None:
+            return 0
+        return self._loop.run(self._client.warm(self._url("/completions"), n))
 
     def prefix_cache_state(self) -> PrefixCacheState:
         """What the server's /metrics say; a server's setting cannot be switched from here."""
         if self.base_url is None:
             return PrefixCacheState(None, False, "no server")
-        return server_state(self.base_url, self.config.api.first_byte_timeout_s)
+        return server_state(self.base_url, self.config.api.first_token_timeout_s)
 
     def prefix_cache_counters(self) -> PrefixCacheCounters | None:
         return (
             None
             if self.base_url is None
-            else server_counters(self.base_url, self.config.api.first_byte_timeout_s)
+            else server_counters(self.base_url, self.config.api.first_token_timeout_s)
         )
 
     def can_score_loglikelihood(self) -> bool:
@@ -201,7 +202,7 @@ class OpenAIBackend:
                 self._headers,
                 self.config.model,
                 self._tokenizer,
-                api.first_byte_timeout_s,
+                api.first_token_timeout_s,
             )
         return self._echoes
 
@@ -221,7 +222,7 @@ class OpenAIBackend:
             requests,
             api.concurrency,
             api.max_retries,
-            api.timeout_s,
+            api.request_timeout_s,
         ):
             if result.error is not None:
                 result.error = self._redact(result.error)
@@ -244,89 +245,58 @@ class OpenAIBackend:
 
     async def _complete(
         self, client: Any, request: GenerationRequest, prepared: _Body, sent: Submission
-    ) -> Completion:
+    ) -> Answer:
         """One request with bounded retries; errors become the completion's `error`, never an exception.
 
-        Its clock starts where `sent` says (see `pacing`): at its start, else now (a closed loop)."""
+        Its clock starts where `sent` says (see `pacing`): at its start, else now (a closed loop). Its
+        schedule lag is how late it went out after that start (open loop only)."""
         clock = sent.clock()
+        sent_ns = now_ns() if sent.start_ns is not None else None
         prepared, result, error = await self._exchange(
             client, request, prepared, clock, sent.start_ns is None
         )
         clock.finish()
-        return self._completion(request, prepared, result, error, clock)
+        answer = answer_of(request, prepared[1], (prepared[2], prepared[3]), result, error, clock)
+        done = answer.completion
+        done.sent_ns = sent_ns if sent_ns is not None else clock.start_ns  # closed loop: its last try's
+        if sent_ns is not None and sent.start_ns is not None:
+            done.schedule_lag_ms = (sent_ns - sent.start_ns) / 1e6
+        return answer
 
     async def _exchange(
         self, client: Any, request: GenerationRequest, prepared: _Body, clock: TokenClock, closed_loop: bool
     ) -> tuple[_Body, dict[str, Any], str | None]:
-        """Stream the request until an answer, a final error or the last retry: the body it went as, what came
-        back, the error (None: answered)."""
+        """Stream the request until an answer, a final error or the last retry, all of it within
+        `api.request_timeout_s`: the body it went as, what came back (its `attempts` too), the error (None:
+        answered). A retry restarts the clock: the timings are those of the try that answered."""
         api = self.config.api
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + api.request_timeout_s  # one for every try: a retry gets no fresh one
         attempt = 0
         while True:
             clock.token_ns.clear()
             route, body = prepared[0], prepared[1]
             refusable = self._tokenizer is not None and not self._ids_as_text
-            exchange = Exchange(route, body, api, clock, self._redact, refusable)
+            exchange = Exchange(
+                route, body, api, clock, self._redact, refusable, {"attempts": attempt + 1}, deadline
+            )
             try:
-                await asyncio.wait_for(stream_answer(client, self._url(route), exchange), api.timeout_s)
+                await stream_answer(client, self._url(route), exchange)
                 return prepared, exchange.result, None
-            except asyncio.TimeoutError:
-                return prepared, exchange.result, f"timeout: no complete answer within {api.timeout_s:g} s"
-            except StreamTimeout as exc:
-                return prepared, exchange.result, f"timeout: {exc}"
             except TokenIdsRefused:  # once per run: from now on every token-id prompt goes as text
                 self._ids_as_text = True
                 prepared = self._request_body(request)
                 if closed_loop:  # the refused try was a protocol check, not the server's latency
                     clock.start_ns = now_ns()
             except Retryable as exc:
-                if attempt >= api.max_retries:
-                    return prepared, exchange.result, str(exc)
-                await asyncio.sleep(backoff_s(attempt, exchange.result.get("retry_after")))
+                pause = backoff_s(attempt, exchange.result.get("retry_after"))
+                if attempt >= api.max_retries or loop.time() + pause >= deadline:
+                    return prepared, exchange.result, last_try(str(exc), attempt, api.request_timeout_s)
+                await asyncio.sleep(pause)
                 attempt += 1
-            except Exception as exc:  # a malformed answer: report it on this request, go on with the rest
-                return prepared, exchange.result, f"{type(exc).__name__}: {exc}"
-
-    def _completion(
-        self,
-        request: GenerationRequest,
-        prepared: _Body,
-        result: dict[str, Any],
-        error: str | None,
-        clock: TokenClock,
-    ) -> Completion:
-        """The completion of what came back: text up to a stop string, checked token counts, timings."""
-        _, body, prompt_hash, rendered = prepared
-        full = "".join(result.get("pieces", []))
-        text, cut = apply_stop(full, request.params.stop)
-        prompt_tokens: int | None = None
-        output_tokens: int | None = None
-        warnings: list[str] = []
-        if not error:
-            prompt = body.get("prompt", body.get("messages"))
-            counted = Counted(
-                token_events=len(clock.token_ns),
-                max_new_tokens=request.params.max_new_tokens,
-                local_output_tokens=self._count_tokens(full),
-                local_prompt_tokens=len(prompt) if isinstance(prompt, list) and "prompt" in body else None,
-                prompt_chars=prompt_chars(prompt),
-            )
-            prompt_tokens, output_tokens, warnings = checked_usage(result.get("usage"), counted)
-        reason: FinishReason = "error" if error else "stop" if cut else finish_reason(result.get("finish"))
-        return Completion(
-            request_id=request.request_id,
-            text=text,
-            prompt_tokens=prompt_tokens,
-            output_tokens=output_tokens,
-            warnings=warnings,
-            finish_reason=reason,
-            ttft_ms=clock.ttft_ms,
-            latency_ms=clock.latency_ms,
-            itl_ms=clock.itl_ms,
-            prompt_hash=prompt_hash,
-            rendered_prompt=rendered,
-            error=error,
-        )
+                clock.start_ns = now_ns()  # neither the failed tries nor the backoff are the answer's time
+            except Exception as exc:  # a final error, in words: reported on this request, the rest go on
+                return prepared, exchange.result, final_error(exc, attempt, api.request_timeout_s)
 
     def _request_body(self, request: GenerationRequest) -> _Body:
         """Route, JSON body, prompt hash and rendered prompt (where we rendered it) of one request."""
@@ -364,12 +334,11 @@ class OpenAIBackend:
             )
         return self._tokenizer
 
-    def _count_tokens(self, text: str) -> int | None:
-        if self._tokenizer is None:
-            return None
-        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
-
     def close(self) -> None:
+        if self._loop is not None and self._client is not None:
+            with contextlib.suppress(Exception):  # a pool that cannot close cleanly still goes
+                self._loop.run(self._client.aclose(), timeout=30)
+        self._client = None
         if self._loop is not None:
             self._loop.close()
             self._loop = None

@@ -35,7 +35,7 @@ def served_models(base_url: str, headers: dict[str, str], api: ApiSpec, redact: 
     """GET /models: fails fast on a wrong URL or key; some servers lack the route, which we tolerate."""
     import httpx
 
-    timeout = httpx.Timeout(api.first_byte_timeout_s, read=api.first_byte_timeout_s)
+    timeout = httpx.Timeout(api.first_token_timeout_s, read=api.first_token_timeout_s)
     try:
         response = httpx.get(api_url(base_url, "/models"), headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:

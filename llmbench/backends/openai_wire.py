@@ -1,8 +1,12 @@
-"""The OpenAI wire format: request fields, stream events, and which failures are worth another try."""
+"""The OpenAI wire format: request fields, stream events, the bounds on an answer, and which failures are
+worth another try."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
+from dataclasses import dataclass
 from typing import Any
 
 from llmbench.backends.base import FinishReason, GenerationParams
@@ -11,6 +15,11 @@ from llmbench.telemetry.timing import TokenClock, now_ns
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
+MAX_LINE_BYTES = 1 << 20  # one line (so one event) of a stream; a longer one is a transport error
+TOKEN_MARGIN = 8  # tokens past max_tokens allowed (or a tenth of it, if more): servers count differently
+CHARS_PER_TOKEN = 64  # on average, at most: bounds servers that send several tokens an event
+RAW_HEAD_CHARS = 512  # of what a faulty server sent, kept (redacted) on the sample for the viewer
+EXCERPT_CHARS = 80  # of it, quoted in the sample's error
 
 
 class Retryable(Exception):
@@ -18,31 +27,127 @@ class Retryable(Exception):
 
 
 class StreamTimeout(Exception):
-    """No first byte, or no next chunk, in the time allowed: a hung server, not worth another wait."""
+    """No first token, or no next one, in the time allowed: a hung server, not worth another wait."""
 
 
-def on_event(event: dict[str, Any], clock: TokenClock, pieces: list[str], result: dict[str, Any]) -> None:
-    """Take one stream event: stamp a token where it carries one, keep its text, usage and finish reason."""
+class ServerFault(Exception):
+    """The server broke the protocol (an event that is not JSON or not of the stream's shape, an answer longer
+    than asked for, an error event): not worth another try. `raw` is what it sent there, unredacted."""
+
+    def __init__(self, what: str, raw: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.raw = raw
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The head of `text` on one line, with an ellipsis where it was cut."""
+    flat = text.replace("\r", " ").replace("\n", " ")
+    return flat if len(flat) <= limit else flat[:limit] + "\u2026"
+
+
+@dataclass(frozen=True)
+class AnswerBound:
+    """How long an answer to `max_tokens` may be before it is a server fault: in token events, and in
+    characters for servers that send several tokens an event."""
+
+    max_tokens: int
+    tokens: int
+    chars: int
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> AnswerBound | None:
+        asked = body.get("max_tokens")
+        if isinstance(asked, bool) or not isinstance(asked, int) or asked < 1:
+            return None
+        tokens = asked + max(TOKEN_MARGIN, asked // 10)
+        return cls(asked, tokens, tokens * CHARS_PER_TOKEN)
+
+    def passed(self, tokens: int, chars: int) -> str | None:
+        """What was passed, in words, or None while the answer is within the bound."""
+        if tokens > self.tokens:
+            return f"more than {self.tokens} tokens"
+        if chars > self.chars:
+            return f"more than {self.chars} characters in {tokens} tokens"
+        return None
+
+    def fault(self, passed: str, kept_chars: int) -> str:
+        return (
+            f"the server sent a longer answer than asked for: {passed} (max_tokens {self.max_tokens}, "
+            f"{self.tokens - self.max_tokens} tokens of margin); cut there, after {kept_chars} characters"
+        )
+
+
+def parse_event(data: str) -> dict[str, Any]:
+    """One `data:` payload as a JSON object; anything else is a server fault named in words."""
+    try:
+        event = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python parses
+        raise ServerFault("the server sent an event that is not JSON", data) from None
+    if not isinstance(event, dict):
+        raise ServerFault(
+            f"the server sent an event that is a JSON {type(event).__name__}, not an object", data
+        )
+    return event
+
+
+def on_event(event: dict[str, Any], clock: TokenClock, pieces: list[str], result: dict[str, Any]) -> bool:
+    """Take one stream event: stamp a token where it carries one, keep its text, usage and finish reason.
+
+    True where it moved the answer on (a token, or its first finish reason or usage): comments, keep-alives,
+    role-only deltas and events without choices do not, and neither do empty texts before the first token."""
     at = now_ns()
     if "error" in event and not event.get("choices"):
-        raise BackendError(f"the server reported: {event['error']}")
+        raise ServerFault("the server reported an error", json.dumps(event["error"])[:4096])
+    moved = False
     if event.get("usage"):
+        moved = "usage" not in result
         result["usage"] = event["usage"]
-    for choice in event.get("choices") or []:
-        delta = choice.get("delta")
-        if delta is None:  # /completions
-            content = choice.get("text")
-            produced = content is not None
-        else:  # /chat/completions: skip the role announcement; reasoning tokens are tokens too
-            content = delta.get("content")
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            produced = bool(reasoning) or (content is not None and not ("role" in delta and not content))
-        if produced:  # an empty text is still a token (a partial UTF-8 character); `{}` is not
+    choices = event.get("choices") or []
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise ServerFault("the server sent an event whose choices are not a list of objects", _raw(event))
+    for choice in choices:
+        content, produced = _output(choice, began=bool(clock.token_ns), event=event)
+        if produced:
             clock.token(at)
+            moved = True
         if content:
             pieces.append(content)
-        if choice.get("finish_reason"):
-            result["finish"] = choice["finish_reason"]
+        finish = choice.get("finish_reason")
+        if finish:
+            if not isinstance(finish, str):
+                raise ServerFault("the server sent a finish reason that is not text", _raw(event))
+            moved = moved or "finish" not in result
+            result["finish"] = finish
+    return moved
+
+
+def _output(choice: dict[str, Any], *, began: bool, event: dict[str, Any]) -> tuple[str | None, bool]:
+    """A choice's text and whether it carries a token: content, a reasoning token or a tool call begins an
+    answer; after that an empty text is a token too (a partial UTF-8 character), a role-only delta never."""
+    delta = choice.get("delta")
+    if delta is None:  # /completions
+        text = _text(choice, "text", event)
+        return text, bool(text) or (began and text is not None)
+    if not isinstance(delta, dict):
+        raise ServerFault("the server sent an event whose delta is not an object", _raw(event))
+    content = _text(delta, "content", event)
+    reasoning = _text(delta, "reasoning_content", event) or _text(delta, "reasoning", event)
+    calls = delta.get("tool_calls") or delta.get("function_call")
+    if content or reasoning or calls:
+        return content, True
+    return content, began and content is not None and "role" not in delta
+
+
+def _text(holder: dict[str, Any], key: str, event: dict[str, Any]) -> str | None:
+    value = holder.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ServerFault(f"the server sent an event whose {key} is not text", _raw(event))
+    return value
+
+
+def _raw(event: dict[str, Any]) -> str:
+    return json.dumps(event)[:4096]
 
 
 class TokenIdsRefused(Exception):
@@ -83,6 +188,25 @@ def prompt_chars(prompt: Any) -> int | None:
 
 def finish_reason(reason: str | None) -> FinishReason:
     return "length" if reason == "length" else "stop"
+
+
+def final_error(exc: Exception, attempt: int, request_timeout_s: float) -> str:
+    """The sample's error for a failure not worth another try: a timeout, a server fault, anything else."""
+    if isinstance(exc, asyncio.TimeoutError):  # the request timeout, which every try shares
+        tries = f" ({attempt + 1} tries)" if attempt else ""
+        return f"timeout: no complete answer within the request timeout of {request_timeout_s:g} s{tries}"
+    if isinstance(exc, StreamTimeout):
+        return f"timeout: {exc}"
+    if isinstance(exc, (ServerFault, BackendError)):  # already named in words
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def last_try(error: str, attempt: int, request_timeout_s: float) -> str:
+    """The error of a request's last try, saying how many there were."""
+    if attempt == 0:
+        return error
+    return f"{error} (the last of {attempt + 1} tries within the request timeout of {request_timeout_s:g} s)"
 
 
 def backoff_s(attempt: int, retry_after: str | None) -> float:

@@ -62,7 +62,10 @@ class Pacer:
                 yield Submission(None, None)
             return
         arrival = self.t0 + int(self.offsets[i] * 1e9)
-        await asyncio.sleep(max(0.0, (arrival - now_ns()) / 1e9))
+        # never before the arrival: a clock that starts there would read a request sent early as a
+        # shorter TTFT, and uvloop's timers (millisecond ticks, a cached "now") may wake up to a tick early
+        while (left := arrival - now_ns()) > 0:
+            await asyncio.sleep(left / 1e9)
         if self.limit is None:
             yield open_loop_submission(arrival, arrival, True)
             return

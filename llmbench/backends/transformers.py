@@ -42,6 +42,7 @@ class TransformersBackend:
     loads_weights: ClassVar[bool] = (
         True  # from this host's disk or the Hub cache: checked before a run starts
     )
+    requires: ClassVar[tuple[str, ...]] = ("torch", "transformers")  # what `llmbench doctor` checks
 
     def __init__(self, model: ModelConfig, model_path: str) -> None:
         self.config = model
@@ -88,7 +89,7 @@ class TransformersBackend:
         kwargs = self._pretrained_kwargs(transformers, torch, dtype, cuda)
         try:
             if cfg.load_format == "dummy":
-                self._model = self._dummy_model(transformers, torch, dtype)
+                self._model = self._dummy_model(transformers, torch, dtype, cuda, kwargs)
             else:
                 self._model = transformers.AutoModelForCausalLM.from_pretrained(self.model_path, **kwargs)
             self._model.eval()
@@ -134,21 +135,24 @@ class TransformersBackend:
             if cfg.load_format != "dummy"
             else _param_bytes(model),
             vocab_size=model.config.get_text_config().vocab_size,
-            gpus=sorted({p.device.index or 0 for p in model.parameters()}) if cuda else [],
+            gpus=sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"}),
+            gpus_reading_at_once=1 if cuda else None,  # device_map runs its layers one GPU after another
             extra={"transformers": transformers.__version__, "torch": torch.__version__},
         )
 
-    def _dummy_model(self, transformers: Any, torch: Any, dtype: Any) -> Any:
-        """Random weights in the architecture's shape: performance runs with no download."""
+    def _dummy_model(
+        self, transformers: Any, torch: Any, dtype: Any, cuda: bool, kwargs: dict[str, Any]
+    ) -> Any:
+        """Random weights in the architecture's shape, on the devices real weights would take: performance
+        runs with no download that measure what the real model runs."""
+        from llmbench.backends.transformers_placement import dummy_model
+
         source = self.config.architecture or self.model_path
         arch = transformers.AutoConfig.from_pretrained(
             source, trust_remote_code=self.config.trust_remote_code
         )
-        device = "cuda" if self._device == "cuda" else "cpu"
-        with torch.device(device):
-            return transformers.AutoModelForCausalLM.from_config(
-                arch, dtype=dtype if dtype != "auto" else torch.bfloat16
-            )
+        dtype = dtype if dtype != "auto" else torch.bfloat16
+        return dummy_model(transformers, torch, arch, dtype, cuda=cuda, load_kwargs=kwargs)
 
     def generate(
         self,

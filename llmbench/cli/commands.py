@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,16 +20,20 @@ from llmbench.cli.flags import (
     BatchSizesOpt,
     BoardHtmlOpt,
     BoardMarkdownOpt,
+    DeadlineOpt,
+    DeepOpt,
     DetailOpt,
+    DoctorJsonOpt,
     DryRunOpt,
     ExperimentOpt,
     ExportDirOpt,
     ExportToOpt,
     FailOnRegressionOpt,
-    FirstByteTimeoutOpt,
+    FirstTokenTimeoutOpt,
     FormatOpt,
     FreshOpt,
     GateConfigOpt,
+    GateHistoryOpt,
     GpusOpt,
     HistoryDirArg,
     IdleTimeoutOpt,
@@ -50,6 +53,7 @@ from llmbench.cli.flags import (
     RayOpt,
     RepeatOpt,
     ReportOutputOpt,
+    RequestTimeoutOpt,
     ResultsArg,
     ResultsDirOpt,
     ResumeOpt,
@@ -110,15 +114,6 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")
     _state["debug"] = debug
 
 
-def _run_options(params: dict[str, Any]) -> RunOptions:
-    """RunOptions from a command's parameters: each option fills the field of its own name."""
-    names = {f.name for f in dataclasses.fields(RunOptions)}
-    return RunOptions(
-        **{k: v for k, v in params.items() if k in names and v is not None},
-        command=["llmbench", *sys.argv[1:]],
-    )
-
-
 @app.command()
 def run(
     suite: RunSuiteArg = None,
@@ -126,8 +121,9 @@ def run(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
-    first_byte_timeout: FirstByteTimeoutOpt = None,
+    first_token_timeout: FirstTokenTimeoutOpt = None,
     idle_timeout: IdleTimeoutOpt = None,
+    request_timeout: RequestTimeoutOpt = None,
     threads: ThreadsOpt = None,
     limit: LimitOpt = None,
     tasks: TaskOpt = None,
@@ -143,22 +139,21 @@ def run(
     quiet: RunQuietOpt = False,
     repeat: RepeatOpt = 1,
     batch_sizes: BatchSizesOpt = None,
+    deadline_s: DeadlineOpt = None,
 ) -> None:
     """Run a suite on a model and write a results file."""
-    opts = _run_options(locals() | {"sets": parse_sets(set_items or [])})
+    opts = RunOptions.given(locals() | {"sets": parse_sets(set_items or [])}, ["llmbench", *sys.argv[1:]])
     if quiet:
         silence_libraries()
+    if (done := api.finished_run(opts)) is not None:  # a resume of a run that finished: nothing to rerun
+        out.print(f"this run has finished: its results are in {done} (nothing was rerun)")
+        return
     if suite is None or model is None:  # --resume --output PATH: the journal names them
         _run_one(None, None, opts, quiet=quiet)
         return
+    timeouts = {"first_token": first_token_timeout, "idle": idle_timeout, "request": request_timeout}
     cfg = api.model(
-        model,
-        backend=backend,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        threads=threads,
-        first_byte_timeout=first_byte_timeout,
-        idle_timeout=idle_timeout,
+        model, backend=backend, base_url=base_url, api_key_env=api_key_env, threads=threads, timeouts=timeouts
     )
     if repeat > 1 or batch_sizes:
         _run_variants(suite, cfg, opts, repeat=repeat, batch_sizes=int_list(batch_sizes), quiet=quiet)
@@ -254,13 +249,14 @@ def compare(
     baseline: BaselineOpt = None,
     fail_on_regression: FailOnRegressionOpt = False,
     gate_config: GateConfigOpt = None,
+    history_dir: GateHistoryOpt = None,
     output: WriteToOpt = None,
     keep_repeats: KeepRepeatsOpt = False,
     all_runs: AllRunsOpt = False,
-    detail: DetailOpt = False,
+    detail: DetailOpt = None,
 ) -> None:
     """Compare results: a leaderboard (a row per model and backend, a column per suite and cost figure),
-    or every metric side by side for up to three runs; significance and regressions marked."""
+    or every metric side by side (up to three runs, or --detail); significance and regressions marked."""
     from llmbench.report import renderers
 
     renderer = renderers.get(fmt)
@@ -272,15 +268,18 @@ def compare(
         baseline=baseline,
         keep_repeats=keep_repeats,
         all_runs=all_runs,
-        view="detail" if detail else "auto",
+        view="auto" if detail is None else "detail" if detail else "leaderboard",
         alpha=api.gate_alpha(gate_config) if fail_on_regression else None,
     )
-    findings = api.gate(compared, gate_config) if fail_on_regression else None  # a bad gate: before output
+    gate_notes: list[str] = []
+    findings = (  # a bad gate: before output
+        api.gate(compared, gate_config, history_dir, gate_notes) if fail_on_regression else None
+    )
     for note in compared.notes:  # on standard error: standard output stays valid JSON/CSV
         console.print(note, style="dim", highlight=False, markup=False)
     show_comparison(compared, renderer, fmt, output)
     if findings is not None:
-        show_gate_verdict(findings, api.gate_scope(compared))
+        show_gate_verdict(findings, api.gate_scope(compared) + gate_notes)
         raise typer.Exit(1 if findings else 0)
 
 
@@ -321,11 +320,16 @@ def export(
 
 
 @app.command()
-def history(directory: HistoryDirArg, metric: MetricOpt = None, plot: PlotOpt = None) -> None:
-    """Show a metric's trend over a folder of runs."""
+def history(
+    directory: HistoryDirArg,
+    metric: MetricOpt = None,
+    plot: PlotOpt = None,
+    gate_config: GateConfigOpt = None,
+) -> None:
+    """Show a metric's trend over a folder of runs, then each gated figure's trend with its noise band."""
     from llmbench.report import print_history
 
-    print_history(api.history(directory, metric=metric, plot=plot), out)
+    print_history(api.history(directory, metric=metric, plot=plot, gate_config=gate_config), out)
     if plot is not None:
         out.print(f"plot: {plot}")
 
@@ -335,6 +339,18 @@ def validate(files: YamlFilesArg) -> None:
     """Check suites, model configs and studies; exit code 2 on the first bad file."""
     for checked in api.validate(files):
         out.print(str(checked))
+
+
+@app.command()
+def doctor(json_out: DoctorJsonOpt = False, deep: DeepOpt = False) -> None:
+    """What this host offers llmbench: GPUs, memory holders, drivers, libraries, backends, cached models."""
+    from llmbench.report.host_report import print_host_report
+
+    report = api.doctor(deep=deep)
+    if json_out:
+        out.print_json(data=report.as_dict())
+    else:
+        print_host_report(report, out)
 
 
 @app.command("list")

@@ -34,13 +34,24 @@ ApiKeyEnvOpt = Annotated[
     str | None,
     typer.Option("--api-key-env", help="name of the environment variable that holds the API key"),
 ]
-FirstByteTimeoutOpt = Annotated[
+FirstTokenTimeoutOpt = Annotated[
     float | None,
     typer.Option(
+        "--first-token-timeout",
         "--first-byte-timeout",
         min=0.001,
         max=86400,
-        help="seconds an API server may take to begin an answer (default: the model config's, 120)",
+        help="seconds an API server may take to send an answer's first token; keep-alives and comments are "
+        "none (default: the model config's, 120)",
+    ),
+]
+RequestTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--request-timeout",
+        min=0.001,
+        max=86400,
+        help="seconds one request to an API server may take in all, its retries included (default 300)",
     ),
 ]
 IdleTimeoutOpt = Annotated[
@@ -104,6 +115,12 @@ KeepRepeatsOpt = Annotated[
     ),
 ]
 
+# Options of `doctor`.
+DoctorJsonOpt = Annotated[bool, typer.Option("--json", help="the report as JSON on standard output")]
+DeepOpt = Annotated[
+    bool, typer.Option("--deep", help="import every library (vLLM takes seconds) instead of reading versions")
+]
+
 # Options of `run` (and of commands that run suites).
 OutputOpt = Annotated[
     Path | None,
@@ -114,6 +131,15 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue an interrupt
 RunIdOpt = Annotated[
     str | None,
     typer.Option("--run-id", help="name the run; an unfinished run of that name continues where it stopped"),
+]
+DeadlineOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--deadline",
+        min=0.001,
+        max=31_536_000,
+        help="seconds the whole run may take; then it stops as at Ctrl-C and says how to --resume the rest",
+    ),
 ]
 FreshOpt = Annotated[bool, typer.Option("--fresh", help="discard an unfinished run's journal and start over")]
 WarmupOpt = Annotated[
@@ -185,11 +211,22 @@ FailOnRegressionOpt = Annotated[
 GateConfigOpt = Annotated[
     Path | None, typer.Option("--gate-config", help="thresholds YAML (default configs/gates.yaml)")
 ]
+GateHistoryOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--history",
+        help="folder of good nights: noise bands, and the median a slow drift is judged against",
+    ),
+]
 WriteToOpt = Annotated[
     Path | None, typer.Option("--output", "-o", help="write to a file instead of the terminal")
 ]
 DetailOpt = Annotated[
-    bool, typer.Option("--detail", help="every metric side by side (the default for up to three runs)")
+    bool | None,
+    typer.Option(
+        "--detail/--leaderboard",
+        help="every metric side by side, or the leaderboard (default: side by side for up to three runs)",
+    ),
 ]
 ReportOutputOpt = Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")]
 HistoryDirArg = Annotated[Path, typer.Argument(help="folder of results files from repeated (nightly) runs")]

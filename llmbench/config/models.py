@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from llmbench.config.strict import MAX_COUNT, MAX_PROMPT_TOKENS, Strict
 from llmbench.config.suite import REPO_ROOT, GenerationSpec
@@ -25,9 +25,19 @@ class ApiSpec(Strict):
         le=MAX_COUNT,
         description="requests in flight when a run sets no cap (quality runs); arrivals are never capped by it",
     )
-    timeout_s: float = Field(default=600, gt=0, le=86_400, description="longest a whole answer may take")
-    first_byte_timeout_s: float = Field(
-        default=120, gt=0, le=86_400, description="longest wait for the first byte of an answer"
+    request_timeout_s: float = Field(
+        default=300,
+        gt=0,
+        le=86_400,
+        validation_alias=AliasChoices("request_timeout_s", "timeout_s"),
+        description="longest one request may take in all, its retries and their waits included",
+    )
+    first_token_timeout_s: float = Field(
+        default=120,
+        gt=0,
+        le=86_400,
+        validation_alias=AliasChoices("first_token_timeout_s", "first_byte_timeout_s"),
+        description="longest wait for the first token (comments, keep-alives and empty events are none)",
     )
     idle_timeout_s: float = Field(
         default=30, gt=0, le=86_400, description="longest silence between two chunks of a streamed answer"

@@ -42,14 +42,28 @@ def interval_text(cell: Cell | None) -> str:
 
 def legend(board: Leaderboard) -> list[str]:
     """What the marks mean, and what the table leaves out; one short sentence a line."""
+    sources = {c.source for c in board.columns if c.kind == "performance"}
     lines = [
-        "Suite scores with 95% intervals; performance: median over the row's suites.",
+        "Suite scores with 95% intervals; VRAM and energy: median over the row's suites.",
+        *(
+            ["TTFT and tok/s: the perf sweep point at the load in the title (c: requests in flight)."]
+            if "sweep" in sources
+            else []
+        ),
+        *(
+            [
+                "TTFT and tok/s were timed in quality runs, every request handed over at once: "
+                "a queue position, not a serving figure (a perf suite measures those)."
+            ]
+            if "quality runs" in sources
+            else []
+        ),
         f"Bold: best of its column, significantly ahead of every other row (p < {board.alpha:g}; "
         "paired where both scored the same samples).",
     ]
     if board.unscored:
         names = ", ".join(board.unscored)
-        lines.append(f"No score, so no column: {names} (timings only, shown by compare --detail).")
+        lines.append(f"No score, so no column: {names} (every sweep point: compare --detail).")
     if any(not r.measures_model for r in board.rows):
         lines.append(
             f"{NOT_MEASURED}: the reference backend answers with the references; "

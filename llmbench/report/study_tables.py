@@ -150,7 +150,8 @@ def print_plan(outcome: StudyOutcome, console: Console) -> None:
         state = c.state + (f" ({c.samples_done} samples)" if c.state in ("partial", "done") else "")
         table.add_row(c.id, c.model.name, c.suite.name, str(c.seed), c.kind, str(c.gpus), state)
     console.print(table)
-    host = f"{len(outcome.host)} GPU(s) [{','.join(map(str, outcome.host))}]" if outcome.host else "no GPUs"
+    names = outcome.devices or [str(g) for g in outcome.host]  # host GPU i is physical GPU names[i]
+    host = f"{len(outcome.host)} GPU(s) [{','.join(names)}]" if outcome.host else "no GPUs"
     where = (
         f"Ray cluster {outcome.manifest.executor}" if outcome.manifest.executor == "ray" else f"host: {host}"
     )
@@ -159,7 +160,7 @@ def print_plan(outcome: StudyOutcome, console: Console) -> None:
     for i, wave in enumerate(outcome.waves, 1):
         parts = []
         for p in wave:
-            gpus = ",".join(map(str, p.gpus)) or "none"
+            gpus = ",".join(names[g] for g in p.gpus) or "none"
             parts.append(
                 f"{p.job} ({len(jobs[p.job].todo)} cells) on GPU {gpus}" + (" alone" if p.exclusive else "")
             )

@@ -117,6 +117,8 @@ def point_record(run: RunResult, point: PerfPoint, index: int) -> dict[str, Any]
         "llmbench_arrival_process": point.arrival_process,
         "llmbench_trace": point.trace,
         "llmbench_error": point.error,
+        "llmbench_schedule_lag_p99_ms": point.schedule_lag_ms.p99 if point.schedule_lag_ms else None,
+        "llmbench_client_bound": point.client_bound,
     }
     return rec
 

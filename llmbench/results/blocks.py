@@ -33,6 +33,9 @@ class BackendFacts(_Block):
     vocab_size: int | None = None
     # The local GPUs that hold the weights ([] on a CPU); None when the model is served elsewhere.
     gpus: list[int] | None = Field(default_factory=list)
+    # How many of those GPUs read the weights at the same time (tensor parallel); 1 where layers run one
+    # GPU after another (a device_map); None: all of them. Bandwidth utilisation divides by theirs.
+    gpus_reading_at_once: int | None = None
     takes_text: bool = False  # the performance sweep must send text, not token ids (a chat endpoint)
     # How the VRAM peak must be read: the share of each GPU the engine reserves at start-up (its peak is
     # then that reservation), and how many tokens of KV cache that reservation holds.
@@ -70,6 +73,7 @@ class Environment(_Block):
     ram_bytes: int | None = None
     packages: dict[str, str | None] = Field(default_factory=dict)
     cuda_visible_devices: str | None = None
+    cuda_device_order: str | None = None  # PCI_BUS_ID in study workers: CUDA's indices are NVML's
     torch_cuda: str | None = None
     cudnn: int | None = None
     gpus: list[dict[str, Any]] = Field(default_factory=list)  # index, name, memory_total_mib

@@ -75,11 +75,14 @@ class SampleRecord(_Model):
     latency_ms: float | None = None
     tpot_ms: float | None = None
     itl_ms: list[float] | None = None  # gaps between consecutive tokens (or stream chunks), as they arrived
+    schedule_lag_ms: float | None = None  # how late an open-loop request went out after its schedule
     prompt_hash: str | None = None
     output_hash: str | None = None  # hash of the generated token ids: parity compares tokens before text
     batch_size: int | None = None  # requests that shared the forward pass, where the backend knows
     error: str | None = None  # generation failed (a scorer's own failure is status "error", details.error)
     warnings: list[str] = Field(default_factory=list)  # e.g. a server's usage that disagreed with the stream
+    attempts: int | None = None  # tries it took where the backend retries; its timings are of the last one
+    raw_head: str | None = None  # after a server's fault: the head of what it sent (redacted)
 
 
 class TaskResult(_Model):
@@ -116,6 +119,10 @@ class TelemetrySummary(_Model):
     energy_j: float | None = None
     timeseries: dict[str, list[float]] = Field(default_factory=dict)
     unavailable: str | None = None
+    # The physical GPUs (NVML UUIDs) the run used, None where unknown, and those the figures above cover
+    # (the run's, once known after the load; every visible GPU otherwise).
+    run_gpu_uuids: list[str] | None = None
+    sampled_gpu_uuids: list[str] = Field(default_factory=list)
 
 
 class TurnFigures(_Model):
@@ -164,6 +171,9 @@ class PerfPoint(_Model):
     turns: list[TurnFigures] = Field(default_factory=list)  # multi-turn: figures per turn index
     trace: str | None = None  # the replayed trace's file name, format and time scale
     note: str | None = None  # how the point was run where it differs from what was asked
+    schedule_lag_ms: Distribution | None = None  # actual minus scheduled send, per open-loop request
+    client_cpu_share: float | None = None  # the client process's CPU s per wall s (server-backed points)
+    client_bound: bool | None = None  # the client could not keep up: the figures are partly the client's
 
 
 class SaturationProbe(_Model):

@@ -5,6 +5,8 @@ Python raises KeyboardInterrupt wherever the main thread happens to be, and when
 dropped: the run would go on as if nothing had happened. So the CLI counts the signal itself, and the
 runner checks the count at safe points (after each completion, between sweep points and tasks),
 raising the interrupt there if the first one was swallowed. A second Ctrl-C interrupts at once.
+
+A run's `--deadline` is a Ctrl-C that a timer presses: the run stops where and as Ctrl-C stops it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 _received = 0
+_deadline: Deadline | None = None  # the run's deadline while one runs
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -35,9 +38,41 @@ def requested() -> bool:
 
 
 def check() -> None:
-    """Raise KeyboardInterrupt if Ctrl-C was pressed: a safe point to stop at."""
-    if _received:
+    """Raise KeyboardInterrupt if Ctrl-C was pressed (or the deadline passed): a safe point to stop at."""
+    if _received or (_deadline is not None and _deadline.passed):
         raise KeyboardInterrupt
+
+
+class Deadline:
+    """A run's `--deadline`: once `seconds` have passed, SIGINT to the main thread (which wakes it from a
+    blocking wait) stops the run as Ctrl-C would; a run on another thread stops at its next `check`."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.passed = False
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> Deadline:
+        global _deadline
+        if self.seconds is not None:
+            self._timer = threading.Timer(self.seconds, self._time_up, (threading.current_thread(),))
+            self._timer.daemon = True
+            self._timer.start()
+            _deadline = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _deadline
+        if self._timer is not None:
+            self._timer.cancel()
+        if _deadline is self:
+            _deadline = None
+
+    def _time_up(self, runner: threading.Thread) -> None:
+        self.passed = True
+        main = threading.main_thread()
+        if runner is main and main.ident is not None and hasattr(signal, "pthread_kill"):
+            signal.pthread_kill(main.ident, signal.SIGINT)
 
 
 @contextmanager

@@ -32,6 +32,9 @@ from llmbench.errors import DataError, ResultsFileError, UserInputError, validat
 from llmbench.results.schema import PerfPoint, SampleRecord
 
 PINNED = ("suite_hash", "model", "settings")  # header keys a resume must match
+# A model config's time limits decide whether an answer arrives in time, not what it says: a resume may
+# change them, and a journal written before they were renamed still resumes.
+UNPINNED_API_KEYS = ("request_timeout_s", "first_token_timeout_s", "idle_timeout_s")
 
 
 _Record = TypeVar("_Record", bound=BaseModel)
@@ -280,9 +283,12 @@ class Journal:
 
     def _check_header(self, old: dict[str, Any], explicit: bool) -> None:
         for key in PINNED:
-            if old.get(key) != self.header.get(key):
+            before, now_ = old.get(key), self.header.get(key)
+            if key == "model":
+                before, now_ = pinned_model(before), pinned_model(now_)
+            if before != now_:
                 what = key.replace("_", " ")
-                detail = _difference(old.get(key), self.header.get(key))
+                detail = _difference(before, now_)
                 if explicit:
                     raise UserInputError(
                         f"{self.path}: cannot resume: the run's {what} changed since it started{detail}",
@@ -365,3 +371,19 @@ def read_journal_samples(path: Path) -> dict[str, SampleRecord]:
                 raise _corrupt(path, line.lineno, exc) from None
             samples[request_id] = record
     return samples
+
+
+def pinned_model(model: Any) -> Any:
+    """A journal header's model config as a resume compares it: read as today's config (older key names
+    included), without the time limits."""
+    from llmbench.config.models import ModelConfig
+
+    try:
+        canonical = ModelConfig.model_validate(model).model_dump(mode="json")
+    except ValidationError:
+        return model
+    api = canonical.get("api")
+    if isinstance(api, dict):
+        for key in UNPINNED_API_KEYS:
+            api.pop(key, None)
+    return canonical

@@ -6,7 +6,7 @@ import glob
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,13 @@ class RunOptions:
     merge_journals: Sequence[Path] = ()  # journals of this run's shards: their samples count as done
     annotations: dict[str, Any] = field(default_factory=dict)  # added to the results' summary (placement)
     sets: dict[str, Any] = field(default_factory=dict)  # --set KEY=VALUE: changes to every task's config
+    deadline_s: float | None = None  # then it stops as at Ctrl-C; what did not finish is left to --resume
+
+    @classmethod
+    def given(cls, params: dict[str, Any], command: list[str]) -> RunOptions:
+        """The options a command's parameters give: each fills the field of its own name (None: unset)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in params.items() if k in names and v is not None}, command=command)
 
     @property
     def named(self) -> bool:

@@ -63,11 +63,16 @@ def resolve_input_tokens(
     return n_in, None
 
 
-def peak_bandwidth_bytes_s(device_indices: list[int] | None = None) -> float | None:
-    """Peak memory bandwidth from NVML, 2 (DDR) x max memory clock x bus width / 8, summed over GPUs.
+def peak_bandwidth_bytes_s(
+    device_indices: list[int] | None = None, at_once: int | None = None
+) -> float | None:
+    """Peak memory bandwidth from NVML, 2 (DDR) x max memory clock x bus width / 8, of the GPUs that read
+    the weights at the same time.
 
-    Pass the visible-device positions the model is spread over (tensor parallel); None sums every
-    visible GPU. None without NVML or a GPU.
+    `device_indices`: the visible-device positions the model is spread over (None: every visible GPU).
+    `at_once`: how many of them read at once: the tensor-parallel size; 1 where layers run one GPU after
+    another (Transformers' device_map), where the figure is one GPU's (their mean); None: all of them
+    (their sum). None without NVML or a GPU.
     """
     nvml, _reason = load_pynvml()
     if nvml is None:
@@ -76,15 +81,18 @@ def peak_bandwidth_bytes_s(device_indices: list[int] | None = None) -> float | N
         targets = visible_targets(nvml, os.environ.get("CUDA_VISIBLE_DEVICES"))
         if device_indices is not None:
             targets = [targets[i] for i in device_indices if 0 <= i < len(targets)]
-        total, seen = 0.0, set()
+        per_gpu, seen = [], set()
         for target in targets:
             if id(target.parent) in seen:
                 continue
             seen.add(id(target.parent))
             clock_mhz = nvml.nvmlDeviceGetMaxClockInfo(target.parent, nvml.NVML_CLOCK_MEM)
             width_bits = nvml.nvmlDeviceGetMemoryBusWidth(target.parent)
-            total += 2 * clock_mhz * 1e6 * width_bits / 8
-        return total or None
+            per_gpu.append(2 * clock_mhz * 1e6 * width_bits / 8)
+        if not per_gpu:
+            return None
+        n = len(per_gpu) if at_once is None else min(at_once, len(per_gpu))
+        return sum(per_gpu) / len(per_gpu) * n
     except nvml.NVMLError:
         return None
     finally:
@@ -119,6 +127,7 @@ class PerfTarget:
     vocab_size: int | None = None
     weights_bytes: int | None = None
     peak_bandwidth_bytes_s: float | None = None
+    client_process: bool = False  # the engine runs elsewhere (a server): this process only sends and reads
 
     def prompts(self, sweep: PerfSweep) -> PromptBuilder:
         """The builder of `sweep`'s prompts for this model."""
@@ -132,6 +141,7 @@ class PerfTarget:
             sweep,
             weights_bytes=self.weights_bytes,
             peak_bandwidth_bytes_s=self.peak_bandwidth_bytes_s,
+            client_process=self.client_process,
         )
 
 
@@ -206,7 +216,8 @@ def _run_point(
     if sent is None:
         return point
     if spec.request_rate is None:
-        return point.model_copy(update={"note": _short_of_concurrency(sweep, spec)})
+        note = "; ".join(filter(None, (_short_of_concurrency(sweep, spec), point.note)))
+        return point.model_copy(update={"note": note or None})
     return point.model_copy(
         update={"arrival_process": sweep.arrival.process, "burstiness": sweep.arrival.burstiness}
     )

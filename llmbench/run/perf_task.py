@@ -42,7 +42,10 @@ def perf_target(
         info.takes_text,
         vocab_size=info.vocab_size if ctx.tokenizer is None else None,
         weights_bytes=info.weights_bytes,
-        peak_bandwidth_bytes_s=peak_bandwidth_bytes_s(info.gpus) if info.gpus else None,
+        peak_bandwidth_bytes_s=(
+            peak_bandwidth_bytes_s(info.gpus, info.gpus_reading_at_once) if info.gpus else None
+        ),
+        client_process=info.server_url is not None,
     )
 
 

@@ -59,6 +59,12 @@ class RunInterrupted(LLMBenchError):
     exit_code = 130
 
 
+class RunDeadlinePassed(RunInterrupted):
+    """`--deadline` passed: as Ctrl-C, but the run was not finished when it had to be (exit code 1)."""
+
+    exit_code = 1
+
+
 def run_suite(
     suite: Suite,
     model: ModelConfig,
@@ -72,14 +78,16 @@ def run_suite(
     run loads it and releases it when done.
     """
     run = _prepare(suite, model, opts, progress or Progress(), session)
+    deadline = interrupts.Deadline(run.opts.deadline_s)
     try:
-        loaded = _load(run)
-        _run_tasks(run, loaded)
-        interrupts.check()
+        with deadline:
+            loaded = _load(run)
+            _run_tasks(run, loaded)
+            interrupts.check()
         telemetry = with_torch_peaks(run.sampler.stop(), torch_peaks())
     except KeyboardInterrupt:
         run.sampler.stop()
-        raise _interrupted(run) from None
+        raise _interrupted(run, deadline) from None
     except BaseException:
         if not run.session.loaded:
             discard_if_empty(run.journal)  # the model never loaded: leave no trace of a run that never ran
@@ -202,6 +210,7 @@ def _load(run: _Run) -> _Loaded:
     run.sampler.mark("before_load")
     backend, info, model_path = run.session.acquire(run.run_id)
     run.sampler.mark("loaded")
+    run.sampler.keep_run_devices(info.gpus)  # only the run's GPUs: others' memory is not the run's
     run.host.mark()
     environment = capture_environment(run.suite.directory)  # after the load: torch and CUDA are in by now
     tokenizer = _tokenizer_for(backend, run.model, model_path)
@@ -274,16 +283,19 @@ def _measure_perf(run: _Run, loaded: _Loaded, task: PreparedTask) -> None:
     run.saturation += run_saturation_search(task, target, run.opts, run.progress)
 
 
-def _interrupted(run: _Run) -> RunInterrupted:
-    """Ctrl-C: how to resume what the journal saved; with nothing saved, the journal is removed."""
+def _interrupted(run: _Run, deadline: interrupts.Deadline) -> RunInterrupted:
+    """Ctrl-C (or the deadline): how to resume what the journal saved; with nothing saved, the journal is
+    removed. What did not finish is not in the journal: a resume runs it."""
     journal = run.journal
     saved = read_journal(journal.path)
+    stopped = RunDeadlinePassed if deadline.passed else RunInterrupted
+    why = f"the run's deadline of {deadline.seconds:g} s passed" if deadline.passed else "interrupted"
     if not saved.finished:
         journal.close()
         journal.path.unlink(missing_ok=True)
-        return RunInterrupted("interrupted before any sample finished: nothing was saved")
-    return RunInterrupted(
-        f"interrupted: {finished_text(saved.finished, len(saved.points))} saved in {journal.path}",
+        return stopped(f"{why} before any sample finished: nothing was saved")
+    return stopped(
+        f"{why}: {finished_text(saved.finished, len(saved.points))} saved in {journal.path}, the rest not run",
         hint=f"resume with: {resume_command(run.path)}",
     )
 

@@ -19,14 +19,19 @@ Metric definitions (those of `vllm bench`, so users can compare):
 - Bandwidth utilisation (MBU) = weights_bytes x decode steps per second / peak memory bandwidth,
   where one decode step serves the whole batch, so steps/s = 1000 / mean TPOT (ms). It counts weight
   reads only (KV-cache reads come on top), so it is a lower bound; None where a figure is unknown.
+- Schedule lag: actual send minus scheduled send, per open-loop request (the client waking late); inside
+  TTFT and E2E, which start at the schedule. A point is client-bound, and its note says so, where the lag's
+  p99 exceeds `LAG_BOUND_MS` or a tenth of the TTFT p50 (whichever is less), or where the client's own
+  process (a server-backed point: the engine runs elsewhere) used `CPU_BOUND_CORES` of a core or more.
 Warm-up requests run before each point and are left out of every figure.
 """
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -77,6 +82,10 @@ def _named(spec: PointSpec, n_in: int, n_requests: int) -> dict[str, Any]:
 Batch = tuple[list[GenerationRequest], list[float] | None]  # requests, their arrival offsets (s) or None
 
 
+LAG_BOUND_MS = 5.0  # schedule lag p99 above this (or above a tenth of TTFT p50) marks a point client-bound
+CPU_BOUND_CORES = 0.9  # a client process this busy (CPU seconds per second) cannot keep its schedule
+
+
 @dataclass
 class Sent:
     """The completions of a point's measured requests and the wall time of the calls that sent them."""
@@ -120,6 +129,7 @@ class Meter:
     weights_bytes: int | None = None
     peak_bandwidth_bytes_s: float | None = None
     bandwidth_despite_errors: bool = True  # False: a point with failed requests gets no bandwidth figure
+    client_process: bool = False  # the engine runs elsewhere (a server): this process's CPU is the client's
 
     def measure(
         self,
@@ -139,18 +149,33 @@ class Meter:
         """
         concurrency = spec.concurrency or self.max_concurrency
         try:
-            run_warmup(self.backend, warmup(), concurrency)
+            run_warmup(self.backend, warmup(), concurrency, spec.request_rate)
             send = prepare()
             measuring = self.sampler.window() if self.sampler is not None else nullcontext(TelemetryWindow())
-            with around or nullcontext(), measuring as window:
+            with around or nullcontext(), measuring as window, _collector_paused():
+                cpu0, wall0 = time.process_time(), time.perf_counter()
                 sent = send(self.backend, concurrency)
+                cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
         except Exception as exc:  # an OOM or a backend error fails this point only
             free_device_memory()  # give cached device memory back, so the next point starts clean
             return empty_point(spec, n_in, n_requests, describe_failure(exc)), None
         point = summarise_point(spec, n_in, n_requests, sent.completions, sent.wall_s, window, self.sweep)
+        point = with_client_load(point, cpu_s / wall_s if self.client_process and wall_s > 0 else None)
         if point.error is None or self.bandwidth_despite_errors:
             point = with_bandwidth(point, self.weights_bytes, self.peak_bandwidth_bytes_s)
         return point, sent
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Collect garbage before the window, then keep what exists out of every collection inside it: a full
+    collection of a heap that holds a tokenizer took about 250 ms here, and stalled the client meanwhile."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def summarise_point(
@@ -180,6 +205,7 @@ def summarise_point(
         if c.output_tokens and c.latency_ms and c.latency_ms > 0
     ]
     tpots = [t for c in ok if (t := c.tpot_ms) is not None]
+    lags = [c.schedule_lag_ms for c in completions if c.schedule_lag_ms is not None]
     return PerfPoint(
         **_named(spec, n_in, n_requests),
         ttft_ms=distribution([c.ttft_ms for c in ok if c.ttft_ms is not None]),
@@ -198,7 +224,31 @@ def summarise_point(
         else None,
         duration_s=wall_s,
         error=error,
+        schedule_lag_ms=distribution(lags) if lags else None,
     )
+
+
+def client_bound_reason(point: PerfPoint) -> str | None:
+    """Why the client, not the server, set the point's figures (see the module docstring); None if it kept up."""
+    reasons = []
+    lag, ttft = point.schedule_lag_ms, point.ttft_ms
+    if lag is not None:
+        bound = min(LAG_BOUND_MS, 0.1 * ttft.p50) if ttft is not None else LAG_BOUND_MS
+        if lag.p99 > bound:
+            reasons.append(f"schedule lag p50/p99 {lag.p50:.1f}/{lag.p99:.1f} ms > {bound:.1f} ms")
+    if point.client_cpu_share is not None and point.client_cpu_share >= CPU_BOUND_CORES:
+        reasons.append(f"client CPU {point.client_cpu_share:.0%} of a core")
+    return "client-bound: " + ", ".join(reasons) if reasons else None
+
+
+def with_client_load(point: PerfPoint, cpu_share: float | None) -> PerfPoint:
+    """The point with its client's CPU share (None: not measured) and its client-bound mark and note."""
+    point = point.model_copy(update={"client_cpu_share": cpu_share})
+    reason = client_bound_reason(point)
+    if point.schedule_lag_ms is None and cpu_share is None:
+        return point
+    note = "; ".join(filter(None, (point.note, reason)))
+    return point.model_copy(update={"client_bound": reason is not None, "note": note or None})
 
 
 def _per_s(count: int, wall_s: float) -> float | None:

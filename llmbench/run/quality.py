@@ -52,14 +52,19 @@ def run_quality(
             buffer: list[Completion] = []
             with sampler.window() as window:
                 t0 = time.perf_counter_ns()
-                for completion in backend.generate(pending):
-                    interrupts.check()  # a Ctrl-C that landed in a finaliser was dropped: stop here
-                    generated.add(completion)
-                    buffer.append(completion)
-                    if len(buffer) >= SCORE_CHUNK:
-                        futures.append(scoring.submit(score_chunk, task, buffer, journal, tokenizer))
-                        buffer = []
-                    progress.advance()
+                try:
+                    for completion in backend.generate(pending):
+                        interrupts.check()  # a Ctrl-C that landed in a finaliser was dropped: stop here
+                        generated.add(completion)
+                        buffer.append(completion)
+                        if len(buffer) >= SCORE_CHUNK:
+                            futures.append(scoring.submit(score_chunk, task, buffer, journal, tokenizer))
+                            buffer = []
+                        progress.advance()
+                except KeyboardInterrupt:  # Ctrl-C or the deadline: what finished is journaled for --resume
+                    if buffer:
+                        scoring.submit(score_chunk, task, buffer, journal, tokenizer)
+                    raise
                 wall_ns = time.perf_counter_ns() - t0
             generated.add_window(wall_ns / 1e9, window.energy_j)
             if buffer:

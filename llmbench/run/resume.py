@@ -8,7 +8,7 @@ from typing import Any
 from llmbench.errors import LLMBenchError, UserInputError
 from llmbench.results.schema import PerfPoint, RunResult
 from llmbench.run.journal import Journal, JournalState, read_journal
-from llmbench.run.options import RunOptions
+from llmbench.run.options import RunOptions, named_path
 
 
 def resumes(opts: RunOptions, path: Path, journal: Path) -> bool:
@@ -26,6 +26,15 @@ def resumes(opts: RunOptions, path: Path, journal: Path) -> bool:
     if opts.resume and not journal.exists() and opts.named:
         raise UserInputError(f"--resume: no unfinished run at {path} (no journal {journal.name})")
     return opts.resume or (opts.named and journal.exists())
+
+
+def finished_run(opts: RunOptions) -> Path | None:
+    """The results file of the run `--resume` names, where that run has finished: nothing is left to run, and
+    a nightly that resumes after a crash must not fail because the run had in fact finished."""
+    if not opts.resume or opts.fresh:
+        return None
+    path = named_path(opts)
+    return path if path is not None and path.exists() else None
 
 
 def journal_settings(journal: Path) -> dict[str, Any]:

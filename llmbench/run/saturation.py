@@ -289,7 +289,9 @@ def run_saturation(
     t = target
     prompts = t.prompts(sweep)
     prompts.skip(_PROMPT_INDEX_START)
-    meter = Meter(t.backend, t.sampler, slo_sweep, max_concurrency=spec.max_concurrency)
+    meter = Meter(
+        t.backend, t.sampler, slo_sweep, max_concurrency=spec.max_concurrency, client_process=t.client_process
+    )
     results, seen = [], set()
     for n_in_spec in sweep.input_tokens:
         for n_out in sweep.output_tokens:

@@ -88,11 +88,14 @@ def make_record(
         latency_ms=c.latency_ms,
         tpot_ms=c.tpot_ms,
         itl_ms=[round(g, 3) for g in c.itl_ms] or None,  # microseconds are the clocks' resolution here
+        schedule_lag_ms=c.schedule_lag_ms,
         prompt_hash=c.prompt_hash,
         output_hash=c.output_hash,
         batch_size=c.batch_size,
         error=c.error,
         warnings=list(c.warnings),
+        attempts=c.attempts,
+        raw_head=c.raw_head,
     )
 
 

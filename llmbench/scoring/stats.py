@@ -63,7 +63,10 @@ def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 or n successes the bound is exactly 0 or 1; the formula's rounding would leave 1e-17.
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return (low, high)
 
 
 def _resampled_stats(
@@ -103,7 +106,9 @@ def bootstrap_interval(
 def summarize(
     values: Sequence[float], *, binary: bool | None = None, confidence: float = 0.95
 ) -> MetricValue:
-    """Mean, standard error and interval (Wilson for 0/1 values, bootstrap otherwise).
+    """Mean, standard error and interval: Wilson for 0/1 values; otherwise Student's t below
+    T_INTERVAL_BELOW values (`method` "t"), where a percentile bootstrap is too narrow, and a percentile
+    bootstrap from there on (`method` "bootstrap").
 
     Empty input gives value 0.0 with n=0 and no interval: JSON has no NaN, and n=0 tells readers it is empty.
     """
@@ -121,8 +126,21 @@ def summarize(
         )
     if n == 1:
         return MetricValue(value=mean, n=1, method=None)
+    if n < T_INTERVAL_BELOW:
+        lo, hi = t_interval(arr, confidence)
+        return MetricValue(value=mean, stderr=standard_error(arr), ci_low=lo, ci_high=hi, n=n, method="t")
     lo, hi = bootstrap_interval(arr, confidence=confidence)
     return MetricValue(value=mean, stderr=standard_error(arr), ci_low=lo, ci_high=hi, n=n, method="bootstrap")
+
+
+def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Student's t interval of the mean of at least two values (zero width when they are all equal)."""
+    from scipy.stats import t  # lazily: its import takes half a second
+
+    arr = np.asarray(values, dtype=float)
+    half = float(t.ppf(0.5 + confidence / 2, arr.size - 1)) * float(arr.std(ddof=1)) / math.sqrt(arr.size)
+    mean = float(arr.mean())
+    return (mean - half, mean + half)
 
 
 def distribution(values: Sequence[float], *, confidence: float = 0.95) -> Distribution | None:
@@ -204,12 +222,7 @@ def paired_test(
         return (float(diff.mean()) if diff.size else 0.0, -math.inf, math.inf, 1.0)
     delta = float(diff.mean())
     if diff.size < T_INTERVAL_BELOW:
-        from scipy.stats import t
-
-        half = (
-            float(t.ppf(0.5 + confidence / 2, diff.size - 1)) * float(diff.std(ddof=1)) / math.sqrt(diff.size)
-        )
-        lo, hi = delta - half, delta + half
+        lo, hi = t_interval(diff, confidence)
     else:
         lo, hi = bootstrap_interval(diff, confidence=confidence, seed=seed)
     return (delta, lo, hi, sign_flip_test(diff, n_resamples=n_resamples, seed=seed))
@@ -271,22 +284,35 @@ def paired_proportion_interval(
 def two_proportion_test(
     a: MetricValue, b: MetricValue, *, confidence: float = 0.95
 ) -> tuple[float, float, float, float]:
-    """Unpaired b - a for two proportions: delta, normal interval, pooled two-sided z-test p-value."""
+    """Unpaired b - a for two proportions: delta, Newcombe's hybrid score interval and the pooled two-sided
+    z-test's p-value.
+
+    The interval (Newcombe, Statistics in Medicine 17:873, 1998, method 10) combines each run's Wilson
+    interval; the Wald interval it replaces collapsed at 0 and 1 (0/10 against 10/10 gave [1, 1]).
+    """
     delta = b.value - a.value
     if a.n == 0 or b.n == 0:
         return (delta, -math.inf, math.inf, 1.0)
-    se = math.sqrt(a.value * (1 - a.value) / a.n + b.value * (1 - b.value) / b.n)
-    z = _z(confidence)
+    la, ua = wilson_interval(a.value * a.n, a.n, confidence)
+    lb, ub = wilson_interval(b.value * b.n, b.n, confidence)
+    lo = delta - math.sqrt((b.value - lb) ** 2 + (ua - a.value) ** 2)
+    hi = delta + math.sqrt((ub - b.value) ** 2 + (a.value - la) ** 2)
     pooled = (a.value * a.n + b.value * b.n) / (a.n + b.n)
     se0 = math.sqrt(pooled * (1 - pooled) * (1 / a.n + 1 / b.n))
     p = 1.0 if se0 == 0 else 2 * (1 - NormalDist().cdf(abs(delta) / se0))
-    return (delta, delta - z * se, delta + z * se, p)
+    return (delta, max(-1.0, lo), min(1.0, hi), p)
 
 
 def welch_test(
     a: MetricValue, b: MetricValue, *, confidence: float = 0.95
 ) -> tuple[float, float, float, float]:
-    """Unpaired b - a from two means' standard errors: delta, Welch t interval and two-sided p-value."""
+    """Unpaired b - a from two means' standard errors: delta, Welch t interval and two-sided p-value.
+
+    Both standard errors 0 (every value of each run the same) leave the t statistic undefined. Equal means
+    give p = 1. Different means give the exact two-sided rank (Mann-Whitney) test's p-value, which needs
+    no variance: every value of one run lies beyond every value of the other, p = 2 / C(n_a + n_b, n_a)
+    (1/3 for two values each, 1.1e-5 for ten each), never 0; the interval is the observed difference.
+    """
     from scipy.stats import t
 
     delta = b.value - a.value
@@ -295,7 +321,8 @@ def welch_test(
     va, vb = a.stderr**2, b.stderr**2
     se = math.sqrt(va + vb)
     if se == 0:
-        return (delta, delta, delta, 1.0 if delta == 0 else 0.0)
+        separated = min(1.0, 2 * math.exp(-_log_comb(a.n + b.n, a.n)))
+        return (delta, delta, delta, 1.0 if delta == 0 else separated)
     df = se**4 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
     q = float(t.ppf(0.5 + confidence / 2, df))
     return (delta, delta - q * se, delta + q * se, float(2 * t.sf(abs(delta) / se, df)))

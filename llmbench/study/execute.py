@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from llmbench.study.devices import worker_devices, worker_environment
 from llmbench.study.manifest import StudyManifest, write_manifest
 from llmbench.study.placement import Demand, Placed, next_placement
 from llmbench.study.plan import Job, Plan
@@ -43,10 +44,13 @@ class Driver:
     def save(self) -> None:
         write_manifest(self.manifest, self.plan.results_dir)
 
-    def placed(self, job: Job, placed: Placed, node: str | None = None) -> None:
+    def placed(
+        self, job: Job, placed: Placed, node: str | None = None, devices: Sequence[str] | None = None
+    ) -> None:
         for cell in job.todo:
             entry = self.manifest.cell(cell.id)
             entry.placed_on, entry.exclusive, entry.node = list(placed.gpus), placed.exclusive, node
+            entry.devices = list(devices) if devices is not None else None
         self.save()
 
     def handle(self, event: dict[str, Any]) -> None:
@@ -83,7 +87,8 @@ class Driver:
         self.save()
 
 
-def job_spec(job: Job, placed: Placed | None, host: Sequence[int], plan: Plan) -> JobSpec:
+def job_spec(job: Job, placed: Placed | None, devices: Sequence[str], plan: Plan) -> JobSpec:
+    """The job as its worker reads it; a placed job's cells record host positions and physical GPUs."""
     composite = plan.study.config.leaderboard.composite
     combined = None
     if composite.judge is not None:  # the study's judge rates every quality cell's answers
@@ -97,7 +102,8 @@ def job_spec(job: Job, placed: Placed | None, host: Sequence[int], plan: Plan) -
         annotations = {
             "placement": {
                 "gpus": list(placed.gpus),
-                "host_gpus": len(host),
+                "devices": worker_devices(devices, placed.gpus),  # CUDA_VISIBLE_DEVICES entries
+                "host_gpus": len(devices),
                 "exclusive": placed.exclusive,  # nothing else ran on any GPU of the host meanwhile
             }
         }
@@ -128,8 +134,9 @@ def run_inline(jobs: Sequence[Job], driver: Driver) -> None:
         driver.job_ended(job, None)
 
 
-def run_pool(jobs: Sequence[Job], host: Sequence[int], driver: Driver) -> None:
-    """Worker processes on disjoint GPU sets, as many at once as the host holds."""
+def run_pool(jobs: Sequence[Job], devices: Sequence[str], driver: Driver) -> None:
+    """Worker processes on disjoint GPU sets, as many at once as the host holds; host GPU i is `devices[i]`."""
+    host = list(range(len(devices)))
     waiting = list(jobs)
     running: dict[str, tuple[Job, Placed, subprocess.Popen[str], Path]] = {}
     events: queue.Queue[tuple[str, dict[str, Any] | None]] = queue.Queue()
@@ -140,10 +147,14 @@ def run_pool(jobs: Sequence[Job], host: Sequence[int], driver: Driver) -> None:
                 job = next(j for j in waiting if j.id == p.job)
                 waiting.remove(job)
                 demands = [d for d in demands if d.job != p.job]
-                running[job.id] = (job, p, *_start(job_spec(job, p, host, driver.plan), events))
-                driver.placed(job, p)
+                running[job.id] = (
+                    job,
+                    p,
+                    *_start(job_spec(job, p, devices, driver.plan), devices, p, events),
+                )
+                driver.placed(job, p, devices=worker_devices(devices, p.gpus))
                 driver.progress.message(
-                    f"{job.id}: started on GPU {','.join(map(str, p.gpus)) or 'none'}"
+                    f"{job.id}: started on GPU {','.join(worker_devices(devices, p.gpus)) or 'none'}"
                     + (" (host to itself)" if p.exclusive else "")
                 )
             job_id, event = events.get()
@@ -165,13 +176,15 @@ def run_pool(jobs: Sequence[Job], host: Sequence[int], driver: Driver) -> None:
 
 
 def _start(
-    spec: JobSpec, events: queue.Queue[tuple[str, dict[str, Any] | None]]
+    spec: JobSpec,
+    devices: Sequence[str],
+    placed: Placed,
+    events: queue.Queue[tuple[str, dict[str, Any] | None]],
 ) -> tuple[subprocess.Popen[str], Path]:
     fd, name = tempfile.mkstemp(prefix=f"llmbench-{spec.id}-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(spec.model_dump_json())
-    gpus = spec.cells[0].annotations.get("placement", {}).get("gpus", []) if spec.cells else []
-    env = dict(os.environ) | {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+    env = worker_environment(os.environ, devices, placed.gpus)
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmbench.study.worker", name],
         stdout=subprocess.PIPE,

@@ -35,7 +35,8 @@ class CellEntry(BaseModel):
     journal: str
     state: str
     samples_done: int = 0
-    placed_on: list[int] | None = None
+    placed_on: list[int] | None = None  # positions among the host's GPUs
+    devices: list[str] | None = None  # the physical GPUs at those positions (CUDA_VISIBLE_DEVICES entries)
     exclusive: bool = False
     node: str | None = None
     worker: str | None = None  # host:pid of the process running the cell
@@ -53,6 +54,7 @@ class StudyManifest(BaseModel):
     updated_at: str = Field(default_factory=_now)
     executor: str = "local"
     host_gpus: list[int] = Field(default_factory=list)
+    host_devices: list[str] = Field(default_factory=list)  # host GPU i is physical GPU host_devices[i]
     cells: list[CellEntry] = Field(default_factory=list)
 
     def cell(self, cell_id: str) -> CellEntry:
@@ -82,13 +84,16 @@ def entry_for(cell: Cell) -> CellEntry:
     )
 
 
-def new_manifest(plan: Plan, executor: str, host: list[int]) -> StudyManifest:
+def new_manifest(
+    plan: Plan, executor: str, host: list[int], devices: list[str] | None = None
+) -> StudyManifest:
     return StudyManifest(
         study=plan.study.name,
         study_file=str(plan.study.path),
         study_hash=plan.study.content_hash,
         executor=executor,
         host_gpus=host,
+        host_devices=devices or [],
         cells=[entry_for(c) for c in plan.cells],
     )
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from llmbench.config.suite import REPO_ROOT
 from llmbench.errors import UserInputError
+from llmbench.study.devices import PCI_ORDER
 from llmbench.study.execute import Driver, job_spec
 from llmbench.study.plan import Job
 from llmbench.study.worker import JobSpec, run_job
@@ -59,7 +60,8 @@ def connect(address: str, num_gpus: int | None = None) -> bool:
 
     env = {
         "env_vars": {
-            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
+            **PCI_ORDER,  # Ray's GPU ids are NVML's: CUDA must count in the same order
         }
     }
     if ray.is_initialized():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from llmbench.errors import LLMBenchError, UserInputError
 from llmbench.results.io import read_results
 from llmbench.run.pipeline import RunInterrupted
+from llmbench.study.devices import host_devices
 from llmbench.study.execute import Driver, StudyProgress, run_inline, run_pool
 from llmbench.study.manifest import StudyManifest, new_manifest, read_manifest, write_manifest
 from llmbench.study.placement import Demand, Placed, waves
@@ -41,25 +43,23 @@ class StudyOutcome:
     manifest_path: Path | None
     leaderboard: Leaderboard | None
     failed: dict[str, str]
+    devices: list[str] = field(default_factory=list)  # host GPU i is physical GPU devices[i]
 
 
-def host_gpus(gpus: int | None) -> list[int]:
-    """The host's GPU ids: `--gpus N` says 0..N-1 (fake ids on a CPU host serve tests); else detected."""
-    if gpus is not None:
-        return list(range(gpus))
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [i for i, part in enumerate(visible.split(",")) if part.strip() and part.strip() != "-1"]
+def nvml_gpu_count() -> int:
+    """GPUs NVML sees on this host; 0 without NVML or a driver."""
     from llmbench.telemetry.gpus import load_pynvml
 
     nvml, _ = load_pynvml()
     if nvml is None:
-        return []
+        return 0
     try:
-        nvml.nvmlInit()
-        return list(range(nvml.nvmlDeviceGetCount()))
+        return int(nvml.nvmlDeviceGetCount())
     except Exception:
-        return []
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            nvml.nvmlShutdown()
 
 
 def plan_study(path: Path, opts: StudyOptions) -> StudyOutcome:
@@ -70,15 +70,18 @@ def plan_study(path: Path, opts: StudyOptions) -> StudyOutcome:
         lb = spec.model_copy(update={"constraints": merged})
         study.config = study.config.model_copy(update={"leaderboard": lb})
     plan = build_plan(study, opts.results_dir)
-    host = [] if opts.ray else host_gpus(opts.gpus)
+    devices = (
+        [] if opts.ray else host_devices(os.environ.get("CUDA_VISIBLE_DEVICES"), opts.gpus, nvml_gpu_count)
+    )
+    host = list(range(len(devices)))
     todo = [j for j in plan.jobs if j.todo]
     placement = (
         waves([Demand(j.id, j.gpus if host else 0, j.exclusive and bool(host)) for j in todo], host)
         if host
         else []
     )
-    manifest = new_manifest(plan, "ray" if opts.ray else "pool" if host else "inline", host)
-    return StudyOutcome(plan, host, placement, manifest, None, None, {})
+    manifest = new_manifest(plan, "ray" if opts.ray else "pool" if host else "inline", host, devices)
+    return StudyOutcome(plan, host, placement, manifest, None, None, {}, devices)
 
 
 def run_study(path: Path, opts: StudyOptions, progress: StudyProgress | None = None) -> StudyOutcome:
@@ -104,7 +107,7 @@ def run_study(path: Path, opts: StudyOptions, progress: StudyProgress | None = N
 
             run_on_ray(todo, opts.ray, driver, num_gpus=opts.gpus)
         elif outcome.host:
-            run_pool(todo, outcome.host, driver)
+            run_pool(todo, outcome.devices, driver)
         else:
             run_inline(todo, driver)
     except (KeyboardInterrupt, RunInterrupted):

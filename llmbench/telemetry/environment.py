@@ -164,6 +164,7 @@ def capture_environment(suite_dir: Path | None = None) -> dict[str, Any]:
         "ram_bytes": ram_bytes(),
         "packages": package_versions(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "cuda_device_order": os.environ.get("CUDA_DEVICE_ORDER"),  # PCI_BUS_ID: indices are NVML's
     }
     env |= torch_cuda()
     env |= gpu_info()

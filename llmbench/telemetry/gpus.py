@@ -72,6 +72,17 @@ def _all_targets(nvml: ModuleType) -> list[GpuTarget]:
     return targets
 
 
+def visible_entries(cuda_visible_devices: str) -> list[str]:
+    """CUDA_VISIBLE_DEVICES's entries as CUDA reads them: indices, `GPU-`/`MIG-` UUIDs (or prefixes of
+    them); like CUDA, the first entry that is neither ("-1", "", a typo) ends the list."""
+    entries: list[str] = []
+    for entry in (e.strip() for e in cuda_visible_devices.split(",")):
+        if not (entry.isdigit() or (entry.startswith(("GPU-", "MIG-")) and len(entry) > 4)):
+            break
+        entries.append(entry)
+    return entries
+
+
 def visible_targets(nvml: ModuleType, cuda_visible_devices: str | None) -> list[GpuTarget]:
     """The GPUs a CUDA process would see under CUDA_VISIBLE_DEVICES, in that order.
 
@@ -85,10 +96,10 @@ def visible_targets(nvml: ModuleType, cuda_visible_devices: str | None) -> list[
     for t in targets:
         by_gpu_index.setdefault(t.label.split("/")[0], []).append(t)
     chosen: list[GpuTarget] = []
-    for entry in (e.strip() for e in cuda_visible_devices.split(",")):
+    for entry in visible_entries(cuda_visible_devices):
         if entry.isdigit() and str(int(entry)) in by_gpu_index:
             found = by_gpu_index[str(int(entry))]
-        elif entry.startswith(("GPU-", "MIG-")) and len(entry) > 4:
+        elif not entry.isdigit():
             found = [t for t in targets if t.uuid.startswith(entry)]
             if not found and entry.startswith("GPU-"):  # a MIG-enabled GPU named by its own UUID
                 found = [

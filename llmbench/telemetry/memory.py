@@ -25,34 +25,50 @@ class TorchPeaks:
 
 
 def _cuda_torch() -> Any | None:
-    """torch when it is already imported and sees a CUDA device, else None."""
+    """torch when it is already imported and has initialised CUDA in this process, else None.
+
+    A study's vLLM or managed-server cell imports torch without ever touching CUDA here (the engine
+    runs in other processes): there the allocator's counters do not exist, resetting them raises and
+    reading them gives 0, which is not a measurement.
+    """
     torch = sys.modules.get("torch")
     if torch is None:
         return None
     try:
-        return torch if torch.cuda.is_available() and torch.cuda.device_count() > 0 else None
+        cuda = torch.cuda
+        ready = cuda.is_available() and cuda.is_initialized() and cuda.device_count() > 0
     except Exception:  # a broken driver must not fail a run
         return None
+    return torch if ready else None
 
 
 def reset_torch_peaks() -> bool:
-    """Reset the allocator's peak counters on every device; False where there is no CUDA torch."""
+    """Reset the allocator's peak counters on every device; False where there is no CUDA in use here."""
     torch = _cuda_torch()
     if torch is None:
         return False
-    for device in range(torch.cuda.device_count()):
-        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        for device in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(device)
+    except RuntimeError:  # a device this process never used: its counters do not exist
+        return False
     return True
 
 
 def torch_peaks() -> TorchPeaks | None:
-    """Peaks since the last reset, summed over devices; None without CUDA."""
+    """Peaks since the last reset, summed over devices; None without CUDA or where tensors took nothing
+    here (the model ran in another process): a 0 would read as a measurement."""
     torch = _cuda_torch()
     if torch is None:
         return None
     devices = range(torch.cuda.device_count())
-    allocated = sum(torch.cuda.max_memory_allocated(d) for d in devices)
-    reserved = sum(torch.cuda.max_memory_reserved(d) for d in devices)
+    try:
+        allocated = sum(torch.cuda.max_memory_allocated(d) for d in devices)
+        reserved = sum(torch.cuda.max_memory_reserved(d) for d in devices)
+    except RuntimeError:
+        return None
+    if allocated == 0 and reserved == 0:
+        return None
     return TorchPeaks(allocated / MIB, reserved / MIB)
 
 

@@ -14,21 +14,28 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from itertools import pairwise
 from types import ModuleType, TracebackType
 from typing import Any
 
 from llmbench.results.schema import TelemetrySummary
 from llmbench.telemetry.gpus import GpuTarget, load_pynvml, visible_targets
 from llmbench.telemetry.processes import ProcessTree
+from llmbench.telemetry.samples import (
+    MIB,
+    Sample,
+    downsample,
+    gpu_energy,
+    mean,
+    own_mib,
+    peak,
+    summed_mark,
+    summed_peak,
+)
 
 log = logging.getLogger(__name__)
-
-MIB = 1024 * 1024
-MAX_TIMESERIES_POINTS = 200
 
 
 @dataclass
@@ -38,15 +45,6 @@ class TelemetryWindow:
     peak_vram_mib: float | None = None
     energy_j: float | None = None
     duration_s: float | None = None
-
-
-@dataclass
-class _Sample:
-    t_ns: int
-    vram_mib: list[float | None]
-    util_pct: list[float | None]
-    power_w: list[float | None]
-    own_mib: list[float | None]  # memory of this run's processes; None where NVML cannot tell
 
 
 @dataclass
@@ -65,6 +63,7 @@ class NvmlSampler:
     """Samples every visible GPU at `hz` in a background thread; see the module docstring.
 
     `device_indices` picks positions in the visible list (what torch calls cuda:N); None takes all.
+    Once the model is loaded, `keep_run_devices` narrows sampling to the GPUs the run uses.
     """
 
     def __init__(self, hz: float = 20.0, device_indices: list[int] | None = None) -> None:
@@ -74,12 +73,13 @@ class NvmlSampler:
         self.targets: list[GpuTarget] = []
         self._nvml: ModuleType | None = None
         self._state: list[_GpuState] = []
-        self._samples: list[_Sample] = []
+        self._samples: list[Sample] = []
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_ns = 0
         self._summary: TelemetrySummary | None = None
+        self.run_gpu_uuids: list[str] | None = None  # None: not known, every visible GPU is sampled
         self._tree = ProcessTree()
 
     @property
@@ -124,6 +124,23 @@ class NvmlSampler:
             if vram is not None:
                 state.marks[label] = vram
 
+    def keep_run_devices(self, declared: list[int] | None) -> None:
+        """Sample only the run's GPUs from now on: the positions the backend declares (cuda:N) and those
+        where NVML lists the run's processes (an engine's or managed server's). With neither, every
+        visible GPU stays. Samples so far keep those GPUs' columns: memory before load stays known."""
+        if self._nvml is None:
+            return
+        latest = self._safe_sample()
+        attributed = [i for i, mib in enumerate(latest.own_mib) if mib] if latest is not None else []
+        keep = sorted({*(declared or []), *attributed} & set(range(len(self.targets))))
+        if not keep:
+            return
+        with self._lock:
+            self.targets = [self.targets[i] for i in keep]
+            self._state = [self._state[i] for i in keep]
+            self._samples = [s.columns(keep) for s in self._samples]
+        self.run_gpu_uuids = [t.uuid for t in self.targets]
+
     @contextmanager
     def window(self) -> Iterator[TelemetryWindow]:
         """Peak memory and energy over the `with` block (a perf sweep point); None figures without NVML."""
@@ -141,7 +158,7 @@ class NvmlSampler:
                 samples = [s for s in self._samples if first.t_ns <= s.t_ns <= last.t_ns]
             energy_end = [self._energy_mj(i) for i in range(len(self.targets))]
             result.duration_s = (last.t_ns - first.t_ns) / 1e9
-            result.peak_vram_mib = _summed_peak(samples, len(self.targets))
+            result.peak_vram_mib = summed_peak(samples, len(self.targets))
             result.energy_j = self._energy_j(energy_start, energy_end, samples)
 
     def stop(self) -> TelemetrySummary:
@@ -180,7 +197,7 @@ class NvmlSampler:
         while not self._stop_event.wait(period):
             self._safe_sample()
 
-    def _safe_sample(self) -> _Sample | None:
+    def _safe_sample(self) -> Sample | None:
         """A sample, or None after logging an unexpected error: telemetry never fails a run."""
         try:
             return self._sample_once()
@@ -188,14 +205,13 @@ class NvmlSampler:
             log.warning("NVML sampler: %s", exc)
             return None
 
-    def _read(self, index: int, fn: str, *args: Any) -> Any:
-        """One NVML call for GPU `index`; errors are counted and give None."""
+    def _read(self, state: _GpuState, fn: str, *args: Any) -> Any:
+        """One NVML call for the GPU whose state is `state`; errors are counted and give None."""
         nvml = self._nvml
         assert nvml is not None
         try:
             return getattr(nvml, fn)(*args)
         except nvml.NVMLError as exc:
-            state = self._state[index]
             if isinstance(exc, nvml.NVMLError_NotSupported):
                 if fn == "nvmlDeviceGetUtilizationRates":
                     state.util_supported = False
@@ -210,51 +226,54 @@ class NvmlSampler:
                 state.last_error = f"{fn}: {exc}"
             return None
 
-    def _sample_once(self) -> _Sample:
+    def _sample_once(self) -> Sample:
         vram: list[float | None] = []
         util: list[float | None] = []
         power: list[float | None] = []
         own: list[float | None] = []
         pids = self._tree.pids()
-        for i, (target, state) in enumerate(zip(self.targets, self._state, strict=True)):
-            mem = self._read(i, "nvmlDeviceGetMemoryInfo", target.handle)
+        with self._lock:  # keep_run_devices may swap both meanwhile
+            targets, states = self.targets, self._state
+        for target, state in zip(targets, states, strict=True):
+            mem = self._read(state, "nvmlDeviceGetMemoryInfo", target.handle)
             vram.append(mem.used / MIB if mem is not None else None)
             rates = (
-                self._read(i, "nvmlDeviceGetUtilizationRates", target.parent)
+                self._read(state, "nvmlDeviceGetUtilizationRates", target.parent)
                 if state.util_supported and not target.is_mig
                 else None
             )
             util.append(float(rates.gpu) if rates is not None else None)
             mw = (
-                self._read(i, "nvmlDeviceGetPowerUsage", target.parent)
+                self._read(state, "nvmlDeviceGetPowerUsage", target.parent)
                 if state.power_supported and target.owns_power
                 else None
             )
             power.append(mw / 1000.0 if mw is not None else None)
             procs = (
-                self._read(i, "nvmlDeviceGetComputeRunningProcesses", target.handle)
+                self._read(state, "nvmlDeviceGetComputeRunningProcesses", target.handle)
                 if state.processes_supported
                 else None
             )
-            own.append(_own_mib(procs, pids))
-        sample = _Sample(time.perf_counter_ns(), vram, util, power, own)
+            own.append(own_mib(procs, pids))
+        sample = Sample(time.perf_counter_ns(), vram, util, power, own)
         with self._lock:
-            self._samples.append(sample)
+            if targets is self.targets:  # else a reading of GPUs no longer sampled
+                self._samples.append(sample)
         return sample
 
     def _energy_mj(self, i: int) -> float | None:
         target, state = self.targets[i], self._state[i]
         if not (state.energy_supported and target.owns_power):
             return None
-        value = self._read(i, "nvmlDeviceGetTotalEnergyConsumption", target.parent)
+        value = self._read(state, "nvmlDeviceGetTotalEnergyConsumption", target.parent)
         return float(value) if value is not None else None
 
     def _energy_j(
-        self, start: list[float | None], end: list[float | None], samples: list[_Sample]
+        self, start: list[float | None], end: list[float | None], samples: list[Sample]
     ) -> float | None:
         """Summed energy: counter difference per GPU where both reads worked, else integrated power."""
         per_gpu = [
-            _gpu_energy(start[i], end[i], samples, i)[0] for i, t in enumerate(self.targets) if t.owns_power
+            gpu_energy(start[i], end[i], samples, i)[0] for i, t in enumerate(self.targets) if t.owns_power
         ]
         known = [e for e in per_gpu if e is not None]
         return sum(known) if known else None
@@ -265,22 +284,22 @@ class NvmlSampler:
         n = len(self.targets)
         gpus: list[dict[str, Any]] = []
         for i, (target, state) in enumerate(zip(self.targets, self._state, strict=True)):
-            peak = _peak(samples, i)
-            own_peak = _peak(samples, i, "own_mib")
-            energy, energy_source = _gpu_energy(state.energy_start_mj, energy_end[i], samples, i)
+            peak_mib = peak(samples, i)
+            own_peak = peak(samples, i, "own_mib")
+            energy, energy_source = gpu_energy(state.energy_start_mj, energy_end[i], samples, i)
             gpus.append(
                 {
                     "index": target.label,
                     "uuid": target.uuid,
                     "name": target.name,
                     "mig": target.is_mig,
-                    "peak_vram_mib": peak,
+                    "peak_vram_mib": peak_mib,
                     "peak_process_vram_mib": own_peak,
                     "vram_before_load_mib": state.marks.get("before_load"),
                     "vram_after_load_mib": state.marks.get("loaded"),
                     "marks_mib": dict(state.marks),
-                    "mean_util_pct": _mean(s.util_pct[i] for s in samples),
-                    "mean_power_w": _mean(s.power_w[i] for s in samples),
+                    "mean_util_pct": mean(s.util_pct[i] for s in samples),
+                    "mean_power_w": mean(s.power_w[i] for s in samples),
                     "energy_j": energy if target.owns_power else None,
                     "energy_source": energy_source if target.owns_power else None,
                     "errors": state.errors,
@@ -292,78 +311,14 @@ class NvmlSampler:
             source="nvml",
             sample_hz=self.hz,
             gpus=gpus,
-            peak_vram_mib=_summed_peak(samples, n),
-            peak_process_vram_mib=_summed_peak(samples, n, "own_mib"),
-            vram_before_load_mib=_summed_mark(self._state, "before_load"),
-            vram_after_load_mib=_summed_mark(self._state, "loaded"),
-            mean_gpu_util_pct=_mean(g["mean_util_pct"] for g in gpus),
+            peak_vram_mib=summed_peak(samples, n),
+            peak_process_vram_mib=summed_peak(samples, n, "own_mib"),
+            vram_before_load_mib=summed_mark(self._state, "before_load"),
+            vram_after_load_mib=summed_mark(self._state, "loaded"),
+            mean_gpu_util_pct=mean(g["mean_util_pct"] for g in gpus),
             mean_power_w=sum(powers) if powers else None,
             energy_j=self._energy_j([s.energy_start_mj for s in self._state], energy_end, samples),
-            timeseries=_downsample(samples, self._start_ns),
+            timeseries=downsample(samples, self._start_ns),
+            run_gpu_uuids=self.run_gpu_uuids,
+            sampled_gpu_uuids=[t.uuid for t in self.targets],
         )
-
-
-def _mean(values: Iterable[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
-def _peak(samples: list[_Sample], i: int, series: str = "vram_mib") -> float | None:
-    vals = [v for s in samples if (v := getattr(s, series)[i]) is not None]
-    return max(vals) if vals else None
-
-
-def _summed_peak(samples: list[_Sample], n: int, series: str = "vram_mib") -> float | None:
-    """Sum over GPUs of each GPU's peak (a sharded model's peaks line up in time)."""
-    peaks = [p for i in range(n) if (p := _peak(samples, i, series)) is not None]
-    return sum(peaks) if peaks else None
-
-
-def _summed_mark(states: list[_GpuState], label: str) -> float | None:
-    values = [v for s in states if (v := s.marks.get(label)) is not None]
-    return sum(values) if values else None
-
-
-def _own_mib(procs: list[Any] | None, pids: frozenset[int]) -> float | None:
-    """MiB that NVML attributes to `pids` on one GPU; None where none of them is listed (not using
-    this GPU, or a container whose PID namespace NVML does not see) or NVML withholds the figure."""
-    if not procs:
-        return None
-    ours = [p.usedGpuMemory for p in procs if p.pid in pids and p.usedGpuMemory is not None]
-    return sum(ours) / MIB if ours else None
-
-
-def _gpu_energy(
-    start_mj: float | None, end_mj: float | None, samples: list[_Sample], i: int
-) -> tuple[float | None, str | None]:
-    """GPU i's energy in joules and where it came from: the counter difference, else integrated power."""
-    if start_mj is not None and end_mj is not None and end_mj >= start_mj:
-        return (end_mj - start_mj) / 1000.0, "counter"
-    integral = _integrate_power(samples, i)
-    return (integral, "power_integral") if integral is not None else (None, None)
-
-
-def _integrate_power(samples: list[_Sample], i: int) -> float | None:
-    """Trapezoidal integral of GPU i's power over the samples, in joules."""
-    points = [(s.t_ns, p) for s in samples if (p := s.power_w[i]) is not None]
-    if len(points) < 2:
-        return None
-    return sum((t1 - t0) / 1e9 * (p0 + p1) / 2 for (t0, p0), (t1, p1) in pairwise(points))
-
-
-def _downsample(samples: list[_Sample], start_ns: int) -> dict[str, list[float]]:
-    """At most MAX_TIMESERIES_POINTS buckets: first time, summed peak memory, mean util, mean summed power."""
-    if not samples:
-        return {}
-    size = -(-len(samples) // MAX_TIMESERIES_POINTS)
-    series: dict[str, list[float]] = {"t_s": [], "vram_mib": [], "util_pct": [], "power_w": []}
-    for k in range(0, len(samples), size):
-        bucket = samples[k : k + size]
-        series["t_s"].append(round((bucket[0].t_ns - start_ns) / 1e9, 3))
-        vram = [sum(v for v in s.vram_mib if v is not None) for s in bucket]
-        series["vram_mib"].append(round(max(vram), 1))
-        series["util_pct"].append(round(_mean(_mean(s.util_pct) for s in bucket) or 0.0, 1))
-        series["power_w"].append(
-            round(_mean(sum(p for p in s.power_w if p is not None) for s in bucket) or 0.0, 1)
-        )
-    return series

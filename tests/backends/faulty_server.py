@@ -4,13 +4,17 @@ It listens on 127.0.0.1 only, reads at most `MAX_BODY_BYTES` of a request, serve
 `max_requests` requests (then 503), and never holds a thread longer than `HANG_S`. Each fault is a
 way a real server, proxy or gateway has been seen to answer: a stream cut short, a 200 with no body,
 a usage block that lies, an error page echoing the request's headers, a server that stops talking,
-HTML where JSON belongs.
+HTML where JSON belongs, a server that talks without answering (keep-alives only), never stops, never
+ends a line, or sends what is not JSON.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -27,7 +31,14 @@ FAULTS = (
     "hang_before_body",  # headers sent, then silence
     "hang_mid_stream",  # two chunks, then silence
     "html_models",  # GET /v1/models answers an HTML page
+    "comments_only",  # headers, then `: ping` comment lines, forever (until HANG_S)
+    "empty_events",  # role-only deltas, events without choices and empty texts, forever: talk, no answer
+    "never_stops",  # content, a word an event, past max_tokens and on, forever (until HANG_S)
+    "endless_line",  # one line that never ends: `data: {"choices"...` and bytes, no newline, forever
+    "not_json",  # the answer's chunks, then an event that is not JSON
+    "busy",  # HTTP 503 with `Retry-After: 1`
 )
+PING_S = 0.02  # between two keep-alives (or two words of an answer that never stops)
 
 
 class FaultyServer:
@@ -42,6 +53,7 @@ class FaultyServer:
         max_requests: int = 64,
         usage: dict[str, Any] | None = None,
         gather: int | None = None,
+        ok_first: int = 0,
     ) -> None:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
@@ -51,6 +63,7 @@ class FaultyServer:
         self.max_requests = max_requests
         self.usage = usage
         self.gather = gather  # hold every answer until this many requests are open at once (or GATHER_S)
+        self.ok_first = ok_first  # the first requests are answered well, the fault comes after them
         self.open = 0
         self.most_open = 0  # the most requests that were open at once
         self.opened = threading.Condition()
@@ -89,7 +102,7 @@ class FaultyServer:
         with self.lock:
             self.posts += 1
             n = self.posts
-        if self.fail_first is not None and n > self.fail_first:
+        if (self.fail_first is not None and n > self.fail_first) or n <= self.ok_first:
             return "ok"
         return self.fault
 
@@ -131,6 +144,12 @@ class FaultyServer:
                         server.open -= 1
 
             def _answer(self, fault: str, body: dict[str, Any]) -> None:
+                if fault == "busy":
+                    self.send_response(503)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if fault == "echo_headers":
                     echoed = {"error": "bad request", "received_headers": dict(self.headers.items())}
                     self._send(400, "application/json", json.dumps(echoed).encode())
@@ -144,6 +163,9 @@ class FaultyServer:
                 if fault == "hang_before_body":
                     server.stop.wait(HANG_S)
                     return
+                if fault in TALKERS:
+                    self._talk(fault, "messages" in body)
+                    return
                 chat = "messages" in body
                 cut = fault in ("early_end", "hang_mid_stream")
                 for word in server.words[:2] if cut else server.words:
@@ -151,11 +173,27 @@ class FaultyServer:
                 if fault == "hang_mid_stream":
                     server.stop.wait(HANG_S)
                     return
+                if fault == "not_json":
+                    self.wfile.write(b"data: {not json, but the server sent it anyway}\n\n")
+                    return
                 if cut:
                     return
                 self._event(_chunk("", chat, finish="stop"))
                 self._event({"choices": [], "usage": self._usage(fault)})
                 self.wfile.write(b"data: [DONE]\n\n")
+
+            def _talk(self, fault: str, chat: bool) -> None:
+                """Write what the fault writes until the client hangs up, the server stops, or HANG_S."""
+                ends = time.monotonic() + HANG_S
+                pieces = TALKERS[fault](chat)
+                try:
+                    while not server.stop.is_set() and time.monotonic() < ends:
+                        self.wfile.write(next(pieces))
+                        self.wfile.flush()
+                        if fault != "endless_line":
+                            server.stop.wait(PING_S)
+                except OSError:  # the client hung up: what a bounded client does
+                    pass
 
             def _usage(self, fault: str) -> dict[str, Any]:
                 if server.usage is not None:
@@ -187,3 +225,35 @@ def _chunk(text: str, chat: bool, finish: str | None = None) -> dict[str, Any]:
     else:
         choice = {"index": 0, "text": text, "finish_reason": finish}
     return {"id": "x", "object": "chunk", "choices": [choice]}
+
+
+def _data(event: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+
+def _pings(chat: bool) -> Iterator[bytes]:
+    return itertools.repeat(b": ping\n\n")
+
+
+def _empty_events(chat: bool) -> Iterator[bytes]:
+    role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    none = {"id": "x", "object": "chunk", "choices": []}
+    empty = _chunk("", chat)
+    return itertools.cycle([_data(role if chat else empty), _data(none), _data(empty)])
+
+
+def _never_stopping(chat: bool) -> Iterator[bytes]:
+    return (_data(_chunk(f" word{i}", chat)) for i in itertools.count())
+
+
+def _endless_line(chat: bool) -> Iterator[bytes]:
+    head = b'data: {"id": "x", "object": "chunk", "choices": [{"index": 0, "delta": {"content": "'
+    return itertools.chain([head], itertools.repeat(b"x" * 65536))
+
+
+TALKERS: dict[str, Callable[[bool], Iterator[bytes]]] = {
+    "comments_only": _pings,
+    "empty_events": _empty_events,
+    "never_stops": _never_stopping,
+    "endless_line": _endless_line,
+}

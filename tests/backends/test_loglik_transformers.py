@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from llmbench.backends.loglik import continuation_span
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config.models import resolve_model
 from llmbench.errors import BackendError
-from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import LoglikelihoodRequest
 
 CONTEXT = "Which planet is closest to the Sun?\nA. Venus\nB. Mercury\nAnswer:"
 
 
 @pytest.fixture(scope="module")
-def backend() -> Iterator[TransformersBackend]:
-    cfg = resolve_model("tiny-qwen2")
-    b = TransformersBackend(cfg, resolve_model_path(cfg))
-    b.load()
-    yield b
-    b.close()
+def backend(tiny_transformers: TransformersBackend) -> TransformersBackend:
+    return tiny_transformers
 
 
 def test_the_span_is_taken_from_context_and_continuation_tokenized_together(

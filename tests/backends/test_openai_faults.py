@@ -6,15 +6,18 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from llmbench.backends.base import Completion, GenerationParams, GenerationRequest
 from llmbench.backends.openai import OpenAIBackend
+from llmbench.backends.openai_wire import RAW_HEAD_CHARS
 from llmbench.backends.server_claims import Redactor
 from llmbench.config.models import ApiSpec, ModelConfig
 from llmbench.errors import UserInputError
+from llmbench.run.journal import read_journal
 from tests.backends.faulty_server import FaultyServer
 
 PARAMS = GenerationParams(max_new_tokens=16)
@@ -130,9 +133,9 @@ def test_the_redactor_masks_keys_and_authorization_values(text: str) -> None:
     assert KEY[:10] not in masked and "dXNlcjpwYXNz" not in masked and "***" in masked
 
 
-def test_a_server_that_never_begins_its_answer_times_out_at_the_first_byte_limit() -> None:
+def test_a_server_that_never_begins_its_answer_times_out_at_the_first_token_limit() -> None:
     with FaultyServer("hang_before_body") as server:
-        c = one(server, first_byte_timeout_s=0.5, max_retries=3)
+        c = one(server, first_token_timeout_s=0.5, max_retries=3)
         posts = server.wait_for_posts(1)  # on a busy host the request may still be in the socket, unread
     assert c.error is not None and c.error.startswith("timeout: no answer began within 0.5 s")
     assert posts == 1  # a hung server is not asked again
@@ -140,7 +143,7 @@ def test_a_server_that_never_begins_its_answer_times_out_at_the_first_byte_limit
 
 def test_a_stream_that_stalls_times_out_at_the_idle_limit() -> None:
     with FaultyServer("hang_mid_stream") as server:
-        c = one(server, idle_timeout_s=0.5, first_byte_timeout_s=30)
+        c = one(server, idle_timeout_s=0.5, first_token_timeout_s=30)
     assert c.error is not None and "stalled for more than 0.5 s" in c.error
     assert c.finish_reason == "error"
 
@@ -173,7 +176,7 @@ def _suite(tmp_path: Path) -> Path:
 def _run_cli(server: FaultyServer, suite: Path, out: Path, *extra: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     return subprocess.run(
         [sys.executable, "-m", "llmbench", "run", str(suite), "-m", "faulty", "--base-url", server.base_url,
-         "-o", str(out), "-q", "--first-byte-timeout", "600", *extra],
+         "-o", str(out), "-q", "--first-token-timeout", "600", *extra],
         cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=3600,
         env=dict(os.environ) | (env or {}),
     )  # fmt: skip
@@ -224,7 +227,7 @@ def test_a_run_where_every_answer_failed_to_arrive_fails(tmp_path: Path) -> None
     with FaultyServer("empty") as server:
         proc = subprocess.run(
             [sys.executable, "-m", "llmbench", "run", str(suite), "-m", "faulty", "--base-url", server.base_url,
-             "-o", str(out), "-q", "--first-byte-timeout", "600"],
+             "-o", str(out), "-q", "--first-token-timeout", "600"],
             cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=3600,
         )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -241,7 +244,7 @@ def test_the_timeout_flags_reach_the_backend(tmp_path: Path) -> None:
             server,
             _suite(tmp_path),
             out,
-            "--first-byte-timeout",
+            "--first-byte-timeout",  # the flag's old name still works
             "0.3",
             "--idle-timeout",
             "0.3",
@@ -292,3 +295,132 @@ def test_a_closed_loop_call_without_a_cap_keeps_api_concurrency() -> None:
         finally:
             backend.close()
     assert server.most_open == 3 and all(c.error is None and c.queue_ms is None for c in got)
+
+
+# ---------------------------------------------------------------- every request ends, its fault named
+
+
+def timed(server: FaultyServer, **api: object) -> tuple[Completion, float]:
+    start = time.monotonic()
+    c = one(server, **api)
+    return c, time.monotonic() - start
+
+
+@pytest.mark.parametrize("fault", ["comments_only", "empty_events"])
+def test_keep_alives_comments_and_empty_events_do_not_begin_an_answer(fault: str) -> None:
+    with FaultyServer(fault) as server:
+        c, took = timed(server, first_token_timeout_s=0.5, max_retries=3)
+        posts = server.wait_for_posts(1)
+    assert c.error is not None and c.error.startswith("timeout: no answer began within 0.5 s"), c.error
+    assert "keep-alives, comments or empty events" in c.error
+    assert c.finish_reason == "error" and c.ttft_ms is None and c.text == ""
+    assert c.raw_head and len(c.raw_head) <= RAW_HEAD_CHARS  # what it sent, for the viewer
+    assert posts == 1 and c.attempts == 1  # a server that never answers is not asked again
+    assert took < 10  # HANG_S is 20: the client ended it, not the server
+
+
+def test_an_answer_that_never_stops_is_cut_where_it_passed_its_bound() -> None:
+    with FaultyServer("never_stops") as server:  # one word an event, forever
+        c, took = timed(server, max_retries=3)
+        posts = server.wait_for_posts(1)
+    bound = PARAMS.max_new_tokens + 8  # the stated margin
+    assert c.error is not None and c.error.startswith(
+        f"the server sent a longer answer than asked for: more than {bound} tokens (max_tokens 16"
+    ), c.error
+    assert c.text == "".join(f" word{i}" for i in range(bound))  # kept up to the bound, not one word more
+    assert c.raw_head is not None and f"word{bound}" in c.raw_head  # the event that went past it
+    assert c.finish_reason == "error" and posts == 1 and took < 10
+
+
+def test_an_answer_of_few_but_huge_events_is_cut_at_its_bound_on_characters() -> None:
+    with FaultyServer("ok", words=("x" * 1000,) * 5) as server:  # 5 tokens of 1,000 characters each
+        c = one(server)
+    chars = (PARAMS.max_new_tokens + 8) * 64
+    assert c.error is not None and f"more than {chars} characters in 2 tokens" in c.error, c.error
+    assert len(c.text) == chars and c.finish_reason == "error"
+
+
+def test_an_endless_line_is_a_transport_error_cut_at_the_bound() -> None:
+    with FaultyServer("endless_line") as server:  # `data: {...` and 64 KiB blocks, no newline, forever
+        c, took = timed(server, max_retries=1)
+        posts = server.wait_for_posts(2)
+    assert c.error is not None and "the server sent a line longer than 1,048,576 bytes" in c.error, c.error
+    assert "the last of 2 tries" in c.error and posts == 2 and c.attempts == 2  # a transport error: retried
+    assert c.text == "" and c.raw_head is not None and len(c.raw_head) <= RAW_HEAD_CHARS  # what was kept
+    assert c.raw_head.startswith('data: {"id": "x"') and took < 10
+
+
+def test_an_event_that_is_not_json_is_named_with_its_head() -> None:
+    with FaultyServer("not_json") as server:
+        c = one(server, max_retries=3)
+        posts = server.wait_for_posts(1)
+    assert c.error == "the server sent an event that is not JSON: {not json, but the server sent it anyway}"
+    assert c.raw_head == "{not json, but the server sent it anyway}"
+    assert c.finish_reason == "error" and posts == 1
+
+
+def test_a_retried_request_is_timed_from_its_last_try_and_counts_its_tries() -> None:
+    with FaultyServer("busy", fail_first=1) as server:  # 503 with Retry-After: 1, then the answer
+        c, took = timed(server, max_retries=2)
+    assert c.error is None and c.text == "The answer is 42." and c.attempts == 2
+    assert took >= 1.0  # the client did wait out the Retry-After
+    assert c.ttft_ms is not None and c.latency_ms is not None
+    assert c.latency_ms < 900  # neither the failed try nor the second of backoff
+
+
+def test_retries_share_one_request_timeout() -> None:
+    with FaultyServer("busy") as server:  # every try: 503, Retry-After: 1
+        c, took = timed(server, max_retries=10, request_timeout_s=2.5)
+        posts = server.posts
+    assert c.error is not None and "HTTP 503" in c.error
+    assert "the last of 3 tries within the request timeout of 2.5 s" in c.error, c.error
+    assert posts == 3 and c.attempts == 3 and took < 10  # not 11 tries of a second each
+
+
+def test_the_request_timeout_bounds_an_answer_the_other_limits_allow() -> None:
+    with FaultyServer("comments_only") as server:
+        c, took = timed(server, first_token_timeout_s=60, request_timeout_s=0.5)
+    assert c.error == "timeout: no complete answer within the request timeout of 0.5 s", c.error
+    assert took < 10
+
+
+def test_a_config_with_the_old_timeout_keys_still_loads() -> None:
+    api = ApiSpec.model_validate({"first_byte_timeout_s": 7, "timeout_s": 90})
+    assert api.first_token_timeout_s == 7 and api.request_timeout_s == 90
+    assert ApiSpec().request_timeout_s == 300  # minutes for a stream, not ten
+
+
+@pytest.mark.parametrize(
+    ("fault", "named"),
+    [
+        ("comments_only", "no answer began within 0.5 s"),
+        ("never_stops", "the server sent a longer answer than asked for"),
+        ("endless_line", "the server sent a line longer than"),
+        ("not_json", "the server sent an event that is not JSON"),
+    ],
+)
+def test_a_run_against_each_fault_ends_with_every_sample_under_error(
+    tmp_path: Path, fault: str, named: str
+) -> None:
+    out = tmp_path / "r.json"
+    with FaultyServer(fault) as server:
+        start = time.monotonic()
+        proc = _run_cli(server, _suite(tmp_path), out, "--first-token-timeout", "0.5", "--idle-timeout", "0.5",
+                        "--request-timeout", "20", "--no-warmup")  # fmt: skip
+        took = time.monotonic() - start
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "every sample failed" in proc.stderr and named in proc.stderr and "Traceback" not in proc.stderr
+    samples = json.loads(out.read_text())["samples"]
+    assert len(samples) == 3 and all(s["status"] == "error" and named in s["error"] for s in samples)
+    assert all(s["raw_head"] and len(s["raw_head"]) <= RAW_HEAD_CHARS for s in samples)
+    assert took < 120  # a run of three samples against a server that never ends (HANG_S: 20 s each)
+
+
+def test_a_run_past_its_deadline_keeps_what_finished_and_says_how_to_resume(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    with FaultyServer("hang_before_body", ok_first=2) as server:  # two answers, then silence
+        proc = _run_cli(server, _suite(tmp_path), out, "--deadline", "4", "--no-warmup")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "the run's deadline of 4 s passed: 2 finished samples saved in" in proc.stderr, proc.stderr
+    assert f"llmbench run --resume --output {out}" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() and len(read_journal(tmp_path / "r.journal.jsonl").samples) == 2

@@ -252,3 +252,16 @@ def test_two_runs_with_one_output_the_second_is_refused(tmp_path: Path) -> None:
     assert first.returncode == 0
     read_journal(journal)  # no torn line in the middle
     assert len(json.loads(out.read_text())["samples"]) == 24
+
+
+def test_resuming_a_finished_run_says_so_in_one_line_and_reruns_nothing(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(SUITE)
+    (tmp_path / "d.jsonl").write_text(DATA)
+    assert reference_run(tmp_path).returncode == 0
+    out, journal = tmp_path / "out" / "r.json", tmp_path / "out" / "r.journal.jsonl"
+    before = (out.read_bytes(), journal.read_bytes(), out.stat().st_mtime_ns)
+    for again in (llmbench("run", "--resume", "--output", str(out)), reference_run(tmp_path, "--resume")):
+        assert again.returncode == 0, again.stderr  # a nightly that resumes a run that did finish passes
+        lines = (again.stdout + again.stderr).strip().splitlines()
+        assert lines == [f"this run has finished: its results are in {out} (nothing was rerun)"], lines
+        assert (out.read_bytes(), journal.read_bytes(), out.stat().st_mtime_ns) == before

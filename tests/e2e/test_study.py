@@ -89,7 +89,7 @@ def test_study_on_four_fake_gpus_places_workers_on_gpu_sets(tmp_path: Path) -> N
     placed = {c["model"]: c["placed_on"] for c in manifest["cells"]}
     assert placed == {"tiny-qwen2": [0], "tiny-qwen2-reference": []}
     summary = json.loads((out / "math-tiny-qwen2-seed0.json").read_text())["summary"]
-    assert summary["placement"] == {"gpus": [0], "host_gpus": 4, "exclusive": False}
+    assert summary["placement"] == {"gpus": [0], "devices": ["0"], "host_gpus": 4, "exclusive": False}
     assert "| tiny-qwen2-reference" in (tmp_path / "lb.md").read_text()
     html = (tmp_path / "report.html").read_text()
     assert html.index("Leaderboard of study fake-gpus") < html.index("<h2>Runs</h2>")

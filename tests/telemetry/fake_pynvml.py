@@ -125,18 +125,30 @@ _state: dict[str, Any] = {
     "driver": True,
     "driver_version": "580.159.04",
     "cuda": 13000,
+    "process_names": {},
 }
 
 
 def configure(
-    gpus: Sequence[FakeGpu] = (), *, library_present: bool = True, driver_loaded: bool = True
+    gpus: Sequence[FakeGpu] = (),
+    *,
+    library_present: bool = True,
+    driver_loaded: bool = True,
+    process_names: dict[int, str] | None = None,
 ) -> list[FakeGpu]:
-    """Reset the fake to these GPUs (and whether the library and driver are there)."""
+    """Reset the fake to these GPUs (and whether the library and driver are there, and the names of
+    the processes `nvmlSystemGetProcessName` knows)."""
     for gpu in gpus:
         for child in gpu.mig_devices:
             if child is not None:
                 child.parent = gpu
-    _state.update(gpus=list(gpus), init_count=0, library=library_present, driver=driver_loaded)
+    _state.update(
+        gpus=list(gpus),
+        init_count=0,
+        library=library_present,
+        driver=driver_loaded,
+        process_names=dict(process_names or {}),
+    )
     return list(gpus)
 
 
@@ -176,6 +188,14 @@ def nvmlSystemGetDriverVersion() -> str:
 def nvmlSystemGetCudaDriverVersion() -> int:
     _check()
     return int(_state["cuda"])
+
+
+def nvmlSystemGetProcessName(pid: int) -> str:
+    """The process's executable path as the driver knows it; NOT_FOUND for a pid it does not know."""
+    _check()
+    if pid not in _state["process_names"]:
+        _raise(NVML_ERROR_NOT_FOUND)
+    return str(_state["process_names"][pid])
 
 
 def nvmlDeviceGetCount() -> int:
