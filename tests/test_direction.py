@@ -50,6 +50,8 @@ SCORER_METRICS = {
 # Every figure of the performance block and of a sweep point (None: a setting or size, no better side).
 PERFORMANCE_FIELDS = {
     "burstiness": None,
+    "schedule_lag_ms": False,  # the client sent late: less is better (and much of it marks the point)
+    "client_cpu_share": None,
     "prompt_tokens_mean": None,
     "prefix_cache_hit_rate": True,  # the same workload on another engine: more reuse is better
     "ttft_ms": False,

@@ -31,6 +31,7 @@ NEUTRAL = frozenset(
         "burstiness",  # the arrival process's shape: a setting
         "prompt_tokens_mean",  # the prompts' size (a trace's, a chat's history)
         "language_undetermined",  # how often the language could not be told: a fact about the outputs
+        "client_cpu_share",  # how busy the measuring client was: a fact about the harness, not the model
     }
 )
 # Prefixes of shares that describe how a run was set up (the code sandbox's isolation level, ...).

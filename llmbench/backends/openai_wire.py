@@ -95,7 +95,9 @@ def on_event(event: dict[str, Any], clock: TokenClock, pieces: list[str], result
     """Take one stream event: stamp a token where it carries one, keep its text, usage and finish reason.
 
     True where it moved the answer on (a token, or its first finish reason or usage): comments, keep-alives,
-    role-only deltas and events without choices do not, and neither do empty texts before the first token."""
+    role-only deltas, empty deltas and events without choices do not. An empty text is a token (a partial
+    UTF-8 character, as vLLM streams one), as `vllm bench serve` counts it; a server that streams empty
+    texts without end is cut by the answer's length bound."""
     at = now_ns()
     if "error" in event and not event.get("choices"):
         raise ServerFault("the server reported an error", json.dumps(event["error"])[:4096])
@@ -107,7 +109,7 @@ def on_event(event: dict[str, Any], clock: TokenClock, pieces: list[str], result
     if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
         raise ServerFault("the server sent an event whose choices are not a list of objects", _raw(event))
     for choice in choices:
-        content, produced = _output(choice, began=bool(clock.token_ns), event=event)
+        content, produced = _output(choice, event=event)
         if produced:
             clock.token(at)
             moved = True
@@ -122,13 +124,13 @@ def on_event(event: dict[str, Any], clock: TokenClock, pieces: list[str], result
     return moved
 
 
-def _output(choice: dict[str, Any], *, began: bool, event: dict[str, Any]) -> tuple[str | None, bool]:
-    """A choice's text and whether it carries a token: content, a reasoning token or a tool call begins an
-    answer; after that an empty text is a token too (a partial UTF-8 character), a role-only delta never."""
+def _output(choice: dict[str, Any], *, event: dict[str, Any]) -> tuple[str | None, bool]:
+    """A choice's text and whether it carries a token: a text (even empty), content that is not a role's
+    announcement, a reasoning token or a tool call."""
     delta = choice.get("delta")
     if delta is None:  # /completions
         text = _text(choice, "text", event)
-        return text, bool(text) or (began and text is not None)
+        return text, text is not None
     if not isinstance(delta, dict):
         raise ServerFault("the server sent an event whose delta is not an object", _raw(event))
     content = _text(delta, "content", event)
@@ -136,7 +138,7 @@ def _output(choice: dict[str, Any], *, began: bool, event: dict[str, Any]) -> tu
     calls = delta.get("tool_calls") or delta.get("function_call")
     if content or reasoning or calls:
         return content, True
-    return content, began and content is not None and "role" not in delta
+    return content, content is not None and "role" not in delta
 
 
 def _text(holder: dict[str, Any], key: str, event: dict[str, Any]) -> str | None:

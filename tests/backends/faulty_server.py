@@ -32,7 +32,8 @@ FAULTS = (
     "hang_mid_stream",  # two chunks, then silence
     "html_models",  # GET /v1/models answers an HTML page
     "comments_only",  # headers, then `: ping` comment lines, forever (until HANG_S)
-    "empty_events",  # role-only deltas, events without choices and empty texts, forever: talk, no answer
+    "empty_events",  # role-only deltas, empty deltas, choices without text and no choices, forever: no answer
+    "empty_texts",  # empty texts (tokens that end mid-character), forever: an answer that never stops
     "never_stops",  # content, a word an event, past max_tokens and on, forever (until HANG_S)
     "endless_line",  # one line that never ends: `data: {"choices"...` and bytes, no newline, forever
     "not_json",  # the answer's chunks, then an event that is not JSON
@@ -238,8 +239,12 @@ def _pings(chat: bool) -> Iterator[bytes]:
 def _empty_events(chat: bool) -> Iterator[bytes]:
     role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
     none = {"id": "x", "object": "chunk", "choices": []}
-    empty = _chunk("", chat)
-    return itertools.cycle([_data(role if chat else empty), _data(none), _data(empty)])
+    bare = {"choices": [{"index": 0, "delta": {}} if chat else {"index": 0, "finish_reason": None}]}
+    return itertools.cycle([_data(role if chat else bare), _data(none), _data(bare)])
+
+
+def _empty_texts(chat: bool) -> Iterator[bytes]:
+    return itertools.repeat(_data(_chunk("", chat)))
 
 
 def _never_stopping(chat: bool) -> Iterator[bytes]:
@@ -254,6 +259,7 @@ def _endless_line(chat: bool) -> Iterator[bytes]:
 TALKERS: dict[str, Callable[[bool], Iterator[bytes]]] = {
     "comments_only": _pings,
     "empty_events": _empty_events,
+    "empty_texts": _empty_texts,
     "never_stops": _never_stopping,
     "endless_line": _endless_line,
 }

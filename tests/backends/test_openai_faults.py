@@ -319,6 +319,14 @@ def test_keep_alives_comments_and_empty_events_do_not_begin_an_answer(fault: str
     assert took < 10  # HANG_S is 20: the client ended it, not the server
 
 
+def test_empty_texts_are_tokens_and_an_endless_run_of_them_is_cut_at_the_bound() -> None:
+    with FaultyServer("empty_texts") as server:  # what vLLM streams for tokens that end mid-character
+        c, took = timed(server, first_token_timeout_s=0.5, max_retries=3)
+    assert c.ttft_ms is not None  # the first of them is the first token, as vllm bench serve counts it
+    assert c.error is not None and c.error.startswith("the server sent a longer answer than asked for"), c.error
+    assert took < 10
+
+
 def test_an_answer_that_never_stops_is_cut_where_it_passed_its_bound() -> None:
     with FaultyServer("never_stops") as server:  # one word an event, forever
         c, took = timed(server, max_retries=3)
