@@ -323,7 +323,9 @@ def test_empty_texts_are_tokens_and_an_endless_run_of_them_is_cut_at_the_bound()
     with FaultyServer("empty_texts") as server:  # what vLLM streams for tokens that end mid-character
         c, took = timed(server, first_token_timeout_s=0.5, max_retries=3)
     assert c.ttft_ms is not None  # the first of them is the first token, as vllm bench serve counts it
-    assert c.error is not None and c.error.startswith("the server sent a longer answer than asked for"), c.error
+    assert c.error is not None and c.error.startswith("the server sent a longer answer than asked for"), (
+        c.error
+    )
     assert took < 10
 
 
