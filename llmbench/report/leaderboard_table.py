@@ -44,7 +44,8 @@ def legend(board: Leaderboard) -> list[str]:
     """What the marks mean, and what the table leaves out; one short sentence a line."""
     sources = {c.source for c in board.columns if c.kind == "performance"}
     lines = [
-        "Suite scores with 95% intervals; VRAM and energy: median over the row's suites.",
+        "Suite scores with 95% intervals"
+        + ("; VRAM and energy: median over the row's suites." if sources & {"runs"} else "."),
         *(
             ["TTFT and tok/s: the perf sweep point at the load in the title (c: requests in flight)."]
             if "sweep" in sources
