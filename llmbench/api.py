@@ -22,10 +22,11 @@ from llmbench.analysis.views import Compared, compare
 from llmbench.errors import UserInputError
 from llmbench.results.io import write_atomic
 from llmbench.run.catalogue import Catalogue, Checked, catalogue, validate
+from llmbench.run.gen_cache import cache_clear, cache_info, cache_prune  # the generation cache
 from llmbench.run.options import RunOptions
 from llmbench.run.progress_events import Progress
 from llmbench.run.resume import finished_run  # a --resume of a finished run: its results, nothing to rerun
-from llmbench.run.variants import Variant, variants
+from llmbench.run.variants import Variant, repeat_group, variants
 from llmbench.telemetry.doctor import doctor  # what this host offers a run; imports nothing heavy
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ __all__ = [
     "Repeats",
     "RunOptions",
     "Variant",
+    "cache_clear",
+    "cache_info",
+    "cache_prune",
     "catalogue",
     "compare",
     "doctor",
@@ -180,6 +184,9 @@ def repeat(
     from llmbench.analysis.parity import flip_rate
 
     label = f"{repeat} repeat(s) x batch sizes {','.join(map(str, batch_sizes)) or 'default'}"
+    opts = replace(opts or RunOptions(), cache=False)  # each repeat generates anew: that is what it measures
+    if repeat > 1:  # one group of repeats for compare to merge: their spread is the gate's noise band
+        opts = replace(opts, repeat_of=repeat_group())
     paths = run_variants(
         suite_spec, variants(cfg, repeat=repeat, batch_sizes=batch_sizes), opts, progress_for
     )
@@ -319,16 +326,21 @@ def history(
     metric: str | None = None,
     plot: str | Path | None = None,
     gate_config: Path | None = None,
+    html: str | Path | None = None,
 ) -> History:
     """A metric's trend over a folder of runs, and each gated figure's trend with the noise band of the last
-    nights (thresholds and window of `gate_config`); with `plot`, the metric's trend is also written as SVG."""
+    nights (thresholds and window of `gate_config`); with `plot`, the metric's trend is also written as SVG,
+    with `html`, a page that plots each gated figure's trend with its band."""
     from llmbench.analysis.gate_config import load_thresholds
     from llmbench.analysis.history import history as load
     from llmbench.analysis.history import trend_svg
+    from llmbench.report.history_html import render_history_html
 
     h = load(Path(directory), metric, load_thresholds(gate_config))
     if plot is not None:
         write_atomic(Path(plot), trend_svg(h.trend, h.metric))
+    if html is not None:
+        write_atomic(Path(html), render_history_html(h))
     return h
 
 

@@ -12,6 +12,11 @@ from llmbench.hashing import stable_hash
 
 Message = dict[str, str]
 FinishReason = Literal["stop", "length", "error"]
+ToolDefinition = dict[
+    str, Any
+]  # one function, in OpenAI's `tools` form: {"type": "function", "function": {...}}
+ReasoningEffort = Literal["low", "medium", "high"]
+THINK_MARKERS: tuple[tuple[str, str], ...] = (("<think>", "</think>"),)
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,15 @@ class GenerationParams:
     seed: int | None = None
     ignore_eos: bool = False
     json_schema: dict[str, Any] | None = None  # guided decoding ("JSON mode") where the backend can
+    # Where reasoning sits in an output: stop strings never fire inside it, and the answer's first token
+    # after it times TTFOT. Backends hold stop strings back from the engine while these are set and apply
+    # them to the answer themselves.
+    reasoning_markers: tuple[tuple[str, str], ...] = THINK_MARKERS
+    # Servers only (the backend says where it cannot): sent as `reasoning_effort` (OpenAI's field)
+    reasoning_effort: ReasoningEffort | None = None
+    # Chat templates that read `enable_thinking` (Qwen3 and others): rendered with it locally, sent to a
+    # server as `chat_template_kwargs`
+    enable_thinking: bool | None = None
 
     def fingerprint(self) -> str:
         return stable_hash(
@@ -46,6 +60,8 @@ class GenerationRequest:
     # Keeps this request out of the engine's prefix cache (no blocks shared with other requests), where the
     # backend says it can (PrefixCacheState.can_bypass); others never receive one.
     cache_salt: str | None = None
+    # Functions the model may call (chat prompts only): sent as the API's `tools`, rendered by the chat template.
+    tools: tuple[ToolDefinition, ...] | None = None
 
     def __post_init__(self) -> None:
         given = sum(x is not None for x in (self.messages, self.prompt, self.prompt_token_ids))
@@ -53,15 +69,89 @@ class GenerationRequest:
             raise ValueError("a GenerationRequest takes exactly one of messages, prompt, prompt_token_ids")
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model made, as an API server reports it: `arguments` is the JSON text it wrote,
+    kept as it came (it may not parse)."""
+
+    name: str
+    arguments: str
+    id: str | None = None
+
+
+def tpot_ms(ttft_ms: float | None, e2e_ms: float | None, output_tokens: int | None) -> float | None:
+    """Time per output token after the first: (E2E - TTFT) / (output tokens - 1), as `vllm bench serve`."""
+    if ttft_ms is None or e2e_ms is None or not output_tokens or output_tokens < 2:
+        return None
+    return (e2e_ms - ttft_ms) / (output_tokens - 1)
+
+
+@dataclass(frozen=True)
+class TimingFigures:
+    """What one request's timing record says, in the figures users know (see `RequestTiming.figures`)."""
+
+    ttft_ms: float | None = None
+    ttfot_ms: float | None = None
+    tpot_ms: float | None = None
+    itl_ms: list[float] = field(default_factory=list)
+    e2e_ms: float | None = None
+
+
+@dataclass
+class RequestTiming:
+    """One request's timing record, filled the same way by every backend.
+
+    Times are milliseconds from the request's start: its scheduled send where it has one (an open-loop
+    request, sent `schedule_lag_ms` later), else its actual send. An arrival is the moment tokens reached
+    the client: a stream chunk, a vLLM stream output, a `generate` decoding step. The completion that
+    carries the record holds the rest of it: when it went out (`sent_ns`), its `schedule_lag_ms`,
+    `queue_ms` and `attempts`.
+    """
+
+    arrivals_ms: list[float] = field(default_factory=list)
+    arrival_tokens: list[int] = field(default_factory=list)  # how many tokens each arrival carried
+    reasoning_tokens: int = 0  # the first tokens that were reasoning (a marked block, or a reasoning channel)
+    output_arrival: int | None = 0  # the arrival with the first answer token after any reasoning; None: none
+    close_ms: float | None = None  # the stream's (engine's, batch's) end, at or after the last token
+    tokens_estimated: bool = False  # the stream did not say a chunk's tokens: a total was spread over them
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(self.arrival_tokens)
+
+    def figures(self) -> TimingFigures:
+        """The one definition of the per-request figures, those of `vllm bench serve`.
+
+        TTFT: the first arrival. TTFOT: the arrival that carried the first answer token after any reasoning
+        (TTFT where there was none). E2E: the last token's arrival, not the stream's close. TPOT: (E2E -
+        TTFT) / (output tokens - 1). ITL: one gap per token after the first arrival; an arrival of k tokens
+        spreads its gap from the arrival before evenly over them (k gaps of gap / k), never k - 1 zeros.
+        """
+        at, counts = self.arrivals_ms, self.arrival_tokens
+        if not at:
+            return TimingFigures()
+        itl: list[float] = []
+        for i in range(1, len(at)):
+            k = max(1, counts[i])
+            itl += [(at[i] - at[i - 1]) / k] * k
+        first_output = self.output_arrival
+        return TimingFigures(
+            ttft_ms=at[0],
+            ttfot_ms=at[first_output] if first_output is not None and first_output < len(at) else None,
+            tpot_ms=tpot_ms(at[0], at[-1], self.output_tokens),
+            itl_ms=itl,
+            e2e_ms=at[-1],
+        )
+
+
 @dataclass
 class Completion:
-    """What came back for one request, with timings taken at the events themselves.
+    """What came back for one request, with its timing record and the figures drawn from it.
 
-    Times are milliseconds from the moment the request was handed to the engine (or sent):
-    `ttft_ms` at the first generated token, `latency_ms` at the last. `itl_ms` holds the gaps
-    between consecutive tokens (or stream chunks) as they arrived. `queue_ms`, for requests sent at
-    arrival times under a client cap on requests in flight, is how long the request waited after its
-    arrival for a free slot: before submission, so in neither TTFT nor latency.
+    Backends set `timing` through `timed`, which fills `ttft_ms`, `ttfot_ms`, `latency_ms` (E2E: to the
+    last token) and `itl_ms` from `RequestTiming.figures`. `queue_ms`, for requests sent at arrival times
+    under a client cap on requests in flight, is how long the request waited after its arrival for a free
+    slot: before submission, so in neither TTFT nor latency.
     """
 
     request_id: str
@@ -85,15 +175,36 @@ class Completion:
     # freeing): the client's own lag, inside TTFT; large values mean the client, not the server, was measured.
     schedule_lag_ms: float | None = None
     sent_ns: int | None = None  # when the request went out, on the one clock (to match a server's own log)
+    tool_calls: list[ToolCall] = field(default_factory=list)  # function calls reported apart from the text
+    cached_prompt_tokens: int | None = None  # prompt tokens the server says its cache served, where it says
+    rate_wait_ms: float | None = None  # held back by the provider's rate limits: outside TTFT and latency
+    timing: RequestTiming | None = None
+    ttfot_ms: float | None = None  # time to the first answer token after any reasoning
+
+    def timed(self, timing: RequestTiming) -> Completion:
+        """This completion with `timing` as its record and its figures drawn from it."""
+        figures = timing.figures()
+        self.timing = timing
+        self.ttft_ms, self.ttfot_ms = figures.ttft_ms, figures.ttfot_ms
+        self.latency_ms, self.itl_ms = figures.e2e_ms, figures.itl_ms
+        return self
 
     @property
     def tpot_ms(self) -> float | None:
         """Time per output token after the first (vLLM's TPOT definition)."""
-        if self.ttft_ms is None or self.latency_ms is None or not self.output_tokens:
+        return tpot_ms(self.ttft_ms, self.latency_ms, self.output_tokens)
+
+    @property
+    def reasoning_tokens(self) -> int | None:
+        """Output tokens that were reasoning, where the backend told them apart (its timing record)."""
+        return self.timing.reasoning_tokens if self.timing is not None else None
+
+    @property
+    def answer_tokens(self) -> int | None:
+        """Output tokens after the reasoning: the answer's."""
+        if self.timing is None or self.output_tokens is None:
             return None
-        if self.output_tokens < 2:
-            return None
-        return (self.latency_ms - self.ttft_ms) / (self.output_tokens - 1)
+        return max(0, self.output_tokens - self.timing.reasoning_tokens)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+# Off, or one test's answers (and missing timings) would be another's; tests of the cache turn it on.
+os.environ.setdefault("LLMBENCH_NO_CACHE", "1")
 
 
 @pytest.fixture(scope="module")

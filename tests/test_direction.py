@@ -76,6 +76,9 @@ PERFORMANCE_FIELDS = {
     "goodput_per_s": True,
     "bandwidth_utilisation": None,
     "duration_s": False,
+    "ttfot_ms": False,
+    "reasoning_tokens": None,
+    "answer_tokens": None,
 }
 # The row names `compare` shows and the paths `history` takes.
 SHOWN_NAMES = {

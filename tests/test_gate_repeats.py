@@ -13,7 +13,7 @@ from llmbench.analysis.gate import GateThresholds, gate_report
 from llmbench.analysis.noise import repeat_bands
 from llmbench.analysis.repeats import merge
 from llmbench.report.history_table import print_history
-from llmbench.results.io import write_results
+from llmbench.results.io import read_results, write_results
 from llmbench.results.schema import Performance, RunResult
 from tests.factories import make_run
 from tests.test_gate_history import night
@@ -84,3 +84,56 @@ def test_history_shows_each_gated_figure_with_its_band(tmp_path: Path) -> None:
     print_history(h, console)
     text = console.export_text()
     assert "gated figures" in text and "noise band" in text and "outside" in text
+
+
+def same_seed_repeat(i: int, ttft_ms: float, group: str | None) -> RunResult:
+    """Run i of one `--repeat`: the seed of every other (0), the group `--repeat` gave them all."""
+    run = make_run(
+        "m",
+        {},
+        suite="perf",
+        run_id=f"rep-{i}",
+        created_at=f"2026-11-21T02:0{i}:00+00:00",
+        perf=Performance(sweep=[point(ttft_ms, seed=i)]),
+        seed=0,
+    )
+    return run.model_copy(update={"settings": run.settings.model_copy(update={"repeat_of": group})})
+
+
+def test_repeats_of_one_seed_from_one_repeat_give_the_noise_band(tmp_path: Path) -> None:
+    base = write_results(baseline(), tmp_path / "base.json")
+    files = [
+        write_results(same_seed_repeat(i, 22.4 + 0.05 * i, "r-1"), tmp_path / f"r{i}.json") for i in (1, 2, 3)
+    ]
+    notes: list[str] = []
+    compared = api.compare(files, baseline=base)
+    assert [c.run_id for c in compared.candidates] == ["rep-1+rep-2+rep-3"]
+    found = api.gate(compared, notes=notes)
+    assert "from 3 repeats" in notes[0] and [f for f in found if f.regression.metric == "ttft_ms p50"]
+    assert ttft_lines(notes)[0].endswith("from 3 repeats: REGRESSED")
+
+
+def test_runs_of_one_seed_without_a_repeat_stay_apart(tmp_path: Path) -> None:
+    base = write_results(baseline(), tmp_path / "base.json")
+    files = [write_results(same_seed_repeat(i, 22.4, None), tmp_path / f"r{i}.json") for i in (1, 2, 3)]
+    compared = api.compare(files, baseline=base)
+    assert [c.run_id for c in compared.candidates] == ["rep-3"]  # three nights: the latest is gated
+
+
+def test_llmbench_run_repeat_marks_its_runs_as_one_group_that_compare_merges(tmp_path: Path) -> None:
+    reference = api.model("tiny-qwen2", backend="reference")
+    groups = []
+    for folder in ("a", "b"):
+        opts = api.RunOptions(limit=2, results_dir=tmp_path / folder)
+        groups.append(api.repeat("suites/math.yaml", reference, repeat=3, opts=opts).paths)
+    runs = [read_results(p) for p in groups[0]]
+    assert len({r.settings.seed for r in runs}) == 1 and len({r.run_id for r in runs}) == 3
+    assert len({r.settings.repeat_of for r in runs}) == 1 and runs[0].settings.repeat_of
+    assert read_results(groups[1][0]).settings.repeat_of != runs[0].settings.repeat_of
+    merged = api.compare(groups[0])
+    assert len(merged.candidates) == 1 and merged.candidates[0].settings.repeat_run_ids == [
+        r.run_id for r in runs
+    ]
+    both = api.compare([*groups[0], *groups[1]])  # two invocations: two columns of three runs each
+    assert [len(c.settings.repeat_run_ids or []) for c in both.candidates] == [3, 3]
+    assert len({c.settings.repeat_of for c in both.candidates}) == 2

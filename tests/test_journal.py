@@ -16,6 +16,7 @@ import pytest
 from llmbench.errors import UserInputError
 from llmbench.results.io import write_results
 from llmbench.results.schema import PerfPoint, SampleRecord
+from llmbench.run import journal
 from llmbench.run.journal import Journal, JournalLockedError, is_held, read_journal, read_journal_samples
 from llmbench.run.options import RunOptions, resolve_paths, resume_target
 from llmbench.run.resume import resumes
@@ -36,6 +37,29 @@ def test_records_survive_without_close(tmp_path: Path) -> None:
     # no close(): as after kill -9, what was appended is on disk
     done = read_journal(tmp_path / "r.journal.jsonl").samples
     assert set(done) == {"t/0/0", "t/1/0"} and done["t/1/0"].output == "out 1"
+
+
+def test_samples_reach_the_disk_in_groups_and_at_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every sample is handed to the OS at once (readable by another process), but fsync, which waits for
+    the device, runs at most once a second while samples stream in, and at close: never once per sample."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    monkeypatch.setattr(journal, "SYNC_EVERY_NS", 10**18)  # no second passes, however slow the host
+    path = tmp_path / "r.journal.jsonl"
+    j = Journal(path, HEADER)
+    j.open(resume=False)
+    after_open = len(synced)
+    for i in range(200):
+        j.append(f"t/{i}/0", record(i))
+        assert f'"t/{i}/0"' in path.read_text().splitlines()[-1]  # already in the file, no close needed
+    assert len(synced) == after_open
+    j.close()
+    assert len(synced) == after_open + 1 and set(read_journal(path).samples) == {
+        f"t/{i}/0" for i in range(200)
+    }
 
 
 def test_torn_last_line_is_dropped_and_rewritten(tmp_path: Path) -> None:

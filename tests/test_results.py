@@ -69,7 +69,7 @@ def test_a_file_with_the_fields_of_version_3_is_written_as_version_3(tmp_path: P
     run = make_result()
     run.samples[0].itl_ms = [12.5, 13.0]
     path = write_results(run, tmp_path / "r.json")
-    assert SCHEMA_VERSION == 3 and json.loads(path.read_text())["schema_version"] == 3
+    assert SCHEMA_VERSION == 4 and json.loads(path.read_text())["schema_version"] == 4
     assert read_results(path).samples[0].itl_ms == [12.5, 13.0]
 
 

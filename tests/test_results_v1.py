@@ -21,7 +21,7 @@ V2 = Path(__file__).parent / "fixtures" / "results-v2-math-tiny-qwen2.json"  # V
 def test_a_version_1_file_is_upgraded_to_typed_blocks_as_it_is_read() -> None:
     assert json.loads(V1.read_text())["schema_version"] == 1
     run = read_results(V1)
-    assert run.schema_version == SCHEMA_VERSION == 3
+    assert run.schema_version == SCHEMA_VERSION == 4
     assert (run.backend.backend, run.backend.vocab_size, run.backend.gpus) == ("transformers", 691, [])
     assert "vocab_size" not in run.backend.extra and run.backend.extra["torch"]
     assert (run.settings.limit, run.settings.seed, run.summary.samples) == (2, 0, 4)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from llmbench.analysis.significance import median_shift_test, percentile_requests
 from llmbench.results.schema import MetricValue
 from llmbench.scoring.stats import (
     aggregate_repeats,
@@ -319,3 +320,29 @@ def test_the_paired_interval_goes_with_mcnemar_over_every_small_table() -> None:
                 disagree += clear_of_zero != (p < alpha)
                 tables += 1
         assert disagree / tables < most, alpha
+
+
+def test_a_percentile_needs_the_requests_that_make_one_lie_beyond_it_likely() -> None:
+    assert [percentile_requests(q) for q in (0.5, 0.9, 0.99)] == [5, 29, 299]
+    for q in (0.5, 0.9, 0.99):  # the fewest n at which no value beyond the quantile has chance <= 5%
+        n = percentile_requests(q)
+        assert q**n <= 0.05 < q ** (n - 1)
+
+
+def test_the_median_shift_test_holds_its_level_on_requests_of_one_distribution() -> None:
+    rng = np.random.default_rng(7)
+    p = [
+        median_shift_test(rng.lognormal(3, 0.4, 12), rng.lognormal(3, 0.4, 20), n_resamples=199, seed=i)[1]
+        for i in range(400)
+    ]
+    assert sum(x < 0.05 for x in p) / len(p) <= 0.05 + 2 * (0.05 * 0.95 / 400) ** 0.5
+    assert sum(x < 0.5 for x in p) / len(p) > 0.4  # not a test that never rejects
+
+
+def test_the_median_shift_test_finds_a_first_token_6_ms_later_and_says_which_way() -> None:
+    rng = np.random.default_rng(3)
+    base, late = rng.normal(20, 1.0, 24), rng.normal(26, 1.0, 24)
+    diff, larger, smaller = median_shift_test(base, late)
+    assert diff == pytest.approx(float(np.median(late) - np.median(base)))
+    assert larger < 0.001 and smaller > 0.99
+    assert median_shift_test([20.0], late)[1:] == (1.0, 1.0)  # one request says nothing of a median

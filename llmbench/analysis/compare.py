@@ -3,7 +3,9 @@
 The comparison is plain data that every renderer (terminal, Markdown, CSV, JSON, HTML) reads. Deltas are
 taken against the baseline (or the first run when none is named): paired tests where the two runs share
 sample ids (McNemar for 0/1 scores, a sign-flip permutation test otherwise), unpaired tests from the
-summaries otherwise, and interval overlap for performance figures (the tests: `llmbench.analysis.significance`). Which way is better for each row comes
+summaries otherwise; for a latency p50, a permutation test of the change of the median over the runs'
+requests, interval overlap for the other performance figures (the tests: `llmbench.analysis.significance`).
+A percentile of fewer requests than it needs is withheld, with the reason, not shown. Which way is better for each row comes
 from `llmbench.analysis.direction`; the sweep and accuracy-per-cost tables are built in `llmbench.analysis.perf_tables`.
 """
 
@@ -13,9 +15,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from llmbench.analysis.direction import NEUTRAL_PREFIXES, higher_is_better
 from llmbench.analysis.perf_tables import CostRow, SweepTable, cost_rows, sweep_tables
-from llmbench.analysis.significance import ALPHA, Delta, paired_delta, paired_suite_delta, perf_delta
+from llmbench.analysis.significance import (
+    ALPHA,
+    LATENCY_FIELDS,
+    Delta,
+    median_delta,
+    paired_delta,
+    paired_suite_delta,
+    percentile_shortfall,
+    perf_delta,
+    request_values,
+)
 from llmbench.results.io import read_results
 from llmbench.results.schema import Distribution, MetricValue, Performance, RunResult
 from llmbench.scoring import stats
@@ -33,6 +47,10 @@ PERF_ROWS: tuple[tuple[str, str, str | None], ...] = (
     ("energy_per_output_token_j", "energy_per_output_token_j", None),
     ("load_time_s", "load_time_s", None),
 )
+# The run's own latencies are measured on its quality samples (batched as the quality loop batches them,
+# answers of any length): shown as "latency in quality run", never gated; latency is gated at sweep points.
+QUALITY_RUN_LATENCY = frozenset(name for name, attr, _ in PERF_ROWS if attr in LATENCY_FIELDS)
+QUALITY_RUN_LATENCY_LABEL = "latency in quality run"
 
 
 @dataclass
@@ -56,6 +74,12 @@ class Row:
     base: int | None = None  # the column this row's deltas are against
     deltas: list[Delta | None] = field(default_factory=list)
     fingerprint_diff: list[str] = field(default_factory=list)
+    withheld: list[str | None] = field(default_factory=list)  # per column: why a percentile is not shown
+
+    @property
+    def quality_run_latency(self) -> bool:
+        """A latency of the run's quality samples (shown so named, never gated)."""
+        return self.section == "performance" and self.metric in QUALITY_RUN_LATENCY
 
     @property
     def higher_is_better(self) -> bool | None:
@@ -246,7 +270,9 @@ def _performance_rows(runs: list[RunResult]) -> list[Row]:
                 row = rows.setdefault(
                     key, Row("performance", run.suite_name, "(performance)", name, [None] * len(runs))
                 )
-                row.cells[j] = mv
+                row.withheld = row.withheld or [None] * len(runs)
+                row.withheld[j] = percentile_shortfall(stat, mv.n)
+                row.cells[j] = None if row.withheld[j] else mv
     result = list(rows.values())
     for row in result:
         row.fingerprint_diff = _diff_keys(
@@ -319,6 +345,20 @@ def _model_identity(run: RunResult) -> tuple[object, object]:
     return run.model.get("model"), run.model.get("revision")
 
 
+def _median_delta(row: Row, base: RunResult, run: RunResult, alpha: float) -> Delta | None:
+    """A latency p50's change by the permutation test over each run's requests, where both runs keep the
+    values their p50 was taken over (a merged or partly cached run does not); None otherwise."""
+    attr = next((a for name, a, stat in PERF_ROWS if name == row.metric and stat == "p50"), None)
+    if attr is None or attr not in LATENCY_FIELDS:
+        return None
+    values = [request_values(r, attr) for r in (base, run)]
+    for r, v in zip((base, run), values, strict=True):
+        p50 = perf_value(r, attr, "p50")
+        if len(v) < 2 or p50 is None or abs(float(np.median(v)) - p50.value) > 1e-9 * max(1.0, p50.value):
+            return None
+    return median_delta(values[0], values[1], alpha)
+
+
 def _metric_and_cell(row: Row) -> tuple[str, str | None]:
     """The metric of a row and, for a breakdown row ("accuracy [level=3]"), the breakdown cell it shows."""
     if row.section != "breakdown":
@@ -332,7 +372,7 @@ def _delta(row: Row, runs: list[RunResult], base: int, j: int, alpha: float = AL
     if a is None or b is None or row.section in ("failures", "setup"):
         return None
     if row.section == "performance":
-        return perf_delta(a, b)
+        return _median_delta(row, runs[base], runs[j], alpha) or perf_delta(a, b)
     if row.section in ("quality", "breakdown"):
         paired = paired_delta(runs[base], runs[j], row.task, _metric_and_cell(row), alpha)
         if paired is not None:

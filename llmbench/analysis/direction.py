@@ -2,9 +2,10 @@
 
 Scores (accuracy, pass@k, recall, schema validity, instruction following, ratings) and rates of work done
 (tokens/s, throughput, goodput) are better higher. Shares and counts of failures (no_answer, unparsed,
-truncated, timeout, error, syntax errors, wrong answers, verdict flips), times and latencies, memory and
-energy are better lower. Settings and sizes (request rate, token counts, GPU utilisation) have no better
-side. A name that matches none of these is taken as a score, since that is what a scorer reports.
+truncated, timeout, error, syntax errors, wrong answers, verdict flips, failed_<reason>), times and
+latencies, memory and energy are better lower. Settings and sizes (request rate, token counts, GPU
+utilisation) have no better side. A name that matches none of these is taken as a score, since that is
+what a scorer reports.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ NEUTRAL = frozenset(
         "input_tokens",
         "output_tokens",
         "total_output_tokens",
+        "reasoning_tokens",  # how the output tokens split between reasoning and answer: facts, not merits
+        "answer_tokens",
         "concurrency",
         "request_rate",
         "weights_bytes",
@@ -37,8 +40,8 @@ NEUTRAL = frozenset(
 # Prefixes of shares that describe how a run was set up (the code sandbox's isolation level, ...).
 NEUTRAL_PREFIXES = ("isolation_",)
 # Words of a failure: a metric naming one counts or shares failures, so fewer is better.
-FAILURE_WORDS = ("no_answer", "unparsed", "truncat", "timeout", "error", "wrong", "flip", "refus")
-# Name parts (split at "_", " ", "." and the like) that mark a cost: time, latency, memory, energy, loss.
+FAILURE_WORDS = ("no_answer", "unparsed", "truncat", "timeout", "error", "wrong", "flip", "refus", "failed_")
+# Name parts (split at "_", " ", "." and the like) that mark a cost: time, latency, memory, energy, loss, money.
 COST_PARTS = frozenset(
     {
         "ms",
@@ -58,6 +61,8 @@ COST_PARTS = frozenset(
         "j",
         "loss",
         "perplexity",
+        "cost",
+        "usd",
     }
 )
 # Name parts that mark work done per unit of time, better higher even though they end in "_s".

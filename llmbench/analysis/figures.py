@@ -1,5 +1,8 @@
 """The figures a gate judges in one run, keyed so that runs can be matched: each task's primary metric, the
-suite score, the run's performance rows and each sweep point's TTFT, TPOT, throughput, goodput and VRAM.
+suite score, the run's throughput, VRAM, energy and load time, and each sweep point's TTFT, TPOT,
+throughput, goodput and VRAM. Latency is judged at sweep points only: the run's own latencies are those of
+its quality samples (batched as the quality loop batches them, answers of any length), shown, not gated.
+A percentile of fewer requests than it needs (`significance.percentile_shortfall`) is withheld, not judged.
 
 A sweep point is matched by its traffic (task, workload, lengths, concurrency or rate, arrivals, prefix
 caching, trace): only points that send the same requests the same way are compared.
@@ -10,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmbench.analysis.compare import PERF_ROWS, perf_value
+from llmbench.analysis.compare import PERF_ROWS, QUALITY_RUN_LATENCY, perf_value
 from llmbench.analysis.direction import higher_is_better
+from llmbench.analysis.significance import percentile_shortfall
 from llmbench.results.schema import Distribution, PerfPoint, RunResult
 
 RUN_LEVEL = "(performance)"  # the `where` of a run's own performance rows
@@ -91,22 +95,48 @@ def sweep_points(run: RunResult) -> dict[str, PerfPoint]:
 
 
 def point_figures(point: PerfPoint) -> list[Figure]:
-    """A sweep point's gated figures (none for a point that failed)."""
+    """A sweep point's gated figures (none for a point that failed, no percentile it has too few requests for)."""
     if point.error:
         return []
     label, found = point_label(point), []
     for name, attr, stat in POINT_ROWS:
         raw = getattr(point, attr)
+        if isinstance(raw, Distribution) and percentile_shortfall(stat, raw.n):
+            continue
         value = getattr(raw, stat or "p50") if isinstance(raw, Distribution) else raw
         if value is not None:
             found.append(Figure("performance", label, name, float(value)))
     return found
 
 
+def withheld_figures(run: RunResult) -> dict[tuple[str, str], str]:
+    """The sweep points' percentiles that too few requests withhold from the gate, with the reason."""
+    withheld = {}
+    for label, point in sweep_points(run).items():
+        for name, attr, stat in POINT_ROWS:
+            raw = getattr(point, attr)
+            reason = percentile_shortfall(stat, raw.n) if isinstance(raw, Distribution) else None
+            if reason is not None and not point.error:
+                withheld[(label, name)] = reason
+    return withheld
+
+
+def point_requests(run: RunResult, key: tuple[str, str]) -> list[float] | None:
+    """The per-request values behind a sweep point's p50 figure (`key`: label, row name); None if unknown."""
+    point = sweep_points(run).get(key[0])
+    attr = next((a for name, a, stat in POINT_ROWS if name == key[1] and stat == "p50"), None)
+    if point is None or point.requests is None or attr is None:
+        return None
+    values = getattr(point.requests, attr, None)
+    return list(values) if values else None
+
+
 def performance_figures(run: RunResult) -> list[Figure]:
-    """The run's own performance rows, then every sweep point's figures."""
+    """The run's own performance rows but its quality samples' latencies, then every sweep point's figures."""
     found = []
     for name, attr, stat in PERF_ROWS:
+        if name in QUALITY_RUN_LATENCY:
+            continue
         mv = perf_value(run, attr, stat)
         if mv is not None and mv.n > 0:
             found.append(Figure("performance", RUN_LEVEL, name, mv.value))

@@ -1,9 +1,12 @@
 """The regression gate: does a candidate run fall behind a baseline by more than noise and tolerance?
 
 Quality metrics regress when they drop by more than their threshold AND a one-sided test says the drop is
-significant; performance figures (the run's own and those of every sweep point both runs share) regress
-when they worsen by more than their floor AND, where a noise band is known (`--history`: the last good
-nights; else the repeats merged into the candidate or the baseline), by more than that noise. With a history, every figure is also judged against the median of those
+significant; performance figures (the run's throughput, VRAM and energy, and every figure of each sweep
+point both runs share) regress when they worsen by more than their floor AND, where a noise band is known
+(`--history`: the last good nights; else the repeats merged into the candidate or the baseline), by more
+than that noise, or, without one, where a permutation test over the point's requests says a latency p50
+rose. Latency is gated at sweep points only: a run's own latencies are its quality samples', shown and
+not gated; a percentile of too few requests is withheld. With a history, every figure is also judged against the median of those
 nights, so a slow drift fails even when each night is close to the one before. Every tested decision
 joins one family corrected by Holm's method at the gate's alpha. "Drop" and "worsen" follow
 `llmbench.analysis.direction`. A gated figure or sweep point that the baseline has and the candidate lacks
@@ -15,8 +18,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from llmbench.analysis.compare import Row, build_comparison, measures_model
-from llmbench.analysis.figures import SUITE, Figure, performance_figures, quality_figures
+from llmbench.analysis.compare import (
+    QUALITY_RUN_LATENCY_LABEL,
+    Row,
+    build_comparison,
+    measures_model,
+)
+from llmbench.analysis.figures import (
+    RUN_LEVEL,
+    SUITE,
+    Figure,
+    performance_figures,
+    quality_figures,
+    withheld_figures,
+)
 from llmbench.analysis.gate_checks import (
     Bands,
     Check,
@@ -45,6 +60,7 @@ class GateReport:
     checks: list[Check] = field(default_factory=list)
     nights: int = 0  # good nights behind the noise bands and the recent median; 0: none given
     repeats: int = 0  # repeats behind the noise bands of figures the nights give none for; 0: none used
+    ungated: list[str] = field(default_factory=list)  # figures shown but not judged, and why
 
     @property
     def family(self) -> int:
@@ -61,9 +77,9 @@ class GateReport:
         verdicts = [
             f"gate: {c.summary()}: {'REGRESSED' if c.regressed(alpha) else 'ok'}"
             for c in self.checks
-            if c.band
+            if c.shown
         ]
-        return [head, *verdicts]
+        return [head, *verdicts, *(f"gate: {line}" for line in self.ungated)]
 
 
 def gate_report(
@@ -104,7 +120,24 @@ def gate_report(
         checks,
         len(nights) if bands else 0,
         len(repeats[0]) + len(repeats[1]) if used else 0,
+        not_judged(baseline, candidate) if timed else [],
     )
+
+
+def not_judged(baseline: RunResult, candidate: RunResult) -> list[str]:
+    """What the gate shows but does not judge: the quality samples' latencies, and sweep percentiles of too
+    few requests ("perf [point ... conc=4] ttft_ms p90: — (12 requests; a p90 needs 29), not gated")."""
+    lines = []
+    if baseline.performance.ttft_ms is not None or candidate.performance.ttft_ms is not None:
+        lines.append(
+            f"{candidate.suite_name} {QUALITY_RUN_LATENCY_LABEL} (TTFT, TPOT, E2E) is shown, not gated: "
+            "latency is gated at perf sweep points"
+        )
+    withheld = withheld_figures(baseline) | withheld_figures(candidate)
+    for (where, metric), reason in withheld.items():
+        at = "" if where == RUN_LEVEL else f" [{where}]"
+        lines.append(f"{candidate.suite_name}{at} {metric}: — ({reason}), not gated")
+    return lines
 
 
 def check_regressions(

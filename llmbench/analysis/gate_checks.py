@@ -1,6 +1,9 @@
 """The gate's single decisions and how they are combined: every tested figure joins one family, Holm's
 correction keeps the chance of any false alarm over that family at alpha, and each decision says its
-noise band. Performance figures are judged here, at run level and at each sweep point both runs share.
+noise band. Performance figures are judged here, at run level and at each sweep point both runs share:
+against the noise band where one is known, else, for a sweep point's latency p50 whose requests both runs
+kept, by the permutation test of the change of its median over those requests (one-sided), else by the
+floor alone.
 """
 
 from __future__ import annotations
@@ -8,10 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llmbench.analysis.figures import RUN_LEVEL, Figure, performance_figures, point_label
+from llmbench.analysis.figures import (
+    RUN_LEVEL,
+    Figure,
+    performance_figures,
+    point_label,
+    point_requests,
+    withheld_figures,
+)
 from llmbench.analysis.gate_config import GateThresholds
 from llmbench.analysis.noise import NoiseBand
-from llmbench.analysis.significance import holm_adjust
+from llmbench.analysis.significance import holm_adjust, median_shift_test
 from llmbench.results.schema import RunResult
 
 Bands = dict[tuple[str, str], NoiseBand]
@@ -50,10 +60,16 @@ class Check:
     threshold: float
     worse: float
     p_value: float | None  # one-sided, before Holm; None: untested (the threshold alone decides)
-    test: str  # "mcnemar", "sign-flip", "welch", "two-proportion", "noise" or "threshold"
+    test: str  # "mcnemar", "sign-flip", "welch", "two-proportion", "noise", "median-permutation", "threshold"
     versus: str  # "pinned" (the baseline file) or "recent" (the median of the last good nights)
     band: str | None = None  # "noise band ±4.1% from 9 nights"
     adjusted: float | None = None
+    requests: tuple[int, int] | None = None  # the requests of reference and candidate a median test took
+
+    @property
+    def shown(self) -> bool:
+        """Whether the gate's lines show this check: it has a noise band or a test over requests."""
+        return self.band is not None or self.requests is not None
 
     def regressed(self, alpha: float) -> bool:
         if self.worse <= self.threshold:
@@ -67,6 +83,8 @@ class Check:
         change = f"{self.worse:+.1%}" if self.kind == "performance" else f"{-self.worse:+.3f}"
         where = "" if self.where == RUN_LEVEL else f" [{self.where}]"
         band = f", {self.band}" if self.band else ""
+        if self.requests:
+            band += f", medians of {self.requests[0]} and {self.requests[1]} requests"
         return f"{self.suite}{where} {self.metric} {change} against {VERSUS[self.versus]}{band}"
 
 
@@ -116,11 +134,22 @@ def banded_check(
     band: NoiseBand | None,
     versus: str,
     alpha: float,
+    requests: tuple[list[float] | None, list[float] | None] = (None, None),
 ) -> Check:
-    """A check of `figure` against `reference`, tested against its noise band where one is known."""
+    """A check of `figure` against `reference`, tested against its noise band where one is known, else by
+    the one-sided permutation test of its median over the `requests` of reference and candidate."""
     worse = worsening(figure, reference, figure.value)
     scaled = band.worsening(reference, figure.value, figure.higher_is_better) if band is not None else None
     p = band.p_value(scaled, versus) if band is not None and scaled is not None else None
+    ref, cand = requests
+    if band is None and ref and cand:
+        _, larger, smaller = median_shift_test(ref, cand)
+        check = Check(
+            figure.section, suite, figure.where, figure.metric, figure.higher_is_better, reference,
+            figure.value, threshold, worse, smaller if figure.higher_is_better else larger,
+            "median-permutation", versus, requests=(len(ref), len(cand)),
+        )  # fmt: skip
+        return check
     return Check(
         figure.section,
         suite,
@@ -142,7 +171,12 @@ def performance_checks(
     baseline: RunResult, candidate: RunResult, t: GateThresholds, bands: Bands
 ) -> tuple[list[Check], list[Regression]]:
     """Run-level rows and every shared sweep point against the baseline, and what the candidate lost."""
-    base = {f.key: f for f in performance_figures(baseline) if t.performance_threshold(f.metric) is not None}
+    withheld = withheld_figures(baseline) | withheld_figures(candidate)
+    base = {
+        f.key: f
+        for f in performance_figures(baseline)
+        if t.performance_threshold(f.metric) is not None and f.key not in withheld
+    }
     cand = {f.key: f for f in performance_figures(candidate)}
     checks, lost = [], lost_points(baseline, candidate, t)
     gone = {r.task for r in lost}
@@ -153,8 +187,9 @@ def performance_checks(
                 lost.append(_missing(baseline.suite_name, b))
             continue
         floor = t.performance_threshold(b.metric) or 0.0
+        requests = (point_requests(baseline, key), point_requests(candidate, key))
         checks.append(
-            banded_check(c, candidate.suite_name, b.value, floor, bands.get(key), "pinned", t.alpha)
+            banded_check(c, candidate.suite_name, b.value, floor, bands.get(key), "pinned", t.alpha, requests)
         )
     return checks, lost
 

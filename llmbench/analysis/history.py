@@ -3,11 +3,13 @@ each figure the regression gate judges with the noise band of the last nights.""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbench.analysis.compare import perf_value
+from llmbench.analysis.direction import higher_is_better
 from llmbench.analysis.figures import RUN_LEVEL, SUITE, Figure
 from llmbench.analysis.gate_config import GateThresholds
 from llmbench.analysis.noise import MIN_RUNS, NoiseBand, figures_of, noise_bands
@@ -120,16 +122,35 @@ def trend_svg(points: Sequence[TrendPoint], metric_path: str) -> str:
 @dataclass
 class GatedTrend:
     """One gated figure over the runs of one model, suite and backend (None where a run lacks it), and its
-    noise band over the last `window` of them, as the gate would draw it from that many good nights."""
+    noise band over the last `window` of them before the newest, as the gate would draw it from that many
+    good nights to judge the newest."""
 
     where: str  # a task, "(suite)", "(performance)" or a sweep point's label
     metric: str
     values: list[float | None]
     band: NoiseBand | None
+    dates: list[str] = field(default_factory=list)  # each value's run's created_at
 
     @property
     def latest(self) -> float | None:
         return self.values[-1] if self.values else None
+
+    @property
+    def band_runs(self) -> list[int]:
+        """The indices of the values the band was taken over (the last `band.n` before the newest)."""
+        present = [i for i, v in enumerate(self.values[:-1]) if v is not None]
+        return present[-self.band.n :] if self.band is not None else []
+
+    def limit(self, alpha: float) -> float | None:
+        """The value beyond which the latest counts as outside the band (one-sided, before Holm), in the
+        figure's units; None without a band."""
+        if self.band is None:
+            return None
+        width = self.band.half_width(alpha, "recent")
+        higher = bool(higher_is_better(self.metric))
+        if self.band.relative:
+            return self.band.median * math.exp(-width if higher else width)
+        return self.band.median - width if higher else self.band.median + width
 
     def outside(self, alpha: float) -> bool | None:
         """Whether the latest value is worse than the band's median by more than the band (one-sided at
@@ -144,7 +165,7 @@ class GatedTrend:
 def gated_trends(runs: Sequence[RunResult], t: GateThresholds) -> list[GatedTrend]:
     """The gated figures (primary metrics, suite score, performance rows and sweep points with a floor) of
     the newest run's model, suite and backend, over its runs in time order, with the band of the last
-    `t.history.window` runs that have each figure."""
+    `t.history.window` runs before the newest that have each figure."""
     if not runs:
         return []
     newest = max(runs, key=lambda r: (r.created_at, r.run_id))
@@ -162,9 +183,11 @@ def gated_trends(runs: Sequence[RunResult], t: GateThresholds) -> list[GatedTren
             series.setdefault(figure.key, [None] * len(cell))[i] = figure.value
     trends = []
     for (where, metric), values in series.items():
-        recent = [r for r, v in zip(cell, values, strict=True) if v is not None][-t.history.window :]
+        recent = [r for r, v in zip(cell[:-1], values[:-1], strict=True) if v is not None][
+            -t.history.window :
+        ]
         band = noise_bands(recent).get((where, metric)) if len(recent) >= MIN_RUNS else None
-        trends.append(GatedTrend(where, metric, values, band))
+        trends.append(GatedTrend(where, metric, values, band, [r.created_at for r in cell]))
     order = {SUITE: 0, RUN_LEVEL: 2}
     return sorted(trends, key=lambda g: order.get(g.where, 1 if not g.where.startswith("point") else 3))
 

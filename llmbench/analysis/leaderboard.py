@@ -26,6 +26,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from llmbench.analysis import costs
 from llmbench.analysis.compare import measures_model
 from llmbench.analysis.direction import higher_is_better
 from llmbench.analysis.select import run_key
@@ -136,10 +137,13 @@ def build_leaderboard(
     unscored = sorted({run.suite_name for run in runs} - set(suites))
     columns = [Column(f"suite:{s}", s, "suite") for s in suites]
     columns += performance_columns(list(rows.values()), runs)
+    columns += cost_columns(runs)
     for row in rows.values():
         for col in columns:
             if col.kind == "suite":
                 row.cells[col.key] = _suite_cell(row, col.title)
+            elif col.kind == "cost":
+                row.cells[col.key] = _cost_cell(row, col.key)
             elif col.load is not None:
                 row.cells[col.key] = _serving_cell(row, col)
             else:
@@ -167,11 +171,11 @@ def performance_columns(rows: list[Row], runs: Sequence[RunResult]) -> list[Colu
     return columns
 
 
-def serving_points(row: Row) -> list[PerfPoint]:
-    """The row's closed-loop sweep points of unique prompts that finished with the client keeping up."""
+def serving_points(runs: Sequence[RunResult]) -> list[PerfPoint]:
+    """The runs' closed-loop sweep points of unique prompts that finished with the client keeping up."""
     return [
         p
-        for r in row.runs
+        for r in runs
         if measures_model(r)
         for p in r.performance.sweep
         if p.concurrency
@@ -186,7 +190,7 @@ def serving_load(rows: list[Row], pick: Callable[[list[int]], int]) -> Load | No
     """The load most rows measured at their lowest (`min`) or highest (`max`) concurrency; ties: the smallest."""
     counts: dict[Load, int] = {}
     for row in rows:
-        points = serving_points(row)
+        points = serving_points(row.runs)
         if not points:
             continue
         level = pick([p.concurrency or 0 for p in points])
@@ -204,7 +208,7 @@ def _serving_cell(row: Row, col: Column) -> Cell:
     matching = [
         (p, r)
         for r in timed
-        for p in serving_points(Row(row.model, row.backend, row.variant, "", runs=[r]))
+        for p in serving_points([r])
         if (p.input_tokens, p.output_tokens, p.concurrency) == col.load
     ]
     if not matching:
@@ -217,6 +221,28 @@ def _serving_cell(row: Row, col: Column) -> Cell:
         low, high = ci or (None, None)
         return Cell(value, low, high, n=n, run_ids=_ids(run))
     return Cell(point.output_tokens_per_s, n=point.n_requests, run_ids=_ids(run))
+
+
+# (key, title, figure of a row's runs): a hosted model's tokens at its per-token prices (see analysis.costs)
+COSTS: tuple[tuple[str, str, Callable[[Sequence[RunResult]], float | None]], ...] = (
+    ("api_cost_usd", "API cost", costs.api_cost_usd),
+    ("api_cost_per_correct_usd", "API $/correct", costs.api_cost_per_correct),
+)
+
+
+def cost_columns(runs: Sequence[RunResult]) -> list[Column]:
+    """The API cost columns, where some run's model had per-token prices."""
+    if not any(costs.priced(r) for r in runs):
+        return []
+    return [
+        Column(key, title, "cost", "$" if key == "api_cost_usd" else "", "prices") for key, title, _ in COSTS
+    ]
+
+
+def _cost_cell(row: Row, key: str) -> Cell:
+    get = next(g for k, _, g in COSTS if k == key)
+    runs = [r for r in row.runs if costs.priced(r)]
+    return Cell(get(runs), run_ids=[i for r in runs for i in _ids(r)]) if runs else Cell(None)
 
 
 def _timed(run: RunResult, get: Callable[[RunResult], float | None]) -> bool:

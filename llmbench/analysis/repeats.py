@@ -10,8 +10,8 @@ A merged run is an ordinary RunResult, so the comparison, every renderer and the
   latency statistics carry a t interval over the runs;
 - `settings.repeat_run_ids` and `settings.seeds` say what was merged, and the column label how many runs.
 
-Runs with the same seed (or none recorded) are never merged: two nights of the same settings are two
-columns, not one.
+Runs with the same seed (or none recorded) are merged only when one `--repeat N` made them (the same
+`settings.repeat_of`): two nights of the same settings are two columns, not one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from llmbench.results.schema import (
     MetricValue,
     Performance,
     PerfPoint,
+    PointRequests,
     RunResult,
     Settings,
     Summary,
@@ -59,8 +60,15 @@ def header_repeat_key(header: dict[str, Any]) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
+def joins(seed: object, repeat_of: object, seeds: Sequence[object]) -> bool:
+    """Whether a run of a group's setting (its repeat key) is one more repeat in it: a run of the same
+    `--repeat` (`repeat_of` is part of the key), or a run whose seed none of the group's `seeds` has."""
+    return repeat_of is not None or (seed is not None and seed not in seeds)
+
+
 def group_repeats(runs: Sequence[RunResult]) -> list[list[RunResult]]:
-    """The runs in order of first appearance, each with its repeats (distinct seeds and run ids)."""
+    """The runs in order of first appearance, each with its repeats (distinct run ids and, unless one
+    `--repeat` made them, distinct seeds)."""
     groups: list[tuple[str, list[RunResult]]] = []
     for run in runs:
         key, seed = repeat_key(run), run.settings.seed
@@ -69,8 +77,8 @@ def group_repeats(runs: Sequence[RunResult]) -> list[list[RunResult]]:
                 group
                 for k, group in groups
                 if k == key
-                and seed is not None
-                and all(r.settings.seed != seed and r.run_id != run.run_id for r in group)
+                and all(r.run_id != run.run_id for r in group)
+                and joins(seed, run.settings.repeat_of, [r.settings.seed for r in group])
             ),
             None,
         )
@@ -169,13 +177,27 @@ def _is_mean_of(per_sample: dict[str, float], mv: MetricValue) -> bool:
 
 
 def _merge_sweeps(perfs: Sequence[Performance]) -> list[PerfPoint]:
-    """Each point averaged with the same point of the other repeats."""
+    """Each point averaged with the same point of the other repeats; its requests are all of theirs."""
     points: dict[tuple[Any, ...], list[PerfPoint]] = {}
     for perf in perfs:
         for pt in perf.sweep:
             key = point_key(pt)
             points.setdefault(key, []).append(pt)
-    return [_mean_model([p for p in pts if not p.error] or pts) for pts in points.values()]
+    merged = []
+    for pts in points.values():
+        ok = [p for p in pts if not p.error] or pts
+        mean = _mean_model(ok)
+        requests = [p.requests for p in ok]
+        mean.requests = (
+            PointRequests(
+                ttft_ms=[v for r in requests if r for v in r.ttft_ms],
+                tpot_ms=[v for r in requests if r for v in r.tpot_ms],
+            )
+            if all(requests)
+            else None
+        )
+        merged.append(mean)
+    return merged
 
 
 def _mean_model(models: Sequence[_M]) -> _M:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmbench.analysis.repeats import header_repeat_key, merge
+from llmbench.analysis.repeats import header_repeat_key, joins, merge
 from llmbench.errors import UserInputError
 from llmbench.results.io import read_header, read_results
 from llmbench.results.schema import RunResult
@@ -36,6 +36,7 @@ class _Header:
     key: tuple[str, str, str, str]  # model, backend, variant, suite
     repeat_key: str
     seed: object
+    repeat_of: object  # the `--repeat` that made the run, if one did
 
 
 # What `llmbench study` writes beside its cells' results (llmbench.study.manifest, not imported: it brings
@@ -85,18 +86,26 @@ def _header(path: Path) -> _Header:
     settings = raw.get("settings")
     settings = settings if isinstance(settings, dict) else {}
     key = _key(raw.get("model_name"), raw.get("backend"), settings, raw.get("suite_name"))
-    return _Header(path, str(raw.get("created_at", "")), key, header_repeat_key(raw), settings.get("seed"))
+    return _Header(
+        path,
+        str(raw.get("created_at", "")),
+        key,
+        header_repeat_key(raw),
+        settings.get("seed"),
+        settings.get("repeat_of"),
+    )
 
 
 def _repeat_groups(headers: Sequence[_Header]) -> list[list[_Header]]:
-    """Runs in time order, each joining the newest group of its setting that lacks its seed: the nights of
-    a nightly folder stay apart, and each night's seeds come together."""
+    """Runs in time order, each joining the newest group of its setting that lacks its seed (or, made by one
+    `--repeat`, that group): the nights of a nightly folder stay apart, and each night's repeats come
+    together."""
     groups: list[list[_Header]] = []
     by_key: dict[str, list[list[_Header]]] = {}
     for h in headers:
         same = by_key.setdefault(h.repeat_key, [])
         home = next(
-            (g for g in reversed(same) if h.seed is not None and all(o.seed != h.seed for o in g)),
+            (g for g in reversed(same) if joins(h.seed, h.repeat_of, [o.seed for o in g])),
             None,
         )
         if home is None:

@@ -1,4 +1,6 @@
-"""Whether two runs differ: paired tests on the samples both scored, interval overlap for performance.
+"""Whether two runs differ: paired tests on the samples both scored; for performance, a permutation test
+of the change of a median over requests where both runs keep their requests' values, interval overlap
+otherwise; and how many requests a percentile needs to be reported at all.
 
 Paired where the runs share sample ids (McNemar for 0/1 scores, a sign-flip permutation test otherwise),
 also for the weighted suite score; `compare` falls back to unpaired tests from the summaries otherwise.
@@ -6,7 +8,11 @@ also for the weighted suite score; `compare` falls back to unpaired tests from t
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from llmbench.results.schema import MetricValue, RunResult, SampleRecord, TaskResult
 from llmbench.scoring import stats
@@ -122,6 +128,79 @@ def perf_delta(a: MetricValue, b: MetricValue) -> Delta:
         bool(disjoint) if have_ci else None,
         relative=rel,
     )
+
+
+# The requests a percentile is reported from at the least: `percentile_requests` (5, 29 and 299).
+PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+CHUNK_CELLS = 4_000_000  # shuffles drawn in chunks of at most this many values, so memory stays bounded
+# A run-level latency's field of Performance -> its field of SampleRecord.
+LATENCY_FIELDS = {"ttft_ms": "ttft_ms", "tpot_ms": "tpot_ms", "e2e_latency_ms": "latency_ms"}
+
+
+def percentile_shortfall(stat: str | None, n: int) -> str | None:
+    """Why a percentile of `n` requests is withheld ("12 requests; a p90 needs 29"); None when it is shown."""
+    q = PERCENTILES.get(stat or "")
+    if q is None or n >= (need := percentile_requests(q)):
+        return None
+    return f"{n} requests; a {stat} needs {need}"
+
+
+def request_values(run: RunResult, attr: str) -> list[float]:
+    """Each timed sample's value of a run-level latency (`ttft_ms`, `tpot_ms`, `e2e_latency_ms`)."""
+    field = LATENCY_FIELDS.get(attr)
+    if field is None:
+        return []
+    values = [getattr(r, field) for r in run.samples if r.error is None and r.latency_ms is not None]
+    return [float(v) for v in values if v is not None]
+
+
+def median_delta(a: list[float], b: list[float], alpha: float = ALPHA) -> Delta:
+    """The change of a median over requests (b against a), two-sided, by the permutation test of
+    `median_shift_test`; relative to a's median."""
+    diff, larger, smaller = median_shift_test(a, b)
+    p = min(1.0, 2 * min(larger, smaller))
+    base = float(np.median(a))
+    return Delta(
+        diff, None, None, p, "median-permutation", p < alpha, relative=diff / abs(base) if base else None
+    )
+
+
+def percentile_requests(q: float, confidence: float = 0.95) -> int:
+    """The fewest values from which the `q` quantile (0.9 for p90) is reported: with fewer, the chance that
+    no value lies beyond the true quantile, q^n, exceeds 1 - `confidence`, and the figure is more likely
+    than that to be the largest value seen, below the quantile it names. 5 for p50, 29 for p90, 299 for p99."""
+    return math.ceil(math.log(1 - confidence) / math.log(q) - 1e-9)
+
+
+def median_shift_test(
+    a: Sequence[float], b: Sequence[float], *, n_resamples: int = stats.N_PERMUTATIONS, seed: int = stats.SEED
+) -> tuple[float, float, float]:
+    """Median of b - median of a over unpaired values (the requests of two runs), and the one-sided
+    p-values that b's median is larger and that it is smaller: a permutation test.
+
+    Under the null both sets of values come from one distribution, so the values are shuffled between
+    the two sets (a seeded Monte Carlo sample of shuffles, p = (as extreme + 1) / (draws + 1), never 0)
+    and the observed difference of medians is compared with the shuffled ones. The test holds its level
+    at any number of values; fewer than two on either side give p = 1 both ways.
+    """
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if xa.size < 2 or xb.size < 2:
+        diff = float(np.median(xb) - np.median(xa)) if xa.size and xb.size else 0.0
+        return (diff, 1.0, 1.0)
+    observed = float(np.median(xb) - np.median(xa))
+    pooled = np.concatenate([xa, xb])
+    tolerance = 1e-9 * max(1.0, float(np.abs(pooled).max()))
+    rng = np.random.default_rng(seed)
+    rows = max(1, CHUNK_CELLS // pooled.size)
+    larger = smaller = done = 0
+    while done < n_resamples:
+        k = min(rows, n_resamples - done)
+        shuffled = rng.permuted(np.broadcast_to(pooled, (k, pooled.size)), axis=1)
+        diffs = np.median(shuffled[:, xa.size :], axis=1) - np.median(shuffled[:, : xa.size], axis=1)
+        larger += int(np.sum(diffs >= observed - tolerance))
+        smaller += int(np.sum(diffs <= observed + tolerance))
+        done += k
+    return (observed, (larger + 1) / (n_resamples + 1), (smaller + 1) / (n_resamples + 1))
 
 
 def one_sided_worse(p_two_sided: float, worse: bool) -> float:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from llmbench.hashing import stable_hash, token_ids_hash
 from llmbench.registry import Registry
 from llmbench.results.blocks import BackendFacts
+from llmbench.scoring.reasoning import Markers, answer_start, cut_at_stop
 from llmbench.types import (
     Completion,
     FinishReason,
@@ -34,7 +35,9 @@ class Backend(Protocol):
     name: ClassVar[str]
     # Backends that never touch a local GPU set `uses_gpu = False`; `needs_gpu = True` where they cannot run
     # without one (unless one of their `cpu_builds` distributions is installed), `requires` names the
-    # modules they import (all read with getattr: optional).
+    # modules they import, `seeded_sampling_repeats = True` where a sampled request with a seed gives the same
+    # tokens again, whatever else is batched with it (the generation cache keeps those); all read with
+    # getattr: optional.
 
     def load(self) -> BackendInfo:
         """Load weights and tokenizer; returns what was loaded and how long it took."""
@@ -99,26 +102,66 @@ def scores_loglikelihood(backend: object) -> bool:
     return bool(can()) if callable(can) else True
 
 
-def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """Cut `text` at the earliest stop sequence; returns the text and whether one was found."""
-    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
-
-
 def decode_output(
-    tokenizer: Any, token_ids: Sequence[int], drop_ids: Collection[int], stop: Sequence[str]
+    tokenizer: Any,
+    token_ids: Sequence[int],
+    drop_ids: Collection[int],
+    stop: Sequence[str],
+    markers: Markers = (),
+    opened: str | None = None,
 ) -> tuple[str, bool]:
     """The text of generated token ids, written the same way by every backend that has the ids.
 
     The whole sequence is decoded at once, so bytes that form no character come out as U+FFFD where
     the tokenizer writes them (an incremental detokenizer may instead drop the rest of the text);
-    end-of-sequence ids and special tokens are left out, and the text is cut at the first stop string.
+    end-of-sequence ids and special tokens are left out, and the text is cut at the first stop string
+    in its answer (none fires inside reasoning between `markers`; `opened`: see `answer_start`).
     Returns the text and whether a stop string cut it.
     """
     if tokenizer is None:
         return "", False
     kept = [t for t in token_ids if t not in drop_ids]
-    return apply_stop(str(tokenizer.decode(kept, skip_special_tokens=True)), stop)
+    return cut_at_stop(str(tokenizer.decode(kept, skip_special_tokens=True)), stop, markers, opened)
+
+
+def reasoning_token_count(
+    tokenizer: Any, token_ids: Sequence[int], text: str, markers: Markers, opened: str | None
+) -> int:
+    """How many of the first generated tokens are reasoning: those through the end of the block(s) the output
+    `text` (their decoding) starts with, all of them while one is still open; 0 without reasoning. The least
+    prefix whose decoding already ends the reasoning where the whole does, found by bisection."""
+    start = answer_start(text, markers, opened) if markers and tokenizer is not None else 0
+    if start is None:
+        return len(token_ids)
+    if start == 0:
+        return 0
+
+    def ended(n: int) -> bool:
+        at = answer_start(
+            str(tokenizer.decode(list(token_ids[:n]), skip_special_tokens=True)), markers, opened
+        )
+        return at is not None and at >= start
+
+    low, high = 1, len(token_ids)
+    while low < high:
+        mid = (low + high) // 2
+        if ended(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return high
+
+
+def engine_stop(params: GenerationParams, can_watch: bool, reasons: bool = False) -> list[str] | None:
+    """The stop strings an engine may apply itself: all of them, unless the request may reason (`reasons`: the
+    model's chat template writes a reasoning block or its config says it reasons; or thinking was asked for)
+    and the backend can watch the answer for them, since a stop string must not fire inside reasoning. Models
+    that do not reason keep the engine's own stop: it ends the request at once, with no token past the stop."""
+    asked = params.enable_thinking or params.reasoning_effort is not None
+    may_reason = params.enable_thinking is not False and (reasons or asked)
+    if not params.stop or (params.reasoning_markers and can_watch and may_reason):
+        return None
+    return list(params.stop)
 
 
 __all__ = [
@@ -132,9 +175,9 @@ __all__ = [
     "LoglikelihoodRequest",
     "Message",
     "ScoresLoglikelihood",
-    "apply_stop",
     "backends",
     "decode_output",
+    "engine_stop",
     "scores_loglikelihood",
     "stable_hash",
     "token_ids_hash",

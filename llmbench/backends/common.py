@@ -74,19 +74,40 @@ def chat_template_hash(tokenizer: Any) -> str | None:
     return hashlib.sha256(str(template).encode("utf-8")).hexdigest()[:16]
 
 
-def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> tuple[str, list[int]]:
+def model_reasons(model: ModelConfig, tokenizer: Any) -> bool:
+    """Whether the model may write a reasoning block: its config says so, or (unset) its chat template writes
+    a `<think>` marker (Qwen3's and DeepSeek-R1's do; Qwen2.5's does not)."""
+    if model.reasoning is not None:
+        return model.reasoning
+    template = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
+    if isinstance(template, Mapping):
+        template = " ".join(str(t) for t in template.values())
+    return bool(template) and "<think>" in str(template)
+
+
+def render_chat(
+    tokenizer: Any,
+    messages: Sequence[Mapping[str, str]],
+    enable_thinking: bool | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[str, list[int]]:
     """Apply the chat template with the generation prompt; returns the text and its token ids.
 
     The ids are those of the rendered text tokenized without extra special tokens: the template
-    already writes them, and a second BOS would change the prompt.
+    already writes them, and a second BOS would change the prompt. `enable_thinking` goes to templates
+    that read it (Qwen3's and others'); others ignore it. `tools` (OpenAI function definitions) go to the
+    template as its `tools`, which tool-calling templates render (Qwen2.5's, Llama 3.1's); others ignore them.
     """
+    extra: dict[str, Any] = {} if enable_thinking is None else {"enable_thinking": enable_thinking}
+    if tools:
+        extra["tools"] = [dict(t) for t in tools]
     if not getattr(tokenizer, "chat_template", None):
         raise BackendError(
             "the tokenizer has no chat template",
             hint="set chat_template in the model config or use completion mode",
         )
     text = tokenizer.apply_chat_template(
-        [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
+        [dict(m) for m in messages], tokenize=False, add_generation_prompt=True, **extra
     )
     if not isinstance(text, str):  # some versions wrap the text; take the single rendering
         text = text[0] if isinstance(text, list) else str(text)
@@ -109,7 +130,7 @@ def prompt_ids(tokenizer: Any, request: GenerationRequest) -> tuple[list[int], s
     if tokenizer is None:
         raise BackendError("this model was loaded without a tokenizer: only token-id prompts can run")
     if request.messages is not None:
-        text, ids = render_chat(tokenizer, request.messages)
+        text, ids = render_chat(tokenizer, request.messages, request.params.enable_thinking, request.tools)
         return ids, text
     assert request.prompt is not None
     return list(tokenizer(request.prompt, add_special_tokens=True)["input_ids"]), request.prompt

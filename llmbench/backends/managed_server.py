@@ -24,9 +24,11 @@ from types import TracebackType
 from typing import Any
 
 from llmbench.backends.common import resolve_chat_template
+from llmbench.backends.vllm_load_state import CompileCacheProbe, server_load_state
 from llmbench.backends.vllm_options import architecture_config_dir, server_flags, vllm_options
 from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError
+from llmbench.results.blocks import LoadState
 
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -66,6 +68,7 @@ class ManagedVLLMServer:
         self.ready_timeout_s = ready_timeout_s
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
+        self._probe: CompileCacheProbe | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="llmbench-server-")
         self.log_path = Path(self._tmp.name) / "server.log"
 
@@ -81,15 +84,26 @@ class ManagedVLLMServer:
         template = self._chat_template_file()
         if template is not None:
             args += ["--chat-template", template]
-        options = vllm_options(
-            cfg,
+        if cfg.tool_call_parser:  # the server reads the calls the model writes into `tool_calls`
+            args += ["--enable-auto-tool-choice", "--tool-call-parser", cfg.tool_call_parser]
+        return args + server_flags(self.engine_options())
+
+    def engine_options(self) -> dict[str, Any]:
+        """The engine options the server starts with: the same builder as the in-process engine's."""
+        return vllm_options(
+            self.config,
             self.model_path,
             on_cpu=not _cuda_available(),
             has_tokenizer=True,  # it serves text: the server tokenizes every prompt itself
-            architecture_dir=architecture_config_dir(cfg.architecture, Path(self._tmp.name)),
+            architecture_dir=architecture_config_dir(self.config.architecture, Path(self._tmp.name)),
             in_process=False,
         )
-        return args + server_flags(options)
+
+    def load_state(self) -> LoadState | None:
+        """What its start-up was measured in: from process start to ready, vLLM's imports included."""
+        if self._probe is None:
+            return None
+        return server_load_state(self.engine_options(), self._probe, on_cpu=not _cuda_available())
 
     def _chat_template_file(self) -> str | None:
         template = resolve_chat_template(self.config.chat_template)
@@ -105,6 +119,7 @@ class ManagedVLLMServer:
             self.port = free_port(self.host)
         env = os.environ | self.env
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        self._probe = CompileCacheProbe(env)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 self.command(),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,11 +24,12 @@ from llmbench.backends.common import (
     BackgroundLoop,
     chat_template_hash,
     load_tokenizer,
+    model_reasons,
     render_chat,
     weights_bytes,
 )
 from llmbench.backends.managed_server import ManagedVLLMServer, fetch_server_metrics, histogram_quantile
-from llmbench.backends.openai_answer import Answer, answer_of, settle
+from llmbench.backends.openai_answer import Answer, answer_of, settle, stop_watch
 from llmbench.backends.openai_connect import api_url, auth_header, served_models, unserved_model
 from llmbench.backends.openai_stream import Exchange, stream_answer
 from llmbench.backends.openai_wire import (
@@ -37,6 +39,7 @@ from llmbench.backends.openai_wire import (
     final_error,
     last_try,
     sampling,
+    tool_fields,
 )
 from llmbench.backends.pacing import Pacer, Submission
 from llmbench.backends.prefix_cache import (
@@ -45,9 +48,11 @@ from llmbench.backends.prefix_cache import (
     server_counters,
     server_state,
 )
+from llmbench.backends.rate_limits import RateControl, tokens_asked
 from llmbench.backends.server_claims import Redactor
 from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError, UserInputError
+from llmbench.scoring.reasoning import opened_by_prompt
 from llmbench.telemetry.timing import TokenClock, ms_since, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
@@ -74,10 +79,16 @@ class OpenAIBackend:
         self._redact = Redactor()
         self._echoes: bool | None = None  # whether the server returns prompt log-probabilities
         self._client: Any = None  # the run's one connection pool (openai_pool), from load to close
+        self._rates = RateControl(model.rate_limits)  # pacing and the adaptive cap, across every call
 
     @property
     def tokenizer(self) -> Any:
         return self._tokenizer
+
+    @property
+    def _reasons(self) -> bool:
+        """Whether the model may reason: stop strings are then watched in the answer (see `engine_stop`)."""
+        return model_reasons(self.config, self._tokenizer)
 
     def load(self) -> BackendInfo:
         cfg = self.config
@@ -97,6 +108,7 @@ class OpenAIBackend:
         from llmbench.backends.openai_pool import client_loop, open_pool
 
         self._loop = BackgroundLoop("llmbench-openai", client_loop())
+        self._rates = RateControl(cfg.rate_limits)  # its waits belong to this loop
         self._client = self._loop.run(open_pool(self._headers, cfg.api))
         try:
             served = served_models(self.base_url, self._headers, cfg.api, self._redact)
@@ -109,6 +121,7 @@ class OpenAIBackend:
             backend=self.name,
             model=cfg.model,
             load_time_s=ms_since(start) / 1e3,
+            load_state=self._server.load_state() if self._server is not None else None,
             chat_template_hash=chat_template_hash(self._tokenizer),
             max_batch_size=cfg.api.concurrency,
             weights_bytes=weights_bytes(self.model_path) if local else None,
@@ -234,6 +247,7 @@ class OpenAIBackend:
             c.error = self._redact(c.error)
         c.text = self._redact(c.text)
         c.warnings = self._redact.all(c.warnings)
+        c.tool_calls = [replace(t, arguments=self._redact(t.arguments)) for t in c.tool_calls]
         return c
 
     def _prepared(self, request: GenerationRequest) -> _Body | Completion:
@@ -252,36 +266,56 @@ class OpenAIBackend:
         schedule lag is how late it went out after that start (open loop only)."""
         clock = sent.clock()
         sent_ns = now_ns() if sent.start_ns is not None else None
-        prepared, result, error = await self._exchange(
-            client, request, prepared, clock, sent.start_ns is None
-        )
+        async with self._rates.slot() as held_ns:
+            prepared, result, error = await self._exchange(
+                client, request, prepared, clock, sent.start_ns is None, held_ns
+            )
         clock.finish()
         answer = answer_of(request, prepared[1], (prepared[2], prepared[3]), result, error, clock)
         done = answer.completion
+        done.rate_wait_ms = result.get("rate_wait_ns", 0) / 1e6 or None
         done.sent_ns = sent_ns if sent_ns is not None else clock.start_ns  # closed loop: its last try's
         if sent_ns is not None and sent.start_ns is not None:
             done.schedule_lag_ms = (sent_ns - sent.start_ns) / 1e6
         return answer
 
     async def _exchange(
-        self, client: Any, request: GenerationRequest, prepared: _Body, clock: TokenClock, closed_loop: bool
+        self,
+        client: Any,
+        request: GenerationRequest,
+        prepared: _Body,
+        clock: TokenClock,
+        closed_loop: bool,
+        held_ns: int,
     ) -> tuple[_Body, dict[str, Any], str | None]:
         """Stream the request until an answer, a final error or the last retry, all of it within
-        `api.request_timeout_s`: the body it went as, what came back (its `attempts` too), the error (None:
-        answered). A retry restarts the clock: the timings are those of the try that answered."""
-        api = self.config.api
+        `api.request_timeout_s`: the body it went as, what came back (its `attempts` and `rate_wait_ns` too),
+        the error (None: answered). A retry restarts the clock: the timings are those of the try that answered.
+
+        Rate limits (`rate_limits`): each try waits for the pacing first, outside the request timeout and the
+        clock; a 429 is waited out (its Retry-After honoured) within the request timeout without using up
+        `api.max_retries`, and the time it cost is rate wait (`held_ns`, a slot's wait, is too)."""
+        api, rates = self.config.api, self._rates
         loop = asyncio.get_running_loop()
         deadline = loop.time() + api.request_timeout_s  # one for every try: a retry gets no fresh one
-        attempt = 0
+        attempt = retries = 0
+        waited, restart = held_ns, held_ns > 0
         while True:
-            clock.token_ns.clear()
+            clock.clear()
             route, body = prepared[0], prepared[1]
+            ticket = await rates.go(tokens_asked(body))
+            deadline += ticket.waited_ns / 1e9
+            waited += ticket.waited_ns
+            if restart or ticket.waited_ns:
+                clock.start_ns = now_ns()  # no wait for the rate limits is the answer's time
+            restart, tried_ns = False, now_ns()
             refusable = self._tokenizer is not None and not self._ids_as_text
-            exchange = Exchange(
-                route, body, api, clock, self._redact, refusable, {"attempts": attempt + 1}, deadline
-            )
+            result = {"attempts": attempt + 1, "rate_wait_ns": waited}
+            exchange = Exchange(route, body, api, clock, self._redact, refusable, result, deadline)
+            exchange.watch = stop_watch(request.params, body, prepared[3])
             try:
                 await stream_answer(client, self._url(route), exchange)
+                rates.answered()
                 return prepared, exchange.result, None
             except TokenIdsRefused:  # once per run: from now on every token-id prompt goes as text
                 self._ids_as_text = True
@@ -290,28 +324,45 @@ class OpenAIBackend:
                     clock.start_ns = now_ns()
             except Retryable as exc:
                 pause = backoff_s(attempt, exchange.result.get("retry_after"))
-                if attempt >= api.max_retries or loop.time() + pause >= deadline:
+                throttled = exchange.result.get("status") == 429
+                if throttled:
+                    rates.refused(ticket, pause)
+                if (retries >= api.max_retries and not throttled) or loop.time() + pause >= deadline:
                     return prepared, exchange.result, last_try(str(exc), attempt, api.request_timeout_s)
                 await asyncio.sleep(pause)
-                attempt += 1
-                clock.start_ns = now_ns()  # neither the failed tries nor the backoff are the answer's time
+                attempt, retries = attempt + 1, retries + (not throttled)
+                waited += now_ns() - tried_ns if throttled else 0
+                restart = True  # neither the failed tries nor the backoff are the answer's time
             except Exception as exc:  # a final error, in words: reported on this request, the rest go on
                 return prepared, exchange.result, final_error(exc, attempt, api.request_timeout_s)
 
     def _request_body(self, request: GenerationRequest) -> _Body:
-        """Route, JSON body, prompt hash and rendered prompt (where we rendered it) of one request."""
+        """Route, JSON body, prompt hash and rendered prompt (where we rendered it) of one request; its
+        sampling fields keep stop strings from the server where the model may reason (a prompt we rendered
+        that opens a reasoning block says it will)."""
+        route, body, hashed, rendered = self._routed_body(request)
+        chat = route == "/chat/completions"
+        opens = opened_by_prompt(rendered, request.params.reasoning_markers) is not None
+        return route, body | sampling(request.params, chat, self._reasons or opens), hashed, rendered
+
+    def _routed_body(self, request: GenerationRequest) -> _Body:
         body: dict[str, Any] = {
             "model": self.config.model,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        body |= sampling(request.params)
-        if request.messages is not None and self.config.api.endpoint == "chat":
+        chat = request.messages is not None and self.config.api.endpoint == "chat"
+        if chat and request.messages is not None:
             messages = [dict(m) for m in request.messages]
-            return "/chat/completions", body | {"messages": messages}, stable_hash(messages), None
+            offered = tool_fields(request.tools)
+            hashed = stable_hash([messages, offered["tools"]]) if offered else stable_hash(messages)
+            return "/chat/completions", body | {"messages": messages} | offered, hashed, None
         if request.messages is not None:
             text, ids = render_chat(
-                self._require_tokenizer("api.endpoint completions with chat messages"), request.messages
+                self._require_tokenizer("api.endpoint completions with chat messages"),
+                request.messages,
+                request.params.enable_thinking,
+                request.tools,
             )
             return "/completions", body | {"prompt": text}, token_ids_hash(ids), text
         if request.prompt is not None:

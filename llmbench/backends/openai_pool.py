@@ -28,6 +28,7 @@ from llmbench.config.models import ApiSpec
 DRAIN_BYTES = 1 << 16  # what a response closed early may still read to keep its connection
 DRAIN_S = 0.25
 HEAD_LIMIT = 1 << 16  # a response head (status line and headers) longer than this is a protocol error
+READ_BYTES = 1 << 16  # the most one read of a body takes, so the most it passes on at once
 
 _Key = tuple[str, str, int]  # scheme, host, port
 
@@ -185,7 +186,9 @@ class Response:
         self.reusable = not close and not http10 and (self.chunked or self.left is not None)
         self.ended = self.left == 0 and not self.chunked
         self.closed = False
-        self.buf = bytearray()  # chunked: bytes read and not yet taken off as whole chunks
+        self.buf = bytearray()  # chunked: bytes read and not yet taken off
+        self.chunk_left = 0  # chunked: bytes of the current chunk's payload still to come
+        self.after_payload = False  # chunked: a payload ended, its line end is still to come
 
     @classmethod
     async def read_head(cls, pool: Pool, conn: _Connection) -> Response:
@@ -222,55 +225,64 @@ class Response:
                     yield data
             elif self.left is not None:
                 while self.left > 0:
-                    data = await self.conn.reader.read(min(self.left, 1 << 16))
+                    data = await self.conn.reader.read(min(self.left, READ_BYTES))
                     if not data:
                         raise httpx.RemoteProtocolError("the server closed the connection inside the body")
                     self.left -= len(data)
                     yield data
             else:
-                while data := await self.conn.reader.read(1 << 16):
+                while data := await self.conn.reader.read(READ_BYTES):
                     yield data
             self.ended = True
         except OSError as exc:
             raise httpx.ReadError(str(exc)) from None
 
     async def _chunks(self) -> AsyncIterator[bytes]:
-        """The payloads of a chunked body: every complete chunk a read brought, joined, one await per read."""
+        """The payloads of a chunked body as they come: what each read brought of them, joined, one await per
+        read. A chunk is passed on in the parts its reads bring, never held whole: a chunk announced as
+        larger than anything a stream should send is bounded by the reader above, not by this one's memory."""
         reader, buf = self.conn.reader, self.buf
         while True:
-            payloads, done = self._complete_chunks()
-            if payloads:
-                yield b"".join(payloads)
+            payload, done = self._take_chunks()
+            if payload:
+                yield payload
             if done:
                 return
-            data = await reader.read(1 << 16)
+            data = await reader.read(READ_BYTES)
             if not data:
                 raise httpx.RemoteProtocolError("the server closed the connection inside a chunked body")
             buf += data
 
-    def _complete_chunks(self) -> tuple[list[bytes], bool]:
-        """Take the complete chunks off the buffer; True once the last (empty) chunk and its trailers came."""
+    def _take_chunks(self) -> tuple[bytes, bool]:
+        """Take what the buffer holds of chunk payloads off it; True once the last (empty) chunk and its
+        trailers came."""
         buf, payloads = self.buf, list[bytes]()
-        while (eol := buf.find(b"\r\n")) >= 0:
-            try:
-                size = int(bytes(buf[:eol]).split(b";", 1)[0], 16)
-            except ValueError:
-                raise httpx.RemoteProtocolError("a malformed chunk in the answer's body") from None
-            if size == 0:
+        while buf:
+            if self.chunk_left:  # inside a chunk's payload: pass on what came of it
+                n = min(self.chunk_left, len(buf))
+                payloads.append(bytes(buf[:n]))
+                del buf[:n]
+                self.chunk_left -= n
+            elif self.after_payload:  # the line end that closes a payload
+                if len(buf) < 2:
+                    break
+                del buf[:2]
+                self.after_payload = False
+            elif (eol := buf.find(b"\r\n")) < 0:
+                if len(buf) > HEAD_LIMIT:
+                    raise httpx.RemoteProtocolError("a chunk size line without an end")
+                break
+            elif (size := _chunk_size(buf[:eol])) == 0:
                 end = buf.find(b"\r\n\r\n", eol)  # trailers, if any, then a blank line
                 if end < 0:
                     break
                 del buf[: end + 4]
                 self.ended = True
-                return payloads, True
-            end = eol + 2 + size
-            if len(buf) < end + 2:
-                break
-            payloads.append(bytes(buf[eol + 2 : end]))
-            del buf[: end + 2]
-        if len(buf) > HEAD_LIMIT and buf.find(b"\r\n") < 0:
-            raise httpx.RemoteProtocolError("a chunk size line without an end")
-        return payloads, False
+                return b"".join(payloads), True
+            else:
+                del buf[: eol + 2]
+                self.chunk_left, self.after_payload = size, True
+        return b"".join(payloads), False
 
     async def aclose(self) -> None:
         """Give the connection back where the body ended (reading its last bytes briefly if need be)."""
@@ -291,6 +303,16 @@ class Response:
             left -= len(data)
             if left < 0:
                 return
+
+
+def _chunk_size(line: bytearray) -> int:
+    try:
+        size = int(bytes(line).split(b";", 1)[0], 16)
+    except ValueError:
+        raise httpx.RemoteProtocolError("a malformed chunk in the answer's body") from None
+    if size < 0:
+        raise httpx.RemoteProtocolError("a malformed chunk in the answer's body")
+    return size
 
 
 def _key(url: str) -> _Key:

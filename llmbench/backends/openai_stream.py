@@ -48,6 +48,9 @@ class Exchange:
     ids_refusable: bool
     result: dict[str, Any] = field(default_factory=dict)
     deadline: float | None = None  # loop time by which the whole request must end (every try shares it)
+    # Given the answer's pieces so far, whether a stop string the server was not sent has come in the answer:
+    # the answer then ends there (see `openai_answer.stop_watch`)
+    watch: Callable[[list[str]], bool] | None = None
 
 
 class LineTooLong(Retryable):
@@ -154,6 +157,9 @@ async def _read_answer(response: Any, exchange: Exchange, limits: _Limits) -> No
             limits.token(api.idle_timeout_s)
         if bound is not None:
             _keep_within(bound, exchange, kept, data)
+        if exchange.watch is not None and len(result["pieces"]) > kept and exchange.watch(result["pieces"]):
+            result["finish"], result["stopped"] = "stop", True
+            break
 
 
 def _silence(exchange: Exchange, began: bool) -> str:
@@ -170,18 +176,19 @@ def _silence(exchange: Exchange, began: bool) -> str:
 
 def _keep_within(bound: AnswerBound, exchange: Exchange, kept: int, data: str) -> None:
     """A server fault where the answer just passed its bound; what is kept ends where it was passed."""
-    result, pieces, stamps = exchange.result, exchange.result["pieces"], exchange.clock.token_ns
+    result, pieces, clock = exchange.result, exchange.result["pieces"], exchange.clock
     new = "".join(pieces[kept:])
-    chars = result.get("chars", 0) + len(new)
-    passed = bound.passed(len(stamps), chars)
+    chars = result.get("chars", 0) + len(new) + result.pop("call_chars", 0)  # tool calls' text counts too
+    passed = bound.passed(len(clock.token_ns), chars)
     if passed is None:
         result["chars"] = chars
         return
     room = bound.chars - result.get("chars", 0)
     del pieces[kept:]
-    if len(stamps) <= bound.tokens:  # the bound on characters was passed within this event
+    if len(clock.token_ns) <= bound.tokens:  # the bound on characters was passed within this event
         pieces.append(new[:room])
-    del stamps[bound.tokens :]
+    clock.keep(bound.tokens)
+    del result.get("arrival_chars", [])[bound.tokens :]
     raise ServerFault(bound.fault(passed, sum(map(len, pieces))), data)
 
 
@@ -228,6 +235,7 @@ async def _refused(response: Any, exchange: Exchange) -> None:
     detail = exchange.redact(raw[:4096].decode(errors="replace"))[:300]
     keep_raw(exchange, raw[:4096].decode(errors="replace"))
     message = f"HTTP {response.status_code} from {route}: {detail}"
+    exchange.result["status"] = response.status_code  # the backend slows down on a 429
     if response.status_code in RETRY_STATUS:
         exchange.result["retry_after"] = response.headers.get("retry-after")
         raise Retryable(message)

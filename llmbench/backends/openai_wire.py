@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmbench.backends.base import FinishReason, GenerationParams
+from llmbench.backends.base import FinishReason, GenerationParams, engine_stop
 from llmbench.errors import BackendError
 from llmbench.telemetry.timing import TokenClock, now_ns
+from llmbench.types import ToolCall, ToolDefinition
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
@@ -20,6 +22,7 @@ TOKEN_MARGIN = 8  # tokens past max_tokens allowed (or a tenth of it, if more): 
 CHARS_PER_TOKEN = 64  # on average, at most: bounds servers that send several tokens an event
 RAW_HEAD_CHARS = 512  # of what a faulty server sent, kept (redacted) on the sample for the viewer
 EXCERPT_CHARS = 80  # of it, quoted in the sample's error
+MAX_STREAM_CALLS = 128  # tool calls in one answer (OpenAI offers at most 128 tools)
 
 
 class Retryable(Exception):
@@ -92,7 +95,8 @@ def parse_event(data: str) -> dict[str, Any]:
 
 
 def on_event(event: dict[str, Any], clock: TokenClock, pieces: list[str], result: dict[str, Any]) -> bool:
-    """Take one stream event: stamp a token where it carries one, keep its text, usage and finish reason.
+    """Take one stream event: stamp an arrival where it carries a token, keep its text, usage and finish reason,
+    and, per arrival, how many characters of reasoning and of answer it carried (`result["arrival_chars"]`).
 
     True where it moved the answer on (a token, or its first finish reason or usage): comments, keep-alives,
     role-only deltas, empty deltas and events without choices do not. An empty text is a token (a partial
@@ -109,9 +113,13 @@ def on_event(event: dict[str, Any], clock: TokenClock, pieces: list[str], result
     if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
         raise ServerFault("the server sent an event whose choices are not a list of objects", _raw(event))
     for choice in choices:
-        content, produced = _output(choice, event=event)
+        content, reasoning, produced = _output(choice, event=event)
+        take_tool_calls(choice, result, event)
         if produced:
             clock.token(at)
+            result.setdefault("arrival_chars", []).append((len(reasoning), len(content or "")))
+            if content is not None and (content or not reasoning):
+                clock.output()
             moved = True
         if content:
             pieces.append(content)
@@ -124,21 +132,85 @@ def on_event(event: dict[str, Any], clock: TokenClock, pieces: list[str], result
     return moved
 
 
-def _output(choice: dict[str, Any], *, event: dict[str, Any]) -> tuple[str | None, bool]:
-    """A choice's text and whether it carries a token: a text (even empty), content that is not a role's
-    announcement, a reasoning token or a tool call."""
+def _output(choice: dict[str, Any], *, event: dict[str, Any]) -> tuple[str | None, str, bool]:
+    """A choice's answer text, its reasoning text, and whether it carries a token: a text (even empty), content
+    that is not a role's announcement, a reasoning token or a tool call."""
     delta = choice.get("delta")
     if delta is None:  # /completions
         text = _text(choice, "text", event)
-        return text, text is not None
+        return text, "", text is not None
     if not isinstance(delta, dict):
         raise ServerFault("the server sent an event whose delta is not an object", _raw(event))
     content = _text(delta, "content", event)
-    reasoning = _text(delta, "reasoning_content", event) or _text(delta, "reasoning", event)
+    reasoning = _text(delta, "reasoning_content", event) or _text(delta, "reasoning", event) or ""
     calls = delta.get("tool_calls") or delta.get("function_call")
     if content or reasoning or calls:
-        return content, True
-    return content, content is not None and "role" not in delta
+        return content if content or not calls else "", reasoning, True
+    return content, "", content is not None and "role" not in delta
+
+
+def take_tool_calls(choice: dict[str, Any], result: dict[str, Any], event: dict[str, Any]) -> None:
+    """Add a delta's `tool_calls` fragments to the calls under way (`result["tool_calls"]`, by index).
+
+    A call's id and name come whole in its first fragment and its arguments in pieces after; a name sent
+    again is the same name. A fragment without an index continues the last call, unless it brings another
+    id (then it starts the next). The legacy `function_call` is call 0. Their characters count toward the
+    answer's length bound: `result["call_chars"]` holds those not yet counted."""
+    delta = choice.get("delta")
+    if not isinstance(delta, dict) or not (delta.get("tool_calls") or delta.get("function_call")):
+        return
+    parts = delta.get("tool_calls") or [{"index": 0, "function": delta["function_call"]}]
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise ServerFault("the server sent tool_calls that are not a list of objects", _raw(event))
+    calls: dict[int, dict[str, str]] = result.setdefault("tool_calls", {})
+    for part in parts:
+        function = part.get("function") or {}
+        if not isinstance(function, dict):
+            raise ServerFault("the server sent a tool call whose function is not an object", _raw(event))
+        name, arguments, call_id = function.get("name"), function.get("arguments"), part.get("id")
+        index = part.get("index")
+        if isinstance(index, bool) or not isinstance(index, int):
+            last = max(calls, default=None)
+            fresh = last is not None and call_id and calls[last]["id"] not in ("", call_id)
+            index = 0 if last is None else last + 1 if fresh else last
+        if isinstance(arguments, dict):  # some servers send the object itself
+            arguments = json.dumps(arguments)
+        if not all(v is None or isinstance(v, str) for v in (name, arguments, call_id)):
+            raise ServerFault(
+                "the server sent a tool call whose id, name or arguments are not text", _raw(event)
+            )
+        if index not in calls and len(calls) >= MAX_STREAM_CALLS:
+            raise ServerFault(
+                f"the server sent more than {MAX_STREAM_CALLS} tool calls in one answer", _raw(event)
+            )
+        call = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+        call["id"] = call["id"] or call_id or ""
+        if name and name != call["name"]:
+            call["name"] += name
+        call["arguments"] += arguments or ""
+        result["call_chars"] = result.get("call_chars", 0) + len(name or "") + len(arguments or "")
+
+
+def assembled_calls(result: dict[str, Any]) -> list[ToolCall]:
+    """The tool calls a stream delivered, in index order."""
+    calls = result.get("tool_calls") or {}
+    return [
+        ToolCall(name=c["name"], arguments=c["arguments"], id=c["id"] or None)
+        for _, c in sorted(calls.items())
+    ]
+
+
+def tool_fields(tools: Sequence[ToolDefinition] | None) -> dict[str, Any]:
+    """The request fields that offer `tools` (none: no fields), the model choosing whether to call one."""
+    if not tools:
+        return {}
+    return {"tools": [dict(t) for t in tools], "tool_choice": "auto"}
+
+
+def with_tools_chars(chars: int | None, body: dict[str, Any]) -> int | None:
+    """A prompt's characters and those of the tools it offers, which the server's chat template renders in."""
+    tools = body.get("tools")
+    return chars + len(json.dumps(tools)) if chars is not None and tools else chars
 
 
 def _text(holder: dict[str, Any], key: str, event: dict[str, Any]) -> str | None:
@@ -156,8 +228,10 @@ class TokenIdsRefused(Exception):
     """The server does not take a list of token ids as a prompt: send decoded text instead."""
 
 
-def sampling(params: GenerationParams) -> dict[str, Any]:
-    """OpenAI request fields; non-standard ones (top_k, ignore_eos) only when set, since hosted APIs refuse them."""
+def sampling(params: GenerationParams, chat: bool, reasons: bool) -> dict[str, Any]:
+    """OpenAI request fields; non-standard ones (top_k, ignore_eos, chat_template_kwargs) only when set, since
+    hosted APIs refuse them. Stop strings are held back where the model may reason: the backend applies them
+    to the answer itself (see `engine_stop`)."""
     out: dict[str, Any] = {
         "max_tokens": params.max_new_tokens,
         "temperature": params.temperature,
@@ -165,8 +239,8 @@ def sampling(params: GenerationParams) -> dict[str, Any]:
     }
     if params.top_k:
         out["top_k"] = params.top_k
-    if params.stop:
-        out["stop"] = list(params.stop)
+    if stop := engine_stop(params, can_watch=True, reasons=reasons):
+        out["stop"] = stop
     if params.seed is not None:
         out["seed"] = params.seed
     if params.ignore_eos:
@@ -176,6 +250,10 @@ def sampling(params: GenerationParams) -> dict[str, Any]:
             "type": "json_schema",
             "json_schema": {"name": "answer", "schema": params.json_schema, "strict": True},
         }
+    if params.reasoning_effort is not None:
+        out["reasoning_effort"] = params.reasoning_effort
+    if params.enable_thinking is not None and chat:  # the completions route renders it locally
+        out["chat_template_kwargs"] = {"enable_thinking": params.enable_thinking}
     return out
 
 

@@ -120,3 +120,17 @@ def _check(
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def cached_prompt_tokens(usage: Any, prompt_tokens: int | None) -> int | None:
+    """The prompt tokens the server says it served from its cache (OpenAI's `prompt_tokens_details.cached_tokens`,
+    DeepSeek's `prompt_cache_hit_tokens`); None where it says nothing, or nothing plausible (more than the prompt)."""
+    if not isinstance(usage, Mapping):
+        return None
+    details = usage.get("prompt_tokens_details")
+    claim = details.get("cached_tokens") if isinstance(details, Mapping) else None
+    if claim is None:
+        claim = usage.get("prompt_cache_hit_tokens")
+    if type(claim) is not int or claim < 0 or (prompt_tokens is not None and claim > prompt_tokens):
+        return None
+    return claim

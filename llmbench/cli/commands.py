@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from llmbench import api
+from llmbench.cli.cache_commands import app as cache_app
 from llmbench.cli.error_lines import exit_code_for, finished
 from llmbench.cli.flags import (
     AllRunsOpt,
@@ -20,6 +21,7 @@ from llmbench.cli.flags import (
     BatchSizesOpt,
     BoardHtmlOpt,
     BoardMarkdownOpt,
+    CacheOpt,
     DeadlineOpt,
     DeepOpt,
     DetailOpt,
@@ -36,9 +38,11 @@ from llmbench.cli.flags import (
     GateHistoryOpt,
     GpusOpt,
     HistoryDirArg,
+    HistoryHtmlOpt,
     IdleTimeoutOpt,
     KeepRepeatsOpt,
     LimitOpt,
+    MaxCostOpt,
     MaxNewTokensOpt,
     MaxTtftOpt,
     MaxVramOpt,
@@ -84,19 +88,17 @@ from llmbench.cli.show import (
     console,
     out,
     progress_for,
-    quiet_progress,
     refuse_to_overwrite,
     show_comparison,
     show_gate_verdict,
+    show_repeats,
+    show_run,
     show_study,
     silence_libraries,
 )
 from llmbench.errors import UserInputError
 from llmbench.run.options import RunOptions
 from llmbench.run.overrides import parse_sets
-
-if TYPE_CHECKING:
-    from llmbench.config.models import ModelConfig
 
 app = typer.Typer(
     name="llmbench",
@@ -106,6 +108,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(cache_app)
 _state = {"debug": False}
 
 
@@ -136,10 +139,12 @@ def run(
     run_id: RunIdOpt = None,
     fresh: FreshOpt = False,
     warmup: WarmupOpt = True,
+    cache: CacheOpt = True,
     quiet: RunQuietOpt = False,
     repeat: RepeatOpt = 1,
     batch_sizes: BatchSizesOpt = None,
     deadline_s: DeadlineOpt = None,
+    max_cost_usd: MaxCostOpt = None,
 ) -> None:
     """Run a suite on a model and write a results file."""
     opts = RunOptions.given(locals() | {"sets": parse_sets(set_items or [])}, ["llmbench", *sys.argv[1:]])
@@ -149,42 +154,16 @@ def run(
         out.print(f"this run has finished: its results are in {done} (nothing was rerun)")
         return
     if suite is None or model is None:  # --resume --output PATH: the journal names them
-        _run_one(None, None, opts, quiet=quiet)
+        show_run(None, None, opts, quiet=quiet)
         return
     timeouts = {"first_token": first_token_timeout, "idle": idle_timeout, "request": request_timeout}
     cfg = api.model(
         model, backend=backend, base_url=base_url, api_key_env=api_key_env, threads=threads, timeouts=timeouts
     )
     if repeat > 1 or batch_sizes:
-        _run_variants(suite, cfg, opts, repeat=repeat, batch_sizes=int_list(batch_sizes), quiet=quiet)
+        show_repeats(suite, cfg, opts, repeat=repeat, batch_sizes=int_list(batch_sizes), quiet=quiet)
     else:
-        _run_one(suite, cfg, opts, quiet=quiet)
-
-
-def _run_one(suite: Path | None, cfg: ModelConfig | None, opts: RunOptions, *, quiet: bool) -> None:
-    """One run; with `quiet` only its failures (on standard error) and the results path are printed."""
-    from llmbench.report import print_run_errors, print_run_summary, progress_bar
-
-    with progress_bar(console, enabled=not quiet) as progress:
-        result, path = api.run(suite, cfg, opts, progress)
-    if quiet:
-        print_run_errors(result, console)
-    else:
-        print_run_summary(result, out)
-    out.print(f"results: {path}")
-
-
-def _run_variants(
-    suite: Path, cfg: ModelConfig, opts: RunOptions, *, repeat: int, batch_sizes: list[int], quiet: bool
-) -> None:
-    """One run per repeat and batch size, each with its own progress bar, then the flip rate across them."""
-    from llmbench.report import print_flip_rate
-
-    each = quiet_progress if quiet else progress_for
-    rep = api.repeat(suite, cfg, repeat=repeat, batch_sizes=batch_sizes, opts=opts, progress_for=each)
-    for p in rep.paths:
-        out.print(f"results: {p}")
-    print_flip_rate(rep.flips, rep.label, out)
+        show_run(suite, cfg, opts, quiet=quiet)
 
 
 @app.command()
@@ -325,13 +304,15 @@ def history(
     metric: MetricOpt = None,
     plot: PlotOpt = None,
     gate_config: GateConfigOpt = None,
+    html: HistoryHtmlOpt = None,
 ) -> None:
     """Show a metric's trend over a folder of runs, then each gated figure's trend with its noise band."""
     from llmbench.report import print_history
 
-    print_history(api.history(directory, metric=metric, plot=plot, gate_config=gate_config), out)
-    if plot is not None:
-        out.print(f"plot: {plot}")
+    print_history(api.history(directory, metric=metric, plot=plot, gate_config=gate_config, html=html), out)
+    for name, path in (("plot", plot), ("html", html)):
+        if path is not None:
+            out.print(f"{name}: {path}")
 
 
 @app.command()

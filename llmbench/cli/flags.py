@@ -141,9 +141,40 @@ DeadlineOpt = Annotated[
         help="seconds the whole run may take; then it stops as at Ctrl-C and says how to --resume the rest",
     ),
 ]
+MaxCostOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        min=0,
+        max=1e9,
+        help="US dollars this run may spend at the model's per-token prices; it stops before the next request "
+        "could pass them and says how to --resume the rest",
+    ),
+]
 FreshOpt = Annotated[bool, typer.Option("--fresh", help="discard an unfinished run's journal and start over")]
 WarmupOpt = Annotated[
     bool, typer.Option("--warmup/--no-warmup", help="one untimed request before the first timed one")
+]
+CacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cache/--no-cache",
+        help="answer repeated quality requests from the generation cache, and keep new answers in it "
+        "(never for performance measurements); see `llmbench cache`",
+    ),
+]
+OlderThanDaysOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--older-than-days", min=0, max=1e6, help="remove entries written more than this many days ago"
+    ),
+]
+MissingModelsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--missing-models",
+        help="remove entries of models whose files are gone from this host or have changed",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 SetOpt = Annotated[
@@ -234,6 +265,10 @@ MetricOpt = Annotated[
     str | None, typer.Option("--metric", help="e.g. gsm8k.accuracy or performance.ttft_ms.p50")
 ]
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help="also write the trend as an SVG")]
+HistoryHtmlOpt = Annotated[
+    Path | None,
+    typer.Option("--html", help="also write an HTML page: each gated figure's trend with its noise band"),
+]
 YamlFilesArg = Annotated[list[Path], typer.Argument(help="suite, model or study YAML files")]
 ScoreSuiteArg = Annotated[Path | None, typer.Argument(help="suite YAML whose tasks the samples belong to")]
 SamplesOpt = Annotated[

@@ -17,8 +17,10 @@ from llmbench.errors import UserInputError
 from llmbench.results.io import write_atomic
 
 if TYPE_CHECKING:
+    from llmbench.config.models import ModelConfig
     from llmbench.report.progress_bar import RichProgress
     from llmbench.report.renderers import Renderer
+    from llmbench.run.options import RunOptions
     from llmbench.study.runner import StudyOutcome
 
 # Written to a log or a file (CI, `> table.txt`) rather than a terminal, tables get 160 columns instead of
@@ -139,3 +141,29 @@ def show_gate_verdict(findings: list[api.Finding], scope: list[str]) -> None:
         console.print(str(finding), highlight=False, markup=False, soft_wrap=True)
     if not findings:
         console.print("gate: no significant regression against the baseline", highlight=False)
+
+
+def show_run(suite: Path | None, cfg: ModelConfig | None, opts: RunOptions, *, quiet: bool) -> None:
+    """One run; with `quiet` only its failures (on standard error) and the results path are printed."""
+    from llmbench.report import print_run_errors, print_run_summary, progress_bar
+
+    with progress_bar(console, enabled=not quiet) as progress:
+        result, path = api.run(suite, cfg, opts, progress)
+    if quiet:
+        print_run_errors(result, console)
+    else:
+        print_run_summary(result, out)
+    out.print(f"results: {path}")
+
+
+def show_repeats(
+    suite: Path, cfg: ModelConfig, opts: RunOptions, *, repeat: int, batch_sizes: list[int], quiet: bool
+) -> None:
+    """One run per repeat and batch size, each with its own progress bar, then the flip rate across them."""
+    from llmbench.report import print_flip_rate
+
+    each = quiet_progress if quiet else progress_for
+    rep = api.repeat(suite, cfg, repeat=repeat, batch_sizes=batch_sizes, opts=opts, progress_for=each)
+    for p in rep.paths:
+        out.print(f"results: {p}")
+    print_flip_rate(rep.flips, rep.label, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +44,42 @@ class ApiSpec(Strict):
         default=30, gt=0, le=86_400, description="longest silence between two chunks of a streamed answer"
     )
     max_retries: int = Field(default=4, ge=0, le=100)
+
+
+MAX_PRICE_USD = 1_000_000.0  # per million tokens: far above any price, far below a typo's 1e30
+
+
+class Prices(Strict):
+    """What a provider bills per million tokens, in US dollars, as read on `as_of` (prices change)."""
+
+    input_per_mtok_usd: float = Field(ge=0, le=MAX_PRICE_USD, description="per million prompt tokens")
+    output_per_mtok_usd: float = Field(ge=0, le=MAX_PRICE_USD, description="per million generated tokens")
+    cached_input_per_mtok_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_PRICE_USD,
+        description="per million prompt tokens the provider served from its cache, where it bills them apart",
+    )
+    as_of: date = Field(description="the day these prices were read from the provider's page")
+    source: str | None = Field(default=None, description="the page they were read from")
+
+    def usd(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
+        """The price of one request's tokens; cached prompt tokens are part of `input_tokens` (as the OpenAI
+        usage block counts them) and are billed at the cached price where there is one."""
+        cached = min(cached_input_tokens, input_tokens) if self.cached_input_per_mtok_usd is not None else 0
+        cached_price = self.cached_input_per_mtok_usd or 0.0
+        return (
+            (input_tokens - cached) * self.input_per_mtok_usd
+            + cached * cached_price
+            + output_tokens * self.output_per_mtok_usd
+        ) / 1e6
+
+
+class RateLimits(Strict):
+    """A provider's limits on one key: requests and tokens (prompt and max_tokens) per minute."""
+
+    rpm: float | None = Field(default=None, gt=0, le=MAX_COUNT * 60, description="requests per minute")
+    tpm: float | None = Field(default=None, gt=0, le=MAX_PROMPT_TOKENS * 60, description="tokens per minute")
 
 
 class ModelConfig(Strict):
@@ -91,7 +128,23 @@ class ModelConfig(Strict):
         description="JSON mode: 'any' lets the model place whitespace freely (vLLM's default); 'compact' "
         "allows none, for random-weight models that would otherwise emit whitespace forever",
     )
+    reasoning: bool | None = Field(
+        default=None,
+        description="the model writes a reasoning block before its answer (Qwen3, DeepSeek-R1): stop strings are "
+        "then watched in the answer by llmbench rather than sent to the engine; unset, a chat template that writes "
+        "a reasoning marker decides",
+    )
+    tool_call_parser: str | None = Field(
+        default=None,
+        description="how the model writes tool calls, by vLLM's parser name (hermes for Qwen2.5, llama3_json, "
+        "mistral): a managed vLLM server starts with it and automatic tool choice",
+    )
     api: ApiSpec = Field(default_factory=ApiSpec)
+    prices: Prices | None = Field(default=None, description="per-token prices of a hosted API, for its cost")
+    rate_limits: RateLimits | None = Field(
+        default=None,
+        description="the provider's requests and tokens per minute: the OpenAI backend keeps to them",
+    )
     builtin: str | None = Field(default=None, description="a model llmbench builds itself, e.g. tiny-qwen2")
     device: str | None = Field(default=None, description="cuda, cpu, or auto")
     engine_args: dict[Literal["transformers", "vllm", "openai"], dict[str, Any]] = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,7 +22,7 @@ from llmbench.config.strict import (
 from llmbench.config.yamlio import load_yaml, validate_yaml
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash
-from llmbench.types import GenerationParams
+from llmbench.types import THINK_MARKERS, GenerationParams
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUITES_DIR = REPO_ROOT / "suites"
@@ -82,6 +83,16 @@ class GenerationSpec(Strict):
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     n: int | None = Field(default=None, ge=1, le=10_000, description="samples per prompt (pass@k)")
     ignore_eos: bool | None = None
+    reasoning_effort: Literal["low", "medium", "high"] | None = Field(
+        default=None,
+        description="OpenAI-compatible servers only: sent as `reasoning_effort`, for the server's model to "
+        "honour or not; in-process backends ignore it and each sample says so in its warnings",
+    )
+    enable_thinking: bool | None = Field(
+        default=None,
+        description="for chat templates that read it (Qwen3 and others; false: no thinking): rendered with it "
+        "by in-process backends, sent to servers as `chat_template_kwargs`; other templates ignore it",
+    )
 
     def merged(self, *fallbacks: GenerationSpec) -> GenerationSpec:
         values = {}
@@ -91,7 +102,18 @@ class GenerationSpec(Strict):
             )
         return GenerationSpec(**values)
 
-    def to_params(self, seed: int | None, json_schema: dict[str, Any] | None = None) -> GenerationParams:
+    def fingerprinted(self) -> dict[str, Any]:
+        """What a task's generation fingerprint hashes: every setting, those of reasoning only where set (runs
+        from before they existed keep their fingerprints)."""
+        unset = {k for k in ("reasoning_effort", "enable_thinking") if getattr(self, k) is None}
+        return self.model_dump(exclude=unset)
+
+    def to_params(
+        self,
+        seed: int | None,
+        json_schema: dict[str, Any] | None = None,
+        reasoning_markers: Sequence[tuple[str, str]] = THINK_MARKERS,
+    ) -> GenerationParams:
         return GenerationParams(
             max_new_tokens=self.max_new_tokens or 256,
             temperature=self.temperature or 0.0,
@@ -101,6 +123,9 @@ class GenerationSpec(Strict):
             seed=seed,
             ignore_eos=bool(self.ignore_eos),
             json_schema=json_schema,
+            reasoning_markers=tuple((o, c) for o, c in reasoning_markers),
+            reasoning_effort=self.reasoning_effort,
+            enable_thinking=self.enable_thinking,
         )
 
 
@@ -181,6 +206,11 @@ class TaskSpec(Strict):
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     scorer: ScorerSpec | None = None
     json_mode: bool = Field(default=False, description="guided decoding against the sample's schema")
+    tools: bool = Field(
+        default=False,
+        description="tool calling: each sample's `tools` (OpenAI function definitions) go with its chat "
+        "request; the answer is the calls the model makes",
+    )
     reasoning_markers: list[tuple[str, str]] = Field(default_factory=lambda: [("<think>", "</think>")])
     group_by: list[str] = Field(
         default_factory=list, description="sample metadata keys to break scores down by"
@@ -196,6 +226,14 @@ class TaskSpec(Strict):
         if self.perf is None and (self.scorer is None or self.dataset is None):
             raise ValueError(
                 f"task '{self.name}' needs a dataset and a scorer (quality) or a perf sweep (performance)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _tools_in_chat(self) -> TaskSpec:
+        if self.tools and (self.prompt.mode != "chat" or self.choices is not None or self.perf is not None):
+            raise ValueError(
+                f"task '{self.name}': tools go with chat prompts (prompt.mode: chat), not with choices or perf"
             )
         return self
 

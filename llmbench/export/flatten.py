@@ -107,6 +107,8 @@ def metrics(run: RunResult) -> dict[str, float]:
     out["summary/errors"] = float(run.summary.errors)
     if run.summary.wall_s is not None:
         out["summary/wall_s"] = run.summary.wall_s
+    if run.summary.cost is not None:  # at the per-token prices of the day in the results file
+        out["summary/api_cost_usd"] = run.summary.cost.usd
     return {k: v for k, v in out.items() if math.isfinite(v)}
 
 

@@ -21,7 +21,17 @@ def print_history(h: History, console: Console) -> None:
 
 def print_runs(h: History, console: Console) -> None:
     table = Table(title=f"history of {h.metric} in {h.directory}", title_justify="left")
-    for col in ("created", "model", "suite", h.metric, "95% CI", "n", "TTFT p50 ms", "tok/s", "run id"):
+    for col in (
+        "created",
+        "model",
+        "suite",
+        h.metric,
+        "95% CI",
+        "n",
+        "quality-run TTFT p50 ms",
+        "tok/s",
+        "run id",
+    ):
         table.add_column(col, justify="left" if col in ("created", "model", "suite", "run id") else "right")
     for point, run in zip(h.trend, h.runs, strict=True):
         v, perf = point.value, run.performance

@@ -8,6 +8,7 @@ from html import escape
 
 from llmbench import __version__
 from llmbench.analysis.compare import Comparison, Row
+from llmbench.analysis.costs import api_cost_per_correct
 from llmbench.analysis.leaderboard import Leaderboard
 from llmbench.errors import MissingDependencyError
 from llmbench.report.markdown import (
@@ -54,7 +55,7 @@ def _leaderboard_html(board: Leaderboard) -> str:
         for col in board.columns:
             cell = board.cell(row, col)
             ci = interval_text(cell)
-            text = escape(value_text(cell)) + (f'<span class="ci">{escape(ci)}</span>' if ci else "")
+            text = escape(value_text(cell, col)) + (f'<span class="ci">{escape(ci)}</span>' if ci else "")
             cells.append(_td(text, "best" if cell is not None and cell.best and cell.significant else ""))
         body.append(f'<tr><td class="l">{escape(row.label)}</td>{"".join(cells)}</tr>')
     table = f'<table id="leaderboard"><thead><tr><th class="l">model</th>{head}</tr></thead><tbody>'
@@ -127,6 +128,57 @@ def _runs_table(runs: Sequence[RunResult], labels: Sequence[str]) -> str:
     )
 
 
+API_COST_HEADER = (
+    "column",
+    "suite",
+    "API cost $",
+    "$ / correct answer",
+    "priced samples",
+    "prompt tokens (cached)",
+    "output tokens",
+    "$ / M in, cached, out",
+    "prices read",
+)
+
+
+def _api_cost_html(runs: Sequence[RunResult], labels: Sequence[str]) -> str:
+    """What the runs of priced models cost at their per-token prices, and the prices with the day they were
+    read; nothing where no run was priced."""
+    rows = []
+    for label, run in zip(labels, runs, strict=False):
+        cost = run.summary.cost
+        if cost is None:
+            continue
+        per_correct = api_cost_per_correct([run])
+        cached = _usd(cost.cached_input_per_mtok_usd)
+        unpriced = f" (+{cost.unpriced_samples} unknown)" if cost.unpriced_samples else ""
+        rows.append(
+            [
+                label,
+                run.suite_name,
+                _usd(cost.usd),
+                _usd(per_correct),
+                f"{cost.priced_samples}{unpriced}",
+                f"{cost.input_tokens:,} ({cost.cached_input_tokens:,})",
+                f"{cost.output_tokens:,}",
+                f"{_usd(cost.input_per_mtok_usd)}, {cached}, {_usd(cost.output_per_mtok_usd)}",
+                " ".join(x for x in (cost.prices_as_of, cost.prices_source) if x),
+            ]
+        )
+    if not rows:
+        return ""
+    note = (
+        "<p class=\"legend\">Each sample's tokens (as the server reported them) at the model's per-token "
+        "prices of the day they were read: prices change, the provider's page has today's. Samples whose "
+        "token counts are unknown (failed requests) are not priced.</p>"
+    )
+    return '<h2 id="section-api-cost">API cost</h2>' + _simple_table(API_COST_HEADER, rows) + note
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
 def _plots_html(comparison: Comparison) -> str:
     from llmbench.report import plots
 
@@ -183,6 +235,7 @@ def render_html(runs: Sequence[RunResult], comparison: Comparison, board: Leader
     if comparison.cost:
         cost = [cost_cells(c) for c in comparison.cost]
         parts += ['<h2 id="section-cost">Accuracy per cost</h2>', _simple_table(COST_HEADER, cost)]
+    parts.append(_api_cost_html([c.run for c in comparison.columns] or list(runs), labels))
     if marks:
         items = "".join(f"<li>[{n}] {escape(text)}</li>" for n, text in footnote_lines(comparison))
         parts.append(

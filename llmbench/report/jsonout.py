@@ -47,6 +47,7 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
                 "cells": [m.model_dump() if m is not None else None for m in row.cells],
                 "deltas": [dataclasses.asdict(d) if d is not None else None for d in row.deltas],
                 "fingerprint_diff": row.fingerprint_diff,
+                "withheld": row.withheld or None,
             }
         )
     return _clean(

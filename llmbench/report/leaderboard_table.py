@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from llmbench.analysis.costs import prices_read
 from llmbench.analysis.leaderboard import Cell, Column, Leaderboard
 from llmbench.report.markdown import num
 from llmbench.report.mdtable import table_cell
@@ -28,10 +29,13 @@ def header(col: Column) -> str:
     return f"{col.title} {col.unit}".strip() if col.kind != "suite" else col.title
 
 
-def value_text(cell: Cell | None) -> str:
+def value_text(cell: Cell | None, col: Column | None = None) -> str:
+    """The cell's value; money to three significant digits (a cent's fraction tells two models apart)."""
     if cell is None or (cell.value is None and cell.measured):
         return "-"
-    return NOT_MEASURED if cell.value is None else num(cell.value)
+    if cell.value is None:
+        return NOT_MEASURED
+    return f"{cell.value:.3g}" if col is not None and col.kind == "cost" else num(cell.value)
 
 
 def interval_text(cell: Cell | None) -> str:
@@ -62,6 +66,13 @@ def legend(board: Leaderboard) -> list[str]:
         f"Bold: best of its column, significantly ahead of every other row (p < {board.alpha:g}; "
         "paired where both scored the same samples).",
     ]
+    if any(c.kind == "cost" for c in board.columns):
+        read = prices_read([run for row in board.rows for run in row.runs])
+        lines.append(
+            "API cost: each sample's tokens at its model's per-token prices, as read on "
+            f"{', '.join(read) or 'an unknown day'} (prices change; the provider's page has today's); "
+            "$/correct divides it by the answers scored correct. '-': a model without prices."
+        )
     if board.unscored:
         names = ", ".join(board.unscored)
         lines.append(f"No score, so no column: {names} (every sweep point: compare --detail).")
@@ -84,7 +95,7 @@ def print_leaderboard(board: Leaderboard, console: Console, *, title: str = "Lea
         for col in board.columns:
             cell = board.cell(row, col)
             text = Text(
-                value_text(cell), style="bold green" if cell and cell.best and cell.significant else ""
+                value_text(cell, col), style="bold green" if cell and cell.best and cell.significant else ""
             )
             if interval := interval_text(cell):
                 text.append("\n" + interval, style="dim")
@@ -102,7 +113,7 @@ def render_markdown(board: Leaderboard, *, title: str = "Leaderboard") -> str:
         cells = []
         for col in board.columns:
             cell = board.cell(row, col)
-            text = value_text(cell)
+            text = value_text(cell, col)
             if cell is not None and cell.best and cell.significant:
                 text = f"**{text}**"
             if interval := interval_text(cell):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from llmbench.analysis.compare import Comparison, Row
+from llmbench.analysis.compare import QUALITY_RUN_LATENCY_LABEL, Comparison, Row
 from llmbench.analysis.perf_tables import CostRow, SweepTable
 from llmbench.analysis.significance import Delta
 from llmbench.report.mdtable import table_cell
@@ -26,7 +26,7 @@ COST_HEADER = (
     "suite score",
     "J / output token",
     "peak VRAM MiB",
-    "TTFT p50 ms",
+    "TTFT p50 ms (quality run)",
     "J / correct answer",
 )
 
@@ -51,6 +51,8 @@ def shown_cell(comparison: Comparison, row: Row, j: int) -> str:
     """A cell as every renderer writes it: value and interval, `n/a` where the backend measures no model."""
     if comparison.unmeasured(row, j):
         return "n/a"
+    if row.withheld and row.withheld[j]:
+        return f"— ({row.withheld[j]})"
     return cell_text(row.cells[j], with_ci=row.section not in NO_INTERVAL)
 
 
@@ -100,7 +102,10 @@ def cost_cells(c: CostRow) -> list[str]:
 
 
 def row_name(row: Row) -> str:
-    return f"{row.suite}/{row.task}" if row.section != "performance" else row.suite
+    """ "math/gsm8k"; a performance row's suite, and what a run-level latency was measured on."""
+    if row.section != "performance":
+        return f"{row.suite}/{row.task}"
+    return f"{row.suite} ({QUALITY_RUN_LATENCY_LABEL})" if row.quality_run_latency else row.suite
 
 
 def footnotes(comparison: Comparison) -> dict[int, int]:
@@ -157,9 +162,8 @@ def render_markdown(comparison: Comparison) -> str:
         body = []
         for row in rows:
             cells = []
-            for j, m in enumerate(row.cells):
-                text = cell_text(m, with_ci=section not in NO_INTERVAL)
-                text = "n/a" if comparison.unmeasured(row, j) else text
+            for j in range(len(row.cells)):
+                text = shown_cell(comparison, row, j)
                 if row.marked_best(j):
                     text = f"**{text}**"
                 d = row.deltas[j] if row.deltas else None

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from llmbench.analysis.costs import prices_read
 from llmbench.analysis.leaderboard import Cell
 from llmbench.report.mdtable import table_cell
 from llmbench.results.schema import MetricValue
@@ -81,6 +82,16 @@ def notes(lb: Leaderboard) -> list[str]:
         ),
         f"* on the Pareto front of composite against {AXES[lb.pareto_axis][0]}: {', '.join(lb.pareto) or 'not measured'}",
     ]
+    shown = {name for name, _ in _columns(lb)}
+    if AXES["cost_per_correct_usd"][0] in shown:
+        lines.append(
+            "host $/correct: generation time at the study's price per hour of the host, per correct answer"
+        )
+    if AXES["api_cost_per_correct_usd"][0] in shown:
+        read = ", ".join(prices_read([run for r in lb.rows for run in r.row.runs])) or "an unknown day"
+        lines.append(
+            f"API $/correct: tokens at each model's per-token prices as read on {read} (prices change)"
+        )
     if lb.constraints:
         wanted = ", ".join(f"{k} {v:g}" for k, v in lb.constraints.items())
         lines.append(f"best within {wanted}: {lb.best_fit or 'no model fits'}")

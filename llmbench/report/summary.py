@@ -66,6 +66,11 @@ def print_run_summary(result: RunResult, console: Console) -> None:
         console.print(" | ".join(bits), highlight=False)
     if p.peak_vram_note:
         console.print(f"[dim]peak VRAM: {p.peak_vram_note}[/]", highlight=False)
+    if (cached := result.summary.cached_generations) is not None:
+        untimed = " (no timings for those)" if cached else ""
+        console.print(
+            f"{cached} of {result.summary.samples} generations from the cache{untimed}", highlight=False
+        )
     _print_errors(result, console)
 
 

@@ -6,7 +6,7 @@ without importing the results file's schema, and so that results.py stays one jo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,12 +15,32 @@ class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+CompileCache = Literal["hit", "miss", "off", "disabled"]
+
+
+class LoadState(_Block):
+    """The state `load_time_s` was measured in: one model loads in seconds or in minutes depending on it."""
+
+    # vLLM's torch.compile cache (VLLM_CACHE_ROOT/torch_compile_cache): "hit" when the load compiled and
+    # this model config's entry was there before it, "miss" when the load added it, "off" when nothing is
+    # compiled (enforce_eager), "disabled" under VLLM_DISABLE_COMPILE_CACHE; None: no such cache.
+    compile_cache: CompileCache | None = None
+    cuda_graphs: bool | None = None  # whether the engine captured CUDA graphs (never on a CPU or eager)
+    engine_version: str | None = None  # the libraries that loaded the model ("vllm 0.32.0")
+    # Transformers: how the weights reached their devices ("from_pretrained, dtype auto, device_map=auto").
+    load_path: str | None = None
+    # True where `load_time_s` includes importing the engine: a managed server, from its process start
+    # to its first answer; in-process backends import before their clock starts.
+    imports_included: bool | None = None
+
+
 class BackendFacts(_Block):
     """Facts about the loaded model that make results comparable: what a backend's `load()` returns."""
 
     backend: str
     model: str
     load_time_s: float | None = None
+    load_state: LoadState | None = None  # what the load time was measured in (compile cache, graphs)
     dtype: str | None = None
     device: str | None = None
     chat_template_hash: str | None = None
@@ -58,6 +78,7 @@ class Settings(_Block):
     shard: list[int] | None = None  # [index, count]: this run is one shard of a larger one
     seeds: list[int | None] | None = None  # a column merged from repeats: their seeds
     repeat_run_ids: list[str] | None = None  # ... and their run ids
+    repeat_of: str | None = None  # shared by the runs of one `--repeat N`, which compare merges
 
 
 class Environment(_Block):
@@ -96,6 +117,22 @@ class Environment(_Block):
         return f"{len(names)} x {names[0]}" if len(set(names)) == 1 and len(names) > 1 else ", ".join(names)
 
 
+class ApiCost(_Block):
+    """What a run's samples cost at the model's per-token prices, and the prices with the day they were read."""
+
+    usd: float  # the priced samples' cost
+    input_tokens: int = 0  # prompt tokens of the priced samples, cached ones included
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    priced_samples: int = 0
+    unpriced_samples: int = 0  # samples whose token counts are unknown (a failed request): not in `usd`
+    input_per_mtok_usd: float
+    output_per_mtok_usd: float
+    cached_input_per_mtok_usd: float | None = None
+    prices_as_of: str  # the day the prices were read: they change
+    prices_source: str | None = None
+
+
 class Summary(_Block):
     """Counts and timings of the whole run, and what was added to it afterwards (judge, study)."""
 
@@ -111,6 +148,8 @@ class Summary(_Block):
     rebuilt_from_journal: bool | None = None  # every sample was finished: rebuilt without generating
     load_shared_with: str | None = None  # a study: the run whose model load this one reused
     placement: dict[str, Any] | None = None  # a study: the GPUs the run was placed on
+    cost: ApiCost | None = None  # what the samples cost, where the model config has per-token prices
+    cached_generations: int | None = None  # samples answered from the generation cache; None: cache not used
 
 
 def upgrade_v1(raw: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from llmbench.errors import ResultsFileError, validation_line
 from llmbench.results.blocks import upgrade_v1
 from llmbench.results.schema import SCHEMA_VERSION, RunResult
 
-KNOWN_SCHEMA_VERSIONS = (1, 2, SCHEMA_VERSION)  # read as the current one: 1 upgraded, 2 a subset of 3
+KNOWN_SCHEMA_VERSIONS = (1, 2, 3, SCHEMA_VERSION)  # read as the current one: 1 upgraded, 2 and 3 subsets of 4
 MAX_RESULTS_BYTES = 4 << 30  # a results file of a million samples is well below this
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmbench.results.blocks import ApiCost as ApiCost
 from llmbench.results.blocks import BackendFacts as BackendFacts
 from llmbench.results.blocks import Environment as Environment
 from llmbench.results.blocks import Settings as Settings
@@ -19,7 +20,9 @@ from llmbench.results.blocks import Summary as Summary
 # 3: optional fields of serving workloads, saturation searches and token gaps (samples' itl_ms, perf points'
 # workload and turns, performance.saturation, the environment's niceness, ...). A version-2 file has none
 # of them and reads as it is; an llmbench that knows only 2 says to upgrade rather than failing on a field.
-SCHEMA_VERSION = 3
+# 4: optional fields of timing records (arrivals, close, TTFOT), reasoning and answer tokens, tool calls,
+# costs, the generation cache (`cached_from`) and each perf point's per-request values; 2 and 3 read as they are.
+SCHEMA_VERSION = 4
 
 
 class _Model(BaseModel):
@@ -70,12 +73,21 @@ class SampleRecord(_Model):
     tokens_in: int | None = None
     tokens_out: int | None = None
     reasoning_tokens: int | None = None
+    answer_tokens: int | None = None  # of tokens_out, those after the reasoning
     finish_reason: str | None = None
     ttft_ms: float | None = None
-    latency_ms: float | None = None
+    ttfot_ms: float | None = None  # to the first answer token after reasoning (where there was reasoning)
+    latency_ms: float | None = None  # E2E: to the last token
     tpot_ms: float | None = None
-    itl_ms: list[float] | None = None  # gaps between consecutive tokens (or stream chunks), as they arrived
+    itl_ms: list[float] | None = None  # a gap per token after the first arrival (several a chunk: spread)
     schedule_lag_ms: float | None = None  # how late an open-loop request went out after its schedule
+    # The timing record (types.RequestTiming), ms from the request's start: each arrival of tokens, the tokens
+    # each carried (left out where every arrival carried one), the stream's close, the wait for a slot
+    arrivals_ms: list[float] | None = None
+    arrival_tokens: list[int] | None = None
+    close_ms: float | None = None
+    queue_ms: float | None = None
+    tokens_estimated: bool | None = None  # True: the stream did not say a chunk's tokens (a total was spread)
     prompt_hash: str | None = None
     output_hash: str | None = None  # hash of the generated token ids: parity compares tokens before text
     batch_size: int | None = None  # requests that shared the forward pass, where the backend knows
@@ -83,6 +95,14 @@ class SampleRecord(_Model):
     warnings: list[str] = Field(default_factory=list)  # e.g. a server's usage that disagreed with the stream
     attempts: int | None = None  # tries it took where the backend retries; its timings are of the last one
     raw_head: str | None = None  # after a server's fault: the head of what it sent (redacted)
+    # Calls the backend reported apart from `output` (name, arguments as the JSON text sent, id)
+    tool_calls: list[dict[str, Any]] | None = None
+    cached_tokens_in: int | None = None  # of tokens_in, those the server says it served from its cache
+    cost_usd: float | None = None  # its tokens at the model's per-token prices (summary.cost says which)
+    rate_wait_ms: float | None = None  # held back by the provider's rate limits: outside TTFT and latency
+    cached_from: str | None = (
+        None  # answered from the generation cache: the run that generated it (no timings)
+    )
 
 
 class TaskResult(_Model):
@@ -100,6 +120,7 @@ class TaskResult(_Model):
     fingerprint: dict[str, str] = Field(default_factory=dict)
     n_samples: int = 0
     n_errors: int = 0
+    cost_usd: float | None = None  # its samples' cost at the model's per-token prices, where it has them
 
 
 class TelemetrySummary(_Model):
@@ -131,6 +152,14 @@ class TurnFigures(_Model):
     turn: int  # from 1
     ttft_ms: Distribution | None = None
     prompt_tokens_mean: float | None = None  # the whole history so far: it grows turn by turn
+
+
+class PointRequests(_Model):
+    """Each measured request's TTFT and TPOT of one point, in completion order: the values its distributions
+    summarise, kept for the test of a change in their medians (`llmbench.analysis.significance`)."""
+
+    ttft_ms: list[float] = Field(default_factory=list)
+    tpot_ms: list[float] = Field(default_factory=list)
 
 
 class PerfPoint(_Model):
@@ -172,8 +201,13 @@ class PerfPoint(_Model):
     trace: str | None = None  # the replayed trace's file name, format and time scale
     note: str | None = None  # how the point was run where it differs from what was asked
     schedule_lag_ms: Distribution | None = None  # actual minus scheduled send, per open-loop request
+    # Reasoning models: TTFOT over the requests that reasoned, and the point's output tokens told apart
+    ttfot_ms: Distribution | None = None
+    reasoning_tokens: int | None = None
+    answer_tokens: int | None = None
     client_cpu_share: float | None = None  # the client process's CPU s per wall s (server-backed points)
     client_bound: bool | None = None  # the client could not keep up: the figures are partly the client's
+    requests: PointRequests | None = None  # the per-request values; None in older files
 
 
 class SaturationProbe(_Model):
@@ -209,6 +243,7 @@ class Performance(_Model):
 
     ttft_ms: Distribution | None = None
     tpot_ms: Distribution | None = None
+    ttfot_ms: Distribution | None = None  # over the samples that reasoned
     itl_ms: Distribution | None = None
     e2e_latency_ms: Distribution | None = None
     output_tokens_per_s: float | None = None  # aggregate: output tokens / generation wall time

@@ -146,6 +146,7 @@ def performance(
     return Performance(
         ttft_ms=distribution([r.ttft_ms for r in timed if r.ttft_ms is not None]),
         tpot_ms=distribution([r.tpot_ms for r in timed if r.tpot_ms is not None]),
+        ttfot_ms=distribution([r.ttfot_ms for r in timed if r.ttfot_ms is not None]),
         itl_ms=clustered_distribution(itl_ms),
         e2e_latency_ms=distribution([r.latency_ms for r in timed if r.latency_ms is not None]),
         output_tokens_per_s=output_tokens / wall_s if wall_s > 0 and output_tokens else None,

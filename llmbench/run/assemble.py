@@ -26,6 +26,7 @@ from llmbench.results.schema import (
 )
 from llmbench.run.aggregate import performance, suite_score
 from llmbench.run.scoring import is_failure
+from llmbench.run.spending import price_result
 from llmbench.types import Completion
 
 
@@ -78,7 +79,7 @@ class RunParts:
 def assemble(parts: RunParts) -> RunResult:
     """The results of a run, ready to be written."""
     info = parts.info
-    return RunResult(
+    result = RunResult(
         run_id=parts.run_id,
         llmbench_version=__version__,
         command=parts.command,
@@ -101,6 +102,8 @@ def assemble(parts: RunParts) -> RunResult:
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         ),
     )
+    price_result(result, parts.model.prices)
+    return result
 
 
 def run_performance(parts: RunParts) -> Performance:

@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +35,7 @@ from llmbench.results.schema import PerfPoint, SampleRecord
 PINNED = ("suite_hash", "model", "settings")  # header keys a resume must match
 # A model config's time limits decide whether an answer arrives in time, not what it says: a resume may
 # change them, and a journal written before they were renamed still resumes.
+SYNC_EVERY_NS = 1_000_000_000  # the journal reaches the disk at least this often while samples finish
 UNPINNED_API_KEYS = ("request_timeout_s", "first_token_timeout_s", "idle_timeout_s")
 
 
@@ -205,6 +207,7 @@ class Journal:
         self.header = header
         self._fh: Any = None
         self._broken = False  # a write failed (a full disk): closing must not fail again on the same bytes
+        self._synced_ns = 0  # when the journal last reached the disk (see `_write_text`)
 
     @staticmethod
     def path_for(results_path: Path) -> Path:
@@ -324,10 +327,15 @@ class Journal:
         self._write_text(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
 
     def _write_text(self, text: str) -> None:
+        """To the OS at once (a killed llmbench loses nothing); to the disk every `SYNC_EVERY_NS` and at close,
+        as an fsync per sample cost long runs more than scoring (a power cut loses at most the last second)."""
         try:
             self._fh.write(text)
             self._fh.flush()
-            os.fsync(self._fh.fileno())
+            at = time.monotonic_ns()
+            if at - self._synced_ns >= SYNC_EVERY_NS:
+                os.fsync(self._fh.fileno())
+                self._synced_ns = at
         except OSError as exc:  # a cut last line is dropped on resume: the samples before it are kept
             self._broken = True
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -344,6 +352,8 @@ class Journal:
                 with contextlib.suppress(OSError):
                     fh.close()
             else:
+                fh.flush()
+                os.fsync(fh.fileno())
                 fh.close()
 
 

@@ -16,7 +16,8 @@ from llmbench.config.models import resolve_model
 from llmbench.config.suite import CombinedSpec, JudgeSpec
 from llmbench.hashing import stable_hash
 from llmbench.prompts import render
-from llmbench.results.schema import MetricValue, SampleRecord
+from llmbench.results.schema import MetricValue, RunResult, SampleRecord
+from llmbench.run.progress_events import Progress
 from llmbench.scoring.stats import summarize
 from llmbench.testing.tinymodel import resolve_model_path
 from llmbench.types import GenerationParams, GenerationRequest
@@ -104,3 +105,16 @@ def combined_score(
         "accuracy_weight": spec.accuracy_weight,
         "rating_weight": spec.rating_weight,
     }
+
+
+def judge_run(result: RunResult, spec: CombinedSpec, progress: Progress) -> None:
+    """Rate every answer with the suite's judge; the ratings go into the samples and the combined score."""
+    progress.message(f"judging {len(result.samples)} answers with {spec.judge.model}")
+    outcome = rate(result.samples, spec.judge)
+    for r in result.samples:
+        rating = outcome.ratings.get((r.task, r.id, r.sample_index))
+        if rating is not None:
+            r.metrics["rating"] = rating
+    result.summary.combined = combined_score(result.suite_score, list(outcome.ratings.values()), spec)
+    result.summary.judge = outcome.judge
+    result.fingerprint["judge"] = outcome.judge["prompt_hash"]

@@ -39,6 +39,9 @@ class RunOptions:
     annotations: dict[str, Any] = field(default_factory=dict)  # added to the results' summary (placement)
     sets: dict[str, Any] = field(default_factory=dict)  # --set KEY=VALUE: changes to every task's config
     deadline_s: float | None = None  # then it stops as at Ctrl-C; what did not finish is left to --resume
+    repeat_of: str | None = None  # the `--repeat N` this run is one of (settings.repeat_of)
+    max_cost_usd: float | None = None  # dollars this invocation may spend, then it stops as at the deadline
+    cache: bool = True  # quality generations answered from (and kept in) the generation cache
 
     @classmethod
     def given(cls, params: dict[str, Any], command: list[str]) -> RunOptions:
@@ -64,6 +67,8 @@ class RunOptions:
             settings["shard"] = list(self.shard)
         if self.sets:
             settings["set"] = dict(self.sets)
+        if self.repeat_of is not None:
+            settings["repeat_of"] = self.repeat_of
         return settings
 
     def filled_from(self, settings: dict[str, Any]) -> RunOptions:
@@ -77,6 +82,7 @@ class RunOptions:
             if self.max_new_tokens is not None
             else settings.get("max_new_tokens"),
             sets=self.sets or dict(settings.get("set") or {}),
+            repeat_of=settings.get("repeat_of", self.repeat_of),  # a resumed repeat stays in its group
         )
 
 

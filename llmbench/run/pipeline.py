@@ -28,13 +28,14 @@ from llmbench.run import interrupts
 from llmbench.run.aggregate import task_result
 from llmbench.run.assemble import Generated, RunParts, assemble, prompt_tokens_hash
 from llmbench.run.choice_loglik import run_choices, uses_loglikelihood
+from llmbench.run.gen_cache import GenerationCache, cached_count, open_generation_cache
 from llmbench.run.journal import Journal, JournalState, now, read_journal, read_journal_samples
 from llmbench.run.options import RunOptions, check_options, resolve_paths, resume_command
 from llmbench.run.overrides import apply_sets
 from llmbench.run.perf_task import perf_target, run_saturation_search, run_sweep
 from llmbench.run.prepare import PreparedTask, check_suite, prepare_task
 from llmbench.run.progress_events import Progress
-from llmbench.run.quality import run_quality, warm_up
+from llmbench.run.quality import run_quality
 from llmbench.run.resume import (
     discard_if_empty,
     finished_text,
@@ -46,6 +47,7 @@ from llmbench.run.resume import (
 from llmbench.run.scoring import is_failure
 from llmbench.run.session import BackendSession
 from llmbench.run.shard import shard_task
+from llmbench.run.spending import Budget, budget_for, refuse_unbounded
 from llmbench.scoring.base import Scorer
 from llmbench.telemetry.environment import capture_environment
 from llmbench.telemetry.host import LoadWatch
@@ -60,7 +62,7 @@ class RunInterrupted(LLMBenchError):
 
 
 class RunDeadlinePassed(RunInterrupted):
-    """`--deadline` passed: as Ctrl-C, but the run was not finished when it had to be (exit code 1)."""
+    """`--deadline` passed or `--max-cost` was reached: as Ctrl-C, but stopped by a limit (exit code 1)."""
 
     exit_code = 1
 
@@ -125,6 +127,7 @@ class _Run:
     sweep: list[PerfPoint] = field(default_factory=list)
     saturation: list[SaturationResult] = field(default_factory=list)
     generated: Generated = field(default_factory=Generated)
+    budget: Budget | None = None  # --max-cost
 
 
 @dataclass
@@ -135,6 +138,7 @@ class _Loaded:
     info: BackendInfo
     environment: dict[str, Any]
     ctx: DataContext
+    cache: GenerationCache  # quality runs' generations kept across runs (off for perf-only runs)
 
 
 def _prepare(
@@ -149,6 +153,7 @@ def _prepare(
     suite = apply_sets(suite, opts.sets)  # validated before anything is written
     specs = _selected_tasks(suite, opts)
     check_suite(suite, specs)
+    budget = budget_for(model, specs, opts.max_cost_usd)
     if session is None or not session.loaded:
         check_model_available(model)  # fails in seconds, before anything is written
     settings = opts.settings(model.backend)
@@ -177,6 +182,7 @@ def _prepare(
         session=session or BackendSession(model),
         host=LoadWatch(),
         started=time.perf_counter(),
+        budget=budget,
     )
 
 
@@ -220,7 +226,12 @@ def _load(run: _Run) -> _Loaded:
         tokenizer=tokenizer,
         max_model_len=run.model.max_model_len,
     )
-    return _Loaded(backend, info, environment, ctx)
+    cache = GenerationCache.off()
+    if run.opts.cache and any(spec.perf is None for spec in run.specs):  # never for performance measurements
+        cache = open_generation_cache(
+            run.model, model_path, info, environment, backend, run.run_id, run.progress.message
+        )
+    return _Loaded(backend, info, environment, ctx, cache)
 
 
 def _run_tasks(run: _Run, loaded: _Loaded) -> None:
@@ -235,17 +246,18 @@ def _run_tasks(run: _Run, loaded: _Loaded) -> None:
             run.host.mark()
             continue
         if uses_loglikelihood(task, backend):  # multiple choice: options scored, nothing generated
+            refuse_unbounded(run.budget, spec.name)
             task_records, wall_s, energy_j = run_choices(
                 task, backend, run.journal, done, run.sampler, run.progress
             )
             if wall_s:
                 run.generated.add_window(wall_s, energy_j)
         else:
-            if not warm:
-                warm = warm_up(backend, task)
-            task_records = run_quality(
-                task, backend, run.journal, done, run.generated, run.sampler, tokenizer, run.progress
-            )
+            task_records, warmed = run_quality(
+                task, backend, run.journal, done, run.generated, run.sampler, tokenizer, run.progress,
+                loaded.cache, not warm, run.budget,
+            )  # fmt: skip
+            warm = warm or warmed
         run.records += task_records
         run.host.mark()
         assert task.scorer is not None
@@ -290,6 +302,8 @@ def _interrupted(run: _Run, deadline: interrupts.Deadline) -> RunInterrupted:
     saved = read_journal(journal.path)
     stopped = RunDeadlinePassed if deadline.passed else RunInterrupted
     why = f"the run's deadline of {deadline.seconds:g} s passed" if deadline.passed else "interrupted"
+    if run.budget is not None and run.budget.reached:
+        stopped, why = RunDeadlinePassed, run.budget.why()
     if not saved.finished:
         journal.close()
         journal.path.unlink(missing_ok=True)
@@ -332,7 +346,10 @@ def _assemble_result(run: _Run, loaded: _Loaded, telemetry: TelemetrySummary) ->
     if run.host.warnings():
         result.summary.warnings = run.host.warnings()
     if run.suite.config.combined is not None and run.records:
-        _judge(result, run.suite.config.combined, run.progress)
+        from llmbench.run.judge import judge_run
+
+        judge_run(result, run.suite.config.combined, run.progress)
+    result.summary.cached_generations = cached_count(loaded.cache, run.records)
     result.summary.wall_s = round(time.perf_counter() - run.started, 3)
     if run.session.first_run != run.run_id:  # the load was paid for (and measured) by an earlier run
         result.summary.load_shared_with = run.session.first_run
@@ -367,21 +384,6 @@ def _selected_tasks(suite: Suite, opts: RunOptions) -> list[TaskSpec]:
             hint=f"tasks: {', '.join(t.name for t in suite.config.tasks)}",
         )
     return [t for t in suite.config.tasks if not opts.tasks or t.name in opts.tasks]
-
-
-def _judge(result: RunResult, spec: Any, progress: Progress) -> None:
-    """Rate every answer with the suite's judge; the ratings go into the samples and the combined score."""
-    from llmbench.run.judge import combined_score, rate
-
-    progress.message(f"judging {len(result.samples)} answers with {spec.judge.model}")
-    outcome = rate(result.samples, spec.judge)
-    for r in result.samples:
-        rating = outcome.ratings.get((r.task, r.id, r.sample_index))
-        if rating is not None:
-            r.metrics["rating"] = rating
-    result.summary.combined = combined_score(result.suite_score, list(outcome.ratings.values()), spec)
-    result.summary.judge = outcome.judge
-    result.fingerprint["judge"] = outcome.judge["prompt_hash"]
 
 
 def _tokenizer_for(backend: Backend, model: ModelConfig, model_path: str) -> Any:

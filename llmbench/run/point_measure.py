@@ -1,18 +1,18 @@
 """One point measured, the same way for the perf sweep, the serving workloads and the saturation search:
 its warm-up before the telemetry window, its requests inside it, its figures, its bandwidth (`Meter`).
 
-Metric definitions (those of `vllm bench`, so users can compare):
-- TTFT: first generated token minus the moment the request was submitted to the engine or server.
-  Time in the engine's own queue counts; time before submission does not. A request-rate request is
-  submitted at its scheduled arrival (the clock starts there even when the client wakes late), every
-  request at its arrival however many are in flight; only under a client cap (the saturation search's
-  `max_concurrency`) may one wait for a free slot, and then its clock starts when the slot frees, the
-  wait being recorded apart as the completion's `queue_ms`, as `vllm bench serve --max-concurrency`
-  does. A concurrency point is closed loop: each request is submitted when a slot frees.
+The per-request figures (TTFT, TTFOT, TPOT, ITL, E2E) are those of `RequestTiming.figures` (llmbench.types),
+the one place they are defined. What this module adds:
+- When a request's clock starts. Time in the engine's own queue counts; time before submission does not.
+  A request-rate request is submitted at its scheduled arrival (the clock starts there even when the
+  client wakes late), every request at its arrival however many are in flight; only under a client cap
+  (the saturation search's `max_concurrency`) may one wait for a free slot, and then its clock starts
+  when the slot frees, the wait being recorded apart as the completion's `queue_ms`, as `vllm bench
+  serve --max-concurrency` does. A concurrency point is closed loop: each request is submitted when a
+  slot frees.
   The Transformers backend follows the same rule: a request that arrives while its batch slots are
   taken waits for the next batch, and that wait is its `queue_ms`.
-- TPOT: (E2E - TTFT) / (output tokens - 1), per request. ITL: every gap between consecutive tokens
-  (or stream chunks). E2E: last token minus submission.
+- TTFOT is summarised over the requests that reasoned, beside their reasoning and answer tokens.
 - Output tokens/s: all output tokens of the point / the point's wall time (first submission to last
   completion, summed over repeats). Request throughput and goodput use the same wall time; goodput
   counts only requests that meet every SLO given (TTFT <= slo_ttft_ms, TPOT <= slo_tpot_ms).
@@ -38,7 +38,7 @@ from typing import Any, Literal, TypeVar
 from llmbench.backends.base import Backend
 from llmbench.backends.common import free_device_memory, is_out_of_memory
 from llmbench.config.suite import PerfSweep
-from llmbench.results.schema import PerfPoint
+from llmbench.results.schema import PerfPoint, PointRequests
 from llmbench.run.warmup import run_warmup
 from llmbench.scoring.clustered import clustered_distribution
 from llmbench.scoring.stats import distribution
@@ -206,10 +206,12 @@ def summarise_point(
     ]
     tpots = [t for c in ok if (t := c.tpot_ms) is not None]
     lags = [c.schedule_lag_ms for c in completions if c.schedule_lag_ms is not None]
+    ttfts = [c.ttft_ms for c in ok if c.ttft_ms is not None]
     return PerfPoint(
         **_named(spec, n_in, n_requests),
-        ttft_ms=distribution([c.ttft_ms for c in ok if c.ttft_ms is not None]),
+        ttft_ms=distribution(ttfts),
         tpot_ms=distribution(tpots),
+        requests=PointRequests(ttft_ms=_rounded(ttfts), tpot_ms=_rounded(tpots)) if ok else None,
         itl_ms=clustered_distribution([c.itl_ms for c in ok]),
         e2e_latency_ms=distribution([c.latency_ms for c in ok if c.latency_ms is not None]),
         output_tokens_per_s=_per_s(total_out, wall_s) if ok else None,
@@ -225,7 +227,21 @@ def summarise_point(
         duration_s=wall_s,
         error=error,
         schedule_lag_ms=distribution(lags) if lags else None,
+        **reasoning_figures(ok),
     )
+
+
+def reasoning_figures(ok: Sequence[Completion]) -> dict[str, Any]:
+    """TTFOT over the requests that reasoned, and the point's output tokens of reasoning and of answers apart;
+    nothing where none reasoned."""
+    reasoned = [c for c in ok if c.reasoning_tokens]
+    if not reasoned:
+        return {}
+    return {
+        "ttfot_ms": distribution([c.ttfot_ms for c in reasoned if c.ttfot_ms is not None]),
+        "reasoning_tokens": sum(c.reasoning_tokens or 0 for c in ok),
+        "answer_tokens": sum(c.answer_tokens or 0 for c in ok),
+    }
 
 
 def client_bound_reason(point: PerfPoint) -> str | None:
@@ -249,6 +265,11 @@ def with_client_load(point: PerfPoint, cpu_share: float | None) -> PerfPoint:
         return point
     note = "; ".join(filter(None, (point.note, reason)))
     return point.model_copy(update={"client_bound": reason is not None, "note": note or None})
+
+
+def _rounded(values: Sequence[float]) -> list[float]:
+    """Milliseconds to the microsecond: finer than any clock here resolves a request, and a smaller file."""
+    return [round(v, 3) for v in values]
 
 
 def _per_s(count: int, wall_s: float) -> float | None:

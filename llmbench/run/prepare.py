@@ -11,6 +11,7 @@ from llmbench.config.suite import GenerationSpec, Suite, TaskSpec
 from llmbench.data.base import DataContext, Sample
 from llmbench.data.choice_questions import asked_sample
 from llmbench.data.readers import load_samples
+from llmbench.data.tool_definitions import tool_definitions
 from llmbench.errors import ConfigError
 from llmbench.hashing import stable_hash
 from llmbench.prompts import build_messages, build_text, template_fingerprint
@@ -132,13 +133,14 @@ def prepare_task(
             continue
         if spec.prompt.mode == "chat":
             prompt: dict[str, Any] = {"messages": build_messages(spec.prompt, sample, where=where)}
+            prompt |= _tools(spec, sample, where)
         else:
             prompt = {"prompt": build_text(spec.prompt, sample, where=where)}
         if sample.prompt_token_ids is not None:
             prompt = {"prompt_token_ids": sample.prompt_token_ids}
         for k in range(n):
             rid = f"{spec.name}/{sample.id}/{k}"
-            params = generation.to_params(seed=base_seed + k, json_schema=schema)
+            params = generation.to_params(base_seed + k, schema, spec.reasoning_markers)
             task.requests.append(
                 GenerationRequest(request_id=rid, params=params, reference_output=reference, **prompt)
             )
@@ -148,7 +150,7 @@ def prepare_task(
         "data": stable_hash([(s.id, s.fields, s.reference) for s in samples]),  # the content, wherever from
         "prompt_template": template_fingerprint(spec.prompt)
         + (stable_hash(spec.choices.model_dump()) if spec.choices else ""),
-        "generation": stable_hash(generation.model_dump() | {"json_mode": spec.json_mode}),
+        "generation": stable_hash(generation.fingerprinted() | _modes(spec)),
         "scorer": stable_hash(spec.scorer.model_dump() if spec.scorer else None),
         "chat_template": (chat_template_hash or "none") if spec.prompt.mode == "chat" else "not-used",
     }
@@ -166,12 +168,25 @@ def _add_askings(task: PreparedTask, sample: Sample, asked: list[Asking], seed: 
         task.requests.append(
             GenerationRequest(
                 request_id=rid,
-                params=task.generation.to_params(seed=seed),
+                params=task.generation.to_params(seed, None, task.spec.reasoning_markers),
                 reference_output=str(rotated.reference),
                 **generative_prompt(spec, asking),
             )
         )
         task.index[rid] = (rotated, r)
+
+
+def _modes(spec: TaskSpec) -> dict[str, bool]:
+    """The task's request modes, for its generation fingerprint (tools named only where on: older runs keep
+    their fingerprints)."""
+    return {"json_mode": spec.json_mode} | ({"tools": True} if spec.tools else {})
+
+
+def _tools(spec: TaskSpec, sample: Sample, where: str) -> dict[str, Any]:
+    """The request's `tools` where the task is a tool-calling one: the sample's functions, checked."""
+    if not spec.tools:
+        return {}
+    return {"tools": tool_definitions(sample.fields.get("tools"), f"{where}: sample '{sample.id}'")}
 
 
 def _json_schema(spec: TaskSpec, sample: Sample, where: str) -> dict[str, Any] | None:

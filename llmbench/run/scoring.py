@@ -7,12 +7,14 @@ one scored during a run.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any, Protocol
 
 from llmbench.results.schema import SampleRecord
 from llmbench.run.prepare import PreparedTask
 from llmbench.scoring.base import Score
-from llmbench.scoring.reasoning import split_reasoning
+from llmbench.scoring.reasoning import SplitOutput, split_output
+from llmbench.scoring.tool_calls import calls_as_text
 from llmbench.types import Completion
 
 
@@ -28,23 +30,54 @@ def score_chunk(
     """Score a chunk of completions of one task; each record reaches `sink` before this returns."""
     assert task.scorer is not None
     markers = [(m[0], m[1]) for m in task.spec.reasoning_markers]
-    splits = [split_reasoning(c.text, markers) for c in chunk]
-    to_score = [i for i, c in enumerate(chunk) if c.error is None]
+    splits = [split_output(c.text, markers, c.rendered_prompt) for c in chunk]
+    cut = [cut_in_reasoning(c, split) for c, split in zip(chunk, splits, strict=True)]
+    to_score = [i for i, c in enumerate(chunk) if c.error is None and not cut[i]]
     verdicts = task.scorer.score_batch(
-        [(task.index[chunk[i].request_id][0], splits[i].answer) for i in to_score]
+        [(task.index[chunk[i].request_id][0], scored_text(splits[i].answer, chunk[i])) for i in to_score]
     )
     scores: dict[int, Score] = dict(zip(to_score, verdicts, strict=True))
     out = []
     for i, c in enumerate(chunk):
         score = scores.get(i) or Score(0.0, "error", details={"error": c.error})
-        if score.status != "correct" and (c.finish_reason == "length" or splits[i].unclosed):
+        if cut[i]:
+            score = Score(0.0, "truncated", details={"truncated": CUT_IN_REASONING})
+        elif score.status != "correct" and c.finish_reason == "length":
             score = Score(
                 score.value, "truncated", score.metrics, score.details | {"scored_as": score.status}
             )
-        record = make_record(task, c, score, reasoning_tokens(splits[i].reasoning, tokenizer))
+        counted = c.reasoning_tokens
+        record = make_record(
+            task,
+            c,
+            score,
+            counted if counted is not None else reasoning_tokens(splits[i].reasoning, tokenizer),
+        )
         sink.append(c.request_id, record)
         out.append((c.request_id, record))
     return out
+
+
+CUT_IN_REASONING = "the output ended inside its reasoning: no answer to score"
+
+
+def cut_in_reasoning(c: Completion, split: SplitOutput) -> bool:
+    """The output ended inside its reasoning, so the scorer never sees it: a block never closed, or the token
+    limit came with nothing after the reasoning (a server's reasoning channel included)."""
+    if c.error is not None:
+        return False
+    if split.unclosed:
+        return True
+    reasoned = bool(split.reasoning) or bool(c.reasoning_tokens)
+    return c.finish_reason == "length" and reasoned and not split.answer.strip() and not c.tool_calls
+
+
+def scored_text(answer: str, c: Completion) -> str:
+    """What the scorer reads: the answer, then any calls the backend reported apart from it, written in the
+    one form the tool-call reader reads (a model's own written calls stay where it wrote them)."""
+    if not c.tool_calls:
+        return answer
+    return "\n".join(part for part in (answer, calls_as_text(c.tool_calls)) if part)
 
 
 def reasoning_tokens(reasoning: str, tokenizer: Any) -> int | None:
@@ -88,6 +121,7 @@ def make_record(
         latency_ms=c.latency_ms,
         tpot_ms=c.tpot_ms,
         itl_ms=[round(g, 3) for g in c.itl_ms] or None,  # microseconds are the clocks' resolution here
+        **timing_fields(c),
         schedule_lag_ms=c.schedule_lag_ms,
         prompt_hash=c.prompt_hash,
         output_hash=c.output_hash,
@@ -96,7 +130,28 @@ def make_record(
         warnings=list(c.warnings),
         attempts=c.attempts,
         raw_head=c.raw_head,
+        tool_calls=[asdict(call) for call in c.tool_calls] or None,
+        cached_tokens_in=c.cached_prompt_tokens,
+        rate_wait_ms=c.rate_wait_ms,
     )
+
+
+def timing_fields(c: Completion) -> dict[str, Any]:
+    """The sample's copy of the completion's timing record, at 0.01 ms: arrivals, their tokens where any carried
+    more than one, the close, the slot wait; TTFOT and the answer's tokens where the output reasoned."""
+    t = c.timing
+    if t is None:
+        return {"queue_ms": c.queue_ms}
+    reasoned = t.reasoning_tokens > 0
+    return {
+        "arrivals_ms": [round(a, 2) for a in t.arrivals_ms] or None,
+        "arrival_tokens": list(t.arrival_tokens) if any(n != 1 for n in t.arrival_tokens) else None,
+        "close_ms": round(t.close_ms, 2) if t.close_ms is not None else None,
+        "queue_ms": c.queue_ms,
+        "tokens_estimated": True if t.tokens_estimated else None,
+        "ttfot_ms": c.ttfot_ms if reasoned else None,
+        "answer_tokens": c.answer_tokens if reasoned else None,
+    }
 
 
 def is_failure(record: SampleRecord) -> bool:

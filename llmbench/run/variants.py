@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from uuid import uuid4
 
 from llmbench.config.models import ModelConfig
 
@@ -14,6 +16,11 @@ class Variant:
 
     label: str
     model: ModelConfig
+
+
+def repeat_group() -> str:
+    """A new name for the runs of one `--repeat N` (settings.repeat_of): its time and a random part."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid4().hex[:8]}"
 
 
 def variants(cfg: ModelConfig, *, repeat: int = 1, batch_sizes: Sequence[int] = ()) -> list[Variant]:

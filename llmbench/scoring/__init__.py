@@ -10,6 +10,7 @@ scorers.add_lazy("instructions", "llmbench.scoring.instructions:InstructionScore
 scorers.add_lazy("multilingual", "llmbench.scoring.language:LanguageScorer")
 scorers.add_lazy("choice", "llmbench.scoring.choice:ChoiceScorer")
 scorers.add_lazy("needle", "llmbench.scoring.longctx:NeedleScorer")
+scorers.add_lazy("tools", "llmbench.scoring.tools:ToolCallScorer")
 scorers.add_entry_points("llmbench.scorers")
 
 __all__ = ["STATUSES", "Score", "ScoredOutput", "Scorer", "scorers"]

@@ -23,6 +23,7 @@ COST_AXES = (
     "load_time_s",
     "energy_per_output_token_j",
     "cost_per_correct_usd",
+    "api_cost_per_correct_usd",
 )
 
 
@@ -78,7 +79,9 @@ class LeaderboardSpec(Strict):
     )
     pareto_cost: Literal[COST_AXES] = "peak_vram_mib"  # type: ignore[valid-type]
     price_per_hour_usd: float | None = Field(
-        default=None, gt=0, description="the host's price, for cost per correct answer"
+        default=None,
+        gt=0,
+        description="the host's price, for the host cost per correct answer (API models: `prices` in their configs)",
     )
     constraints: ConstraintSpec = Field(default_factory=ConstraintSpec)
 

@@ -4,7 +4,9 @@
 intervals and which differences from each column's best are significant. A study adds what it alone
 knows: the composite (suite accuracies weighted as the study says, with the judge's rating when it has
 one) with an interval from the suites' standard errors; cost columns read from its performance cells
-(TTFT at 2K and 32K, tokens/s at concurrency 1 and 8, load time paid once, cost per correct answer);
+(TTFT at 2K and 32K, tokens/s at concurrency 1 and 8, load time paid once, and the cost per correct answer
+in both kinds `analysis.costs` keeps apart: the host's price per hour for self-hosted runs, the per-token API
+prices for hosted ones);
 the Pareto front of composite against one cost; and the best model within the constraints.
 """
 
@@ -14,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from llmbench.analysis import costs as money
 from llmbench.analysis import leaderboard as base
 from llmbench.analysis.compare import measures_model
 from llmbench.analysis.repeats import merge_repeats
@@ -29,7 +32,8 @@ AXES: dict[str, tuple[str, bool]] = {
     "peak_vram_mib": ("peak VRAM (MiB)", True),
     "load_time_s": ("load (s)", True),
     "energy_per_output_token_j": ("J/token", True),
-    "cost_per_correct_usd": ("$/correct", True),
+    "cost_per_correct_usd": ("host $/correct", True),  # GPU time at the study's price per hour
+    "api_cost_per_correct_usd": ("API $/correct", True),  # tokens at the model's per-token prices
 }
 
 
@@ -155,7 +159,10 @@ def costs(group: Sequence[RunResult], price_per_hour_usd: float | None) -> dict[
         "peak_vram_mib": max(vram) if vram else None,
         "load_time_s": min(loads) if loads else None,
         "energy_per_output_token_j": min(energy) if energy else None,
-        "cost_per_correct_usd": _cost_per_correct([r for r in timed if r.tasks], price_per_hour_usd),
+        "cost_per_correct_usd": money.host_cost_per_correct(
+            [r for r in timed if r.tasks], price_per_hour_usd
+        ),
+        "api_cost_per_correct_usd": money.api_cost_per_correct(group),
     }
 
 
@@ -181,14 +188,6 @@ def _tps(points: Sequence[PerfPoint], concurrency: int) -> float | None:
     common = max(set(lengths), key=lengths.count)
     chosen = [p for p in at if p.input_tokens == common] or at
     return chosen[0].output_tokens_per_s
-
-
-def _cost_per_correct(runs: Sequence[RunResult], price_per_hour_usd: float | None) -> float | None:
-    if price_per_hour_usd is None:
-        return None
-    wall = sum(r.performance.generation_wall_s or 0.0 for r in runs)
-    correct = sum(t.counts.get("correct", 0) for r in runs for t in r.tasks)
-    return price_per_hour_usd * wall / 3600 / correct if correct and wall else None
 
 
 def pareto_front(rows: Sequence[BoardRow], axis: str) -> list[str]:

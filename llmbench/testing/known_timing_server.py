@@ -2,8 +2,9 @@
 
 It streams /v1/completions and /v1/chat/completions over HTTP/1.1 keep-alive (chunked server-sent events):
 the response headers at once, the first token `first_token_ms` after the request was read, then one chunk
-every `token_gap_ms`, each of `tokens_per_chunk` tokens, `reasoning_tokens` of them (chat) as reasoning
-first; `max_tokens` tokens in all, as if EOS were ignored. A gap is never shorter than asked: each write
+every `token_gap_ms`, each of `tokens_per_chunk` tokens, the first `reasoning_tokens` of them as reasoning
+(chat: as `reasoning_content`; completions: in the text, between `<think>` and `</think>`); `max_tokens`
+tokens in all, as if EOS were ignored; then, `close_delay_ms` after the last token, the usage and the end. A gap is never shorter than asked: each write
 waits for its deadline on the same clock as the client's (`time.perf_counter_ns`, system-wide on Linux).
 
 It records per request when it had read the whole request and when it wrote each chunk (stamped just
@@ -35,7 +36,8 @@ class Timings:
     first_token_ms: float = 20.0
     token_gap_ms: float = 4.0
     tokens_per_chunk: int = 1
-    reasoning_tokens: int = 0  # chat only: the first tokens go as `reasoning_content`
+    reasoning_tokens: int = 0  # the first tokens are reasoning (see the module docstring)
+    close_delay_ms: float = 0.0  # between the last token and the stream's end
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Served:
     tokens: int
     write_ns: list[int] = field(default_factory=list)
     connection: int = 0  # which accepted connection carried it (from 1)
+    end_ns: int | None = None  # when the stream's end ([DONE]) was written
 
     @property
     def first_write_ns(self) -> int | None:
@@ -170,6 +173,7 @@ class KnownTimingServer:
         record = Served(path, body.get("messages") if chat else body.get("prompt"), read_ns, tokens)
         record.connection = number
         self.records.append(record)
+        opened = isinstance(record.prompt, str) and record.prompt.rstrip().endswith("<think>")
         writer.write(_STREAM_HEAD)
         if chat:  # vLLM announces the role in a first event that carries no token
             writer.write(_event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}))
@@ -177,7 +181,7 @@ class KnownTimingServer:
         sent = 0
         while sent < tokens:
             n = min(t.tokens_per_chunk, tokens - sent)
-            event = _token_event(chat, sent, n, tokens, t.reasoning_tokens)
+            event = _token_event(chat, sent, n, tokens, t.reasoning_tokens, opened)
             await _until(deadline)
             at = now_ns()
             record.write_ns.append(at)
@@ -186,10 +190,14 @@ class KnownTimingServer:
             deadline = at + int(t.token_gap_ms * 1e6)
             if writer.transport.get_write_buffer_size() > 1 << 16:
                 await writer.drain()
+        if t.close_delay_ms:
+            await writer.drain()
+            await _until(now_ns() + int(t.close_delay_ms * 1e6))
         if body.get("stream_options", {}).get("include_usage"):
             prompt_tokens = _prompt_tokens(record.prompt)
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens}
             writer.write(_event({"choices": [], "usage": usage | {"total_tokens": prompt_tokens + tokens}}))
+        record.end_ns = now_ns()
         writer.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
 
 
@@ -231,14 +239,17 @@ def _event(payload: dict[str, Any]) -> bytes:
 
 
 @functools.lru_cache(maxsize=4096)  # the same few events for every request: encode each once
-def _token_event(chat: bool, first: int, n: int, total: int, reasoning: int) -> bytes:
-    """One chunk of `n` tokens from token `first`: " t<i>" each; the last carries finish_reason "length"."""
+def _token_event(chat: bool, first: int, n: int, total: int, reasoning: int, opened: bool = False) -> bytes:
+    """One chunk of `n` tokens from token `first`: " r<i>" each while reasoning, " t<i>" after; the last carries
+    finish_reason "length". `opened`: the prompt opened the reasoning block, so the text does not."""
     finish = "length" if first + n >= total else None
-    if not chat:
-        text = "".join(f" t{i}" for i in range(first, first + n))
-        return _event({"choices": [{"index": 0, "text": text, "finish_reason": finish}]})
     think = "".join(f" r{i}" for i in range(first, min(first + n, reasoning)))
     answer = "".join(f" t{i}" for i in range(max(first, reasoning), first + n))
+    if not chat:
+        opening = "<think>" if first == 0 and reasoning and not opened else ""
+        closed = "</think>" if first < reasoning <= first + n else ""
+        text = opening + think + closed + answer
+        return _event({"choices": [{"index": 0, "text": text, "finish_reason": finish}]})
     delta = ({"reasoning_content": think} if think else {}) | ({"content": answer} if answer else {})
     return _event({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
@@ -259,8 +270,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token-gap-ms", type=float, default=4.0)
     parser.add_argument("--tokens-per-chunk", type=int, default=1)
     parser.add_argument("--reasoning-tokens", type=int, default=0)
+    parser.add_argument("--close-delay-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
-    timings = Timings(args.first_token_ms, args.token_gap_ms, args.tokens_per_chunk, args.reasoning_tokens)
+    timings = Timings(
+        args.first_token_ms,
+        args.token_gap_ms,
+        args.tokens_per_chunk,
+        args.reasoning_tokens,
+        args.close_delay_ms,
+    )
     server = KnownTimingServer(timings, port=args.port)
 
     async def serve() -> None:

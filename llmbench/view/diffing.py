@@ -48,8 +48,8 @@ def settings_differences(a: RunResult, b: RunResult) -> list[dict[str, Any]]:
         ("settings", a.settings.model_dump(), b.settings.model_dump()),
         (
             "backend",
-            a.backend.model_dump(exclude={"extra", "load_time_s"}),
-            b.backend.model_dump(exclude={"extra", "load_time_s"}),
+            a.backend.model_dump(exclude={"extra", "load_time_s", "load_state"}),
+            b.backend.model_dump(exclude={"extra", "load_time_s", "load_state"}),
         ),
     ):
         out += [

@@ -20,6 +20,7 @@ from llmbench.testing.tinymodel import ensure_tiny_model
 _FILE_ORDER = {
     "test_vllm.py": 0,
     "test_loglik_vllm.py": 0,
+    "test_load_state.py": 0,
     "test_openai.py": 1,
     "test_loglik_openai.py": 1,
     "test_saturation_served.py": 1,

@@ -36,10 +36,13 @@ FAULTS = (
     "empty_texts",  # empty texts (tokens that end mid-character), forever: an answer that never stops
     "never_stops",  # content, a word an event, past max_tokens and on, forever (until HANG_S)
     "endless_line",  # one line that never ends: `data: {"choices"...` and bytes, no newline, forever
+    "huge_chunk",  # a chunked body whose one chunk is announced as 100 MiB: `data: {...` and bytes, no newline
     "not_json",  # the answer's chunks, then an event that is not JSON
     "busy",  # HTTP 503 with `Retry-After: 1`
+    "rate_limited",  # HTTP 429 with `Retry-After: 1`, as a hosted API over its requests or tokens per minute
 )
 PING_S = 0.02  # between two keep-alives (or two words of an answer that never stops)
+HUGE_CHUNK_BYTES = 100 << 20
 
 
 class FaultyServer:
@@ -145,11 +148,14 @@ class FaultyServer:
                         server.open -= 1
 
             def _answer(self, fault: str, body: dict[str, Any]) -> None:
-                if fault == "busy":
-                    self.send_response(503)
+                if fault in ("busy", "rate_limited"):
+                    self.send_response(503 if fault == "busy" else 429)
                     self.send_header("Retry-After", "1")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                    return
+                if fault == "huge_chunk":
+                    self._huge_chunk()
                     return
                 if fault == "echo_headers":
                     echoed = {"error": "bad request", "received_headers": dict(self.headers.items())}
@@ -193,6 +199,23 @@ class FaultyServer:
                         self.wfile.flush()
                         if fault != "endless_line":
                             server.stop.wait(PING_S)
+                except OSError:  # the client hung up: what a bounded client does
+                    pass
+
+            def _huge_chunk(self) -> None:
+                """One chunk of HUGE_CHUNK_BYTES, announced whole, written 64 KiB a time until the client hangs up."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                pieces, left = _endless_line(False), HUGE_CHUNK_BYTES
+                try:
+                    self.wfile.write(b"%x\r\n" % HUGE_CHUNK_BYTES)
+                    while left > 0 and not server.stop.is_set():
+                        piece = next(pieces)[:left]
+                        self.wfile.write(piece)
+                        left -= len(piece)
+                    self.wfile.write(b"\r\n0\r\n\r\n")
                 except OSError:  # the client hung up: what a bounded client does
                     pass
 

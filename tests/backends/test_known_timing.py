@@ -158,3 +158,76 @@ def test_a_rate_point_against_the_server_reports_its_schedule_lag(backend_at: li
     assert point.error is None and point.schedule_lag_ms is not None and point.schedule_lag_ms.n == 10
     assert point.client_cpu_share is not None and point.client_bound is not None
     assert point.client_bound == ("client-bound" in (point.note or ""))
+
+
+def at_ns(c: Completion, ms: float) -> int:
+    """A time of `c`'s record (ms from its start) on the one clock."""
+    assert c.sent_ns is not None
+    return c.sent_ns - round((c.schedule_lag_ms or 0.0) * 1e6) + round(ms * 1e6)
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_ttft_and_ttfot_each_follow_the_servers_first_write_of_their_kind(
+    backend_at: list[OpenAIBackend], endpoint: str
+) -> None:
+    # 4 reasoning tokens (a reasoning channel, or a <think> block in the text), then 3 of answer, one a chunk
+    with KnownTimingServer(Timings(first_token_ms=10, token_gap_ms=8, reasoning_tokens=4)) as server:
+        backend = loaded(backend_at, server, endpoint=endpoint)
+        done = list(backend.generate(prompts(2, 7, chat=endpoint == "chat")))
+    causal(server, done)
+    for c in done:
+        writes = served_for(server, c).write_ns
+        assert c.ttfot_ms is not None and c.ttft_ms is not None and c.ttfot_ms > c.ttft_ms
+        assert at_ns(c, c.ttfot_ms) >= writes[4], (
+            "TTFOT was stamped before the first answer token was written"
+        )
+        assert (c.reasoning_tokens, c.answer_tokens) == (4, 3)
+        assert c.text.endswith(" t4 t5 t6")
+
+
+def test_several_tokens_a_chunk_spread_their_gap_evenly_and_never_as_zeros(
+    backend_at: list[OpenAIBackend],
+) -> None:
+    gap_ms = 15.0
+    with KnownTimingServer(Timings(first_token_ms=5, token_gap_ms=gap_ms, tokens_per_chunk=3)) as server:
+        backend = loaded(backend_at, server)
+        done = list(backend.generate(prompts(3, 12)))
+    causal(server, done)
+    for c in done:
+        t = c.timing
+        assert t is not None and t.arrival_tokens == [3, 3, 3, 3] and t.tokens_estimated
+        assert c.output_tokens == 12 and len(c.itl_ms) == 9 and all(g > 0 for g in c.itl_ms)
+        for j in range(3):  # each chunk's gap from the one before, a third to each of its tokens
+            share = (t.arrivals_ms[j + 1] - t.arrivals_ms[j]) / 3
+            assert c.itl_ms[3 * j : 3 * j + 3] == pytest.approx([share] * 3)
+        assert statistics.median(c.itl_ms) >= gap_ms / 3
+
+
+@pytest.mark.alone  # it needs the client to read the last token within the second the close is delayed
+def test_e2e_is_the_last_tokens_arrival_not_the_close_the_server_delays(
+    backend_at: list[OpenAIBackend],
+) -> None:
+    with KnownTimingServer(Timings(first_token_ms=5, token_gap_ms=5, close_delay_ms=1000)) as server:
+        backend = loaded(backend_at, server)
+        (c,) = backend.generate(prompts(1, 4))
+    causal(server, [c])
+    served = served_for(server, c)
+    assert c.latency_ms is not None and c.timing is not None and c.timing.close_ms is not None
+    assert at_ns(c, c.latency_ms) >= served.write_ns[-1], "E2E was stamped before the last token was written"
+    assert served.end_ns is not None and at_ns(c, c.timing.close_ms) >= served.end_ns
+    # the stream's end came a second after the last token: an E2E taken at the close could not precede it
+    assert at_ns(c, c.latency_ms) < served.end_ns
+    assert c.tpot_ms == pytest.approx((c.latency_ms - c.ttft_ms) / 3)  # type: ignore[operator]
+
+
+def test_a_sweep_point_of_a_reasoning_model_reports_ttfot_and_its_tokens_apart(
+    backend_at: list[OpenAIBackend],
+) -> None:
+    sweep = PerfSweep(input_tokens=[8], output_tokens=[6], concurrency=[2], requests_per_point=4)
+    with KnownTimingServer(Timings(first_token_ms=5, token_gap_ms=5, reasoning_tokens=2)) as server:
+        backend = loaded(backend_at, server)
+        target = PerfTarget(backend, None, None, 512, 0, False, vocab_size=1000, client_process=True)
+        (point,) = run_sweep(target, sweep)
+    assert point.error is None and point.ttfot_ms is not None and point.ttft_ms is not None
+    assert point.ttfot_ms.n == 4 and point.ttfot_ms.p50 > point.ttft_ms.p50
+    assert (point.reasoning_tokens, point.answer_tokens) == (4 * 2, 4 * 4)

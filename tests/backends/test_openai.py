@@ -174,6 +174,8 @@ def test_managed_mode_starts_a_loopback_server_for_a_local_model(served: ServedM
     assert served.info.extra["managed"] is True
     assert served.info.dtype == "float32"
     assert served.info.gpus is not None  # a server it started runs on this host
+    state = served.info.load_state  # process start to ready, imports included; eager on a CPU
+    assert state is not None and state.imports_included and state.compile_cache == "off"
     assert served.base_url.startswith("http://127.0.0.1:")
     assert served.config.model in served.info.extra["served_models"]
     (c,) = served.backend.generate([GenerationRequest("m", FIXED, messages=CHAT)])

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -358,6 +359,21 @@ def test_an_endless_line_is_a_transport_error_cut_at_the_bound() -> None:
     assert "the last of 2 tries" in c.error and posts == 2 and c.attempts == 2  # a transport error: retried
     assert c.text == "" and c.raw_head is not None and len(c.raw_head) <= RAW_HEAD_CHARS  # what was kept
     assert c.raw_head.startswith('data: {"id": "x"') and took < 10
+
+
+def test_one_huge_chunk_is_read_in_bounded_memory_and_ends_as_a_transport_error() -> None:
+    # One chunk announced as 100 MiB, holding one line that never ends: the pool passes the chunk on as it
+    # comes, so the line's bound (1 MiB) ends it; a pool that held whole chunks would hold 100 MiB first.
+    tracemalloc.start()
+    try:
+        with FaultyServer("huge_chunk") as server:
+            c = one(server, max_retries=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert c.error is not None and "the server sent a line longer than 1,048,576 bytes" in c.error, c.error
+    assert "transport error" in c.error and c.finish_reason == "error"
+    assert peak < 32 << 20, f"{peak / 2**20:.0f} MiB held for one chunk"
 
 
 def test_an_event_that_is_not_json_is_named_with_its_head() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from llmbench.backends.openai_pool import Pool
+from llmbench.backends.openai_pool import READ_BYTES, Pool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -47,21 +47,39 @@ def chunked(*parts: bytes) -> bytes:
 
 
 HEAD = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+ChunkedServer = Callable[..., Handler]
 
 
-def test_chunks_split_across_reads_and_joined_in_one_read_give_the_same_body() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            wire = HEAD + chunked(b"data: one\n\n", b"data: two\n\n", b"data: [DONE]\n\n")
-            for i in range(0, len(wire), 7):  # a few bytes at a time, a chunk's size line cut in two
-                writer.write(wire[i : i + 7])
-                await writer.drain()
-                await asyncio.sleep(0.001)
+@pytest.fixture
+def chunked_server() -> ChunkedServer:
+    """A kept-alive server that answers every request with the same chunked body of `parts`, written `piece`
+    bytes at a time (None: at once)."""
 
+    def serving(*parts: bytes, piece: int | None = None) -> Handler:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                try:
+                    await read_request(reader)
+                except asyncio.IncompleteReadError:
+                    return
+                wire = HEAD + chunked(*parts)
+                step = piece or len(wire)
+                for i in range(0, len(wire), step):
+                    writer.write(wire[i : i + step])
+                    await writer.drain()
+                    if piece:
+                        await asyncio.sleep(0.001)
+
+        return handler
+
+    return serving
+
+
+def test_chunks_split_across_reads_and_joined_in_one_read_give_the_same_body(
+    chunked_server: ChunkedServer,
+) -> None:
+    # a few bytes at a time: a chunk's size line, its payload and its line end each cut in two
+    handler = chunked_server(b"data: one\n\n", b"data: two\n\n", b"data: [DONE]\n\n", piece=7)
     bodies, opened = asyncio.run(fetch(handler, n=3))
     assert bodies == [b"data: one\n\ndata: two\n\ndata: [DONE]\n\n"] * 3
     assert opened == 1  # every answer ended, so its connection served the next request
@@ -111,15 +129,10 @@ def test_a_connection_refused_or_cut_is_an_httpx_transport_error() -> None:
         asyncio.run(refused())
 
 
-def test_warming_opens_connections_up_to_the_count_and_requests_then_reuse_them() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(HEAD + chunked(b"data: [DONE]\n\n"))
-            await writer.drain()
+def test_warming_opens_connections_up_to_the_count_and_requests_then_reuse_them(
+    chunked_server: ChunkedServer,
+) -> None:
+    handler = chunked_server(b"data: [DONE]\n\n")
 
     async def run() -> tuple[int, int, int]:
         server = await asyncio.start_server(handler, "127.0.0.1", 0)
@@ -141,3 +154,27 @@ def test_warming_opens_connections_up_to_the_count_and_requests_then_reuse_them(
             server.close()
 
     assert asyncio.run(run()) == (8, 0, 8)  # 8 requests at once found 8 open connections, opened none
+
+
+def test_a_chunk_larger_than_a_read_comes_in_parts_and_whole(chunked_server: ChunkedServer) -> None:
+    payload = bytes(range(256)) * 2048  # 512 KiB in one chunk, its size line announcing it all
+
+    async def parts() -> list[int]:
+        server = await asyncio.start_server(chunked_server(payload, b"end"), "127.0.0.1", 0)
+        pool = Pool({}, connect_timeout_s=10)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/completions"
+        try:
+            response = await pool.send(pool.build_request("POST", url, json={}), stream=True)
+            sizes, body = [], b""
+            async for data in response.aiter_bytes():
+                sizes.append(len(data))
+                body += data
+            await response.aclose()
+            assert body == payload + b"end"
+            return sizes
+        finally:
+            await pool.aclose()
+            server.close()
+
+    sizes = asyncio.run(parts())
+    assert len(sizes) > 1 and max(sizes) <= READ_BYTES  # passed on read by read, never held whole

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import jsonschema
@@ -71,6 +74,9 @@ def test_load_reports_engine_facts(engine: tuple[VLLMBackend, BackendInfo], tiny
     assert info.extra["kv_cache_bytes_per_token"] == 2 * 2 * 2 * 64 * element
     assert info.preallocated_vram_share is None  # the CPU engine: VLLM_CPU_KVCACHE_SPACE, not a GPU share
     assert info.gpus == [] and info.vocab_size and not info.takes_text
+    state = info.load_state  # eager on a CPU: nothing compiled, no graphs; imports before the clock
+    assert state is not None and state.compile_cache == "off" and state.cuda_graphs is False
+    assert state.imports_included is False and (state.engine_version or "").startswith("vllm")
     kv_bytes = info.extra["kv_cache_bytes"]
     assert info.kv_cache_tokens is not None
     assert kv_bytes == info.kv_cache_tokens * info.extra["kv_cache_bytes_per_token"]
@@ -99,6 +105,43 @@ def test_generates_chat_text_and_token_ids_with_per_token_timings(
         assert len(c.itl_ms) == c.output_tokens - 1
     assert out["chat"].rendered_prompt is not None and out["chat"].rendered_prompt.startswith("<|im_start|>")
     assert out["ids"].prompt_tokens == 4 and out["ids"].prompt_hash == token_ids_hash([5, 17, 42, 99])
+
+
+@contextmanager
+def busy_client() -> Iterator[None]:
+    """A client slower than the engine: a thread holds the GIL for long turns, so the engine's outputs queue up
+    and reach the stream several tokens at a time (as they do under load)."""
+    stop, interval = threading.Event(), sys.getswitchinterval()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(10_000))
+
+    thread = threading.Thread(target=spin, daemon=True)
+    sys.setswitchinterval(0.05)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+
+
+def test_itl_is_one_gap_a_token_with_no_run_of_zeros_when_outputs_carry_several(
+    engine: tuple[VLLMBackend, BackendInfo],
+) -> None:
+    backend, _ = engine
+    params = GenerationParams(max_new_tokens=48, ignore_eos=True)
+    with busy_client():
+        out = run(backend, [GenerationRequest(f"r{i}", params, prompt=f"Count to {i}:") for i in range(32)])
+    assert any(n > 1 for c in out.values() if c.timing for n in c.timing.arrival_tokens), "no output grouped"
+    for c in out.values():
+        t = c.timing
+        assert c.error is None and t is not None and sum(t.arrival_tokens) == c.output_tokens == 48
+        assert len(c.itl_ms) == 48 - t.arrival_tokens[0] and all(g > 0 for g in c.itl_ms)
+        assert (c.ttft_ms, c.latency_ms) == (t.arrivals_ms[0], t.arrivals_ms[-1])
+        assert t.close_ms is not None and t.close_ms >= t.arrivals_ms[-1]
 
 
 def test_chat_prompt_hash_equals_transformers_tokenization(

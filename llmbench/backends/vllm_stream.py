@@ -1,0 +1,133 @@
+"""One request streamed through vLLM's async engine: its sampling parameters, each engine output stamped as
+it comes (an output may carry several tokens), stop strings watched in the answer only, and its completion
+with its timing record."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmbench.backends.base import (
+    Completion,
+    FinishReason,
+    GenerationParams,
+    GenerationRequest,
+    decode_output,
+    engine_stop,
+    reasoning_token_count,
+    token_ids_hash,
+)
+from llmbench.backends.common import first_line
+from llmbench.scoring.reasoning import cut_at_stop, stop_in_answer
+from llmbench.telemetry.timing import TokenClock, now_ns
+
+_FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length"}
+
+
+def sampling_params(params: GenerationParams, detokenize: bool, reasons: bool) -> Any:
+    """vLLM's sampling parameters; stop strings go to the engine only where no reasoning can hold them."""
+    from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
+
+    return SamplingParams(
+        max_tokens=params.max_new_tokens,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        top_k=params.top_k or 0,
+        stop=engine_stop(params, can_watch=detokenize, reasons=reasons),
+        seed=params.seed,
+        ignore_eos=params.ignore_eos,
+        structured_outputs=StructuredOutputsParams(json=params.json_schema) if params.json_schema else None,
+        output_kind=RequestOutputKind.DELTA,
+        detokenize=detokenize,
+    )
+
+
+@dataclass
+class Streamed:
+    """What the engine yielded for one request."""
+
+    clock: TokenClock
+    token_ids: list[int] = field(default_factory=list)
+    finish: str | None = None
+    cached: int = 0  # prompt tokens the prefix cache held
+    text: str = ""  # the engine's own incremental text, watched for stop strings
+    opened: str | None = None  # the closing tag of a reasoning block the prompt opened
+    stopped: bool = False  # a stop string came in the answer: the request was aborted there
+    error: str | None = None
+
+
+async def stream_one(
+    engine: Any,
+    params: GenerationParams,
+    prompt: dict[str, Any],
+    sampling: Any,
+    engine_id: str,
+    out: Streamed,
+) -> None:
+    """Stream one request, stamping each engine output with the tokens it carried; a stop string in the answer
+    (withheld from the engine, see `engine_stop`) aborts it there. Errors land in `out.error`."""
+    watch = bool(params.stop) and sampling.stop is None and sampling.detokenize
+    try:
+        async for output in engine.generate(prompt, sampling, engine_id):
+            at = now_ns()
+            out.cached = max(out.cached, output.num_cached_tokens or 0)
+            for step in output.outputs[:1]:
+                if step.token_ids:
+                    out.clock.token(at, len(step.token_ids))
+                    out.token_ids += step.token_ids
+                out.finish = step.finish_reason or out.finish
+                out.text += step.text or ""
+            if output.finished:
+                out.clock.finish(at)
+            elif (
+                watch
+                and stop_in_answer(out.text, params.stop, params.reasoning_markers, out.opened) is not None
+            ):
+                out.clock.finish(at)
+                out.stopped, out.finish = True, "stop"
+                await engine.abort(engine_id)
+                break
+    except asyncio.CancelledError:
+        await engine.abort(engine_id)
+        raise
+    except Exception as exc:  # one bad request must not end the run
+        out.error = f"{type(exc).__name__}: {first_line(exc)}"
+    out.clock.finish()
+
+
+def completion_of(
+    request: GenerationRequest,
+    ids: list[int],
+    rendered: str | None,
+    out: Streamed,
+    tokenizer: Any,
+    eos: set[int],
+) -> Completion:
+    """The completion of a streamed request: our decoding of its final ids (not the engine's incremental text,
+    which drops what follows a byte that forms no character, where Transformers writes U+FFFD), cut at a stop
+    string in its answer, with its timing record."""
+    params, opened = request.params, out.opened
+    whole, _ = decode_output(tokenizer, out.token_ids, eos, ())
+    text, cut = cut_at_stop(whole, params.stop, params.reasoning_markers, opened)
+    error = out.error
+    reason: FinishReason = (
+        "error" if error else "stop" if cut or out.stopped else _FINISH.get(out.finish, "stop")
+    )
+    if out.finish == "abort" and not out.stopped:
+        reason, error = "error", error or "the engine aborted the request"
+    reasoning = reasoning_token_count(tokenizer, out.token_ids, whole, params.reasoning_markers, opened)
+    completion = Completion(
+        request_id=request.request_id,
+        text=text,
+        prompt_tokens=len(ids),
+        output_tokens=len(out.token_ids),
+        finish_reason=reason,
+        prompt_hash=token_ids_hash(ids),
+        output_hash=None if error else token_ids_hash(out.token_ids),
+        rendered_prompt=rendered,
+        error=error,
+    )
+    if params.reasoning_effort is not None:
+        completion.warnings.append("reasoning_effort is for servers: the in-process vLLM engine ignores it")
+    return completion.timed(out.clock.record(reasoning))
