@@ -47,7 +47,7 @@ def main() -> None:
     ]
     pad = int(tokenizer.pad_token_id)
     input_ids, attention = left_padded([prompt_ids(tokenizer, r)[0] for r in reqs], pad, model.device)
-    kwargs = generate_kwargs(params, pad, tokenizer)
+    kwargs = generate_kwargs(params, pad, tokenizer, reasons=False)
 
     def plain() -> float:
         t0 = time.perf_counter()

@@ -97,7 +97,8 @@ def write_inputs(folder: Path, n: int, tokens: int) -> Path:
 def run_llmbench(suite: Path, out: Path) -> dict[str, object]:
     t0 = time.perf_counter()
     cmd = [LLMBENCH, "run", str(suite), "--model", "tiny-qwen2", "--backend", "vllm"]
-    subprocess.run([*cmd, "--fresh", "--quiet", "--output", str(out)], check=True, cwd=ROOT)
+    # --no-cache: every pair generates (the generation cache would answer the second from the first)
+    subprocess.run([*cmd, "--fresh", "--quiet", "--no-cache", "--output", str(out)], check=True, cwd=ROOT)
     command_s = time.perf_counter() - t0
     run = json.loads(out.read_text())
     hashes = {s["id"]: s["output_hash"] for s in run["samples"]}

@@ -214,7 +214,9 @@ class VLLMBackend:
         """Submit one request and time each engine output as it comes (from where `sent` starts its clock)."""
         opened = opened_by_prompt(rendered, request.params.reasoning_markers)
         reasons = self._reasons or opened is not None
-        sampling = sampling_params(request.params, detokenize=self._tokenizer is not None, reasons=reasons)
+        # The engine's incremental text serves only stop strings: the completion's text is our decoding of its ids.
+        detokenize = self._tokenizer is not None and bool(request.params.stop)
+        sampling = sampling_params(request.params, detokenize=detokenize, reasons=reasons)
         prompt: dict[str, Any] = {"prompt_token_ids": ids}
         if request.cache_salt is not None:
             prompt["cache_salt"] = request.cache_salt
