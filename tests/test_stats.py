@@ -254,6 +254,14 @@ def test_welch_test_of_two_different_constant_samples_is_the_exact_rank_test_not
     assert expected >= p  # scipy's tie-corrected version is more conservative still
 
 
+def test_two_proportion_test_of_small_counts_is_fishers_exact_test() -> None:
+    # 12/12 against 0/1: the z-test's normal approximation said p = 0.0003; the exact test says 1/13
+    delta, _, _, p = two_proportion_test(summarize([1.0] * 12), summarize([0.0]))
+    assert delta == -1.0 and p == pytest.approx(sps.fisher_exact([[12, 0], [0, 1]]).pvalue) and p > 0.05
+    a, b = summarize([1.0] * 3 + [0.0] * 7), summarize([1.0] * 9 + [0.0])
+    assert two_proportion_test(a, b)[3] == pytest.approx(sps.fisher_exact([[3, 7], [9, 1]]).pvalue)
+
+
 def test_two_proportion_interval_of_zero_of_ten_against_ten_of_ten_does_not_collapse() -> None:
     delta, lo, hi, _ = two_proportion_test(summarize([0.0] * 10), summarize([1.0] * 10))
     assert delta == 1.0 and hi == 1.0 and lo == pytest.approx(0.6075, abs=1e-3)  # Wald: [1, 1]

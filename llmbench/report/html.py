@@ -77,8 +77,11 @@ def _delta_html(row: Row, j: int) -> str:
 
 
 def _rows_table(comparison: Comparison, rows: list[Row], marks: dict[int, int]) -> str:
+    """A section's rows, in the columns that have a value in some row (a perf run has none among the
+    quality metrics: its column would be a row of dashes)."""
     index = {id(r): i for i, r in enumerate(comparison.rows)}
-    head = "".join(f"<th>{escape(label)}</th>" for label in comparison.labels)
+    shown = [j for j in range(len(comparison.labels)) if any(r.cells[j] is not None for r in rows)]
+    head = "".join(f"<th>{escape(comparison.labels[j])}</th>" for j in shown)
     out = [
         f'<table><thead><tr><th class="l">suite/task</th><th class="l">metric</th>{head}</tr></thead><tbody>'
     ]
@@ -86,7 +89,7 @@ def _rows_table(comparison: Comparison, rows: list[Row], marks: dict[int, int]) 
         mark = marks.get(index[id(row)])
         fp = f'<span class="fp" title="{escape(row.fingerprint_note)}">[{mark}]</span>' if mark else ""
         cells = []
-        for j in range(len(row.cells)):
+        for j in shown:
             text = escape(shown_cell(comparison, row, j))
             cells.append(_td(text + _delta_html(row, j), "best" if row.marked_best(j) else ""))
         out.append(

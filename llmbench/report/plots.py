@@ -249,12 +249,13 @@ def _num_key(text: str) -> tuple[int, float, str]:
 
 
 def accuracy_vs_cost(comparison: Comparison) -> Plot | None:
-    """Suite score against each known cost (energy per token, peak VRAM, TTFT p50), one panel per cost."""
+    """Suite score against each known cost (energy per token, peak VRAM, the quality run's own TTFT p50), one
+    panel per cost; the leaderboard's serving TTFT comes from perf sweeps, this one from the scored requests."""
     plt = _pyplot()
     axes_spec: list[tuple[str, Callable[[Any], float | None]]] = [
         ("energy per output token (J)", lambda c: c.energy_per_output_token_j),
         ("peak VRAM (MiB)", lambda c: c.peak_vram_mib),
-        ("TTFT p50 (ms)", lambda c: c.ttft_p50_ms),
+        ("TTFT p50 in the quality run (ms)", lambda c: c.ttft_p50_ms),
     ]
     scored = [c for c in comparison.cost if c.suite_score is not None]
     panels = [(name, get) for name, get in axes_spec if any(get(c) is not None for c in scored)]
@@ -270,7 +271,11 @@ def accuracy_vs_cost(comparison: Comparison) -> Plot | None:
         ax.set_ylabel("suite score", fontsize=8)
         ax.grid(alpha=0.3)
     legend_outside(axes[0][-1])
-    return to_svg(fig, "plot-accuracy-vs-cost", "Suite score against energy, VRAM and latency per model")
+    return to_svg(
+        fig,
+        "plot-accuracy-vs-cost",
+        "Suite score against energy, VRAM and latency in the quality run, per model",
+    )
 
 
 def all_plots(comparison: Comparison) -> list[Plot]:

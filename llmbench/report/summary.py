@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from llmbench.analysis.significance import percentile_requests, percentile_shortfall
 from llmbench.report.saturation_table import print_saturation
 from llmbench.report.serving_notes import workload_note
 from llmbench.results.schema import MetricValue, PerfPoint, RunResult
@@ -102,6 +103,13 @@ def print_run_errors(result: RunResult, console: Console) -> None:
         )
 
 
+def _p99(pt: PerfPoint) -> str:
+    """TTFT p99, or "—" where the point has too few requests for one (`percentile_shortfall`)."""
+    if pt.ttft_ms is None:
+        return "-"
+    return "—" if percentile_shortfall("p99", pt.ttft_ms.n) else format(pt.ttft_ms.p99, ".1f")
+
+
 def print_sweep(points: list[PerfPoint], console: Console) -> None:
     table = Table(title="performance sweep")
     cols = (
@@ -132,7 +140,7 @@ def print_sweep(points: list[PerfPoint], console: Console) -> None:
             str(pt.concurrency or "-"),
             num(pt.request_rate, ".2f"),
             num(pt.ttft_ms.p50 if pt.ttft_ms else None),
-            num(pt.ttft_ms.p99 if pt.ttft_ms else None),
+            _p99(pt),
             num(pt.tpot_ms.p50 if pt.tpot_ms else None, ".2f"),
             num(pt.output_tokens_per_s),
             num(pt.request_throughput_per_s, ".2f"),
@@ -142,3 +150,5 @@ def print_sweep(points: list[PerfPoint], console: Console) -> None:
             "; ".join(filter(None, (workload_note(pt), pt.error))),
         )
     console.print(table)
+    if any(pt.ttft_ms and percentile_shortfall("p99", pt.ttft_ms.n) for pt in points):
+        console.print(f"—: a point of fewer than {percentile_requests(0.99)} requests has no TTFT p99")
