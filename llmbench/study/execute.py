@@ -22,7 +22,7 @@ from typing import Any
 from llmbench.study.devices import worker_devices, worker_environment
 from llmbench.study.manifest import StudyManifest, write_manifest
 from llmbench.study.placement import Demand, Placed, next_placement
-from llmbench.study.plan import Job, Plan
+from llmbench.study.plan import Cell, Job, Plan
 from llmbench.study.worker import EVENT_PREFIX, CellSpec, JobSpec, run_job
 
 
@@ -87,6 +87,14 @@ class Driver:
         self.save()
 
 
+def repeat_group_of(cell: Cell) -> str | None:
+    """The group a repeated cell belongs to (`CellSpec.repeat_of`): its results folder and its cell id
+    without `-rN`, so repeats of another night, in another folder, stay apart; None for a cell run once."""
+    if cell.entry.repeat < 2:
+        return None
+    return f"{cell.output.parent.resolve()}:{cell.id.removesuffix(f'-r{cell.repeat}')}"
+
+
 def job_spec(job: Job, placed: Placed | None, devices: Sequence[str], plan: Plan) -> JobSpec:
     """The job as its worker reads it; a placed job's cells record host positions and physical GPUs."""
     composite = plan.study.config.leaderboard.composite
@@ -121,6 +129,7 @@ def job_spec(job: Job, placed: Placed | None, devices: Sequence[str], plan: Plan
                 fresh=c.state == "stale",
                 combined=combined,
                 annotations=annotations,
+                repeat_of=repeat_group_of(c),
             )
             for c in job.todo
         ],

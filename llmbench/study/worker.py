@@ -43,6 +43,10 @@ class CellSpec(BaseModel):
     merge_journals: list[str] = Field(default_factory=list)
     annotations: dict[str, Any] = Field(default_factory=dict)
     combined: dict[str, Any] | None = None  # the study's judge, for suites without their own
+    # The cells of one (model, suite, seed) that a suite's `repeat: N` runs N times in one results folder share
+    # it: compare merges them into one column, their spread is the gate's noise band, and each generates anew
+    # (the generation cache would answer the second from the first, and measure no spread at all).
+    repeat_of: str | None = None
 
 
 class JobSpec(BaseModel):
@@ -94,6 +98,8 @@ def run_job(job: JobSpec, emit: Emit) -> list[str]:
                 merge_journals=[Path(p) for p in cell.merge_journals],
                 annotations=cell.annotations,
                 command=["llmbench", "study", f"cell={cell.id}"],
+                repeat_of=cell.repeat_of,
+                cache=cell.repeat_of is None,
             )
             try:
                 result, path = _run(cell, model, opts, emit, session)

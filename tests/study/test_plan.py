@@ -116,3 +116,21 @@ def test_ray_without_the_package_is_one_line_with_the_install_hint(monkeypatch: 
     with pytest.raises(UserInputError) as info:
         api.study(ROOT / "studies/demo.yaml", StudyOptions(ray="local"))
     assert "pip install 'llmbench[ray]'" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_suites_repeats_share_a_group_that_bypasses_the_cache_and_other_folders_stay_apart(
+    tmp_path: Path,
+) -> None:
+    from llmbench.study.execute import job_spec
+
+    text = (
+        "name: s\nmodels:\n  - tiny-qwen2\nsuites:\n  - {suite: math, repeat: 2}\n  - json\nseeds: [1, 2]\n"
+    )
+    tonight = build_plan(load_study(write(tmp_path, text)), tmp_path / "a")
+    other = build_plan(load_study(write(tmp_path, text)), tmp_path / "b")
+    groups = {c.id: c.repeat_of for j in tonight.jobs for c in job_spec(j, None, [], tonight).cells}
+    assert groups["math-tiny-qwen2-seed1-r1"] == groups["math-tiny-qwen2-seed1-r2"] is not None
+    assert groups["math-tiny-qwen2-seed1-r1"] != groups["math-tiny-qwen2-seed2-r1"]
+    assert groups["json-tiny-qwen2-seed1"] is None  # run once: no group, and the cache answers what it can
+    elsewhere = {c.id: c.repeat_of for j in other.jobs for c in job_spec(j, None, [], other).cells}
+    assert elsewhere["math-tiny-qwen2-seed1-r1"] != groups["math-tiny-qwen2-seed1-r1"]
