@@ -25,7 +25,7 @@ from llmbench.run.spending import MESSAGE_TOKENS, TEMPLATE_TOKENS, Budget, price
 from llmbench.study.spec import LeaderboardSpec
 from llmbench.study.study_leaderboard import build_leaderboard as build_study_leaderboard
 from llmbench.types import GenerationParams, GenerationRequest
-from tests.backends.faulty_server import FaultyServer
+from tests.backends.faulty_server import FaultyServer, sums_suite
 from tests.factories import make_run, verdicts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,17 +148,7 @@ def test_the_sample_api_config_is_priced_with_the_day_its_prices_were_read() -> 
 def _priced_setup(tmp_path: Path, server: FaultyServer, n: int) -> tuple[Path, Path]:
     """A suite of `n` questions (8 new tokens at most) and a model config served by `server`, whose output
     costs $0.001 a token (prompts free): a request costs at most $0.008, and the server's answers $0.005."""
-    (tmp_path / "data.jsonl").write_text(
-        "".join(
-            json.dumps({"id": str(i), "text": f"{i}+{i}?", "answer": str(2 * i)}) + "\n" for i in range(n)
-        )
-    )
-    suite = tmp_path / "s.yaml"
-    suite.write_text(
-        "name: s\ngeneration: {max_new_tokens: 8}\ntasks:\n  - name: sums\n"
-        "    dataset: {local: data.jsonl, reference_field: answer}\n"
-        "    prompt: {template: '{{ text }}'}\n    scorer: {name: exact}\n"
-    )
+    suite = sums_suite(tmp_path, [str(2 * i) for i in range(n)])
     model = tmp_path / "priced.yaml"
     model.write_text(
         f"name: priced\nmodel: faulty\nbackend: openai\napi: {{base_url: '{server.base_url}'}}\n"

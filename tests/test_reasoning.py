@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from llmbench import api
 from llmbench.backends.base import reasoning_token_count
@@ -101,15 +102,25 @@ def one_task_suite(tmp_path: Path, reference: str, generation: str, mode: str = 
     return suite
 
 
+def reasoned(
+    tmp_path: Path, reasoning_tokens: int, reference: str, generation: str, mode: str = "completion"
+) -> Any:
+    """The one sample of a one-task run against a known-timing server that reasons `reasoning_tokens` tokens first
+    (as text after a prompt that opens `<think>` on the completions route, on the reasoning channel in chat)."""
+    with KnownTimingServer(
+        Timings(first_token_ms=1, token_gap_ms=1, reasoning_tokens=reasoning_tokens)
+    ) as server:
+        suite = one_task_suite(tmp_path, reference, generation, mode=mode)
+        endpoint = "chat" if mode == "chat" else "completions"
+        result, _ = api.run(suite, served_model(server, endpoint), api.RunOptions(output=tmp_path / "r.json"))
+    (sample,) = result.samples
+    return sample
+
+
 def test_a_reasoning_cut_by_the_token_limit_is_truncated_and_never_scored(tmp_path: Path) -> None:
     # The prompt opens the block; the server thinks " r0 r1 r2 r3 ..." and is cut after 4 tokens: the text holds
     # only the half-thought, which is the reference, yet no answer was given.
-    with KnownTimingServer(Timings(first_token_ms=1, token_gap_ms=1, reasoning_tokens=10)) as server:
-        suite = one_task_suite(tmp_path, "r0 r1 r2 r3", "{max_new_tokens: 4}")
-        result, _ = api.run(
-            suite, served_model(server, "completions"), api.RunOptions(output=tmp_path / "r.json")
-        )
-    (sample,) = result.samples
+    sample = reasoned(tmp_path, 10, "r0 r1 r2 r3", "{max_new_tokens: 4}")
     assert sample.output == " r0 r1 r2 r3" and sample.finish_reason == "length"
     assert sample.status == "truncated" and sample.score == 0.0
     assert sample.details == {"truncated": CUT_IN_REASONING}
@@ -117,10 +128,7 @@ def test_a_reasoning_cut_by_the_token_limit_is_truncated_and_never_scored(tmp_pa
 
 
 def test_a_reasoning_channel_cut_by_the_token_limit_is_truncated(tmp_path: Path) -> None:
-    with KnownTimingServer(Timings(first_token_ms=1, token_gap_ms=1, reasoning_tokens=10)) as server:
-        suite = one_task_suite(tmp_path, "", "{max_new_tokens: 4}", mode="chat")
-        result, _ = api.run(suite, served_model(server, "chat"), api.RunOptions(output=tmp_path / "r.json"))
-    (sample,) = result.samples
+    sample = reasoned(tmp_path, 10, "", "{max_new_tokens: 4}", mode="chat")
     assert (
         sample.output == ""
         and sample.status == "truncated"
@@ -131,12 +139,7 @@ def test_a_reasoning_channel_cut_by_the_token_limit_is_truncated(tmp_path: Path)
 
 def test_a_stop_string_inside_the_reasoning_does_not_end_the_answer(tmp_path: Path) -> None:
     # " r1" comes inside the reasoning block, " t4" in the answer after it: only the second one stops it.
-    with KnownTimingServer(Timings(first_token_ms=1, token_gap_ms=1, reasoning_tokens=3)) as server:
-        suite = one_task_suite(tmp_path, "t3", "{max_new_tokens: 8, stop: [' r1', ' t4']}")
-        result, _ = api.run(
-            suite, served_model(server, "completions"), api.RunOptions(output=tmp_path / "r.json")
-        )
-    (sample,) = result.samples
+    sample = reasoned(tmp_path, 3, "t3", "{max_new_tokens: 8, stop: [' r1', ' t4']}")
     assert sample.output == " r0 r1 r2</think> t3"  # the prompt opened the block
     assert sample.finish_reason == "stop" and sample.status == "correct"
     assert sample.reasoning_tokens == 3 and sample.ttfot_ms is not None and sample.ttfot_ms > sample.ttft_ms  # type: ignore[operator]

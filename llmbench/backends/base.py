@@ -7,7 +7,8 @@ the token, end-to-end latency, inter-token latencies, and token counts.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from llmbench.hashing import stable_hash, token_ids_hash
@@ -142,14 +143,13 @@ def reasoning_token_count(
         )
         return at is not None and at >= start
 
-    low, high = 1, len(token_ids)
-    while low < high:
-        mid = (low + high) // 2
-        if ended(mid):
-            high = mid
-        else:
-            low = mid + 1
-    return high
+    return fewest_holding(len(token_ids), ended)
+
+
+def fewest_holding(n: int, holds: Callable[[int], bool]) -> int:
+    """The fewest of 1..n for which `holds`, false then true as n grows, is true (n where it never is): the
+    shortest prefix of an output that decodes to what it is asked about, in log2(n) decodes."""
+    return min(n, 1 + bisect_left(range(1, n + 1), True, key=holds))
 
 
 def engine_stop(params: GenerationParams, can_watch: bool, reasons: bool = False) -> list[str] | None:
@@ -178,6 +178,7 @@ __all__ = [
     "backends",
     "decode_output",
     "engine_stop",
+    "fewest_holding",
     "scores_loglikelihood",
     "stable_hash",
     "token_ids_hash",

@@ -11,6 +11,7 @@ from llmbench.backends.base import (
     GenerationParams,
     GenerationRequest,
     engine_stop,
+    fewest_holding,
     token_ids_hash,
 )
 from llmbench.scoring.reasoning import stop_in_answer
@@ -107,14 +108,7 @@ def cut_at_stop_string(
 
     if not holds_stop(len(tokens)):
         return tokens
-    low, high = 1, len(tokens)  # holds_stop(high) is true; find the least such n
-    while low < high:
-        mid = (low + high) // 2
-        if holds_stop(mid):
-            high = mid
-        else:
-            low = mid + 1
-    return tokens[:high]
+    return tokens[: fewest_holding(len(tokens), holds_stop)]
 
 
 def generated_part(tokens: list[int], stop_ids: set[int], ignore_eos: bool) -> tuple[list[int], bool]:

@@ -14,8 +14,9 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 MAX_BODY_BYTES = 1 << 20
@@ -286,3 +287,20 @@ TALKERS: dict[str, Callable[[bool], Iterator[bytes]]] = {
     "never_stops": _never_stopping,
     "endless_line": _endless_line,
 }
+
+
+def sums_suite(folder: Path, answers: Sequence[str]) -> Path:
+    """A one-task suite of `i+i?` questions with the given reference answers, scored by exact match: what the
+    CLI tests send to a faulty server."""
+    (folder / "data.jsonl").write_text(
+        "".join(
+            json.dumps({"id": str(i), "text": f"{i}+{i}?", "answer": a}) + "\n" for i, a in enumerate(answers)
+        )
+    )
+    suite = folder / "s.yaml"
+    suite.write_text(
+        "name: s\ngeneration: {max_new_tokens: 8}\ntasks:\n  - name: sums\n"
+        "    dataset: {local: data.jsonl, reference_field: answer}\n"
+        "    prompt: {template: '{{ text }}'}\n    scorer: {name: exact}\n"
+    )
+    return suite

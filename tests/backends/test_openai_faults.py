@@ -19,7 +19,7 @@ from llmbench.backends.server_claims import Redactor
 from llmbench.config.models import ApiSpec, ModelConfig
 from llmbench.errors import UserInputError
 from llmbench.run.journal import read_journal
-from tests.backends.faulty_server import FaultyServer
+from tests.backends.faulty_server import FaultyServer, sums_suite
 
 PARAMS = GenerationParams(max_new_tokens=16)
 CHAT = ({"role": "user", "content": "What is the answer?"},)
@@ -160,17 +160,7 @@ def test_a_models_route_answering_html_is_one_line_of_bad_input() -> None:
 
 
 def _suite(tmp_path: Path) -> Path:
-    (tmp_path / "data.jsonl").write_text(
-        "".join(
-            json.dumps({"id": str(i), "text": f"{i}+{i}?", "answer": str(2 * i)}) + "\n" for i in range(3)
-        )
-    )
-    suite = tmp_path / "s.yaml"
-    suite.write_text(
-        "name: s\ngeneration: {max_new_tokens: 8}\ntasks:\n  - name: sums\n"
-        "    dataset: {local: data.jsonl, reference_field: answer}\n"
-        "    prompt: {template: '{{ text }}'}\n    scorer: {name: exact}\n"
-    )
+    suite = sums_suite(tmp_path, [str(2 * i) for i in range(3)])
     return suite
 
 
@@ -213,17 +203,7 @@ def test_a_lying_usage_is_recorded_as_a_warning_and_not_as_the_count(tmp_path: P
 
 
 def test_a_run_where_every_answer_failed_to_arrive_fails(tmp_path: Path) -> None:
-    (tmp_path / "data.jsonl").write_text(
-        "".join(
-            json.dumps({"id": str(i), "text": f"{i}+{i}?", "answer": str(2 * i)}) + "\n" for i in range(3)
-        )
-    )
-    suite = tmp_path / "s.yaml"
-    suite.write_text(
-        "name: s\ngeneration: {max_new_tokens: 8}\ntasks:\n  - name: sums\n"
-        "    dataset: {local: data.jsonl, reference_field: answer}\n"
-        "    prompt: {template: '{{ text }}'}\n    scorer: {name: exact}\n"
-    )
+    suite = sums_suite(tmp_path, [str(2 * i) for i in range(3)])
     out = tmp_path / "r.json"
     with FaultyServer("empty") as server:
         proc = subprocess.run(

@@ -17,7 +17,7 @@ from llmbench.backends.base import Completion, GenerationParams, GenerationReque
 from llmbench.backends.openai import OpenAIBackend
 from llmbench.backends.rate_limits import Bucket, RateControl, tokens_asked
 from llmbench.config.models import ApiSpec, ModelConfig, RateLimits
-from tests.backends.faulty_server import FaultyServer
+from tests.backends.faulty_server import FaultyServer, sums_suite
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT = ({"role": "user", "content": "What is the answer?"},)
@@ -116,18 +116,7 @@ def test_rate_limits_in_a_model_config_must_be_positive() -> None:
 def test_a_run_against_a_server_that_answers_429_first_finishes_with_every_sample_scored(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "data.jsonl").write_text(
-        "".join(
-            json.dumps({"id": str(i), "text": f"{i}+{i}?", "answer": "The answer is 42."}) + "\n"
-            for i in range(4)
-        )
-    )
-    suite = tmp_path / "s.yaml"
-    suite.write_text(
-        "name: s\ngeneration: {max_new_tokens: 8}\ntasks:\n  - name: sums\n"
-        "    dataset: {local: data.jsonl, reference_field: answer}\n"
-        "    prompt: {template: '{{ text }}'}\n    scorer: {name: exact}\n"
-    )
+    suite = sums_suite(tmp_path, ["The answer is 42."] * 4)
     out = tmp_path / "r.json"
     with FaultyServer("rate_limited", fail_first=3) as server:
         proc = subprocess.run(
