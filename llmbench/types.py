@@ -106,6 +106,10 @@ class RequestTiming:
     the client: a stream chunk, a vLLM stream output, a `generate` decoding step. The completion that
     carries the record holds the rest of it: when it went out (`sent_ns`), its `schedule_lag_ms`,
     `queue_ms` and `attempts`.
+
+    With `engine_stamps`, the client saw only the finished output (vLLM in process, in a quality run, asks
+    for final outputs only): its two arrivals are the engine's own stamps of the step that made the first
+    token and of the one that made the last, and nothing between them was seen, so it has no ITL.
     """
 
     arrivals_ms: list[float] = field(default_factory=list)
@@ -114,6 +118,7 @@ class RequestTiming:
     output_arrival: int | None = 0  # the arrival with the first answer token after any reasoning; None: none
     close_ms: float | None = None  # the stream's (engine's, batch's) end, at or after the last token
     tokens_estimated: bool = False  # the stream did not say a chunk's tokens: a total was spread over them
+    engine_stamps: bool = False  # first and last token from the engine's step stamps; none seen between
 
     @property
     def output_tokens(self) -> int:
@@ -125,13 +130,14 @@ class RequestTiming:
         TTFT: the first arrival. TTFOT: the arrival that carried the first answer token after any reasoning
         (TTFT where there was none). E2E: the last token's arrival, not the stream's close. TPOT: (E2E -
         TTFT) / (output tokens - 1). ITL: one gap per token after the first arrival; an arrival of k tokens
-        spreads its gap from the arrival before evenly over them (k gaps of gap / k), never k - 1 zeros.
+        spreads its gap from the arrival before evenly over them (k gaps of gap / k), never k - 1 zeros;
+        none from `engine_stamps`, where the gaps between the first and last token were not seen.
         """
         at, counts = self.arrivals_ms, self.arrival_tokens
         if not at:
             return TimingFigures()
         itl: list[float] = []
-        for i in range(1, len(at)):
+        for i in range(1, 0 if self.engine_stamps else len(at)):
             k = max(1, counts[i])
             itl += [(at[i] - at[i - 1]) / k] * k
         first_output = self.output_arrival

@@ -45,3 +45,33 @@ def test_a_total_the_stream_did_not_break_down_is_spread_over_its_chunks() -> No
     assert not clock.spread(4) and clock.token_counts == [1, 1, 1, 1]  # one a chunk: nothing to spread
     assert clock.spread(10) and clock.token_counts == [2, 2, 3, 3]
     assert not clock.spread(12)  # counts the stream gave (or spread once) are kept
+
+
+def test_engine_stamps_give_first_and_last_token_and_no_gaps_between() -> None:
+    clock = TokenClock(start_ns=1_000_000)
+    assert clock.engine_span(first_ns=5_000_000, last_ns=12_000_000, tokens=8, seen_ns=13_000_000)
+    clock.finish(13_000_000)
+    record = clock.record()
+    assert record.engine_stamps and record.arrival_tokens == [1, 7] and record.output_arrival == 0
+    figures = record.figures()
+    assert (figures.ttft_ms, figures.e2e_ms, figures.tpot_ms) == (4.0, 11.0, 1.0)
+    assert figures.itl_ms == []  # the gaps between were not seen: none made up
+    assert clock.record(reasoning_tokens=3).output_arrival is None  # the answer's first token is unknown
+
+
+@pytest.mark.parametrize(
+    ("first_ns", "last_ns", "seen_ns"),
+    [
+        (500_000, 12_000_000, 13_000_000),  # before the request's start: another clock's stamp
+        (5_000_000, 14_000_000, 13_000_000),  # after the client saw the output
+        (9_000_000, 5_000_000, 13_000_000),  # last before first
+    ],
+)
+def test_engine_stamps_outside_the_requests_span_are_not_used(
+    first_ns: int, last_ns: int, seen_ns: int
+) -> None:
+    clock = TokenClock(start_ns=1_000_000)
+    assert not clock.engine_span(first_ns, last_ns, tokens=8, seen_ns=seen_ns)
+    record = clock.record()
+    assert record.arrivals_ms == [] and not record.engine_stamps
+    assert record.figures().ttft_ms is None  # no TTFT rather than one taken at the finished output

@@ -1,8 +1,10 @@
-"""In-process vLLM: the async engine on a private event loop, every request streamed and timed per token.
+"""In-process vLLM: the async engine on a private event loop, each request timed through its own stream.
 
-Streaming each request (rather than the offline `LLM.generate`, which reports no per-request
-metrics) lets us stamp the first token and every later one the moment the engine yields it, so
-TTFT and inter-token latencies mean what they mean in `vllm bench`.
+A performance point (a concurrency cap or arrival times) streams every request and stamps each output the
+moment the engine yields it, so TTFT and inter-token latencies mean what they mean in `vllm bench`. A quality
+run hands the engine every request at once and asks for finished outputs only: per-token streaming would
+cost the engine time there, and its latencies are a queue's anyway; the first and last token of each are
+the engine's own stamps (`vllm_stream.engine_span`).
 """
 
 from __future__ import annotations
@@ -44,12 +46,21 @@ from llmbench.backends.vllm_engine import (
 )
 from llmbench.backends.vllm_load_state import CompileCacheProbe, engine_load_state
 from llmbench.backends.vllm_options import architecture_config_dir
-from llmbench.backends.vllm_stream import Streamed, completion_of, sampling_params, stream_one
+from llmbench.backends.vllm_stream import (
+    Streamed,
+    completion_of,
+    sampling_params,
+    stream_one,
+    watches_stop,
+)
 from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError
 from llmbench.scoring.reasoning import opened_by_prompt
 from llmbench.telemetry.timing import ms_since, now_ns
 from llmbench.types import Loglikelihood, LoglikelihoodRequest
+
+RENDER_CHUNK = 64  # a quality run's prompts rendered between hand-overs to the engine
+Prepared = tuple[GenerationRequest, list[int], str | None, str | None]  # ids, rendered text, or why not
 
 
 class VLLMBackend:
@@ -173,13 +184,16 @@ class VLLMBackend:
             raise BackendError("generate called before load")
         if arrival_offsets_s is not None and len(arrival_offsets_s) != len(requests):
             raise ValueError("arrival_offsets_s needs one offset per request")
-        prepared = [self._prepare(r) for r in requests]
+        final_only = concurrency is None and arrival_offsets_s is None  # a quality run (see the module doc)
+        # A paced point renders every prompt before its clock starts; a quality run renders while the engine
+        # works on the prompts already handed over.
+        prepared = None if final_only else [self._prepare(r) for r in requests]
 
         async def produce(emit: Callable[[Completion], None]) -> None:
             pacer = Pacer(concurrency, arrival_offsets_s)
 
-            async def one(i: int) -> None:
-                request, ids, rendered, failure = prepared[i]
+            async def one(i: int, ready: Prepared) -> None:
+                request, ids, rendered, failure = ready
                 async with pacer.slot(i) as sent:
                     if failure is not None:
                         emit(
@@ -188,17 +202,23 @@ class VLLMBackend:
                             )
                         )
                         return
-                    done = await self._stream_one(request, ids, rendered, sent)
+                    done = await self._stream_one(request, ids, rendered, sent, final_only)
                     done.queue_ms = sent.queue_ms
                     emit(done)
 
-            await asyncio.gather(*(one(i) for i in range(len(prepared))))
+            if prepared is not None:
+                await asyncio.gather(*(one(i, ready) for i, ready in enumerate(prepared)))
+                return
+            tasks = []
+            for i, request in enumerate(requests):
+                tasks.append(asyncio.ensure_future(one(i, self._prepare(request))))
+                if i % RENDER_CHUNK == RENDER_CHUNK - 1:
+                    await asyncio.sleep(0)  # hand the rendered ones to the engine
+            await asyncio.gather(*tasks)
 
         yield from self._loop.stream(produce)
 
-    def _prepare(
-        self, request: GenerationRequest
-    ) -> tuple[GenerationRequest, list[int], str | None, str | None]:
+    def _prepare(self, request: GenerationRequest) -> Prepared:
         """Prompt token ids and rendered text; a request that cannot be rendered carries its error instead."""
         try:
             ids, text = prompt_ids(self._tokenizer, request)
@@ -209,18 +229,27 @@ class VLLMBackend:
         return request, ids, text, None
 
     async def _stream_one(
-        self, request: GenerationRequest, ids: list[int], rendered: str | None, sent: Submission
+        self,
+        request: GenerationRequest,
+        ids: list[int],
+        rendered: str | None,
+        sent: Submission,
+        final_only: bool,
     ) -> Completion:
-        """Submit one request and time each engine output as it comes (from where `sent` starts its clock)."""
+        """Submit one request and time its engine outputs as they come (from where `sent` starts its clock):
+        each of them, or the finished one only where `final_only` and no stop string must be watched here."""
         opened = opened_by_prompt(rendered, request.params.reasoning_markers)
         reasons = self._reasons or opened is not None
         # The engine's incremental text serves only stop strings: the completion's text is our decoding of its ids.
         detokenize = self._tokenizer is not None and bool(request.params.stop)
         sampling = sampling_params(request.params, detokenize=detokenize, reasons=reasons)
+        final_only = final_only and not watches_stop(request.params, sampling)
+        if final_only:
+            sampling = sampling_params(request.params, detokenize, reasons, final_only=True)
         prompt: dict[str, Any] = {"prompt_token_ids": ids}
         if request.cache_salt is not None:
             prompt["cache_salt"] = request.cache_salt
-        out = Streamed(sent.clock(), opened=opened)
+        out = Streamed(sent.clock(), opened=opened, final_only=final_only)
         engine_id = f"{request.request_id}-{next(self._ids)}"
         await stream_one(self._engine, request.params, prompt, sampling, engine_id, out)
         if out.error is None:

@@ -71,10 +71,29 @@ def attention_backend(vc: Any) -> str | None:
 
 
 async def create_engine(args: Any) -> Any:
-    """Build the engine on the loop that will drive it (its output handler binds to the running loop)."""
+    """Build the engine on the loop that will drive it (its output handler binds to the running loop), keeping
+    each request's stats (its first- and last-token stamps) with nothing logged or exported from them."""
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    return AsyncLLM.from_engine_args(args)
+    return AsyncLLM.from_engine_args(args, stat_loggers=[unlogged_stats()])
+
+
+def unlogged_stats() -> Any:
+    """A stat logger that keeps nothing: passed to the engine, it turns per-request stats on without vLLM's
+    own loggers (its periodic log lines and Prometheus histograms), which `disable_log_stats` leaves off."""
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class Unlogged(StatLoggerBase):
+        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+            pass
+
+        def record(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def log_engine_initialized(self) -> None:
+            pass
+
+    return Unlogged
 
 
 async def shutdown_engine(engine: Any) -> None:

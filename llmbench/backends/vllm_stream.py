@@ -1,6 +1,10 @@
 """One request streamed through vLLM's async engine: its sampling parameters, each engine output stamped as
 it comes (an output may carry several tokens), stop strings watched in the answer only, and its completion
-with its timing record."""
+with its timing record.
+
+A quality run asks for the finished output only (`final_only`): the engine then makes no output object per
+step and no coroutine wakes per token, work that on a busy host comes out of the engine's own time. The
+request's first and last token are then the engine core's stamps of the steps that made them."""
 
 from __future__ import annotations
 
@@ -25,8 +29,11 @@ from llmbench.telemetry.timing import TokenClock, now_ns
 _FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length"}
 
 
-def sampling_params(params: GenerationParams, detokenize: bool, reasons: bool) -> Any:
-    """vLLM's sampling parameters; stop strings go to the engine only where no reasoning can hold them."""
+def sampling_params(
+    params: GenerationParams, detokenize: bool, reasons: bool, final_only: bool = False
+) -> Any:
+    """vLLM's sampling parameters; stop strings go to the engine only where no reasoning can hold them;
+    `final_only`: one output when the request finishes, instead of one per step."""
     from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
 
     return SamplingParams(
@@ -38,9 +45,14 @@ def sampling_params(params: GenerationParams, detokenize: bool, reasons: bool) -
         seed=params.seed,
         ignore_eos=params.ignore_eos,
         structured_outputs=StructuredOutputsParams(json=params.json_schema) if params.json_schema else None,
-        output_kind=RequestOutputKind.DELTA,
+        output_kind=RequestOutputKind.FINAL_ONLY if final_only else RequestOutputKind.DELTA,
         detokenize=detokenize,
     )
+
+
+def watches_stop(params: GenerationParams, sampling: Any) -> bool:
+    """Whether the request's stop strings were withheld from the engine, to be watched here in the answer."""
+    return bool(params.stop) and sampling.stop is None and bool(sampling.detokenize)
 
 
 @dataclass
@@ -53,6 +65,7 @@ class Streamed:
     cached: int = 0  # prompt tokens the prefix cache held
     text: str = ""  # the engine's own incremental text, watched for stop strings
     opened: str | None = None  # the closing tag of a reasoning block the prompt opened
+    final_only: bool = False  # the engine sends the finished output only (see the module's doc)
     stopped: bool = False  # a stop string came in the answer: the request was aborted there
     error: str | None = None
 
@@ -67,13 +80,16 @@ async def stream_one(
 ) -> None:
     """Stream one request, stamping each engine output with the tokens it carried; a stop string in the answer
     (withheld from the engine, see `engine_stop`) aborts it there. Errors land in `out.error`."""
-    watch = bool(params.stop) and sampling.stop is None and sampling.detokenize
+    watch = watches_stop(params, sampling)
     try:
         async for output in engine.generate(prompt, sampling, engine_id):
             at = now_ns()
             out.cached = max(out.cached, output.num_cached_tokens or 0)
             for step in output.outputs[:1]:
-                if step.token_ids:
+                if out.final_only:
+                    out.token_ids = list(step.token_ids)
+                    engine_span(out.clock, output.metrics, len(out.token_ids), at)
+                elif step.token_ids:
                     out.clock.token(at, len(step.token_ids))
                     out.token_ids += step.token_ids
                 out.finish = step.finish_reason or out.finish
@@ -94,6 +110,15 @@ async def stream_one(
     except Exception as exc:  # one bad request must not end the run
         out.error = f"{type(exc).__name__}: {first_line(exc)}"
     out.clock.finish()
+
+
+def engine_span(clock: TokenClock, stats: Any, tokens: int, seen_ns: int) -> None:
+    """A finished output's first and last token at the engine core's stamps (`RequestStateStats`, kept where the
+    engine logs stats; seconds of the host's monotonic clock, which `now_ns` reads too). Without usable stamps
+    the record keeps no arrivals: no TTFT rather than one taken at the end."""
+    first, last = getattr(stats, "first_token_ts", 0.0), getattr(stats, "last_token_ts", 0.0)
+    if first and last:
+        clock.engine_span(round(first * 1e9), round(last * 1e9), tokens, seen_ns)
 
 
 def completion_of(

@@ -88,6 +88,8 @@ class SampleRecord(_Model):
     close_ms: float | None = None
     queue_ms: float | None = None
     tokens_estimated: bool | None = None  # True: the stream did not say a chunk's tokens (a total was spread)
+    # True: the first and last arrival are the engine's step stamps, nothing between them seen (no ITL)
+    engine_stamps: bool | None = None
     prompt_hash: str | None = None
     output_hash: str | None = None  # hash of the generated token ids: parity compares tokens before text
     batch_size: int | None = None  # requests that shared the forward pass, where the backend knows

@@ -149,6 +149,7 @@ def timing_fields(c: Completion) -> dict[str, Any]:
         "close_ms": round(t.close_ms, 2) if t.close_ms is not None else None,
         "queue_ms": c.queue_ms,
         "tokens_estimated": True if t.tokens_estimated else None,
+        "engine_stamps": True if t.engine_stamps else None,
         "ttfot_ms": c.ttfot_ms if reasoned else None,
         "answer_tokens": c.answer_tokens if reasoned else None,
     }

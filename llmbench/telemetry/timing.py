@@ -31,6 +31,7 @@ class TokenClock:
     token_counts: list[int] = field(default_factory=list)  # the tokens each arrival carried
     end_ns: int | None = None  # the close: the stream's, the engine's or the batch's end
     output_at: int | None = None  # the arrival of the first answer token, where marked
+    engine_stamps: bool = False  # the arrivals are the engine's first- and last-token stamps (`engine_span`)
 
     def token(self, at_ns: int | None = None, n: int = 1) -> None:
         self.token_ns.append(now_ns() if at_ns is None else at_ns)
@@ -52,6 +53,18 @@ class TokenClock:
         del self.token_ns[n:], self.token_counts[n:]
         if self.output_at is not None and self.output_at >= n:
             self.output_at = None
+
+    def engine_span(self, first_ns: int, last_ns: int, tokens: int, seen_ns: int) -> bool:
+        """A finished output seen only whole: its first token at the engine's stamp `first_ns` and the rest
+        at `last_ns`, where the stamps lie between this clock's start and `seen_ns` (when the client got it;
+        same host, same monotonic clock). False, stamping nothing, where they do not."""
+        if tokens < 1 or not self.start_ns <= first_ns <= last_ns <= seen_ns:
+            return False
+        self.token(first_ns, 1)
+        if tokens > 1:
+            self.token(last_ns, tokens - 1)
+        self.engine_stamps = True
+        return True
 
     def finish(self, at_ns: int | None = None) -> None:
         if self.end_ns is None:
@@ -87,7 +100,10 @@ class TokenClock:
         self, reasoning_tokens: int = 0, output_arrival: int | Literal["derived"] | None = "derived"
     ) -> RequestTiming:
         """The timing record. Its first answer arrival is `output_arrival` where given; else the one marked
-        (`output()`), else the arrival of the first token after `reasoning_tokens` (None where there is none)."""
+        (`output()`), else the arrival of the first token after `reasoning_tokens` (None where there is none, or
+        where only the engine's first and last stamps were seen and the first token was reasoning)."""
+        if output_arrival == "derived" and self.engine_stamps:
+            output_arrival = 0 if reasoning_tokens == 0 else None
         if output_arrival == "derived":
             marked = self.output_at if reasoning_tokens == 0 or self.output_at is not None else None
             output_arrival = marked if marked is not None else self.arrival_of(reasoning_tokens)
@@ -97,4 +113,5 @@ class TokenClock:
             reasoning_tokens=reasoning_tokens,
             output_arrival=output_arrival,
             close_ms=(self.end_ns - self.start_ns) / 1e6 if self.end_ns is not None else None,
+            engine_stamps=self.engine_stamps,
         )

@@ -83,18 +83,17 @@ def test_load_reports_engine_facts(engine: tuple[VLLMBackend, BackendInfo], tiny
     assert 0.5 * 2**30 <= kv_bytes <= 2**30  # VLLM_CPU_KVCACHE_SPACE=1 (GiB)
 
 
-def test_generates_chat_text_and_token_ids_with_per_token_timings(
+THREE = [
+    GenerationRequest("chat", FIXED, messages=CHAT),
+    GenerationRequest("text", FIXED, prompt="The quick brown fox"),
+    GenerationRequest("ids", FIXED, prompt_token_ids=(5, 17, 42, 99)),
+]
+
+
+def test_a_performance_point_streams_chat_text_and_token_ids_timed_per_token(
     engine: tuple[VLLMBackend, BackendInfo],
 ) -> None:
-    backend, _ = engine
-    out = run(
-        backend,
-        [
-            GenerationRequest("chat", FIXED, messages=CHAT),
-            GenerationRequest("text", FIXED, prompt="The quick brown fox"),
-            GenerationRequest("ids", FIXED, prompt_token_ids=(5, 17, 42, 99)),
-        ],
-    )
+    out = run(engine[0], THREE, concurrency=3)
     assert set(out) == {"chat", "text", "ids"}
     for c in out.values():
         assert c.error is None
@@ -103,8 +102,27 @@ def test_generates_chat_text_and_token_ids_with_per_token_timings(
         assert c.ttft_ms is not None and c.latency_ms is not None
         assert 0 < c.ttft_ms < c.latency_ms
         assert len(c.itl_ms) == c.output_tokens - 1
+        assert c.timing is not None and not c.timing.engine_stamps
     assert out["chat"].rendered_prompt is not None and out["chat"].rendered_prompt.startswith("<|im_start|>")
     assert out["ids"].prompt_tokens == 4 and out["ids"].prompt_hash == token_ids_hash([5, 17, 42, 99])
+
+
+def test_a_quality_run_takes_finished_outputs_with_the_engines_first_and_last_token_stamps(
+    engine: tuple[VLLMBackend, BackendInfo],
+) -> None:
+    backend, _ = engine
+    streamed = run(backend, THREE, concurrency=3)
+    out = run(backend, THREE)
+    assert {c.output_hash for c in out.values()} == {c.output_hash for c in streamed.values()}
+    for c in out.values():
+        t = c.timing
+        assert c.error is None and c.output_tokens == 8 and t is not None and t.engine_stamps
+        assert t.arrival_tokens == [1, 7] and c.itl_ms == []  # nothing between them was seen
+        # Stamped where the engine made the tokens: after the send (TTFT > 0), before the finished output reached
+        # us (E2E <= close). Taken at the finished output instead, the first token would come as late as the last.
+        assert c.ttft_ms is not None and c.latency_ms is not None and t.close_ms is not None
+        assert 0 < c.ttft_ms < c.latency_ms <= t.close_ms
+        assert c.tpot_ms == pytest.approx((c.latency_ms - c.ttft_ms) / 7)
 
 
 @contextmanager
@@ -133,8 +151,9 @@ def test_itl_is_one_gap_a_token_with_no_run_of_zeros_when_outputs_carry_several(
 ) -> None:
     backend, _ = engine
     params = GenerationParams(max_new_tokens=48, ignore_eos=True)
+    requests = [GenerationRequest(f"r{i}", params, prompt=f"Count to {i}:") for i in range(32)]
     with busy_client():
-        out = run(backend, [GenerationRequest(f"r{i}", params, prompt=f"Count to {i}:") for i in range(32)])
+        out = run(backend, requests, concurrency=32)
     assert any(n > 1 for c in out.values() if c.timing for n in c.timing.arrival_tokens), "no output grouped"
     for c in out.values():
         t = c.timing
