@@ -85,18 +85,17 @@ def model_reasons(model: ModelConfig, tokenizer: Any) -> bool:
     return bool(template) and "<think>" in str(template)
 
 
-def render_chat(
+def chat_text(
     tokenizer: Any,
     messages: Sequence[Mapping[str, str]],
     enable_thinking: bool | None = None,
     tools: Sequence[Mapping[str, Any]] | None = None,
-) -> tuple[str, list[int]]:
-    """Apply the chat template with the generation prompt; returns the text and its token ids.
+) -> str:
+    """The chat template applied with the generation prompt.
 
-    The ids are those of the rendered text tokenized without extra special tokens: the template
-    already writes them, and a second BOS would change the prompt. `enable_thinking` goes to templates
-    that read it (Qwen3's and others'); others ignore it. `tools` (OpenAI function definitions) go to the
-    template as its `tools`, which tool-calling templates render (Qwen2.5's, Llama 3.1's); others ignore them.
+    `enable_thinking` goes to templates that read it (Qwen3's and others'); others ignore it. `tools` (OpenAI
+    function definitions) go to the template as its `tools`, which tool-calling templates render (Qwen2.5's,
+    Llama 3.1's); others ignore them.
     """
     extra: dict[str, Any] = {} if enable_thinking is None else {"enable_thinking": enable_thinking}
     if tools:
@@ -111,29 +110,80 @@ def render_chat(
     )
     if not isinstance(text, str):  # some versions wrap the text; take the single rendering
         text = text[0] if isinstance(text, list) else str(text)
-    encoded = tokenizer(text, add_special_tokens=False)
+    return text
+
+
+def render_chat(
+    tokenizer: Any,
+    messages: Sequence[Mapping[str, str]],
+    enable_thinking: bool | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[str, list[int]]:
+    """`chat_text` and its token ids: those of the rendered text tokenized without extra special tokens (the
+    template already writes them, and a second BOS would change the prompt)."""
+    text = chat_text(tokenizer, messages, enable_thinking, tools)
+    return text, _token_ids(tokenizer, [text], special=False)[0]
+
+
+def _token_ids(tokenizer: Any, texts: list[str], special: bool) -> list[list[int]]:
+    """The token ids of each text, in one call of the tokenizer (a call per text costs more than the encoding)."""
+    encoded = tokenizer(texts, add_special_tokens=special)
     ids = encoded["input_ids"] if isinstance(encoded, Mapping) or hasattr(encoded, "keys") else encoded
-    if ids and isinstance(ids[0], list):
-        ids = ids[0]
-    return text, [int(i) for i in ids]
+    return [[int(i) for i in row] for row in ids]
 
 
 def prompt_ids(tokenizer: Any, request: GenerationRequest) -> tuple[list[int], str | None]:
     """The exact token ids a request is generated from, and the text they render (None for given ids).
 
-    Every in-process backend renders through here, so the same request gives the same `prompt_hash`
-    whichever backend runs it. Raises BackendError without a tokenizer, and whatever the chat template
-    raises for a conversation it cannot render.
+    Every in-process backend renders through here or `prompts_ids`, so the same request gives the same
+    `prompt_hash` whichever backend runs it. Raises BackendError without a tokenizer, and whatever the chat
+    template raises for a conversation it cannot render.
     """
-    if request.prompt_token_ids is not None:
-        return list(request.prompt_token_ids), None
-    if tokenizer is None:
-        raise BackendError("this model was loaded without a tokenizer: only token-id prompts can run")
-    if request.messages is not None:
-        text, ids = render_chat(tokenizer, request.messages, request.params.enable_thinking, request.tools)
-        return ids, text
-    assert request.prompt is not None
-    return list(tokenizer(request.prompt, add_special_tokens=True)["input_ids"]), request.prompt
+    (result,) = prompts_ids(tokenizer, [request])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def prompts_ids(
+    tokenizer: Any, requests: Sequence[GenerationRequest]
+) -> list[tuple[list[int], str | None] | Exception]:
+    """`prompt_ids` of many requests, their texts tokenized together; a request that cannot be rendered
+    has the exception instead, and the others are rendered all the same."""
+    results: list[tuple[list[int], str | None] | Exception] = []
+    chats: dict[int, str] = {}  # rendered chats, tokenized without special tokens (the template wrote them)
+    plain: dict[int, str] = {}  # completion prompts, tokenized with them
+    for i, request in enumerate(requests):
+        results.append(([], None))
+        if request.prompt_token_ids is not None:
+            results[i] = (list(request.prompt_token_ids), None)
+        elif tokenizer is None:
+            results[i] = BackendError(
+                "this model was loaded without a tokenizer: only token-id prompts can run"
+            )
+        elif request.messages is not None:
+            try:
+                chats[i] = chat_text(
+                    tokenizer, request.messages, request.params.enable_thinking, request.tools
+                )
+            except Exception as exc:
+                results[i] = exc
+        else:
+            assert request.prompt is not None
+            plain[i] = request.prompt
+    for texts, special in ((chats, False), (plain, True)):
+        if not texts:
+            continue
+        try:
+            for i, ids in zip(texts, _token_ids(tokenizer, list(texts.values()), special), strict=True):
+                results[i] = (ids, texts[i])
+        except Exception:  # one text the tokenizer refuses: find it, and keep the others
+            for i, text in texts.items():
+                try:
+                    results[i] = (_token_ids(tokenizer, [text], special)[0], text)
+                except Exception as exc:
+                    results[i] = exc
+    return results
 
 
 def eos_token_ids(model_path: str, tokenizer: Any) -> set[int]:

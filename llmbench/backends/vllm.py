@@ -27,7 +27,7 @@ from llmbench.backends.common import (
     free_device_memory,
     load_tokenizer,
     model_reasons,
-    prompt_ids,
+    prompts_ids,
     weights_bytes,
 )
 from llmbench.backends.loglik import Span, scored, spans
@@ -35,9 +35,11 @@ from llmbench.backends.pacing import Pacer, Submission
 from llmbench.backends.prefix_cache import PrefixCacheCounters, PrefixCacheState
 from llmbench.backends.vllm_engine import (
     attention_backend,
+    cached_environment,
     create_engine,
     declared_gpus,
     engine_args,
+    engine_input,
     import_vllm,
     kv_cache_size,
     kv_cache_tokens,
@@ -49,9 +51,9 @@ from llmbench.backends.vllm_options import architecture_config_dir
 from llmbench.backends.vllm_stream import (
     Streamed,
     completion_of,
+    finished_only,
     sampling_params,
     stream_one,
-    watches_stop,
 )
 from llmbench.config.models import ModelConfig
 from llmbench.errors import BackendError
@@ -187,7 +189,7 @@ class VLLMBackend:
         final_only = concurrency is None and arrival_offsets_s is None  # a quality run (see the module doc)
         # A paced point renders every prompt before its clock starts; a quality run renders while the engine
         # works on the prompts already handed over.
-        prepared = None if final_only else [self._prepare(r) for r in requests]
+        prepared = None if final_only else self._prepare(requests)
 
         async def produce(emit: Callable[[Completion], None]) -> None:
             pacer = Pacer(concurrency, arrival_offsets_s)
@@ -210,23 +212,26 @@ class VLLMBackend:
                 await asyncio.gather(*(one(i, ready) for i, ready in enumerate(prepared)))
                 return
             tasks = []
-            for i, request in enumerate(requests):
-                tasks.append(asyncio.ensure_future(one(i, self._prepare(request))))
-                if i % RENDER_CHUNK == RENDER_CHUNK - 1:
-                    await asyncio.sleep(0)  # hand the rendered ones to the engine
+            for start in range(0, len(requests), RENDER_CHUNK):
+                chunk = self._prepare(requests[start : start + RENDER_CHUNK])
+                tasks += [asyncio.ensure_future(one(start + k, ready)) for k, ready in enumerate(chunk)]
+                await asyncio.sleep(0)  # hand the rendered ones to the engine
             await asyncio.gather(*tasks)
 
-        yield from self._loop.stream(produce)
+        with cached_environment():
+            yield from self._loop.stream(produce)
 
-    def _prepare(self, request: GenerationRequest) -> Prepared:
+    def _prepare(self, requests: Sequence[GenerationRequest]) -> list[Prepared]:
         """Prompt token ids and rendered text; a request that cannot be rendered carries its error instead."""
-        try:
-            ids, text = prompt_ids(self._tokenizer, request)
-        except BackendError as exc:
-            return request, [], None, str(exc)
-        except Exception as exc:
-            return request, [], None, f"cannot render the prompt: {first_line(exc)}"
-        return request, ids, text, None
+        prepared: list[Prepared] = []
+        for request, result in zip(requests, prompts_ids(self._tokenizer, requests), strict=True):
+            if isinstance(result, BackendError):
+                prepared.append((request, [], None, str(result)))
+            elif isinstance(result, Exception):
+                prepared.append((request, [], None, f"cannot render the prompt: {first_line(result)}"))
+            else:
+                prepared.append((request, result[0], result[1], None))
+        return prepared
 
     async def _stream_one(
         self,
@@ -242,14 +247,9 @@ class VLLMBackend:
         reasons = self._reasons or opened is not None
         # The engine's incremental text serves only stop strings: the completion's text is our decoding of its ids.
         detokenize = self._tokenizer is not None and bool(request.params.stop)
-        sampling = sampling_params(request.params, detokenize=detokenize, reasons=reasons)
-        final_only = final_only and not watches_stop(request.params, sampling)
-        if final_only:
-            sampling = sampling_params(request.params, detokenize, reasons, final_only=True)
-        prompt: dict[str, Any] = {"prompt_token_ids": ids}
-        if request.cache_salt is not None:
-            prompt["cache_salt"] = request.cache_salt
-        out = Streamed(sent.clock(), opened=opened, final_only=final_only)
+        sampling = sampling_params(request.params, detokenize, reasons, final_only)
+        prompt = engine_input(ids, request.cache_salt)
+        out = Streamed(sent.clock(), opened=opened, final_only=finished_only(sampling))
         engine_id = f"{request.request_id}-{next(self._ids)}"
         await stream_one(self._engine, request.params, prompt, sampling, engine_id, out)
         if out.error is None:
@@ -306,7 +306,7 @@ class VLLMBackend:
         start = now_ns()
         final = None
         try:
-            async for out in self._engine.generate({"prompt_token_ids": list(span.ids)}, sampling, engine_id):
+            async for out in self._engine.generate(engine_input(list(span.ids)), sampling, engine_id):
                 final = out
         except asyncio.CancelledError:
             await self._engine.abort(engine_id)

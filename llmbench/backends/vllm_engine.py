@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from llmbench.backends.vllm_options import vllm_options
@@ -78,22 +80,60 @@ async def create_engine(args: Any) -> Any:
     return AsyncLLM.from_engine_args(args, stat_loggers=[unlogged_stats()])
 
 
+def engine_input(ids: list[int], cache_salt: str | None = None) -> dict[str, Any]:
+    """A prompt of token ids as the engine takes a rendered input (vLLM's `TokensInput`): handed over as it is,
+    where a raw prompt would go through the engine's tokenizing thread pool first."""
+    prompt: dict[str, Any] = {"type": "token", "prompt_token_ids": ids}
+    if cache_salt is not None:
+        prompt["cache_salt"] = cache_salt
+    return prompt
+
+
 def unlogged_stats() -> Any:
     """A stat logger that keeps nothing: passed to the engine, it turns per-request stats on without vLLM's
-    own loggers (its periodic log lines and Prometheus histograms), which `disable_log_stats` leaves off."""
-    from vllm.v1.metrics.loggers import StatLoggerBase
+    own loggers, which `disable_log_stats` leaves off. It stands in for the Prometheus logger, which vLLM
+    adds to any others and whose histograms would take the engine's time on every step."""
+    from vllm.v1.metrics.loggers import PrometheusStatLogger
 
-    class Unlogged(StatLoggerBase):
-        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+    class Unlogged(PrometheusStatLogger):  # type: ignore[misc]
+        def __init__(self, vllm_config: Any, engine_indexes: list[int] | None = None) -> None:
             pass
 
         def record(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def record_admission_rejection(self, reason: str) -> None:
+            pass
+
+        def record_sleep_state(self, sleep: int = 0, level: int = 0) -> None:
+            pass
+
+        def log(self) -> None:
             pass
 
         def log_engine_initialized(self) -> None:
             pass
 
     return Unlogged
+
+
+@contextmanager
+def cached_environment() -> Iterator[None]:
+    """vLLM's own cache of its environment variables, on while requests run here. Its engine core turns the
+    cache on once started; this process's output handler otherwise reads `os.environ` for every token of
+    every request (the NaN check of its per-request stats), which costs more than the rest of that token's
+    handling. Turned off after, so an engine started later in this process reads the environment anew."""
+    from vllm import envs
+
+    enable, disable = getattr(envs, "enable_envs_cache", None), getattr(envs, "disable_envs_cache", None)
+    if enable is None or disable is None or hasattr(envs.__getattr__, "cache_clear"):  # absent, or already on
+        yield
+        return
+    enable()
+    try:
+        yield
+    finally:
+        disable()
 
 
 async def shutdown_engine(engine: Any) -> None:

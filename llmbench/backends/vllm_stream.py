@@ -33,19 +33,22 @@ def sampling_params(
     params: GenerationParams, detokenize: bool, reasons: bool, final_only: bool = False
 ) -> Any:
     """vLLM's sampling parameters; stop strings go to the engine only where no reasoning can hold them;
-    `final_only`: one output when the request finishes, instead of one per step."""
+    `final_only`: one output when the request finishes, instead of one per step, unless stop strings withheld
+    from the engine must be watched as the text comes."""
     from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
 
+    stop = engine_stop(params, can_watch=detokenize, reasons=reasons)
+    watch = bool(params.stop) and stop is None and detokenize
     return SamplingParams(
         max_tokens=params.max_new_tokens,
         temperature=params.temperature,
         top_p=params.top_p,
         top_k=params.top_k or 0,
-        stop=engine_stop(params, can_watch=detokenize, reasons=reasons),
+        stop=stop,
         seed=params.seed,
         ignore_eos=params.ignore_eos,
         structured_outputs=StructuredOutputsParams(json=params.json_schema) if params.json_schema else None,
-        output_kind=RequestOutputKind.FINAL_ONLY if final_only else RequestOutputKind.DELTA,
+        output_kind=RequestOutputKind.FINAL_ONLY if final_only and not watch else RequestOutputKind.DELTA,
         detokenize=detokenize,
     )
 
@@ -53,6 +56,13 @@ def sampling_params(
 def watches_stop(params: GenerationParams, sampling: Any) -> bool:
     """Whether the request's stop strings were withheld from the engine, to be watched here in the answer."""
     return bool(params.stop) and sampling.stop is None and bool(sampling.detokenize)
+
+
+def finished_only(sampling: Any) -> bool:
+    """Whether the engine sends the request's finished output only."""
+    from vllm.sampling_params import RequestOutputKind
+
+    return bool(sampling.output_kind == RequestOutputKind.FINAL_ONLY)
 
 
 @dataclass

@@ -49,7 +49,9 @@ class Scorer:
 
     name: ClassVar[str] = ""
     primary_metric: ClassVar[str] = "accuracy"
-    max_workers: ClassVar[int] = 4  # scorers that run subprocesses may raise this
+    # Threads for `score_batch`: a scorer that waits on something (a subprocess, a server) raises it; Python
+    # that only computes gains nothing from threads under the GIL, and starting them costs more than it does.
+    max_workers: ClassVar[int] = 1
 
     def __init__(self, **options: Any) -> None:
         if options:
@@ -63,7 +65,7 @@ class Scorer:
         return str(sample.reference)
 
     def score_batch(self, items: Sequence[tuple[Sample, str]]) -> list[Score]:
-        """Score many outputs; the default runs `score` on a thread pool, errors become `error` scores."""
+        """Score many outputs, on `max_workers` threads; errors become `error` scores."""
         if len(items) <= 1 or self.max_workers <= 1:
             return [self._safe_score(s, o) for s, o in items]
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
