@@ -8,6 +8,7 @@ import pytest
 
 from llmbench.analysis.compare import Comparison, Row, build_comparison, column_labels, load_runs
 from llmbench.errors import ResultsFileError
+from llmbench.report.markdown import setting, sweep_lines
 from llmbench.results.io import write_results
 from llmbench.results.schema import Distribution, Performance, PerfPoint, RunResult
 from tests.factories import FINGERPRINT, longctx_scores, make_run, performance, verdicts, with_flips
@@ -215,6 +216,9 @@ def test_sweeps_give_ttft_against_input_length_and_throughput_against_concurrenc
     conc = by_title["output_tokens_per_s vs concurrency (input_tokens=512, output_tokens=128)"]
     assert conc.xs == [1, 4, 16, 64] and conc.higher_is_better
     assert not any(t.x_name == "concurrency" and len(t.xs) == 1 for t in c.sweeps)
+    lines = sweep_lines(conc, c.labels)
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["1", "4", "16", "64"]  # settings, not 1.000
+    assert [setting(x) for x in (512.0, 8192.0, 0.5, 2.25)] == ["512", "8,192", "0.5", "2.25"]
 
 
 def test_sweep_tables_keep_points_of_the_same_shape_but_other_traffic_apart() -> None:

@@ -20,6 +20,7 @@ from llmbench.report.markdown import (
     footnotes,
     num,
     row_name,
+    setting,
     shown_cell,
     verdict,
 )
@@ -232,7 +233,8 @@ def render_html(runs: Sequence[RunResult], comparison: Comparison, board: Leader
         parts.append('<h2 id="section-sweeps">Performance sweeps</h2>')
         for table in comparison.sweeps:
             points = [
-                [num(x), *(num(v) for v in values)] for x, values in zip(table.xs, table.values, strict=True)
+                [setting(x), *(num(v) for v in values)]
+                for x, values in zip(table.xs, table.values, strict=True)
             ]
             parts += [f"<h3>{escape(table.title)}</h3>", _simple_table([table.x_name, *labels], points)]
     if comparison.cost:

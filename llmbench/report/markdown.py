@@ -47,6 +47,11 @@ def num(value: float | None) -> str:
     return f"{value:.2e}"
 
 
+def setting(value: float) -> str:
+    """A sweep's setting (input tokens, concurrency, a request rate): whole numbers as such (512, not 512.0)."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
 def shown_cell(comparison: Comparison, row: Row, j: int) -> str:
     """A cell as every renderer writes it: value and interval, `n/a` where the backend measures no model."""
     if comparison.unmeasured(row, j):
@@ -136,7 +141,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def sweep_lines(table: SweepTable, labels: list[str]) -> list[str]:
-    rows = [[num(x), *(num(v) for v in values)] for x, values in zip(table.xs, table.values, strict=True)]
+    rows = [[setting(x), *(num(v) for v in values)] for x, values in zip(table.xs, table.values, strict=True)]
     return _table([table.x_name, *labels], rows)
 
 

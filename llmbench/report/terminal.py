@@ -18,6 +18,7 @@ from llmbench.report.markdown import (
     footnotes,
     num,
     row_name,
+    setting,
     shown_cell,
     verdict,
 )
@@ -79,7 +80,7 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
         for label in labels:
             table.add_column(label, justify="right")
         for x, values in zip(sweep.xs, sweep.values, strict=True):
-            table.add_row(num(x), *(num(v) for v in values))
+            table.add_row(setting(x), *(num(v) for v in values))
         console.print(table)
     if comparison.cost:
         table = Table(title="Accuracy per cost", title_justify="left")
