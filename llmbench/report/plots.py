@@ -115,9 +115,17 @@ def task_scores(comparison: Comparison) -> Plot | None:
         ax.bar(xs, ys, width, yerr=[err_lo, err_hi], capsize=3, label=label, color=series_colour(j, k))
         mark_zero_bars(ax, xs, ys)
     ax.set_xticks(range(len(rows)), [f"{r.task}\n{r.metric}" for r in rows], fontsize=8)
+    score_axis(ax)
     ax.set_ylabel("score (95% CI)")
     legend_outside(ax)
     return to_svg(fig, "plot-task-scores", "Primary metric per task and model, with 95% confidence intervals")
+
+
+def score_axis(ax: Any) -> None:
+    """Scores from 0 (never below it, even where every bar is 0) to at least 1, their usual top."""
+    low, high = ax.get_ylim()
+    if low >= -1e-9 or all(p.get_height() >= 0 for p in ax.patches):
+        ax.set_ylim(0, max(1.0, high))
 
 
 def _is_primary(comparison: Comparison, task: str, metric: str) -> bool:
@@ -144,6 +152,7 @@ def suite_overview(comparison: Comparison) -> Plot | None:
         ax.bar([p[0] for p in pts], [p[1] for p in pts], width, label=label, color=colour)
         mark_zero_bars(ax, [p[0] for p in pts], [p[1] for p in pts])
     ax.set_xticks(range(len(rows)), [r.suite for r in rows])
+    score_axis(ax)
     ax.set_ylabel("weighted suite score")
     legend_outside(ax)
     return to_svg(fig, "plot-suite-overview", "Weighted suite score per suite and model")

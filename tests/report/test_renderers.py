@@ -193,3 +193,20 @@ def test_markdown_tables_keep_one_row_per_model_whatever_its_name_holds() -> Non
         if line.startswith("|---"):
             rows = lines[i + 1 : lines.index("", i)]
             assert rows and all(row.startswith("| ") and row.endswith(" |") for row in rows)
+
+
+@pytest.mark.parametrize(("heights", "expected"), [([0.0, 0.0], (0.0, 1.0)), ([0.2, 0.9], (0.0, 1.0))])
+def test_score_plots_start_at_zero_even_where_every_score_is_zero(
+    heights: list[float], expected: tuple[float, float]
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from llmbench.report.plots import score_axis
+
+    ax = Figure().subplots()
+    ax.bar([0, 1], heights)
+    score_axis(ax)
+    assert ax.get_ylim() == pytest.approx(expected)  # never an axis from -0.04 for scores of 0
