@@ -305,7 +305,10 @@ class BackgroundLoop:
             if len(pending) == 1:
                 self.loop.call_later(batch_s, flush)
 
+        started, stopped = threading.Event(), threading.Event()
+
         async def drive() -> None:
+            started.set()
             try:
                 await producer(emit)
             except BaseException as exc:
@@ -315,6 +318,7 @@ class BackgroundLoop:
             finally:
                 flush()
                 items.put_nowait(_DONE)
+                stopped.set()
 
         future = self.submit(drive())
         try:
@@ -325,9 +329,10 @@ class BackgroundLoop:
         finally:
             if not future.done():
                 future.cancel()
-                # cancelled, or failed while cancelling: either way it has stopped
-                with contextlib.suppress(BaseException):
-                    future.result(timeout=30)
+                # Cancelling returns at once; a producer that had started has its clean-up (aborting what
+                # it handed to an engine) done before this returns.
+                if started.is_set():
+                    stopped.wait(timeout=30)
 
     def close(self) -> None:
         if self.loop.is_closed():

@@ -211,12 +211,19 @@ class VLLMBackend:
             if prepared is not None:
                 await asyncio.gather(*(one(i, ready) for i, ready in enumerate(prepared)))
                 return
-            tasks = []
-            for start in range(0, len(requests), RENDER_CHUNK):
-                chunk = self._prepare(requests[start : start + RENDER_CHUNK])
-                tasks += [asyncio.ensure_future(one(start + k, ready)) for k, ready in enumerate(chunk)]
-                await asyncio.sleep(0)  # hand the rendered ones to the engine
-            await asyncio.gather(*tasks)
+            tasks: list[asyncio.Future[None]] = []
+            try:
+                for start in range(0, len(requests), RENDER_CHUNK):
+                    chunk = self._prepare(requests[start : start + RENDER_CHUNK])
+                    tasks += [asyncio.ensure_future(one(start + k, ready)) for k, ready in enumerate(chunk)]
+                    await asyncio.sleep(0)  # hand the rendered ones to the engine
+                await asyncio.gather(*tasks)
+            except BaseException:
+                # Stopped (Ctrl-C, the iterator closed), while rendering too: abort every request handed over.
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
 
         with cached_environment():
             yield from self._loop.stream(produce)

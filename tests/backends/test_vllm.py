@@ -276,6 +276,24 @@ def test_serving_workloads_run_with_prefix_caching_on_and_off(
     assert off.prefix_cache_source == "the engine's cached prompt tokens of each request"
 
 
+def test_a_quality_run_stopped_midway_leaves_no_request_in_the_engine(
+    engine: tuple[VLLMBackend, BackendInfo],
+) -> None:
+    backend, _ = engine
+    quick, slow = GenerationParams(max_new_tokens=1), GenerationParams(max_new_tokens=512, ignore_eos=True)
+    requests = [GenerationRequest(f"s{i}", slow if i else quick, prompt=f"Story {i}:") for i in range(3000)]
+    # Rendered and handed over 64 at a time: the first is done long before the last is rendered, and a request
+    # left running would take minutes (512 tokens each).
+    stream = backend.generate(requests)
+    first = next(stream)
+    stream.close()  # what Ctrl-C does to the quality loop's iterator
+    assert first.error is None
+    # Every request handed over was aborted before close() returned: none is left to run its 512 tokens.
+    assert not backend._engine.output_processor.has_unfinished_requests()
+    (after,) = backend.generate([GenerationRequest("after", FIXED, prompt="The quick brown fox")])
+    assert after.error is None and after.output_tokens == 8
+
+
 def test_close_frees_the_engine_so_another_can_load(
     engine: tuple[VLLMBackend, BackendInfo], tiny_model_path: Path
 ) -> None:
