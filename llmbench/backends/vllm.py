@@ -51,7 +51,6 @@ from llmbench.backends.vllm_options import architecture_config_dir
 from llmbench.backends.vllm_stream import (
     Streamed,
     completion_of,
-    finished_only,
     sampling_params,
     stream_one,
 )
@@ -256,7 +255,7 @@ class VLLMBackend:
         detokenize = self._tokenizer is not None and bool(request.params.stop)
         sampling = sampling_params(request.params, detokenize, reasons, final_only)
         prompt = engine_input(ids, request.cache_salt)
-        out = Streamed(sent.clock(), opened=opened, final_only=finished_only(sampling))
+        out = Streamed(sent.clock(), opened=opened)
         engine_id = f"{request.request_id}-{next(self._ids)}"
         await stream_one(self._engine, request.params, prompt, sampling, engine_id, out)
         if out.error is None:

@@ -38,7 +38,7 @@ def sampling_params(
     from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
 
     stop = engine_stop(params, can_watch=detokenize, reasons=reasons)
-    watch = bool(params.stop) and stop is None and detokenize
+    watch = stop_withheld(params, stop, detokenize)
     return SamplingParams(
         max_tokens=params.max_new_tokens,
         temperature=params.temperature,
@@ -53,9 +53,9 @@ def sampling_params(
     )
 
 
-def watches_stop(params: GenerationParams, sampling: Any) -> bool:
+def stop_withheld(params: GenerationParams, engine_stops: list[str] | None, detokenize: bool) -> bool:
     """Whether the request's stop strings were withheld from the engine, to be watched here in the answer."""
-    return bool(params.stop) and sampling.stop is None and bool(sampling.detokenize)
+    return bool(params.stop) and engine_stops is None and detokenize
 
 
 def finished_only(sampling: Any) -> bool:
@@ -75,7 +75,6 @@ class Streamed:
     cached: int = 0  # prompt tokens the prefix cache held
     text: str = ""  # the engine's own incremental text, watched for stop strings
     opened: str | None = None  # the closing tag of a reasoning block the prompt opened
-    final_only: bool = False  # the engine sends the finished output only (see the module's doc)
     stopped: bool = False  # a stop string came in the answer: the request was aborted there
     error: str | None = None
 
@@ -90,13 +89,14 @@ async def stream_one(
 ) -> None:
     """Stream one request, stamping each engine output with the tokens it carried; a stop string in the answer
     (withheld from the engine, see `engine_stop`) aborts it there. Errors land in `out.error`."""
-    watch = watches_stop(params, sampling)
+    watch = stop_withheld(params, sampling.stop, bool(sampling.detokenize))
+    final_only = finished_only(sampling)
     try:
         async for output in engine.generate(prompt, sampling, engine_id):
             at = now_ns()
             out.cached = max(out.cached, output.num_cached_tokens or 0)
             for step in output.outputs[:1]:
-                if out.final_only:
+                if final_only:
                     out.token_ids = list(step.token_ids)
                     engine_span(out.clock, output.metrics, len(out.token_ids), at)
                 elif step.token_ids:
