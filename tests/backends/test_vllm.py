@@ -192,6 +192,25 @@ def test_stop_sequence_ends_the_text_before_it(engine: tuple[VLLMBackend, Backen
     assert stop not in stopped.text
 
 
+def test_a_stop_string_withheld_for_reasoning_is_watched_in_a_streamed_quality_request(
+    engine: tuple[VLLMBackend, BackendInfo],
+) -> None:
+    backend, _ = engine
+    params = GenerationParams(max_new_tokens=24, ignore_eos=True)
+    (free,) = backend.generate([GenerationRequest("free", params, prompt="The quick brown fox")])
+    assert (
+        free.timing is not None and free.timing.engine_stamps
+    )  # a quality request: the finished output only
+    stop = free.text[3:6]
+    assert stop.strip(), f"the model produced no usable text: {free.text!r}"
+    # Thinking asked for: the stop must not fire inside reasoning, so the engine never sees it and the
+    # request streams, watched here (no reasoning block came, so the answer is the whole output).
+    watched = GenerationParams(max_new_tokens=24, ignore_eos=True, stop=(stop,), enable_thinking=True)
+    (cut,) = backend.generate([GenerationRequest("cut", watched, prompt="The quick brown fox")])
+    assert cut.text == free.text[: free.text.index(stop)] and cut.finish_reason == "stop"
+    assert cut.timing is not None and not cut.timing.engine_stamps
+
+
 def test_json_schema_guided_decoding_returns_valid_json(engine: tuple[VLLMBackend, BackendInfo]) -> None:
     params = GenerationParams(max_new_tokens=48, json_schema=SCHEMA)
     out = run(
