@@ -142,9 +142,17 @@ class FaultyServer:
                     server.opened.notify_all()
                     if server.gather is not None:
                         server.opened.wait_for(lambda: server.most_open >= (server.gather or 0), GATHER_S)
+                self.counted = True
                 try:
                     self._answer(fault, body)
                 finally:
+                    self._leave()
+
+            def _leave(self) -> None:
+                """This request no longer counts as open: called before its last bytes go out, since a client
+                that read them may send its next request before this thread runs again."""
+                if getattr(self, "counted", False):
+                    self.counted = False
                     with server.opened:
                         server.open -= 1
 
@@ -188,6 +196,7 @@ class FaultyServer:
                     return
                 self._event(_chunk("", chat, finish="stop"))
                 self._event({"choices": [], "usage": self._usage(fault)})
+                self._leave()
                 self.wfile.write(b"data: [DONE]\n\n")
 
             def _talk(self, fault: str, chat: bool) -> None:
