@@ -147,6 +147,7 @@ def performance(
                     output_tokens=128,
                     concurrency=conc,
                     n_requests=64,
+                    ttft_ms=distribution(rng.lognormal(np.log(ttft_ms * (1 + conc / 16)), 0.1, 64).tolist()),
                     output_tokens_per_s=tokens_per_s / 16 * conc**0.8,
                 )
             )

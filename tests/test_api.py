@@ -11,7 +11,7 @@ from llmbench import api
 from llmbench.errors import UserInputError
 from llmbench.report import Renderer, renderers
 from llmbench.results.io import write_results
-from tests.factories import make_run, verdicts, with_flips
+from tests.factories import make_run, performance, verdicts, with_flips
 
 TRUTH = verdicts(200, 0.8, seed=3)
 
@@ -80,3 +80,16 @@ def test_validate_and_catalogue_return_what_they_found() -> None:
     assert [c.kind for c in checked] == ["suite", "model"]
     cat = api.catalogue()
     assert "math" in [name for name, _, _ in cat.suites] and "reference" in cat.backends
+
+
+def test_runs_of_one_suite_read_side_by_side_and_runs_of_several_suites_as_a_leaderboard(
+    tmp_path: Path,
+) -> None:
+    base, cand = _files(tmp_path)
+    assert api.compare([base, cand]).leaderboard is None  # two maths runs: metric by metric
+    perf = write_results(
+        make_run("base", {}, suite="perf", perf=performance(sweep=True)), tmp_path / "perf.json"
+    )
+    mixed = api.compare([base, perf])  # a maths run and a perf sweep share no metric
+    assert mixed.leaderboard is not None
+    assert api.compare([base, perf], view="detail").leaderboard is None

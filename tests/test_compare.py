@@ -221,6 +221,44 @@ def test_sweeps_give_ttft_against_input_length_and_throughput_against_concurrenc
     assert [setting(x) for x in (512.0, 8192.0, 0.5, 2.25)] == ["512", "8,192", "0.5", "2.25"]
 
 
+def _point(conc: int, n_in: int = 1024, ttft: float = 50.0) -> PerfPoint:
+    dist = Distribution(mean=ttft, p50=ttft, p90=ttft, p99=ttft, min=ttft, max=ttft, n=8)
+    return PerfPoint(
+        input_tokens=n_in, output_tokens=128, concurrency=conc, n_requests=8, ttft_ms=dist,
+        output_tokens_per_s=10.0 * conc,
+    )  # fmt: skip
+
+
+def test_a_concurrency_sweep_is_two_curves_not_a_stack_of_one_row_tables() -> None:
+    # a quality run beside a perf run: the quality run has no sweep, so no column in the sweep tables
+    quality = make_run("q", {"gsm8k": [1.0, 0.0]})
+    perf = make_run(
+        "p", {}, suite="perf", perf=Performance(sweep=[_point(c, ttft=40.0 + c) for c in (1, 4, 16)])
+    )
+    c = build_comparison([quality, perf])
+    assert [(t.metric, t.x_name, t.xs) for t in c.sweeps] == [
+        ("ttft_ms p50", "concurrency", [1, 4, 16]),
+        ("output_tokens_per_s", "concurrency", [1, 4, 16]),
+    ]
+    ttft = c.sweeps[0]
+    assert ttft.columns == [1] and ttft.labels(c.labels) == [c.labels[1]]
+    assert ttft.values == [[41.0], [44.0], [56.0]]
+    assert sweep_lines(ttft, c.labels)[0] == f"| concurrency | {c.labels[1]} |"
+
+
+def test_points_on_no_curve_are_each_shown_once_along_input_length() -> None:
+    lone = make_run(
+        "p", {}, suite="perf", perf=Performance(sweep=[_point(4, n_in=512), _point(1, n_in=2048)])
+    )
+    c = build_comparison([lone])
+    assert sorted((t.metric, t.x_name, tuple(t.xs)) for t in c.sweeps) == [
+        ("output_tokens_per_s", "input_tokens", (512,)),
+        ("output_tokens_per_s", "input_tokens", (2048,)),
+        ("ttft_ms p50", "input_tokens", (512,)),
+        ("ttft_ms p50", "input_tokens", (2048,)),
+    ]
+
+
 def test_sweep_tables_keep_points_of_the_same_shape_but_other_traffic_apart() -> None:
     def run(label: str, slower: float) -> RunResult:
         points = [

@@ -12,23 +12,33 @@ from llmbench.results.schema import PerfPoint, RunResult
 SWEEPS: tuple[tuple[str, str, tuple[str, str]], ...] = (
     ("ttft_ms p50", "input_tokens", ("output_tokens", "concurrency")),
     ("output_tokens_per_s", "input_tokens", ("output_tokens", "concurrency")),
+    ("ttft_ms p50", "concurrency", ("input_tokens", "output_tokens")),
     ("output_tokens_per_s", "concurrency", ("input_tokens", "output_tokens")),
 )
 
 
 @dataclass
 class SweepTable:
-    """A performance sweep: one figure per x value (input length or concurrency) per column."""
+    """A performance sweep: one figure per x value (input length or concurrency) per run that has one.
+
+    `columns` are the indices of those runs among the comparison's (a quality run beside a perf run has
+    no sweep, so no column here); `values[i][k]` is x index i, column `columns[k]`.
+    """
 
     title: str
     metric: str
     x_name: str
     xs: list[float]
-    values: list[list[float | None]]  # values[i][j]: x index i, column j
+    values: list[list[float | None]]
+    columns: list[int]
 
     @property
     def higher_is_better(self) -> bool | None:
         return higher_is_better(self.metric)
+
+    def labels(self, labels: Sequence[str]) -> list[str]:
+        """The comparison's column labels of this table's columns."""
+        return [labels[j] for j in self.columns]
 
 
 @dataclass
@@ -45,26 +55,71 @@ class CostRow:
 
 
 def sweep_tables(runs: Sequence[RunResult]) -> list[SweepTable]:
-    """TTFT and tokens/s against input length, and throughput against concurrency, one table per fixed shape."""
+    """TTFT and tokens/s against input length and against concurrency, one table per fixed shape.
+
+    A table is a curve: two x values or more. A point that lies on no curve of its metric (a perf suite
+    of single points) still gets one table, along input length, so that every measured point is shown
+    once and no curve is repeated as a stack of one-row tables.
+    """
+    grouped = [(metric, x_name, _groups(runs, metric, x_name, fixed)) for metric, x_name, fixed in SWEEPS]
+    on_a_curve = {
+        (metric, j, id(pt))
+        for metric, _, groups in grouped
+        for group in groups.values()
+        if len(group) > 1
+        for points in group.values()
+        for j, pt in enumerate(points)
+        if pt is not None
+    }
     tables: list[SweepTable] = []
-    for metric, x_name, fixed in SWEEPS:
-        groups: dict[tuple[tuple[str, object], ...], dict[float, list[float | None]]] = {}
-        for j, run in enumerate(runs):
-            for pt in run.performance.sweep:
-                x, y = getattr(pt, x_name), _sweep_value(pt, metric)
-                if pt.error or x is None or y is None:
-                    continue
-                shape = tuple((f, getattr(pt, f)) for f in fixed) + _traffic(pt)
-                groups.setdefault(shape, {}).setdefault(float(x), [None] * len(runs))[j] = y
-        swept = any(len(points) > 1 for points in groups.values())
-        for group, points in sorted(groups.items(), key=lambda kv: str(kv[0])):
-            if swept and len(points) < 2:  # a lone point of another shape is not a curve
+    for metric, x_name, groups in grouped:
+        for shape, group in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            lone = len(group) < 2
+            if lone and (
+                x_name != "input_tokens"
+                or all(
+                    pt is None or (metric, j, id(pt)) in on_a_curve
+                    for points in group.values()
+                    for j, pt in enumerate(points)
+                )
+            ):
                 continue
-            fixed_text = ", ".join(f"{f}={v}" for f, v in group if v is not None)
-            xs = sorted(points)
-            title = f"{metric} vs {x_name}" + (f" ({fixed_text})" if fixed_text else "")
-            tables.append(SweepTable(title, metric, x_name, xs, [points[x] for x in xs]))
+            tables.append(_table(metric, x_name, shape, group, len(runs)))
     return tables
+
+
+def _groups(
+    runs: Sequence[RunResult], metric: str, x_name: str, fixed: tuple[str, str]
+) -> dict[tuple[tuple[str, object], ...], dict[float, list[PerfPoint | None]]]:
+    """Each run's points with a value of `metric`, by shape (the settings held fixed, and the traffic), then x."""
+    groups: dict[tuple[tuple[str, object], ...], dict[float, list[PerfPoint | None]]] = {}
+    for j, run in enumerate(runs):
+        for pt in run.performance.sweep:
+            x = getattr(pt, x_name)
+            if pt.error or x is None or _sweep_value(pt, metric) is None:
+                continue
+            shape = tuple((f, getattr(pt, f)) for f in fixed) + _traffic(pt)
+            groups.setdefault(shape, {}).setdefault(float(x), [None] * len(runs))[j] = pt
+    return groups
+
+
+def _table(
+    metric: str,
+    x_name: str,
+    shape: tuple[tuple[str, object], ...],
+    group: dict[float, list[PerfPoint | None]],
+    n_runs: int,
+) -> SweepTable:
+    xs = sorted(group)
+    columns = [j for j in range(n_runs) if any(group[x][j] is not None for x in xs)]
+    values = [[_value(group[x][j], metric) for j in columns] for x in xs]
+    fixed_text = ", ".join(f"{f}={v}" for f, v in shape if v is not None)
+    title = f"{metric} vs {x_name}" + (f" ({fixed_text})" if fixed_text else "")
+    return SweepTable(title, metric, x_name, xs, values, columns)
+
+
+def _value(pt: PerfPoint | None, metric: str) -> float | None:
+    return None if pt is None else _sweep_value(pt, metric)
 
 
 def _traffic(pt: PerfPoint) -> tuple[tuple[str, object], ...]:

@@ -2,7 +2,8 @@
 
 Imported by `llmbench.api` at start-up, so what reads and tests runs is imported when first used.
 
-Up to three runs (or any with a baseline) read best metric by metric; more read best as a leaderboard.
+Up to three runs of one suite (or any with a baseline) read best metric by metric; more, or runs of several
+suites, read best as a leaderboard.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 class Compared:
     """A comparison and the runs behind it: the baseline (if named) first, then the candidates.
 
-    `leaderboard` is set when that is the view to show (more than three runs and no baseline, or asked
-    for); `notes` say what was left out (older runs of a folder), for the user, not for the output.
+    `leaderboard` is set when that is the view to show (no baseline, and more than three runs or runs of
+    several suites; or asked for); `notes` say what was left out (older runs of a folder), for the user, not for the output.
     """
 
     runs: list[RunResult]
@@ -64,7 +65,7 @@ def compare(
 
     The latest run of each (model, backend, suite) is compared unless `all_runs`, its repeats (another
     seed) merged unless `keep_repeats`; the baseline is never merged. `view` "auto" gives the leaderboard
-    for more than three runs without a baseline, the per-metric comparison otherwise. `alpha` is the
+    without a baseline for more than three runs or runs of several suites, the per-metric comparison otherwise. `alpha` is the
     significance level (the gate's, when it will run, so that the output marks what the gate counts).
     """
     from llmbench.analysis.leaderboard import build_leaderboard
@@ -93,7 +94,7 @@ def compare(
     shown = ([base] if base else []) + runs
     repeats = {s.run.run_id: s.repeats for s in selected if s.repeats}
     compared = Compared(shown, base, runs, notes=notes, alpha=alpha, repeats=repeats)
-    if view == "leaderboard" or (view == "auto" and base is None and len(runs) > DETAIL_UP_TO):
+    if view == "leaderboard" or (view == "auto" and base is None and not _reads_metric_by_metric(runs)):
         sources = {
             rid: str(path)
             for s in selected
@@ -101,6 +102,12 @@ def compare(
         }
         compared.leaderboard = build_leaderboard(shown, alpha=alpha, by_date=all_runs, sources=sources)
     return compared
+
+
+def _reads_metric_by_metric(runs: Sequence[RunResult]) -> bool:
+    """Up to three runs of one suite read best side by side, metric by metric; runs of several suites
+    (a maths run beside a perf sweep) share no metric, and read as the leaderboard's columns."""
+    return len(runs) <= DETAIL_UP_TO and len({run.suite_name for run in runs}) <= 1
 
 
 def _files_of_one_setting(named: Sequence[Path], baseline: str | Path | None) -> bool:

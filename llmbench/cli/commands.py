@@ -235,7 +235,7 @@ def compare(
     detail: DetailOpt = None,
 ) -> None:
     """Compare results: a leaderboard (a row per model and backend, a column per suite and cost figure),
-    or every metric side by side (up to three runs, or --detail); significance and regressions marked."""
+    or every metric side by side (up to three runs of one suite, or --detail); significance and regressions marked."""
     from llmbench.report import renderers
 
     renderer = renderers.get(fmt)

@@ -256,7 +256,7 @@ DetailOpt = Annotated[
     bool | None,
     typer.Option(
         "--detail/--leaderboard",
-        help="every metric side by side, or the leaderboard (default: side by side for up to three runs)",
+        help="every metric side by side, or the leaderboard (default: side by side for up to three runs of one suite)",
     ),
 ]
 ReportOutputOpt = Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")]

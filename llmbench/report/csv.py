@@ -88,7 +88,7 @@ def _sweep_lines(comparison: Comparison) -> Iterator[list[object]]:
     """A line per sweep point and column that has a value."""
     for table in comparison.sweeps:
         for x, values in zip(table.xs, table.values, strict=True):
-            for j, v in enumerate(values):
+            for j, v in zip(table.columns, values, strict=True):
                 if v is not None:
                     yield [
                         "sweep",

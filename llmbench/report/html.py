@@ -236,7 +236,10 @@ def render_html(runs: Sequence[RunResult], comparison: Comparison, board: Leader
                 [setting(x), *(num(v) for v in values)]
                 for x, values in zip(table.xs, table.values, strict=True)
             ]
-            parts += [f"<h3>{escape(table.title)}</h3>", _simple_table([table.x_name, *labels], points)]
+            parts += [
+                f"<h3>{escape(table.title)}</h3>",
+                _simple_table([table.x_name, *table.labels(labels)], points),
+            ]
     if comparison.cost:
         cost = [cost_cells(c) for c in comparison.cost]
         parts += ['<h2 id="section-cost">Accuracy per cost</h2>', _simple_table(COST_HEADER, cost)]

@@ -142,7 +142,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def sweep_lines(table: SweepTable, labels: list[str]) -> list[str]:
     rows = [[setting(x), *(num(v) for v in values)] for x, values in zip(table.xs, table.values, strict=True)]
-    return _table([table.x_name, *labels], rows)
+    return _table([table.x_name, *table.labels(labels)], rows)
 
 
 def render_markdown(comparison: Comparison) -> str:

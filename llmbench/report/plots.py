@@ -161,8 +161,8 @@ def suite_overview(comparison: Comparison) -> Plot | None:
 def sweep(table: SweepTable, labels: list[str], plot_id: str) -> Plot:
     """A line per model over a sweep's x values (input length or concurrency)."""
     fig, ax = new_figure()
-    for j, label in enumerate(labels):
-        pts = [(x, v[j]) for x, v in zip(table.xs, table.values, strict=True) if v[j] is not None]
+    for k, label in enumerate(table.labels(labels)):
+        pts = [(x, v[k]) for x, v in zip(table.xs, table.values, strict=True) if v[k] is not None]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
     if len(table.xs) > 2 and table.xs[0] > 0 and table.xs[-1] / table.xs[0] >= 8:
@@ -180,6 +180,7 @@ def sweeps(comparison: Comparison) -> list[Plot]:
     names = {
         ("ttft_ms p50", "input_tokens"): "plot-ttft-vs-input",
         ("output_tokens_per_s", "input_tokens"): "plot-tps-vs-input",
+        ("ttft_ms p50", "concurrency"): "plot-ttft-vs-concurrency",
         ("output_tokens_per_s", "concurrency"): "plot-throughput-vs-concurrency",
     }
     plots: list[Plot] = []

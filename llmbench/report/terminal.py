@@ -77,7 +77,7 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
     for sweep in comparison.sweeps:
         table = Table(title=sweep.title, title_justify="left")
         table.add_column(sweep.x_name, justify="right")
-        for label in labels:
+        for label in sweep.labels(labels):
             table.add_column(label, justify="right")
         for x, values in zip(sweep.xs, sweep.values, strict=True):
             table.add_row(setting(x), *(num(v) for v in values))

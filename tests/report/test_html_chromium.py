@@ -25,6 +25,7 @@ EXPECTED_PLOTS = (
     "plot-longctx-needle",
     "plot-ttft-vs-input",
     "plot-tps-vs-input",
+    "plot-ttft-vs-concurrency",
     "plot-throughput-vs-concurrency",
     "plot-peak-vram",
     "plot-accuracy-vs-cost",

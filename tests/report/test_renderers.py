@@ -127,6 +127,7 @@ def test_html_is_self_contained_with_every_plot(comparison: Comparison) -> None:
         "plot-longctx-needle",
         "plot-ttft-vs-input",
         "plot-tps-vs-input",
+        "plot-ttft-vs-concurrency",
         "plot-throughput-vs-concurrency",
         "plot-peak-vram",
         "plot-accuracy-vs-cost",
