@@ -13,6 +13,7 @@ from rich.console import Console
 
 from llmbench import api
 from llmbench.config.suite import Suite, load_suite
+from llmbench.errors import DataError
 from llmbench.report import print_verdicts
 from llmbench.run.offline import MISSING_OUTPUT, score_samples_file
 
@@ -169,3 +170,56 @@ def test_score_lines_prints_the_multilingual_language_verdict(tmp_path: Path) ->
     assert "language_undetermined=1" in out[0] and 'matched_answer="Rome"' in out[0]
     assert out[1].split()[:2] == ["l2", "wrong"] and 'language_verdict="mismatch"' in out[1]
     assert "language_match=0" in out[1]
+
+
+def test_tool_calls_in_a_samples_file_are_scored_as_the_calls_a_server_reported(tmp_path: Path) -> None:
+    tools = load_suite(Path(__file__).parent.parent / "suites" / "tools.yaml")
+    openai_call = {
+        "id": "call_0",
+        "type": "function",
+        "function": {"name": "get_weather_forecast", "arguments": '{"city": "Lisbon", "days": 3}'},
+    }
+    lines = [
+        {"task": "tool_calls", "id": "simple_01", "output": None, "tool_calls": [openai_call]},
+        {
+            "task": "tool_calls",
+            "id": "multiple_01",
+            "output": "",
+            "tool_calls": [{"name": "get_stock_quote", "arguments": {"symbol": "ACME", "exchange": "NYSE"}}],
+        },
+        {"task": "tool_calls", "id": "irrelevance_01", "output": "Michelangelo."},
+        {
+            "task": "tool_calls",
+            "id": "simple_02",
+            "output": "",
+            "tool_calls": [{"name": "get_weather_forecast", "arguments": {"city": "Tokyo"}}],
+        },  # the wrong function
+    ]
+    result = score_samples_file(tools, write_lines(tmp_path / "calls.jsonl", lines), ["tool_calls"])
+    verdicts = {r.id: r.score for r in result.samples if r.error != MISSING_OUTPUT}
+    assert verdicts == {"simple_01": 1.0, "multiple_01": 1.0, "irrelevance_01": 1.0, "simple_02": 0.0}
+    kept = next(r for r in result.samples if r.id == "simple_01")
+    assert kept.tool_calls == [{"name": "get_weather_forecast", "arguments": '{"city": "Lisbon", "days": 3}',
+                                "id": "call_0"}]  # fmt: skip
+
+
+@pytest.mark.parametrize("calls", ["get_weather", [{"arguments": {}}], [{"function": {"name": ""}}], [17]])
+def test_malformed_tool_calls_are_one_line_naming_the_line(tmp_path: Path, calls: object) -> None:
+    tools = load_suite(Path(__file__).parent.parent / "suites" / "tools.yaml")
+    path = write_lines(
+        tmp_path / "bad.jsonl", [{"task": "tool_calls", "id": "simple_01", "tool_calls": calls}]
+    )
+    with pytest.raises(DataError, match=r"bad\.jsonl:1: tool_calls"):
+        score_samples_file(tools, path, ["tool_calls"])
+
+
+def test_score_lines_reads_tool_calls_beside_the_output(tmp_path: Path) -> None:
+    data = Path(__file__).parent.parent / "suites" / "data" / "tools" / "tools_mini.jsonl"
+    question = next(q for q in map(json.loads, data.read_text().splitlines()) if q["id"] == "multiple_01")
+    call = {"name": "get_stock_quote", "arguments": '{"symbol": "ACME", "exchange": "NYSE"}'}
+    path = write_lines(tmp_path / "l.jsonl", [
+        question | {"id": "a", "tool_calls": [call]},
+        question | {"id": "b", "output": "I cannot."},
+    ])  # fmt: skip
+    got = dict(api.score_lines("tools", path))
+    assert got["a"].value == 1.0 and got["b"].value == 0.0

@@ -273,7 +273,11 @@ YamlFilesArg = Annotated[list[Path], typer.Argument(help="suite, model or study 
 ScoreSuiteArg = Annotated[Path | None, typer.Argument(help="suite YAML whose tasks the samples belong to")]
 SamplesOpt = Annotated[
     Path,
-    typer.Option("--samples", "-s", help="JSONL completions: {task_id, completion} or {task, id, output}"),
+    typer.Option(
+        "--samples",
+        "-s",
+        help="JSONL completions: {task_id, completion} or {task, id, output}, with any tool_calls",
+    ),
 ]
 ScorerOpt = Annotated[
     str | None, typer.Option("--scorer", help="score lines carrying their own output and reference")

