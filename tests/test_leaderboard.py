@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from rich.console import Console
 
 from llmbench.analysis.compare import build_comparison, measures_model
 from llmbench.analysis.gate import GateThresholds, check_regressions
 from llmbench.analysis.leaderboard import build_leaderboard
 from llmbench.analysis.significance import paired_suite_delta
-from llmbench.report.leaderboard_table import legend
+from llmbench.report.leaderboard_table import (
+    column_groups,
+    interval_text,
+    legend,
+    print_leaderboard,
+    value_text,
+)
 from llmbench.results.schema import RunResult
 from tests.factories import make_run, performance, verdicts
 
@@ -47,7 +54,9 @@ def test_rows_are_models_on_backends_and_columns_are_suites_then_costs() -> None
 
 
 def test_a_suite_without_a_score_gets_no_column_and_is_named_below() -> None:
-    from llmbench.report.leaderboard_table import legend
+    from llmbench.report.leaderboard_table import (
+        legend,
+    )
 
     quality = make_run("qwen", {"t": verdicts(20, 0.5, 0)}, suite="math", perf=performance(ttft_ms=40))
     sweep = make_run("qwen", {}, suite="perf", perf=performance(ttft_ms=90)).model_copy(
@@ -152,8 +161,54 @@ def test_ttft_and_throughput_come_from_the_perf_sweep_at_a_stated_load_when_ther
     assert "the perf sweep point at the load in the title" in "\n".join(legend(board))
 
 
+def test_a_point_that_never_reached_its_concurrency_is_not_read_at_that_load() -> None:
+    # `--limit 16` on the sweep: the c64 point ran 16 at a time, so tok/s is read at c16, the highest reached
+    perf = performance(sweep=True)
+    perf.sweep[-1] = perf.sweep[-1].model_copy(update={"most_in_flight": 16})
+    board = build_leaderboard([make_run("a", {}, suite="perf", perf=perf)])
+    tps = next(c for c in board.columns if c.key == "output_tokens_per_s")
+    assert (tps.load, tps.title) == ((512, 128, 16), "tok/s (c16)")
+    assert board.cell(board.rows[0], tps).value == perf.sweep[-2].output_tokens_per_s
+
+
 def test_without_a_sweep_the_quality_runs_timings_are_named_as_such() -> None:
     board = build_leaderboard([make_run(m, {"t": verdicts(40, 0.6, i)}) for i, m in enumerate("ab")])
     ttft = next(c for c in board.columns if c.key == "ttft_p50_ms")
     assert (ttft.source, ttft.load, ttft.title) == ("quality runs", None, "TTFT p50")
     assert any("timed in quality runs" in line and "not a serving figure" in line for line in legend(board))
+
+
+SUITES = ("coding", "instruction", "json", "knowledge", "long_context", "math", "multilingual", "tools")
+
+
+@pytest.mark.parametrize("width", [80, 100, 140])
+def test_a_board_wider_than_the_terminal_is_cut_into_tables_that_keep_every_figure_on_one_line(
+    width: int,
+) -> None:
+    runs = [
+        make_run(m, {"t": verdicts(40, rate, i)}, backend=b, suite=s, perf=performance(ttft_ms=40 + i))
+        for i, (m, b, rate) in enumerate([("qwen2.5-7b", "transformers", 0.8), ("llama3-8b", "vllm", 0.4)])
+        for s in SUITES
+    ]
+    board = build_leaderboard(runs)
+    console = Console(record=True, width=width, color_system=None)
+    print_leaderboard(board, console)
+    text = console.export_text()
+    assert all(len(line) <= width for line in text.splitlines())
+    tables = [line for line in text.splitlines() if line.startswith("Leaderboard")]
+    assert len(tables) == len(column_groups(board, width)) > 1
+    for row in board.rows:  # each row in every table, each figure and interval whole on its line
+        assert text.count(row.label) == len(tables)
+        for col in board.columns:
+            cell = board.cell(row, col)
+            assert value_text(cell, col) in text and interval_text(cell) in text
+
+
+def test_a_board_that_fits_is_one_table() -> None:
+    runs = [make_run("qwen", {"t": verdicts(40, 0.8, 1)}, suite=s) for s in ("math", "json")]
+    board = build_leaderboard(runs)
+    console = Console(record=True, width=100, color_system=None)
+    print_leaderboard(board, console)
+    assert [
+        line.strip() for line in console.export_text().splitlines() if line.startswith("Leaderboard")
+    ] == ["Leaderboard"]

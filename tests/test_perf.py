@@ -155,6 +155,7 @@ def test_a_point_with_fewer_requests_than_slots_says_it_never_reached_them(token
     short, full = run(ScriptedBackend(), sweep_with(concurrency=[16, 2], requests_per_point=2), tokenizer)
     assert (short.concurrency, full.concurrency) == (16, 2)
     assert short.note is not None and short.note == "only 2 requests: at most 2 in flight"
+    assert short.most_in_flight == 2 and full.most_in_flight is None
     assert full.note is None
 
 

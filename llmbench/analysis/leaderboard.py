@@ -113,7 +113,7 @@ PERFORMANCE: tuple[tuple[str, str, str, Callable[[RunResult], float | None]], ..
     ("ttft_p50_ms", "TTFT p50", "ms", lambda r: r.performance.ttft_ms.p50 if r.performance.ttft_ms else None),
     ("output_tokens_per_s", "tok/s", "", lambda r: r.performance.output_tokens_per_s),
     ("peak_vram_mib", "VRAM", "MiB", lambda r: r.performance.peak_vram_mib),
-    ("energy_per_output_token_j", "J/tok", "J", lambda r: r.performance.energy_per_output_token_j),
+    ("energy_per_output_token_j", "energy", "J/tok", lambda r: r.performance.energy_per_output_token_j),
 )
 
 
@@ -172,7 +172,8 @@ def performance_columns(rows: list[Row], runs: Sequence[RunResult]) -> list[Colu
 
 
 def serving_points(runs: Sequence[RunResult]) -> list[PerfPoint]:
-    """The runs' closed-loop sweep points of unique prompts that finished with the client keeping up."""
+    """The runs' closed-loop sweep points of unique prompts that reached their concurrency and finished
+    with the client keeping up."""
     return [
         p
         for r in runs
@@ -183,6 +184,7 @@ def serving_points(runs: Sequence[RunResult]) -> list[PerfPoint]:
         and p.workload is None
         and not p.error
         and not p.client_bound
+        and p.most_in_flight is None
     ]
 
 

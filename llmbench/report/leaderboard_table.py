@@ -84,15 +84,30 @@ def legend(board: Leaderboard) -> list[str]:
     return lines
 
 
+MODEL_WIDTH = 40  # the model column's most; a longer label folds onto a second line
+PADDING = 2  # rich's padding between two columns of a SIMPLE_HEAD table
+EDGES = 2  # and at its two edges
+
+
 def print_leaderboard(board: Leaderboard, console: Console, *, title: str = "Leaderboard") -> None:
-    """A compact table: value over interval in each suite cell, so that it fits 100 columns."""
+    """Value over interval in each cell; a board wider than the terminal is cut into tables of as many
+    columns as fit, each with the model column, rather than folding every figure onto four lines."""
+    groups = column_groups(board, console.width)
+    for i, columns in enumerate(groups):
+        part = f" ({i + 1}/{len(groups)})" if len(groups) > 1 else ""
+        console.print(_table(board, columns, f"{title}{part}"))
+    for line in legend(board):
+        console.print(line, style="dim", highlight=False, markup=False, soft_wrap=False)
+
+
+def _table(board: Leaderboard, columns: list[Column], title: str) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-    table.add_column("model", overflow="fold", ratio=None)
-    for col in board.columns:
+    table.add_column("model", overflow="fold", max_width=MODEL_WIDTH)
+    for col in columns:
         table.add_column(header(col), justify="right", overflow="fold")
     for row in board.rows:
         cells = []
-        for col in board.columns:
+        for col in columns:
             cell = board.cell(row, col)
             text = Text(
                 value_text(cell, col), style="bold green" if cell and cell.best and cell.significant else ""
@@ -101,9 +116,31 @@ def print_leaderboard(board: Leaderboard, console: Console, *, title: str = "Lea
                 text.append("\n" + interval, style="dim")
             cells.append(text)
         table.add_row(Text(row.label, style="" if row.measures_model else "dim"), *cells)
-    console.print(table)
-    for line in legend(board):
-        console.print(line, style="dim", highlight=False, markup=False, soft_wrap=False)
+    return table
+
+
+def column_groups(board: Leaderboard, width: int) -> list[list[Column]]:
+    """The board's columns in order, cut into runs that fit `width` beside the model column (one column
+    at least in each); a column is as wide as its widest figure, interval or title."""
+    model = min(MODEL_WIDTH, max((len(r.label) for r in board.rows), default=5)) + PADDING + EDGES
+    groups: list[list[Column]] = [[]]
+    used = model
+    for col in board.columns:
+        need = _width(board, col) + PADDING
+        if groups[-1] and used + need > width:
+            groups.append([])
+            used = model
+        groups[-1].append(col)
+        used += need
+    return groups if groups[-1] else []
+
+
+def _width(board: Leaderboard, col: Column) -> int:
+    texts = [header(col)]  # whole: rich would rather squeeze the model column than wrap a title
+    for row in board.rows:
+        cell = board.cell(row, col)
+        texts += [value_text(cell, col), interval_text(cell)]
+    return max(len(t) for t in texts)
 
 
 def render_markdown(board: Leaderboard, *, title: str = "Leaderboard") -> str:

@@ -21,7 +21,8 @@ from llmbench.results.blocks import Summary as Summary
 # workload and turns, performance.saturation, the environment's niceness, ...). A version-2 file has none
 # of them and reads as it is; an llmbench that knows only 2 says to upgrade rather than failing on a field.
 # 4: optional fields of timing records (arrivals, close, TTFOT), reasoning and answer tokens, tool calls,
-# costs, the generation cache (`cached_from`) and each perf point's per-request values; 2 and 3 read as they are.
+# costs, the generation cache (`cached_from`), each perf point's per-request values and its `most_in_flight`;
+# 2 and 3 read as they are.
 SCHEMA_VERSION = 4
 
 
@@ -175,6 +176,7 @@ class PerfPoint(_Model):
     input_tokens: int
     output_tokens: int
     concurrency: int | None = None
+    most_in_flight: int | None = None  # set where fewer requests than `concurrency` ran at once (`--limit`)
     request_rate: float | None = None
     n_requests: int
     ttft_ms: Distribution | None = None

@@ -216,16 +216,18 @@ def _run_point(
     if sent is None:
         return point
     if spec.request_rate is None:
-        note = "; ".join(filter(None, (_short_of_concurrency(sweep, spec), point.note)))
-        return point.model_copy(update={"note": note or None})
+        short = _short_of_concurrency(sweep, spec)
+        note = "; ".join(
+            filter(None, (short and f"only {short} requests: at most {short} in flight", point.note))
+        )
+        return point.model_copy(update={"note": note or None, "most_in_flight": short})
     return point.model_copy(
         update={"arrival_process": sweep.arrival.process, "burstiness": sweep.arrival.burstiness}
     )
 
 
-def _short_of_concurrency(sweep: PerfSweep, spec: PointSpec) -> str | None:
-    """Why a closed-loop point never reached its concurrency: fewer requests than slots (`--limit`)."""
+def _short_of_concurrency(sweep: PerfSweep, spec: PointSpec) -> int | None:
+    """The most requests a closed-loop point had in flight where that is short of its concurrency: fewer
+    requests than slots in each of its repeats (`--limit`); None where it reached it."""
     n, c = sweep.requests_per_point, spec.concurrency
-    if c is None or n >= c:
-        return None
-    return f"only {n} requests: at most {n} in flight"
+    return None if c is None or n >= c else n
