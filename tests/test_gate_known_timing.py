@@ -17,6 +17,10 @@ from llmbench.run.perf import PerfTarget, run_sweep
 from llmbench.testing.known_timing_server import KnownTimingServer, Timings
 from tests.test_gate_sweep import perf_run
 
+# three sweeps one after another, judged against each other by the gate: a change of load between them
+# would read as a regression, so they run in make test's second stage, on a quiet machine
+pytestmark = pytest.mark.alone
+
 # 24 requests a point: enough for a p50 (5), too few for a p90 (29), which the gate withholds.
 SWEEP = PerfSweep(
     input_tokens=[8], output_tokens=[4], concurrency=[1, 4], requests_per_point=24, warmup_requests=2

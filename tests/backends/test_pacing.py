@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from types import SimpleNamespace
 
+import pytest
+
+from llmbench.backends import pacing
 from llmbench.backends.pacing import BatchPacer, Pacer, Submission
 from llmbench.telemetry.timing import now_ns
 
@@ -71,34 +74,62 @@ def test_under_a_cap_a_request_that_waits_for_a_slot_starts_its_clock_when_the_s
     assert b.queue_ms is not None and b.queue_ms == (b.start_ns - t0) / 1e6 > 0
 
 
-def run_batches(pacer: BatchPacer, batch_s: float) -> list[list[tuple[int, Submission]]]:
+class VirtualClock:
+    """The batch pacer's clock and sleep, moved only by sleeping: what the tests below assert depends on
+    when requests arrive against when batches end, never on how promptly this host schedules a thread."""
+
+    def __init__(self) -> None:
+        self.ns = 1_000_000_000
+
+    def now_ns(self) -> int:
+        return self.ns
+
+    def sleep(self, seconds: float) -> None:
+        self.ns += max(0, round(seconds * 1e9))
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    virtual = VirtualClock()
+    monkeypatch.setattr(pacing, "now_ns", virtual.now_ns)
+    monkeypatch.setattr(pacing, "time", SimpleNamespace(sleep=virtual.sleep))
+    return virtual
+
+
+def run_batches(pacer: BatchPacer, batch_s: float, clock: VirtualClock) -> list[list[tuple[int, Submission]]]:
     """Every batch the pacer sends, each taking `batch_s` to run (a synchronous backend's `generate`)."""
     sent = []
     for batch in pacer.batches():
         sent.append(batch)
-        time.sleep(batch_s)
+        clock.sleep(batch_s)
     return sent
 
 
-def test_batched_arrivals_without_a_cap_start_their_clocks_at_arrival_even_behind_a_running_batch() -> None:
+def test_batched_arrivals_without_a_cap_start_their_clocks_at_arrival_even_behind_a_running_batch(
+    clock: VirtualClock,
+) -> None:
     pacer = BatchPacer(None, [0.0, 0.01, 0.02], batch_size=1)
-    batches = run_batches(pacer, 0.05)
+    batches = run_batches(pacer, 0.05, clock)
     assert [[i for i, _ in b] for b in batches] == [[0], [1], [2]]
     assert all(s == Submission(pacer.arrival_ns(i), 0.0) for b in batches for i, s in b)
 
 
-def test_a_batched_arrival_that_finds_every_slot_taken_starts_its_clock_with_its_batch() -> None:
+def test_a_batched_arrival_that_finds_every_slot_taken_starts_its_clock_with_its_batch(
+    clock: VirtualClock,
+) -> None:
     pacer = BatchPacer(1, [0.0, 0.01], batch_size=8)  # the cap, not the batch size, bounds a batch
-    (first,), (second,) = run_batches(pacer, 0.05)
+    (first,), (second,) = run_batches(pacer, 0.05, clock)
     assert first[1] == Submission(pacer.t0, 0.0)
     i, sent = second
     assert sent.start_ns is not None and sent.start_ns >= pacer.t0 + 50_000_000  # after the first batch ended
     assert sent.queue_ms == (sent.start_ns - pacer.arrival_ns(i)) / 1e6 > 0
 
 
-def test_a_batched_arrival_takes_a_slot_the_running_batch_left_free_and_the_next_one_queues() -> None:
+def test_a_batched_arrival_takes_a_slot_the_running_batch_left_free_and_the_next_one_queues(
+    clock: VirtualClock,
+) -> None:
     pacer = BatchPacer(2, [0.0, 0.01, 0.02], batch_size=8)
-    first, second = run_batches(pacer, 0.05)
+    first, second = run_batches(pacer, 0.05, clock)
     assert [i for i, _ in first] == [0] and [i for i, _ in second] == [1, 2]
     (_, took_slot), (_, queued) = second
     assert took_slot == Submission(pacer.arrival_ns(1), 0.0)
