@@ -217,9 +217,8 @@ def _run_point(
         return point
     if spec.request_rate is None:
         short = _short_of_concurrency(sweep, spec)
-        note = "; ".join(
-            filter(None, (short and f"only {short} requests: at most {short} in flight", point.note))
-        )
+        said = f"only {short} requests: at most {short} in flight" if short is not None else None
+        note = "; ".join(filter(None, (said, point.note)))
         return point.model_copy(update={"note": note or None, "most_in_flight": short})
     return point.model_copy(
         update={"arrival_process": sweep.arrival.process, "burstiness": sweep.arrival.burstiness}
