@@ -8,7 +8,7 @@ import pytest
 
 from llmbench.analysis.compare import Comparison, Row, build_comparison, column_labels, load_runs
 from llmbench.errors import ResultsFileError
-from llmbench.report.markdown import setting, sweep_lines
+from llmbench.report.markdown import render_markdown, setting, sweep_lines
 from llmbench.results.io import write_results
 from llmbench.results.schema import Distribution, Performance, PerfPoint, RunResult
 from tests.factories import FINGERPRINT, longctx_scores, make_run, performance, verdicts, with_flips
@@ -244,6 +244,29 @@ def test_a_concurrency_sweep_is_two_curves_not_a_stack_of_one_row_tables() -> No
     assert ttft.columns == [1] and ttft.labels(c.labels) == [c.labels[1]]
     assert ttft.values == [[41.0], [44.0], [56.0]]
     assert sweep_lines(ttft, c.labels)[0] == f"| concurrency | {c.labels[1]} |"
+
+
+def test_a_point_short_of_its_concurrency_is_on_no_curve() -> None:
+    points = [_point(c) for c in (1, 4)] + [_point(16).model_copy(update={"most_in_flight": 4})]
+    c = build_comparison([make_run("p", {}, suite="perf", perf=Performance(sweep=points))])
+    assert {(t.x_name, tuple(t.xs)) for t in c.sweeps} == {("concurrency", (1, 4))}
+
+
+def test_runs_of_several_suites_get_a_table_per_suite_with_that_suites_runs_only() -> None:
+    runs = [
+        make_run(m, {t: verdicts(30, 0.5, i)}, suite=s, backend=b, perf=performance(seed=i))
+        for i, (m, s, t, b) in enumerate(
+            [("q", "math", "gsm8k", "vllm"), ("q", "json", "schema", "vllm"), ("q", "math", "gsm8k", "hf")]
+        )
+    ]
+    c = build_comparison(runs)
+    quality = c.section_parts("quality")
+    assert [(p.suite, p.columns) for p in quality] == [("math", [0, 2]), ("json", [1])]
+    assert all(r.suite == p.suite for p in quality for r in p.rows)
+    text = render_markdown(c)
+    assert "### math" in text and "### json" in text
+    one_suite = build_comparison([runs[0], runs[2]])
+    assert [(p.suite, p.columns) for p in one_suite.section_parts("quality")] == [(None, [0, 1])]
 
 
 def test_points_on_no_curve_are_each_shown_once_along_input_length() -> None:

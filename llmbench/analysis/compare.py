@@ -109,6 +109,15 @@ class Row:
 
 
 @dataclass
+class SectionPart:
+    """One table of a section: its suite (None where the section has one), its rows, the columns it shows."""
+
+    suite: str | None
+    rows: list[Row]
+    columns: list[int]
+
+
+@dataclass
 class Comparison:
     columns: list[Column]
     rows: list[Row]
@@ -137,6 +146,24 @@ class Comparison:
 
     def section(self, name: str) -> list[Row]:
         return [r for r in self.rows if r.section == name]
+
+    def section_parts(self, name: str) -> list[SectionPart]:
+        """A section's tables: one per suite where its rows are of several suites (twenty runs of eight suites
+        would otherwise be one table of twenty columns, each row with two or three values), each with the
+        columns that have a value in one of its rows, or a run of its suite whose figures are not measured."""
+        rows = self.section(name)
+        suites = list(dict.fromkeys(r.suite for r in rows))
+        parts = []
+        for suite in suites:
+            mine = [r for r in rows if r.suite == suite]
+            shown = [
+                j
+                for j, col in enumerate(self.columns)
+                if any(r.cells[j] is not None for r in mine)
+                or (col.run.suite_name == suite and any(self.unmeasured(r, j) for r in mine))
+            ]
+            parts.append(SectionPart(suite if len(suites) > 1 else None, mine, shown))
+        return parts
 
     @property
     def fingerprint_warnings(self) -> list[str]:

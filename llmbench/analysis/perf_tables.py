@@ -96,8 +96,8 @@ def _groups(
     for j, run in enumerate(runs):
         for pt in run.performance.sweep:
             x = getattr(pt, x_name)
-            if pt.error or x is None or _sweep_value(pt, metric) is None:
-                continue
+            if pt.error or x is None or _sweep_value(pt, metric) is None or pt.most_in_flight is not None:
+                continue  # a point that never had its concurrency in flight is not a point of that load
             shape = tuple((f, getattr(pt, f)) for f in fixed) + _traffic(pt)
             groups.setdefault(shape, {}).setdefault(float(x), [None] * len(runs))[j] = pt
     return groups

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from html import escape
 
 from llmbench import __version__
-from llmbench.analysis.compare import Comparison, Row
+from llmbench.analysis.compare import Comparison, Row, SectionPart
 from llmbench.analysis.costs import api_cost_per_correct
 from llmbench.analysis.leaderboard import Leaderboard
 from llmbench.errors import MissingDependencyError
@@ -77,11 +77,11 @@ def _delta_html(row: Row, j: int) -> str:
     return f'<span class="delta {cls}">Δ {escape(delta_text(d))}</span>'
 
 
-def _rows_table(comparison: Comparison, rows: list[Row], marks: dict[int, int]) -> str:
-    """A section's rows, in the columns that have a value in some row (a perf run has none among the
-    quality metrics: its column would be a row of dashes)."""
+def _rows_table(comparison: Comparison, part: SectionPart, marks: dict[int, int]) -> str:
+    """A section's rows of one suite, in the columns it shows (a perf run has no quality metric: its column
+    would be a row of dashes)."""
     index = {id(r): i for i, r in enumerate(comparison.rows)}
-    shown = [j for j in range(len(comparison.labels)) if any(r.cells[j] is not None for r in rows)]
+    rows, shown = part.rows, part.columns
     head = "".join(f"<th>{escape(comparison.labels[j])}</th>" for j in shown)
     out = [
         f'<table><thead><tr><th class="l">suite/task</th><th class="l">metric</th>{head}</tr></thead><tbody>'
@@ -223,12 +223,12 @@ def render_html(runs: Sequence[RunResult], comparison: Comparison, board: Leader
         )
     parts += ["<h2>Plots</h2>", _plots_html(comparison)]
     for section, title in SECTIONS:
-        rows = comparison.section(section)
-        if rows:
-            parts += [
-                f'<h2 id="section-{section}">{escape(title)}</h2>',
-                _rows_table(comparison, rows, marks),
-            ]
+        tables = comparison.section_parts(section)
+        if tables:
+            parts.append(f'<h2 id="section-{section}">{escape(title)}</h2>')
+        for part in tables:
+            parts += [f"<h3>{escape(part.suite)}</h3>"] if part.suite else []
+            parts.append(_rows_table(comparison, part, marks))
     if comparison.sweeps:
         parts.append('<h2 id="section-sweeps">Performance sweeps</h2>')
         for table in comparison.sweeps:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from llmbench.analysis.compare import QUALITY_RUN_LATENCY_LABEL, Comparison, Row
+from llmbench.analysis.compare import QUALITY_RUN_LATENCY_LABEL, Comparison, Row, SectionPart
 from llmbench.analysis.perf_tables import CostRow, SweepTable
 from llmbench.analysis.significance import Delta
 from llmbench.report.mdtable import table_cell
@@ -145,6 +145,28 @@ def sweep_lines(table: SweepTable, labels: list[str]) -> list[str]:
     return _table([table.x_name, *table.labels(labels)], rows)
 
 
+def _section_table(
+    comparison: Comparison, part: SectionPart, marks: dict[int, int], index: dict[int, int]
+) -> list[str]:
+    body = []
+    for row in part.rows:
+        cells = []
+        for j in part.columns:
+            text = shown_cell(comparison, row, j)
+            if row.marked_best(j):
+                text = f"**{text}**"
+            d = row.deltas[j] if row.deltas else None
+            if d is not None:
+                text += f" Δ {delta_text(d)}"
+                if (word := verdict(row, d)) is not None:
+                    text += f" {word}"
+            cells.append(text)
+        mark = marks.get(index[id(row)])
+        metric = row.metric + (f" [^{mark}]" if mark else "")
+        body.append([row_name(row), metric, *cells])
+    return _table(["suite/task", "metric", *(comparison.labels[j] for j in part.columns)], body)
+
+
 def render_markdown(comparison: Comparison) -> str:
     """The comparison as GitHub-flavoured Markdown: one table per section, best value in bold."""
     labels = comparison.labels
@@ -160,27 +182,12 @@ def render_markdown(comparison: Comparison) -> str:
     marks = footnotes(comparison)
     index = {id(r): i for i, r in enumerate(comparison.rows)}
     for section, title in SECTIONS:
-        rows = comparison.section(section)
-        if not rows:
-            continue
-        lines += [f"## {title}", ""]
-        body = []
-        for row in rows:
-            cells = []
-            for j in range(len(row.cells)):
-                text = shown_cell(comparison, row, j)
-                if row.marked_best(j):
-                    text = f"**{text}**"
-                d = row.deltas[j] if row.deltas else None
-                if d is not None:
-                    text += f" Δ {delta_text(d)}"
-                    if (word := verdict(row, d)) is not None:
-                        text += f" {word}"
-                cells.append(text)
-            mark = marks.get(index[id(row)])
-            metric = row.metric + (f" [^{mark}]" if mark else "")
-            body.append([row_name(row), metric, *cells])
-        lines += [*_table(["suite/task", "metric", *labels], body), ""]
+        parts = comparison.section_parts(section)
+        if parts:
+            lines += [f"## {title}", ""]
+        for part in parts:
+            lines += [f"### {part.suite}", ""] if part.suite else []
+            lines += [*_section_table(comparison, part, marks, index), ""]
     if comparison.sweeps:
         lines += ["## Performance sweeps", ""]
         for table in comparison.sweeps:

@@ -59,21 +59,20 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
             highlight=False,
         )
     for section, title in SECTIONS:
-        rows = comparison.section(section)
-        if not rows:
-            continue
-        table = Table(title=title, title_justify="left", show_lines=bool(comparison.baseline is not None))
-        table.add_column("suite/task")
-        table.add_column("metric")
-        for label in labels:
-            table.add_column(label, justify="right")
-        for row in rows:
-            mark = marks.get(index[id(row)])
-            metric = Text(row.metric)
-            if mark:
-                metric.append(f" [{mark}]", style="yellow")
-            table.add_row(row_name(row), metric, *(_cell(comparison, row, j) for j in range(len(labels))))
-        console.print(table)
+        for part in comparison.section_parts(section):
+            name = f"{title} · {part.suite}" if part.suite else title
+            table = Table(title=name, title_justify="left", show_lines=bool(comparison.baseline is not None))
+            table.add_column("suite/task")
+            table.add_column("metric")
+            for j in part.columns:
+                table.add_column(labels[j], justify="right")
+            for row in part.rows:
+                mark = marks.get(index[id(row)])
+                metric = Text(row.metric)
+                if mark:
+                    metric.append(f" [{mark}]", style="yellow")
+                table.add_row(row_name(row), metric, *(_cell(comparison, row, j) for j in part.columns))
+            console.print(table)
     for sweep in comparison.sweeps:
         table = Table(title=sweep.title, title_justify="left")
         table.add_column(sweep.x_name, justify="right")
