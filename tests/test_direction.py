@@ -70,6 +70,7 @@ PERFORMANCE_FIELDS = {
     "input_tokens": None,
     "output_tokens": None,
     "concurrency": None,
+    "most_in_flight": None,  # a point run short of its concurrency: a fact of how it ran
     "request_rate": None,
     "n_requests": None,
     "request_throughput_per_s": True,

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from llmbench.analysis.direction import NEUTRAL_PREFIXES, higher_is_better
+from llmbench.analysis.fingerprints import differing_keys
 from llmbench.analysis.perf_tables import CostRow, SweepTable, cost_rows, sweep_tables
 from llmbench.analysis.significance import (
     ALPHA,
@@ -302,7 +303,7 @@ def _performance_rows(runs: list[RunResult]) -> list[Row]:
                 row.cells[j] = None if row.withheld[j] else mv
     result = list(rows.values())
     for row in result:
-        row.fingerprint_diff = _diff_keys(
+        row.fingerprint_diff = differing_keys(
             [(r, r.fingerprint) for r, c in zip(runs, row.cells, strict=True) if c and measures_model(r)]
         )
     return result
@@ -341,35 +342,9 @@ def _best(cells: list[MetricValue | None], higher: bool | None) -> int | None:
 def _fingerprint_diff(runs: list[RunResult], row: Row) -> list[str]:
     present = [runs[j] for j, c in enumerate(row.cells) if c is not None and measures_model(runs[j])]
     if row.section == "suite":
-        return _diff_keys([(r, r.fingerprint) for r in present])
+        return differing_keys([(r, r.fingerprint) for r in present])
     pairs = [(r, t.fingerprint) for r in present if (t := r.task(row.task)) is not None]
-    return _diff_keys(pairs)
-
-
-# What a model brings with it: two different models differ here by nature, so these keys are only
-# compared between runs of the same model (a chat-template override, another backend or dtype).
-MODEL_KEYS = frozenset({"chat_template", "prompt_tokens", "backend", "dtype", "batch_size"})
-
-
-def _diff_keys(pairs: list[tuple[RunResult, dict[str, str]]]) -> list[str]:
-    """Fingerprint keys whose values differ among the runs that record them (model keys: within one model)."""
-    if len(pairs) < 2:
-        return []
-    keys = sorted({k for _, p in pairs for k in p})
-    differ = []
-    for key in keys:
-        groups: dict[object, set[str]] = {}
-        for run, prints in pairs:
-            if key in prints:
-                group = _model_identity(run) if key in MODEL_KEYS else None
-                groups.setdefault(group, set()).add(prints[key])
-        if any(len(values) > 1 for values in groups.values()):
-            differ.append(key)
-    return differ
-
-
-def _model_identity(run: RunResult) -> tuple[object, object]:
-    return run.model.get("model"), run.model.get("revision")
+    return differing_keys(pairs)
 
 
 def _median_delta(row: Row, base: RunResult, run: RunResult, alpha: float) -> Delta | None:

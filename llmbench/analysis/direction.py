@@ -25,6 +25,7 @@ NEUTRAL = frozenset(
         "reasoning_tokens",  # how the output tokens split between reasoning and answer: facts, not merits
         "answer_tokens",
         "concurrency",
+        "most_in_flight",  # a point run with fewer requests than its concurrency: how it ran
         "request_rate",
         "weights_bytes",
         "mean_gpu_util_pct",

@@ -105,8 +105,8 @@ def test_an_export_cut_off_before_it_finished_is_done_again_not_skipped(
     assert not (half / MARKER).exists()
 
     (done,) = exporter.export([item])
-    assert done.created and not half.exists()  # the half export was replaced, not skipped
-    (folder,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
+    assert done.created  # the half export was replaced, not skipped: one folder, now complete
+    (folder,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")  # the same name within one second
     assert json.loads((folder / MARKER).read_text())["llmbench_run_id"] == item.run.run_id
     state = _inspect(next(folder.glob("run-*.wandb")), "--summary")
     assert state["state"] == "finished" and "gsm8k/accuracy" in state["summary"]

@@ -95,9 +95,16 @@ def test_two_models_by_two_suites_on_two_nodes_then_a_sharded_cell_equals_it(
 
 
 def test_a_worker_killed_mid_cell_is_retried_and_resumes(cluster: Cluster, tmp_path: Path) -> None:
-    body = "name: ray-kill\nmodels: [tiny-qwen2]\nsuites:\n  - {suite: math, limit: 8, tasks: [gsm8k]}\n"
+    # 20 samples in batches of 4: the first 16 are journaled together (one scoring chunk) while the last
+    # batch is still to run, so the kill lands mid-cell (8 samples were journaled at once as the cell ended,
+    # and a kill could come after it had finished)
+    n = 20
+    body = (
+        "name: ray-kill\nmodels: [{base: tiny-qwen2, name: tiny-b4, set: {batch_size: 4}}]\n"
+        f"suites:\n  - {{suite: math, limit: {n}, tasks: [gsm8k]}}\n"
+    )
     out = tmp_path / "out"
-    journal = out / "math-tiny-qwen2-seed0.journal.jsonl"
+    journal = out / "math-tiny-b4-seed0.journal.jsonl"
     outcome: list[StudyOutcome] = []
     runner = threading.Thread(
         target=lambda: outcome.append(
@@ -109,7 +116,7 @@ def test_a_worker_killed_mid_cell_is_retried_and_resumes(cluster: Cluster, tmp_p
     deadline = time.time() + 600
     while time.time() < deadline and runner.is_alive() and killed is None:
         manifest = out / "study.json"
-        if journal.exists() and journal.read_text().count('"request_id"') >= 1 and manifest.exists():
+        if journal.exists() and 1 <= journal.read_text().count('"request_id"') < n and manifest.exists():
             worker = json.loads(manifest.read_text())["cells"][0]["worker"]
             if worker:
                 killed = int(worker.split(":")[1])
@@ -127,5 +134,5 @@ def test_a_worker_killed_mid_cell_is_retried_and_resumes(cluster: Cluster, tmp_p
     ids = [
         json.loads(line)["request_id"] for line in journal.read_text().splitlines() if '"request_id"' in line
     ]
-    assert len(ids) == len(set(ids)) == 8  # every sample exactly once
-    assert len(json.loads((out / "math-tiny-qwen2-seed0.json").read_text())["samples"]) == 8
+    assert len(ids) == len(set(ids)) == n  # every sample exactly once
+    assert len(json.loads((out / "math-tiny-b4-seed0.json").read_text())["samples"]) == n
