@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
 
 from llmbench.analysis.compare import Comparison, Row, build_comparison, column_labels, load_runs
 from llmbench.errors import ResultsFileError
+from llmbench.report.csv import render_csv
 from llmbench.report.markdown import render_markdown, setting, sweep_lines
 from llmbench.results.io import write_results
 from llmbench.results.schema import Distribution, Performance, PerfPoint, RunResult
@@ -312,6 +315,17 @@ def test_accuracy_per_cost_includes_joules_per_correct_answer() -> None:
     cost = build_comparison([run, unknown]).cost
     assert cost[0].joules_per_correct == pytest.approx(0.5 * 60_000 / 30)
     assert cost[1].joules_per_correct is None and cost[1].peak_vram_mib is None
+
+
+def test_a_run_with_no_cost_figure_has_no_accuracy_per_cost_line_and_csv_names_each_lines_run() -> None:
+    cpu_perf = make_run(
+        "p", {}, suite="perf", perf=Performance(sweep=[_point(1), _point(4)])
+    )  # no score, VRAM
+    scored = make_run("a", {"t": [1.0] * 30 + [0.0] * 10}, perf=performance(energy_per_token_j=0.5))
+    c = build_comparison([cpu_perf, scored])
+    assert [row.label for row in c.cost] == [c.labels[1]]
+    lines = [r for r in csv.DictReader(io.StringIO(render_csv(c))) if r["section"] == "cost"]
+    assert lines and {r["run_id"] for r in lines} == {scored.run_id}
 
 
 def test_a_baseline_outside_the_runs_becomes_the_first_column() -> None:

@@ -52,6 +52,7 @@ class CostRow:
     peak_vram_mib: float | None
     ttft_p50_ms: float | None
     joules_per_correct: float | None
+    run_id: str = ""
 
 
 def sweep_tables(runs: Sequence[RunResult]) -> list[SweepTable]:
@@ -144,21 +145,24 @@ def _sweep_value(pt: PerfPoint, metric: str) -> float | None:
 
 
 def cost_rows(labels: Sequence[str], runs: Sequence[RunResult]) -> list[CostRow]:
-    """Suite score next to energy per token, peak VRAM, TTFT and joules per correct answer, per column."""
+    """Suite score next to energy per token, peak VRAM, TTFT and joules per correct answer, per column that
+    has one of them."""
     rows = []
     for label, run in zip(labels, runs, strict=True):
         perf = run.performance
         correct = sum(t.counts.get("correct", 0) for t in run.tasks)
         jpc = perf.energy_j / correct if perf.energy_j is not None and correct else None
-        rows.append(
-            CostRow(
-                label,
-                run.suite_name,
-                run.suite_score.value if run.suite_score else None,
-                perf.energy_per_output_token_j,
-                perf.peak_vram_mib,
-                perf.ttft_ms.p50 if perf.ttft_ms else None,
-                jpc,
-            )
+        row = CostRow(
+            label,
+            run.suite_name,
+            run.suite_score.value if run.suite_score else None,
+            perf.energy_per_output_token_j,
+            perf.peak_vram_mib,
+            perf.ttft_ms.p50 if perf.ttft_ms else None,
+            jpc,
+            run.run_id,
         )
+        figures = (row.suite_score, row.energy_per_output_token_j, row.peak_vram_mib, row.ttft_p50_ms, jpc)
+        if any(f is not None for f in figures):  # a perf run on a CPU has none: no row of dashes
+            rows.append(row)
     return rows

@@ -113,9 +113,8 @@ _COST_FIGURES = (
 
 def _cost_lines(comparison: Comparison) -> Iterator[list[object]]:
     """A line per accuracy-per-cost figure of each column that has it."""
-    for j, c in enumerate(comparison.cost):
+    for c in comparison.cost:
         for name in _COST_FIGURES:
             value = getattr(c, name)
             if value is not None:
-                run_id = comparison.columns[j].run.run_id
-                yield ["cost", c.suite, "", name, c.label, run_id, value, *[""] * (len(HEADER) - 7)]
+                yield ["cost", c.suite, "", name, c.label, c.run_id, value, *[""] * (len(HEADER) - 7)]
