@@ -132,7 +132,7 @@ def column_groups(board: Leaderboard, width: int) -> list[list[Column]]:
             used = model
         groups[-1].append(col)
         used += need
-    return groups if groups[-1] else []
+    return groups  # a board with no column is one table of its models
 
 
 def _width(board: Leaderboard, col: Column) -> int:
