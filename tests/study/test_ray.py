@@ -95,16 +95,16 @@ def test_two_models_by_two_suites_on_two_nodes_then_a_sharded_cell_equals_it(
 
 
 def test_a_worker_killed_mid_cell_is_retried_and_resumes(cluster: Cluster, tmp_path: Path) -> None:
-    # 20 samples in batches of 4: the first 16 are journaled together (one scoring chunk) while the last
+    # 20 samples in batches of 8: the first 16 are journaled together (one scoring chunk) while the last
     # batch is still to run, so the kill lands mid-cell (8 samples were journaled at once as the cell ended,
     # and a kill could come after it had finished)
     n = 20
     body = (
-        "name: ray-kill\nmodels: [{base: tiny-qwen2, name: tiny-b4, set: {batch_size: 4}}]\n"
+        "name: ray-kill\nmodels: [{base: tiny-qwen2, name: tiny-b8, set: {batch_size: 8}}]\n"
         f"suites:\n  - {{suite: math, limit: {n}, tasks: [gsm8k]}}\n"
     )
     out = tmp_path / "out"
-    journal = out / "math-tiny-b4-seed0.journal.jsonl"
+    journal = out / "math-tiny-b8-seed0.journal.jsonl"
     outcome: list[StudyOutcome] = []
     runner = threading.Thread(
         target=lambda: outcome.append(
@@ -135,4 +135,4 @@ def test_a_worker_killed_mid_cell_is_retried_and_resumes(cluster: Cluster, tmp_p
         json.loads(line)["request_id"] for line in journal.read_text().splitlines() if '"request_id"' in line
     ]
     assert len(ids) == len(set(ids)) == n  # every sample exactly once
-    assert len(json.loads((out / "math-tiny-b4-seed0.json").read_text())["samples"]) == n
+    assert len(json.loads((out / "math-tiny-b8-seed0.json").read_text())["samples"]) == n
