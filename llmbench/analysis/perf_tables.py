@@ -92,7 +92,8 @@ def sweep_tables(runs: Sequence[RunResult]) -> list[SweepTable]:
 def _groups(
     runs: Sequence[RunResult], metric: str, x_name: str, fixed: tuple[str, str]
 ) -> dict[tuple[tuple[str, object], ...], dict[float, list[PerfPoint | None]]]:
-    """Each run's points with a value of `metric`, by shape (the settings held fixed, and the traffic), then x."""
+    """Each run's points with a value of `metric`, by shape (the settings held fixed, and the traffic),
+    then by x."""
     groups: dict[tuple[tuple[str, object], ...], dict[float, list[PerfPoint | None]]] = {}
     for j, run in enumerate(runs):
         for pt in run.performance.sweep:

@@ -26,7 +26,8 @@ class Compared:
     """A comparison and the runs behind it: the baseline (if named) first, then the candidates.
 
     `leaderboard` is set when that is the view to show (no baseline, and more than three runs or runs of
-    several suites; or asked for); `notes` say what was left out (older runs of a folder), for the user, not for the output.
+    several suites; or asked for); `notes` say what was left out (older runs of a folder), for the user,
+    not for the output.
     """
 
     runs: list[RunResult]
@@ -65,8 +66,8 @@ def compare(
 
     The latest run of each (model, backend, suite) is compared unless `all_runs`, its repeats (another
     seed) merged unless `keep_repeats`; the baseline is never merged. `view` "auto" gives the leaderboard
-    without a baseline for more than three runs or runs of several suites, the per-metric comparison otherwise. `alpha` is the
-    significance level (the gate's, when it will run, so that the output marks what the gate counts).
+    without a baseline for more than three runs or runs of several suites, the per-metric comparison
+    otherwise. `alpha` is the significance level (the gate's, when it will run, so that the output marks what the gate counts).
     """
     from llmbench.analysis.leaderboard import build_leaderboard
     from llmbench.analysis.select import expand, select_runs

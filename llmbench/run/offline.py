@@ -240,17 +240,17 @@ class _Sub:
 def _subtask(task: PreparedTask, outputs: dict[str, list[Answer]]) -> _Sub:
     """Every problem of the task with its outputs; a problem without any gets failed placeholders."""
     sub = PreparedTask(task.spec, task.samples, task.scorer, task.generation)
-    per_problem = max(len(texts) for texts in outputs.values())
+    per_problem = max(len(answers) for answers in outputs.values())
     completions = []
     for sample in task.samples:
-        texts = outputs.get(sample.id)
-        for k in range(len(texts) if texts is not None else per_problem):
+        answers = outputs.get(sample.id)
+        for k in range(len(answers) if answers is not None else per_problem):
             rid = f"{task.spec.name}/{sample.id}/{k}"
             sub.index[rid] = (sample, k)
-            if texts is None:
+            if answers is None:
                 completions.append(Completion(rid, "", finish_reason="error", error=MISSING_OUTPUT))
             else:
-                completions.append(Completion(rid, texts[k].text, tool_calls=list(texts[k].tool_calls)))
+                completions.append(Completion(rid, answers[k].text, tool_calls=list(answers[k].tool_calls)))
     return _Sub(sub, completions)
 
 
